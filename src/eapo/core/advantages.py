@@ -1,0 +1,87 @@
+"""Sequence-level advantages from a group's outcome rewards (PAPER.md Eq. 2 and two common variants).
+
+Rows of one prompt's group are contiguous: rewards [B] with B = prompts × G, group p = rows p·G … p·G+G−1.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import torch
+
+__all__ = ["ADVANTAGE_METHODS", "GroupAdvantages", "group_advantages", "token_advantages"]
+
+ADVANTAGE_METHODS = ("grpo", "dr_grpo", "rloo")
+
+
+class GroupAdvantages(NamedTuple):
+    """`advantages` [B] and the number of groups whose rewards are all equal (they get exactly 0)."""
+
+    advantages: torch.Tensor
+    zero_variance_groups: int
+
+
+def group_advantages(
+    rewards: torch.Tensor, group_size: int, method: str = "grpo", eps: float = 1e-6
+) -> GroupAdvantages:
+    """Group-relative advantages of B responses, G per prompt.
+
+    - `grpo` (PAPER.md Eq. 2): (r_i − mean_G r) / (std_G r + eps). The std is the **unbiased** (Bessel,
+      divide by G − 1) sample standard deviation, the convention of verl's `compute_grpo_outcome_advantage`
+      (`torch.std`, eps 1e-6 added to the std) and TRL's `GRPOTrainer` (`nanstd` with Bessel's correction,
+      eps 1e-4).
+    - `dr_grpo` (Dr. GRPO, arXiv 2503.20783): r_i − mean_G r, no std.
+    - `rloo` (arXiv 2402.14740): r_i − mean_{j≠i} r_j = G/(G−1) · (r_i − mean_G r).
+
+    A group whose rewards are all exactly equal (including any group when G = 1) has no learning signal:
+    its advantages are exactly 0 (not "close to 0" from rounding) and it is counted in
+    `zero_variance_groups`.
+
+    Args:
+        rewards: [B] float, the outcome reward of each response.
+        group_size: G, the number of responses per prompt; must divide B.
+        method: one of `grpo`, `dr_grpo`, `rloo`.
+        eps: added to the std in `grpo`.
+
+    Returns:
+        GroupAdvantages(advantages [B] fp32 detached, zero_variance_groups int).
+    """
+    if method not in ADVANTAGE_METHODS:
+        raise ValueError(
+            f"advantage method {method!r} is unknown; choose from {', '.join(ADVANTAGE_METHODS)}"
+        )
+    if rewards.dim() != 1:
+        raise ValueError(f"rewards must be 1-D [B]; got shape {tuple(rewards.shape)}")
+    batch = rewards.shape[0]
+    if group_size < 1 or batch % group_size != 0:
+        raise ValueError(f"group_size {group_size} must be >= 1 and divide the number of rewards {batch}")
+    if eps < 0:
+        raise ValueError(f"eps must be >= 0; got {eps}")
+    finite = torch.isfinite(rewards)
+    if not bool(finite.all()):
+        first = int((~finite).nonzero()[0, 0])
+        raise ValueError(f"rewards must be finite; got {float(rewards[first])} at index {first}")
+
+    grouped = rewards.detach().double().view(-1, group_size)
+    mean = grouped.mean(dim=1, keepdim=True)
+    centred = grouped - mean
+    if method == "grpo":
+        # Bessel's correction as in verl and TRL; a single-response group is zero-variance below.
+        std = grouped.std(dim=1, keepdim=True) if group_size > 1 else torch.zeros_like(mean)
+        advantages = centred / (std + eps)
+    elif method == "dr_grpo":
+        advantages = centred
+    else:
+        advantages = centred * (group_size / (group_size - 1)) if group_size > 1 else centred
+    zero_variance = grouped.amax(dim=1) == grouped.amin(dim=1)
+    advantages = torch.where(zero_variance[:, None], 0.0, advantages)
+    return GroupAdvantages(advantages.reshape(batch).float(), int(zero_variance.sum()))
+
+
+def token_advantages(advantages: torch.Tensor, response_mask: torch.Tensor) -> torch.Tensor:
+    """Broadcast sequence advantages [B] to tokens [B,T] (PAPER.md Eq. 2), 0 where the mask is 0."""
+    if advantages.dim() != 1 or advantages.shape[0] != response_mask.shape[0]:
+        raise ValueError(
+            f"advantages must be [B] with B = {response_mask.shape[0]}; got shape {tuple(advantages.shape)}"
+        )
+    return torch.where(response_mask != 0, advantages[:, None].float(), 0.0)
