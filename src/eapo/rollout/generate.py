@@ -1,0 +1,348 @@
+"""Batched sampling of G responses per prompt with the KV cache, and the forward that scores them.
+
+Layout of a rollout (DESIGN.md §3): B = prompts x G rows, the G rows of one prompt contiguous. Each row is
+`[left-padded prompt | response, right-padded after its end]`, all rows with the same prompt width P, so
+the response of every row starts at column P.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import inspect
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import torch
+from tqdm.auto import tqdm
+from transformers import (
+    GenerationConfig,
+    PreTrainedModel,
+    PreTrainedTokenizerBase,
+    StoppingCriteria,
+    StoppingCriteriaList,
+)
+
+from eapo.errors import ConfigError
+from eapo.rollout.config import SamplingConfig
+
+
+@dataclass
+class RolloutBatch:
+    """G sampled responses for each of a list of prompts.
+
+    Shapes: B = len(prompts) x G rows (rows of one prompt contiguous), P prompt columns, T response columns.
+    - `sequences` [B, P+T] long: left-padded prompt, then the response, right-padded with the pad token.
+    - `attention_mask` [B, P+T] long: 1 on prompt tokens and on response tokens inside `response_mask`.
+    - `response_ids` [B, T] long: `sequences[:, P:]`.
+    - `response_mask` [B, T] bool: the response's own tokens, up to and including its first eos (or the
+      last token of its first stop string); False on padding and on anything after the end.
+    - `truncated` [B] bool: the response hit `max_new_tokens` without an eos or stop string.
+    - `completions`: the decoded responses without special tokens; a response that a stop string ended
+      ends with that stop string (kept, so that e.g. `</answer>` still closes the answer tag).
+    - `prompt_index` [B] long: which prompt each row answers.
+    - `num_generated_tokens`: number of True entries of `response_mask`.
+    """
+
+    sequences: torch.Tensor
+    attention_mask: torch.Tensor
+    prompt_length: int
+    response_ids: torch.Tensor
+    response_mask: torch.Tensor
+    truncated: torch.Tensor
+    completions: list[str]
+    prompt_index: torch.Tensor
+    num_generated_tokens: int
+
+    @property
+    def response_lengths(self) -> torch.Tensor:
+        """[B] long: number of tokens in each response (its eos or stop string included)."""
+        return self.response_mask.sum(dim=-1)
+
+
+def generate_rollouts(
+    model: PreTrainedModel,
+    tokenizer: PreTrainedTokenizerBase,
+    prompts: list[str],
+    group_size: int,
+    sampling: SamplingConfig,
+    *,
+    seed: int | None = None,
+    progress: bool = False,
+) -> RolloutBatch:
+    """Sample `group_size` responses to each prompt in chunks of `sampling.batch_rows` rows.
+
+    One `generate` call per chunk, with the KV cache. `sampling.temperature == 0` means greedy decoding.
+    Only the configured warpers act (temperature, top-p; top-k is switched off explicitly, since
+    `transformers` would otherwise default to top-k 50).
+
+    Reproducibility: `transformers` samples from the global torch RNG. With `seed` set, sampling runs in a
+    forked RNG seeded with `seed`, so the same seed gives the same samples (on the same device and batch
+    layout) and the caller's RNG state is left untouched. With `seed=None` the global RNG is used and
+    advanced; the trainer passes `seed = run_seed + step` to make runs and resumes reproducible.
+    """
+    _check_sampling(sampling, group_size, prompts)
+    if tokenizer.pad_token_id is None or tokenizer.eos_token_id is None:
+        raise ConfigError("the tokenizer needs a pad and an eos token; load it with eapo.models.load_policy")
+    device = model.device
+    eos_token_ids = _eos_token_ids(model, tokenizer)
+    pad_token_id = tokenizer.pad_token_id
+
+    # Tokenize every prompt once, left-padded to the widest, and repeat each G times (rows contiguous).
+    # A chat template may already have written the bos token; adding another would change the prompt.
+    bos = tokenizer.bos_token
+    has_bos = bos is not None and all(prompt.startswith(bos) for prompt in prompts)
+    encoded = tokenizer(
+        prompts, padding=True, padding_side="left", add_special_tokens=not has_bos, return_tensors="pt"
+    )
+    prompt_index = torch.arange(len(prompts)).repeat_interleave(group_size)
+    prompt_ids = encoded["input_ids"][prompt_index]
+    prompt_mask = encoded["attention_mask"][prompt_index]
+    prompt_length = prompt_ids.shape[1]
+
+    generation_config = _generation_config(sampling, eos_token_ids, pad_token_id)
+
+    response_chunks: list[torch.Tensor] = []
+    rows = prompt_ids.shape[0]
+    chunk_starts = range(0, rows, sampling.batch_rows)
+    was_training = model.training
+    model.eval()  # no dropout while sampling: the samples must come from the policy being scored
+    try:
+        with _seeded(seed, device), torch.no_grad():
+            for start in tqdm(chunk_starts, desc="sampling", unit="chunk", disable=not progress, leave=False):
+                chunk_ids = prompt_ids[start : start + sampling.batch_rows]
+                chunk_mask = prompt_mask[start : start + sampling.batch_rows]
+                # Drop the pad columns that every row of this chunk shares, so short chunks cost less.
+                first_used_column = int(chunk_mask.any(dim=0).nonzero()[0])
+                chunk_ids, chunk_mask = chunk_ids[:, first_used_column:], chunk_mask[:, first_used_column:]
+                stopping_criteria = StoppingCriteriaList()
+                if sampling.stop_strings:
+                    stopping_criteria.append(
+                        StopStringsInText(tokenizer, sampling.stop_strings, chunk_ids.shape[1])
+                    )
+                output = model.generate(
+                    input_ids=chunk_ids.to(device),
+                    attention_mask=chunk_mask.to(device),
+                    generation_config=generation_config,
+                    stopping_criteria=stopping_criteria,
+                )
+                response_chunks.append(output[:, chunk_ids.shape[1] :].cpu())
+    finally:
+        model.train(was_training)
+
+    response_width = max(chunk.shape[1] for chunk in response_chunks)
+    response_ids = torch.full((rows, response_width), pad_token_id, dtype=torch.long)
+    row = 0
+    for chunk in response_chunks:
+        response_ids[row : row + chunk.shape[0], : chunk.shape[1]] = chunk
+        row += chunk.shape[0]
+
+    response_mask, truncated = response_mask_from_ids(response_ids, eos_token_ids)
+    if sampling.stop_strings:
+        response_mask, truncated = _end_at_stop_strings(
+            response_ids, response_mask, truncated, tokenizer, sampling.stop_strings
+        )
+    # Whatever follows the end of a response is pad, so the stored sequences read cleanly.
+    response_ids = response_ids.masked_fill(~response_mask, pad_token_id)
+    completions = tokenizer.batch_decode(
+        [ids[mask].tolist() for ids, mask in zip(response_ids, response_mask, strict=True)],
+        skip_special_tokens=True,
+    )
+    completions = [_cut_after_stop_string(text, sampling.stop_strings) for text in completions]
+    return RolloutBatch(
+        sequences=torch.cat([prompt_ids, response_ids], dim=1).to(device),
+        attention_mask=torch.cat([prompt_mask, response_mask.long()], dim=1).to(device),
+        prompt_length=prompt_length,
+        response_ids=response_ids.to(device),
+        response_mask=response_mask.to(device),
+        truncated=truncated.to(device),
+        completions=completions,
+        prompt_index=prompt_index.to(device),
+        num_generated_tokens=int(response_mask.sum()),
+    )
+
+
+def response_mask_from_ids(
+    response_ids: torch.Tensor, eos_token_ids: list[int]
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mask of each response's own tokens and whether it was truncated.
+
+    `response_ids` [B, T] -> (`response_mask` [B, T] bool, True up to and including the first eos token of
+    the row; `truncated` [B] bool, True for rows without any eos, whose every token counts).
+    """
+    is_eos = torch.isin(response_ids, torch.tensor(eos_token_ids, device=response_ids.device))
+    # Count eos tokens strictly before each position: a token is in the response while that count is 0.
+    eos_before = torch.cumsum(is_eos.long(), dim=-1) - is_eos.long()
+    response_mask = eos_before == 0
+    truncated = ~is_eos.any(dim=-1)
+    return response_mask, truncated
+
+
+def response_logits(
+    model: PreTrainedModel,
+    sequences: torch.Tensor,
+    attention_mask: torch.Tensor,
+    prompt_length: int,
+) -> torch.Tensor:
+    """Logits that predict each response token, from one forward pass.
+
+    `sequences`, `attention_mask` [B, L] with L = P + T (a `RolloutBatch`'s) -> logits [B, T, V] at positions
+    P-1 .. L-2. Position ids come from the attention mask (cumsum - 1), the way `generate` numbers them, so
+    the left padding of short prompts does not shift the positions: the log-probs then equal those the
+    sampler used, and the importance ratio π_θ/π_old (PAPER.md Eq. 2) starts at 1. (RoPE models are
+    blind to a shift that is the same for every token of a row; models with absolute position embeddings,
+    such as GPT-2, are not: there a forward without these position ids is off by whole nats.)
+    """
+    response_length = sequences.shape[1] - prompt_length
+    if response_length < 1:
+        raise ValueError(f"sequences of length {sequences.shape[1]} hold no response after {prompt_length=}")
+    # The last token predicts nothing we need, so it is not fed; positions 0..L-2 remain.
+    input_ids = sequences[:, :-1]
+    input_mask = attention_mask[:, :-1]
+    position_ids = (input_mask.long().cumsum(dim=-1) - 1).clamp(min=0)
+    kwargs = {
+        "input_ids": input_ids,
+        "attention_mask": input_mask,
+        "position_ids": position_ids,
+        "use_cache": False,
+    }
+    if _accepts_logits_to_keep(model):
+        # Skip the vocabulary projection on prompt positions (the [B, P, V] part is never used).
+        logits = model(**kwargs, logits_to_keep=response_length).logits
+    else:
+        logits = model(**kwargs).logits[:, -response_length:]
+    return logits
+
+
+class StopStringsInText(StoppingCriteria):
+    """Stops a row once its decoded response text (special tokens skipped) contains a stop string.
+
+    `transformers`' own `stop_strings` matches on raw token strings, where a special token such as `<pad>`
+    can "contain" a stop string like `a`; matching on the decoded text agrees with how the response mask and
+    the completions are cut afterwards. Only the last few tokens are decoded at each step: a stop string
+    completed by the newest token lies within them.
+    """
+
+    def __init__(
+        self, tokenizer: PreTrainedTokenizerBase, stop_strings: list[str], prompt_width: int
+    ) -> None:
+        self.tokenizer = tokenizer
+        self.stop_strings = list(stop_strings)
+        self.prompt_width = prompt_width
+        self.window = max(len(stop) for stop in stop_strings) + 8
+
+    def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor, **kwargs: object) -> torch.Tensor:
+        start = max(self.prompt_width, input_ids.shape[1] - self.window)
+        texts = self.tokenizer.batch_decode(input_ids[:, start:].tolist(), skip_special_tokens=True)
+        stopped = [any(stop in text for stop in self.stop_strings) for text in texts]
+        return torch.tensor(stopped, dtype=torch.bool, device=input_ids.device)
+
+
+def _generation_config(
+    sampling: SamplingConfig, eos_token_ids: list[int], pad_token_id: int
+) -> GenerationConfig:
+    """A config with every sampling knob set, so nothing is inherited from the model's own defaults."""
+    greedy = sampling.temperature == 0
+    return GenerationConfig(
+        do_sample=not greedy,
+        temperature=None if greedy else sampling.temperature,
+        top_p=None if greedy else sampling.top_p,
+        top_k=None if greedy else 0,
+        typical_p=1.0,
+        repetition_penalty=1.0,
+        no_repeat_ngram_size=0,
+        min_length=0,
+        epsilon_cutoff=0.0,
+        eta_cutoff=0.0,
+        max_new_tokens=sampling.max_new_tokens,
+        eos_token_id=eos_token_ids,
+        pad_token_id=pad_token_id,
+        num_beams=1,
+        use_cache=True,
+    )
+
+
+def _eos_token_ids(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase) -> list[int]:
+    """The tokenizer's eos plus any the model's generation config declares (e.g. several for chat models)."""
+    ids = {int(tokenizer.eos_token_id)}
+    configured = getattr(getattr(model, "generation_config", None), "eos_token_id", None)
+    if isinstance(configured, int):
+        ids.add(configured)
+    elif isinstance(configured, list | tuple):
+        ids.update(int(token_id) for token_id in configured)
+    return sorted(ids)
+
+
+def _end_at_stop_strings(
+    response_ids: torch.Tensor,
+    response_mask: torch.Tensor,
+    truncated: torch.Tensor,
+    tokenizer: PreTrainedTokenizerBase,
+    stop_strings: list[str],
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Shorten each response to end at the last token of its first stop string, if one occurs.
+
+    The decoded prefix of a row contains a stop string from some length on and ever after, so the end is
+    found by bisection: O(log T) decodes per row.
+    """
+    response_mask = response_mask.clone()
+    truncated = truncated.clone()
+    for row in range(response_ids.shape[0]):
+        length = int(response_mask[row].sum())
+        ids = response_ids[row, :length].tolist()
+
+        def contains_stop(prefix_length: int, ids: list[int] = ids) -> bool:
+            text = tokenizer.decode(ids[:prefix_length], skip_special_tokens=True)
+            return any(stop in text for stop in stop_strings)
+
+        if length == 0 or not contains_stop(length):
+            continue
+        low, high = 1, length  # the shortest prefix that contains a stop string lies in [low, high]
+        while low < high:
+            middle = (low + high) // 2
+            if contains_stop(middle):
+                high = middle
+            else:
+                low = middle + 1
+        response_mask[row, low:] = False
+        truncated[row] = False
+    return response_mask, truncated
+
+
+def _cut_after_stop_string(text: str, stop_strings: list[str]) -> str:
+    """`text` up to the end of its first stop string (a token may run past the stop string's end)."""
+    ends = [text.find(stop) + len(stop) for stop in stop_strings if stop in text]
+    return text[: min(ends)] if ends else text
+
+
+def _accepts_logits_to_keep(model: PreTrainedModel) -> bool:
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    return "logits_to_keep" in inspect.signature(base.forward).parameters
+
+
+@contextlib.contextmanager
+def _seeded(seed: int | None, device: torch.device) -> Iterator[None]:
+    """Run the body with the torch RNG seeded by `seed`, restoring the outer RNG state afterwards."""
+    if seed is None:
+        yield
+        return
+    devices = [device] if device.type == "cuda" else []
+    with torch.random.fork_rng(devices=devices):
+        torch.manual_seed(seed)
+        yield
+
+
+def _check_sampling(sampling: SamplingConfig, group_size: int, prompts: list[str]) -> None:
+    if not prompts:
+        raise ConfigError("generate_rollouts: no prompts given; expected at least one")
+    if group_size < 1:
+        raise ConfigError(f"group_size: {group_size} is not allowed; expected an integer >= 1")
+    if sampling.temperature < 0:
+        raise ConfigError(
+            f"sampling.temperature: {sampling.temperature} is negative; expected >= 0 (0 = greedy)"
+        )
+    if not 0 < sampling.top_p <= 1:
+        raise ConfigError(f"sampling.top_p: {sampling.top_p} is outside (0, 1]")
+    if sampling.max_new_tokens < 1:
+        raise ConfigError(f"sampling.max_new_tokens: {sampling.max_new_tokens} is not allowed; expected >= 1")
+    if sampling.batch_rows < 1:
+        raise ConfigError(f"sampling.batch_rows: {sampling.batch_rows} is not allowed; expected >= 1")
