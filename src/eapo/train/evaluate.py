@@ -1,0 +1,105 @@
+"""`eapo eval`: held-out Avg@k and unbiased Pass@k (PAPER.md §6, evaluation) of a run, checkpoint or model."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from eapo.core import avg_at_k, pass_at_k
+from eapo.errors import ConfigError
+from eapo.models import load_policy
+from eapo.rollout import SamplingConfig, evaluate
+from eapo.tasks import load_task
+from eapo.train.checkpoint import latest_checkpoint
+from eapo.train.config import Config, load_config
+from eapo.train.trainer import seed_everything
+
+
+def _run_of_checkpoint(path: Path) -> Path | None:
+    """`runs/<id>` for `runs/<id>/checkpoints/step_N` (or its `model/`), else None."""
+    for parent in [path, *path.parents][:4]:
+        if (parent / "config.yaml").is_file() and (parent / "checkpoints").is_dir():
+            return parent
+    return None
+
+
+def resolve_eval_target(
+    run: Path | None, model: str | None, config: Path | None, overrides: list[str] | None
+) -> tuple[Config, str]:
+    """The config (task, sampling, eval settings) and the model to evaluate, from whichever was given."""
+    model_name: str | None = None
+    config_path = config
+    if run is not None:
+        checkpoint = latest_checkpoint(run, verify=True)
+        if checkpoint is None:
+            raise ConfigError(f"--run {run}: no valid checkpoint under {run / 'checkpoints'}")
+        model_name = str(checkpoint / "model")
+        config_path = config_path or run / "config.yaml"
+    if model is not None:
+        path = Path(model)
+        if (path / "model").is_dir():  # a checkpoint folder
+            path = path / "model"
+        model_name = str(path) if path.exists() else model
+        owner = _run_of_checkpoint(path) if path.exists() else None
+        if config_path is None and owner is not None:
+            config_path = owner / "config.yaml"
+    if model_name is None:
+        raise ConfigError(
+            "eapo eval needs --run RUN_DIR or --model (checkpoint folder, tiny, smollm2, Hub id, path)"
+        )
+    cfg = load_config(config_path, overrides)
+    cfg.model.name = model_name
+    cfg.model.lora.enabled = False  # a saved checkpoint already holds its adapters or merged weights
+    return cfg, model_name
+
+
+def evaluate_cli(
+    *,
+    run: Path | None,
+    model: str | None,
+    task: str | None,
+    config: Path | None,
+    overrides: list[str] | None,
+    ks: list[int],
+    num_problems: int | None,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Evaluate with n = max(ks) samples per problem and report Avg@n and Pass@k for every k in `ks`."""
+    if not ks or min(ks) < 1:
+        raise ConfigError(f"--k {ks}: expected comma-separated integers >= 1, e.g. --k 1,8")
+    extra = list(overrides or [])
+    if task is not None:
+        extra += ["--task.source", task]
+    cfg, model_name = resolve_eval_target(run, model, config, extra)
+    n = max(ks)
+    seed_everything(cfg.run.seed)
+    the_task = load_task(cfg.task)
+    policy, tokenizer = load_policy(cfg.model, the_task, progress=progress)
+    problems = the_task.eval[: num_problems or cfg.eval.num_problems]
+    sampling = SamplingConfig(
+        temperature=cfg.eval.temperature,
+        top_p=cfg.eval.top_p,
+        max_new_tokens=cfg.eval.max_new_tokens or cfg.sampling.max_new_tokens,
+        stop_strings=list(cfg.sampling.stop_strings),
+        batch_rows=cfg.sampling.batch_rows,
+    )
+    result = evaluate(
+        policy, tokenizer, the_task, problems, k=n, sampling=sampling, seed=cfg.run.seed, progress=progress
+    )
+    counts = torch.tensor(result["correct_per_problem"], dtype=torch.float64)
+    report: dict[str, Any] = {
+        "model": model_name,
+        "task": cfg.task.source,
+        "num_problems": len(problems),
+        "samples_per_problem": n,
+        "temperature": sampling.temperature,
+        "top_p": sampling.top_p,
+        f"avg@{n}": avg_at_k(counts, n=n),
+    }
+    for k in sorted(set(ks)):
+        report[f"pass@{k}"] = float(torch.as_tensor(pass_at_k(n, counts, k)).mean())
+    for key in ("mean_response_tokens", "truncated_fraction", "extracted_fraction"):
+        report[key] = result[key]
+    return report

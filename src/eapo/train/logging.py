@@ -1,0 +1,67 @@
+"""Metrics out of the trainer: one JSON line per step (the source of every plot) and TensorBoard."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+
+def _finite_or_none(value: float) -> float | None:
+    return value if math.isfinite(value) else None
+
+
+class MetricsLogger:
+    """Appends `{"step": n, ...}` lines to `<run>/metrics.jsonl` and mirrors scalars to TensorBoard.
+
+    Non-finite values are written as null (JSON has no NaN) so that the file always parses.
+    """
+
+    def __init__(self, run_dir: Path, tensorboard: bool = True, resume_from_step: int | None = None) -> None:
+        self.path = Path(run_dir) / "metrics.jsonl"
+        if resume_from_step is not None and self.path.exists():
+            # A resumed run rewrites the steps after its checkpoint, so drop the ones logged after it.
+            kept = [line for line in self.path.read_text().splitlines() if _step_of(line) <= resume_from_step]
+            self.path.write_text("".join(line + "\n" for line in kept))
+        self._file = self.path.open("a")
+        self._writer = None
+        if tensorboard:
+            from torch.utils.tensorboard import SummaryWriter
+
+            self._writer = SummaryWriter(log_dir=str(Path(run_dir) / "tensorboard"))
+
+    def log(self, step: int, metrics: dict[str, Any]) -> None:
+        row: dict[str, Any] = {"step": step}
+        for key, value in metrics.items():
+            row[key] = _finite_or_none(float(value)) if isinstance(value, int | float) else value
+        self._file.write(json.dumps(row) + "\n")
+        self._file.flush()
+        if self._writer is not None:
+            for key, value in row.items():
+                if key != "step" and isinstance(value, int | float):
+                    self._writer.add_scalar(key, value, step)
+
+    def close(self) -> None:
+        self._file.close()
+        if self._writer is not None:
+            self._writer.close()
+
+
+def _step_of(line: str) -> int:
+    try:
+        return int(json.loads(line).get("step", 0))
+    except (ValueError, AttributeError):
+        return 1 << 62  # a torn last line from a killed run: drop it
+
+
+def read_metrics(run_dir: Path) -> list[dict[str, Any]]:
+    """All rows of a run's metrics.jsonl (torn lines skipped)."""
+    path = Path(run_dir) / "metrics.jsonl"
+    rows = []
+    for line in path.read_text().splitlines():
+        try:
+            rows.append(json.loads(line))
+        except ValueError:
+            continue
+    return rows

@@ -1,0 +1,579 @@
+"""The RLVR training loop (DESIGN.md section 3), one step read top to bottom:
+
+    prompts -> rollout (G per prompt) -> rewards (verifier) -> old log-probs + entropy (one chunked
+    forward) -> group advantages -> shaper (the algorithm's credit assignment) -> PPO-clip policy loss
+    -> optimizer step -> metrics (per quadrant) -> log; every N steps: held-out eval and a checkpoint.
+
+All the math lives in `eapo.core`; this file only orders the calls, times them and keeps state.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import random
+import signal
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from eapo.core import (
+    group_advantages,
+    policy_loss,
+    quadrant_stats,
+    shape_advantages,
+    token_logprobs_and_entropy,
+)
+from eapo.errors import CheckpointError, ConfigError
+from eapo.models import autocast_context, load_policy
+from eapo.rollout import RolloutBatch, SamplingConfig, evaluate, generate_rollouts, response_logits
+from eapo.tasks import Problem, Task, build_prompt, load_task, score_completions
+from eapo.train.algorithms import Algorithm, resolve_algorithm
+from eapo.train.checkpoint import latest_checkpoint, load_trainer_state, save_checkpoint
+from eapo.train.config import Config, dump_yaml, load_config
+from eapo.train.logging import MetricsLogger
+
+RewardFn = Callable[[str, Problem], float]
+
+
+@dataclass
+class TrainResult:
+    run_dir: Path
+    steps_done: int
+    stopped: str  # completed | interrupted | bad_steps
+    checkpoint: Path | None
+    start_eval: dict[str, float] = field(default_factory=dict)
+    final_eval: dict[str, float] = field(default_factory=dict)
+
+
+class _StopRequest:
+    """SIGINT/SIGTERM ask the loop to stop after the current step (it then checkpoints and exits 0).
+
+    A second Ctrl-C interrupts at once, for a user who really means it.
+    """
+
+    def __init__(self) -> None:
+        self.requested = False
+        self._previous: dict[int, Any] = {}
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        if self.requested and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        self.requested = True
+        tqdm.write(
+            f"\n{signal.Signals(signum).name} received: finishing this step, then saving a checkpoint."
+        )
+
+    def __enter__(self) -> _StopRequest:
+        with contextlib.suppress(ValueError):  # not the main thread: no handlers, no graceful stop
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self._previous[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % (1 << 32))
+    torch.manual_seed(seed)
+
+
+def step_seed(run_seed: int, step: int) -> int:
+    """Every step samples from its own seed, so a resumed run draws exactly what the original would."""
+    return (run_seed * 1_000_003 + step * 7_919 + 17) % (1 << 31)
+
+
+def data_order(num_problems: int, seed: int, start: int) -> Iterator[int]:
+    """Indices into the train split from position `start` on: a fresh seeded permutation per epoch."""
+    epoch, offset = divmod(start, num_problems)
+    while True:
+        order = np.random.default_rng([seed, epoch]).permutation(num_problems)
+        yield from (int(i) for i in order[offset:])
+        epoch, offset = epoch + 1, 0
+
+
+def make_run_dir(config: Config) -> Path:
+    name = config.run.name or (
+        f"{config.algo.name}-{config.task.source.split(':')[-1].split('/')[-1]}-"
+        f"{datetime.now().strftime('%Y%m%d-%H%M%S')}"
+    )
+    run_dir = Path(config.run.output_dir) / name
+    run_dir.mkdir(parents=True, exist_ok=True)
+    return run_dir
+
+
+def _masked_quantiles(values: torch.Tensor, mask: torch.Tensor, qs: tuple[float, ...]) -> list[float]:
+    valid = values[mask].float()
+    if valid.numel() == 0:
+        return [0.0 for _ in qs]
+    return torch.quantile(valid, torch.tensor(qs)).tolist()
+
+
+def overlong_penalty(lengths: torch.Tensor, max_new_tokens: int, buffer: int) -> torch.Tensor:
+    """DAPO's soft overlong punishment: 0 up to max − buffer, then linear down to −1 at max. [B] -> [B]."""
+    if buffer <= 0:
+        return torch.zeros_like(lengths, dtype=torch.float32)
+    start = max_new_tokens - buffer
+    return -((lengths.float() - start).clamp(min=0) / buffer).clamp(max=1.0)
+
+
+@torch.no_grad()
+def score_policy(
+    model: Any, batch: RolloutBatch, chunk_size: int, micro_batch_rows: int, autocast: Any
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Log-probs, entropy and Σπ² of the rollout's response tokens under `model`, without gradients.
+
+    Returns three [B,T] tensors (zero outside the response mask); the last is float64.
+    """
+    outs: list[tuple[torch.Tensor, ...]] = []
+    for rows in _row_chunks(batch.sequences.shape[0], micro_batch_rows):
+        with autocast():
+            logits = response_logits(
+                model, batch.sequences[rows], batch.attention_mask[rows], batch.prompt_length
+            )
+        outs.append(
+            token_logprobs_and_entropy(
+                logits,
+                batch.response_ids[rows],
+                batch.response_mask[rows],
+                chunk_size,
+                return_sum_sq_probs=True,
+            )
+        )
+    logprobs, entropy, sum_sq = (torch.cat(parts) for parts in zip(*outs, strict=True))
+    # Σπ² stays float64: Eq. 5's 1 − 2π_y + Σπ² cancels to ~1e-8 at near-deterministic tokens.
+    return logprobs.float(), entropy.float(), sum_sq
+
+
+def _row_chunks(num_rows: int, chunk: int) -> list[slice]:
+    return [slice(i, min(i + chunk, num_rows)) for i in range(0, num_rows, chunk)]
+
+
+class Trainer:
+    """Owns the model, optimizer and run folder; `run()` trains for `config.train.steps` steps."""
+
+    def __init__(
+        self,
+        config: Config,
+        *,
+        run_dir: Path | None = None,
+        resume: bool = False,
+        progress: bool = True,
+        reward_fn: RewardFn | None = None,
+    ) -> None:
+        self.config = config
+        self.progress = progress
+        self.reward_fn = reward_fn
+        self.algorithm: Algorithm = resolve_algorithm(config.algo)
+        self.run_dir = Path(run_dir) if run_dir is not None else make_run_dir(config)
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        seed_everything(config.run.seed)
+
+        self.task: Task = load_task(config.task)
+        self.model, self.tokenizer = load_policy(config.model, self.task, progress=progress)
+        self.device = next(self.model.parameters()).device
+        self.autocast = lambda: autocast_context(self.device, config.model.dtype)
+        self.ref_model = None
+        if self.algorithm.kl_coef > 0:
+            self.ref_model, _ = load_policy(config.model, self.task, progress=False)
+            self.ref_model.eval().requires_grad_(False)
+
+        params = [p for p in self.model.parameters() if p.requires_grad]
+        t = config.train
+        self.optimizer = torch.optim.AdamW(params, lr=t.lr, weight_decay=t.weight_decay)
+        warmup = max(t.warmup_steps, 0)
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(
+            self.optimizer, lambda s: min(1.0, (s + 1) / warmup) if warmup else 1.0
+        )
+        self.step = 0
+        self.data_position = 0
+        self.bad_steps = 0
+        self.counters = {"skipped_steps": 0, "verifier_errors": 0, "verifier_timeouts": 0}
+        self.resumed_from: Path | None = None
+        if resume:
+            self._restore()
+        (self.run_dir / "config.yaml").write_text(dump_yaml(config))
+        self.logger = MetricsLogger(
+            self.run_dir, config.run.tensorboard, resume_from_step=self.step if self.resumed_from else None
+        )
+
+    # ------------------------------------------------------------------ checkpoints
+    def _restore(self) -> None:
+        path = latest_checkpoint(self.run_dir, verify=True)
+        if path is None:
+            raise CheckpointError(f"--resume: no valid checkpoint under {self.run_dir / 'checkpoints'}")
+        trainer_state, state = load_trainer_state(path)
+        from safetensors.torch import load_file
+
+        weights: dict[str, torch.Tensor] = {}
+        for file in sorted((path / "model").glob("*.safetensors")):
+            weights.update(load_file(file))
+        if hasattr(self.model, "peft_config"):
+            from peft import set_peft_model_state_dict
+
+            set_peft_model_state_dict(self.model, weights)
+        else:
+            _load_weights(self.model, weights)
+        self.optimizer.load_state_dict(trainer_state["optimizer"])
+        self.scheduler.load_state_dict(trainer_state["scheduler"])
+        torch.set_rng_state(trainer_state["torch_rng"])
+        self.step = state["step"]
+        self.data_position = state["data_position"]
+        self.bad_steps = state.get("bad_steps", 0)
+        self.counters.update(state.get("counters", {}))
+        self.resumed_from = path
+
+    def save(self) -> Path | None:
+        trainer_state = {
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "torch_rng": torch.get_rng_state(),
+        }
+        state = {
+            "step": self.step,
+            "data_position": self.data_position,
+            "bad_steps": self.bad_steps,
+            "counters": self.counters,
+            "algo": self.algorithm.name,
+        }
+        try:
+            # A LoRA (peft) model saves its adapters only; `_restore` loads them back the same way.
+            return save_checkpoint(
+                self.run_dir,
+                self.step,
+                self.model,
+                self.tokenizer,
+                trainer_state,
+                state,
+                self.config.run.keep_checkpoints,
+            )
+        except CheckpointError as err:
+            tqdm.write(f"error: {err}")
+            return None
+
+    # ------------------------------------------------------------------ one step
+    def _next_problems(self) -> list[Problem]:
+        n = self.config.train.prompts_per_step
+        order = data_order(len(self.task.train), self.config.run.seed, self.data_position)
+        problems = [self.task.train[next(order)] for _ in range(n)]
+        self.data_position += n
+        return problems
+
+    def train_step(self) -> dict[str, float]:
+        cfg, algo = self.config, self.algorithm
+        G = cfg.train.group_size
+        timings: dict[str, float] = {}
+        t_step = time.perf_counter()
+
+        # 1. Rollout: G responses per prompt, sampled from the current policy (= π_old).
+        problems = self._next_problems()
+        prompts = [build_prompt(p, self.tokenizer, cfg.task) for p in problems]
+        seed_everything(step_seed(cfg.run.seed, self.step))
+        t0 = time.perf_counter()
+        self.model.eval()
+        with self.autocast():
+            batch = generate_rollouts(self.model, self.tokenizer, prompts, G, cfg.sampling, seed=None)
+        timings["rollout"] = time.perf_counter() - t0
+
+        # 2. Rewards: the verifier, 0/1 (a failing or hanging verifier gives 0 and is counted).
+        t0 = time.perf_counter()
+        row_problems = [problems[i] for i in batch.prompt_index.tolist()]
+        scored = score_completions(
+            batch.completions, row_problems, self.task, cfg.task.verifier_timeout_s, reward_fn=self.reward_fn
+        )
+        correct = torch.tensor(scored.rewards, dtype=torch.float32)
+        lengths = batch.response_mask.sum(dim=1)
+        buffer = algo.overlong_buffer if algo.overlong_buffer >= 0 else cfg.sampling.max_new_tokens // 4
+        rewards = correct + overlong_penalty(lengths, cfg.sampling.max_new_tokens, buffer)
+        timings["scoring"] = time.perf_counter() - t0
+
+        # 3. Old log-probs and entropy: one chunked forward without gradients.
+        t0 = time.perf_counter()
+        old_logprobs, entropy, sum_sq = score_policy(
+            self.model, batch, cfg.train.logprob_chunk_size, cfg.train.micro_batch_rows, self.autocast
+        )
+        ref_logprobs = None
+        if self.ref_model is not None:
+            ref_logprobs, _, _ = score_policy(
+                self.ref_model, batch, cfg.train.logprob_chunk_size, cfg.train.micro_batch_rows, self.autocast
+            )
+        timings["old_logprobs"] = time.perf_counter() - t0
+
+        # 4. Credit assignment: group advantages (Eq. 2), broadcast to tokens, then the algorithm's shaper.
+        mask = batch.response_mask
+        seq_adv, zero_var_groups = group_advantages(rewards, G, algo.advantage)
+        advantages = seq_adv[:, None] * mask
+        shaped = shape_advantages(algo.shaper, advantages, entropy, mask, G, **algo.shaper_params)
+        update_mask = mask
+        if cfg.train.drop_zero_variance_groups:
+            informative = rewards.view(-1, G).std(dim=1) > 0
+            update_mask = mask & informative.repeat_interleave(G)[:, None]
+
+        # 5. Policy update: PPO epochs x mini-batches (whole groups) x micro-batches (gradient accumulation).
+        t0 = time.perf_counter()
+        update = self._policy_update(batch, old_logprobs, ref_logprobs, shaped, update_mask)
+        timings["forward_backward"] = update.pop("time/forward_backward")
+        timings["optimizer"] = update.pop("time/optimizer")
+        timings["update"] = time.perf_counter() - t0
+
+        # 6. Metrics: rewards, entropy, the four quadrants (PAPER.md §4.1) under this algorithm's advantages.
+        per_token_loss = update.pop("per_token_loss")
+        quadrants = quadrant_stats(
+            shaped,
+            entropy,
+            mask,
+            G,
+            logprobs=old_logprobs,
+            sum_sq_probs=sum_sq,
+            per_token_loss=per_token_loss,
+        )
+        n_tokens = int(mask.sum())
+        timings["step"] = time.perf_counter() - t_step
+        self.counters["verifier_errors"] += scored.n_verifier_errors
+        self.counters["verifier_timeouts"] += scored.n_verifier_timeouts
+        ent_q = _masked_quantiles(entropy, mask, (0.1, 0.5, 0.9))
+        metrics: dict[str, float] = {
+            "reward/mean": float(rewards.mean()),
+            "accuracy": float(correct.mean()),
+            "reward/zero_variance_groups": float(zero_var_groups),
+            "response/length_mean": float(lengths.float().mean()),
+            "response/truncated_frac": float(batch.truncated.float().mean()),
+            "verifier/errors": float(scored.n_verifier_errors),
+            "verifier/timeouts": float(scored.n_verifier_timeouts),
+            "verifier/extracted_frac": scored.n_extracted / max(len(batch.completions), 1),
+            "entropy/mean": float((entropy * mask).sum() / max(n_tokens, 1)),
+            "entropy/p10": ent_q[0],
+            "entropy/p50": ent_q[1],
+            "entropy/p90": ent_q[2],
+            "advantage/mean_abs": float(advantages.abs().sum() / max(n_tokens, 1)),
+            "advantage/shaped_mean_abs": float(shaped.abs().sum() / max(n_tokens, 1)),
+            "tokens/generated": float(n_tokens),
+            "tokens_per_s": n_tokens / max(timings["step"], 1e-9),
+            "lr": float(self.scheduler.get_last_lr()[0]),
+        }
+        metrics.update(update)
+        for name, stats in quadrants.items():
+            for key, value in stats.items():
+                metrics[f"quadrant/{name}/{key}"] = float(value)
+        for key, value in timings.items():
+            metrics[f"time/{key}"] = value
+        self._last_samples = [
+            {
+                "prompt": prompts[batch.prompt_index[i]],
+                "completion": batch.completions[i],
+                "reward": float(rewards[i]),
+            }
+            for i in range(min(cfg.run.log_samples, len(batch.completions)))
+        ]
+        return metrics
+
+    def _policy_update(
+        self,
+        batch: RolloutBatch,
+        old_logprobs: torch.Tensor,
+        ref_logprobs: torch.Tensor | None,
+        advantages: torch.Tensor,
+        update_mask: torch.Tensor,
+    ) -> dict[str, Any]:
+        cfg, algo = self.config, self.algorithm
+        B = batch.sequences.shape[0]
+        rows_per_mini = B // cfg.train.mini_batches
+        need_entropy_grad = algo.entropy_coef > 0
+        per_token_loss = torch.zeros_like(advantages)
+        sums: dict[str, float] = {}
+        grad_norms: list[float] = []
+        t_fb = t_opt = 0.0
+        skipped = 0
+        self.model.train()
+        for epoch in range(cfg.train.ppo_epochs):
+            for mini in _row_chunks(B, rows_per_mini):
+                num_tokens = int(update_mask[mini].sum())
+                num_seqs = mini.stop - mini.start
+                self.optimizer.zero_grad(set_to_none=True)
+                t0 = time.perf_counter()
+                for micro in _row_chunks(num_seqs, cfg.train.micro_batch_rows):
+                    rows = slice(mini.start + micro.start, mini.start + micro.stop)
+                    with self.autocast():
+                        logits = response_logits(
+                            self.model, batch.sequences[rows], batch.attention_mask[rows], batch.prompt_length
+                        )
+                    outs = token_logprobs_and_entropy(
+                        logits,
+                        batch.response_ids[rows],
+                        update_mask[rows],
+                        cfg.train.logprob_chunk_size,
+                        entropy_grad=need_entropy_grad,
+                    )
+                    logprobs, entropy = outs[0], outs[1]
+                    loss, token_loss, m = policy_loss(
+                        logprobs.float(),
+                        old_logprobs[rows],
+                        advantages[rows],
+                        update_mask[rows],
+                        loss_type=algo.loss,
+                        clip_low=algo.clip_low,
+                        clip_high=algo.clip_high,
+                        dual_clip=algo.dual_clip,
+                        ref_logprobs=None if ref_logprobs is None else ref_logprobs[rows],
+                        kl_coef=algo.kl_coef,
+                        entropy=entropy.float() if need_entropy_grad else None,
+                        entropy_coef=algo.entropy_coef,
+                        agg=algo.agg,
+                        num_tokens=num_tokens,
+                        num_seqs=num_seqs,
+                        **algo.loss_params,
+                    )
+                    loss.backward()
+                    weight = (rows.stop - rows.start) / B
+                    sums["loss"] = sums.get("loss", 0.0) + float(loss.detach()) / cfg.train.ppo_epochs
+                    for key, value in m.items():
+                        sums[key] = sums.get(key, 0.0) + float(value) * weight / cfg.train.ppo_epochs
+                    if epoch == 0:
+                        per_token_loss[rows] = token_loss.detach().float() / max(num_tokens, 1)
+                t_fb += time.perf_counter() - t0
+                t0 = time.perf_counter()
+                params = [p for p in self.model.parameters() if p.requires_grad]
+                grad_norm = float(torch.nn.utils.clip_grad_norm_(params, cfg.train.max_grad_norm))
+                grad_norms.append(grad_norm)
+                if math.isfinite(grad_norm) and math.isfinite(sums.get("loss", 0.0)):
+                    self.optimizer.step()
+                else:
+                    # A NaN/inf loss or gradient: skip this update and leave the optimizer state untouched.
+                    skipped += 1
+                self.optimizer.zero_grad(set_to_none=True)
+                t_opt += time.perf_counter() - t0
+        self.scheduler.step()
+        finite_norms = [g for g in grad_norms if math.isfinite(g)]
+        out: dict[str, Any] = dict(sums)
+        out["grad_norm"] = float(np.mean(finite_norms)) if finite_norms else float("nan")
+        out["skipped_updates"] = float(skipped)
+        out["time/forward_backward"] = t_fb
+        out["time/optimizer"] = t_opt
+        out["per_token_loss"] = per_token_loss
+        return out
+
+    # ------------------------------------------------------------------ evaluation
+    def evaluate(self, num_problems: int | None = None) -> dict[str, float]:
+        e = self.config.eval
+        sampling = SamplingConfig(
+            temperature=e.temperature,
+            top_p=e.top_p,
+            max_new_tokens=e.max_new_tokens or self.config.sampling.max_new_tokens,
+            stop_strings=list(self.config.sampling.stop_strings),
+            batch_rows=self.config.sampling.batch_rows,
+        )
+        problems = self.task.eval[: num_problems or e.num_problems]
+        self.model.eval()
+        with self.autocast():
+            result = evaluate(
+                self.model,
+                self.tokenizer,
+                self.task,
+                problems,
+                k=e.k,
+                sampling=sampling,
+                seed=self.config.run.seed,
+            )
+        return {f"eval/{k}": float(v) for k, v in result.items() if isinstance(v, int | float)}
+
+    # ------------------------------------------------------------------ the loop
+    def run(self) -> TrainResult:
+        cfg = self.config
+        total = cfg.train.steps
+        start_eval: dict[str, float] = {}
+        final_eval: dict[str, float] = {}
+        stopped = "completed"
+        checkpoint: Path | None = self.resumed_from
+        if self.resumed_from is not None:
+            tqdm.write(f"Resuming from {self.resumed_from} (step {self.step}).")
+        else:
+            start_eval = self.evaluate()
+            self.logger.log(0, start_eval)
+        bar = tqdm(
+            total=total, initial=self.step, desc=f"eapo {self.algorithm.name}", disable=not self.progress
+        )
+        samples_path = self.run_dir / "samples.jsonl"
+        with _StopRequest() as stop:
+            while self.step < total:
+                metrics = self.train_step()
+                self.step += 1
+                bad = metrics["skipped_updates"] > 0
+                self.bad_steps = self.bad_steps + 1 if bad else 0
+                self.counters["skipped_steps"] += int(bad)
+                metrics["skipped_steps_total"] = float(self.counters["skipped_steps"])
+                if cfg.eval.every and self.step % cfg.eval.every == 0 and self.step < total:
+                    metrics.update(self.evaluate())
+                self.logger.log(self.step, metrics)
+                with samples_path.open("a") as f:
+                    for sample in self._last_samples:
+                        f.write(json.dumps({"step": self.step, **sample}) + "\n")
+                bar.update(1)
+                bar.set_postfix(
+                    reward=f"{metrics['reward/mean']:.3f}",
+                    H=f"{metrics['entropy/mean']:.3f}",
+                    loss=f"{metrics.get('loss', float('nan')):.4f}",
+                    **({"eval": f"{metrics['eval/pass@1']:.3f}"} if "eval/pass@1" in metrics else {}),
+                )
+                if self.bad_steps >= cfg.train.max_bad_steps:
+                    stopped = "bad_steps"
+                    tqdm.write(
+                        f"Stopping: {self.bad_steps} consecutive steps had a non-finite loss or gradient "
+                        "(their updates were skipped). The checkpoint holds the last good weights."
+                    )
+                    break
+                if stop.requested:
+                    stopped = "interrupted"
+                    break
+                if cfg.run.checkpoint_every and self.step % cfg.run.checkpoint_every == 0:
+                    checkpoint = self.save() or checkpoint
+        bar.close()
+        if stopped == "completed":
+            final_eval = self.evaluate()
+            self.logger.log(self.step, final_eval)
+        checkpoint = self.save() or checkpoint
+        self.logger.close()
+        return TrainResult(self.run_dir, self.step, stopped, checkpoint, start_eval, final_eval)
+
+
+def _load_weights(model: Any, weights: dict[str, torch.Tensor]) -> None:
+    """Load safetensors weights saved by `save_pretrained` into a (possibly tied) model, strictly."""
+    missing, unexpected = model.load_state_dict(weights, strict=False)
+    tied = {k for k in missing if "lm_head" in k or "embed" in k}
+    if set(missing) - tied or unexpected:
+        raise CheckpointError(
+            f"checkpoint weights do not fit the model: missing {missing}, unexpected {unexpected}"
+        )
+
+
+def train(
+    config: Config | str | Path | None = None,
+    overrides: list[str] | None = None,
+    *,
+    resume: str | Path | None = None,
+    progress: bool = True,
+    reward_fn: RewardFn | None = None,
+) -> TrainResult:
+    """Train a policy. `config` is a Config, a YAML path or None (built-in defaults); `resume` a run folder.
+
+    Resuming reads the run's saved config.yaml (overrides still apply, e.g. more `--steps`).
+    """
+    if resume is not None:
+        run_dir = Path(resume)
+        if not (run_dir / "config.yaml").is_file():
+            raise ConfigError(f"--resume {run_dir}: not a run folder (no config.yaml)")
+        config = load_config(run_dir / "config.yaml", overrides)
+        return Trainer(config, run_dir=run_dir, resume=True, progress=progress, reward_fn=reward_fn).run()
+    if not isinstance(config, Config):
+        config = load_config(config, overrides)
+    return Trainer(config, progress=progress, reward_fn=reward_fn).run()

@@ -1,0 +1,21 @@
+"""Shared test settings: caches in a per-session temp folder, single-threaded torch for stable timing."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _isolated_cache(tmp_path_factory: pytest.TempPathFactory) -> None:
+    # The tiny model's SFT warm-up caches here; a user's real cache is never touched by tests. CI sets
+    # EAPO_CACHE_DIR itself, and then that folder is used (it starts empty on a fresh clone).
+    if "EAPO_CACHE_DIR" not in os.environ:
+        os.environ["EAPO_CACHE_DIR"] = str(tmp_path_factory.mktemp("eapo-cache"))
+    torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
