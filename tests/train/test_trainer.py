@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import torch
 
 from eapo.tasks import Problem
 from eapo.train.checkpoint import latest_checkpoint, verify_checkpoint
@@ -32,7 +33,7 @@ TINY_TEST = {
     "sampling": {"max_new_tokens": 24},
     "eval": {"every": 2, "num_problems": 4, "k": 2},
     "train": {"steps": 3, "prompts_per_step": 2, "group_size": 4, "micro_batch_rows": 4, "lr": 1e-3},
-    "run": {"checkpoint_every": 2, "tensorboard": False},
+    "run": {"checkpoint_every": 2, "tensorboard": False, "entropy_change_every": 1, "dump_rollouts_every": 2},
 }
 
 
@@ -67,6 +68,10 @@ def test_train_end_to_end_writes_finite_metrics(tmp_path: Path) -> None:
     assert (result.run_dir / "config.yaml").is_file()
     assert any((result.run_dir / "tensorboard").iterdir())
     assert (result.run_dir / "samples.jsonl").read_text().strip()
+    assert all(math.isfinite(r["entropy_change/all"]) for r in train_rows)  # PAPER.md Fig. 6b data
+    dump = torch.load(result.run_dir / "rollouts" / "step_000002.pt", weights_only=False)
+    assert dump["entropy"].shape == dump["shaped_advantages"].shape == dump["response_mask"].shape
+    assert len(dump["completions"]) == dump["response_mask"].shape[0] == 8
 
 
 def test_resume_reproduces_uninterrupted_run(tmp_path: Path) -> None:

@@ -93,6 +93,12 @@ class RunConfig:
     keep_checkpoints: int = 2
     tensorboard: bool = True
     log_samples: int = 4  # completions per step written to samples.jsonl (for `eapo report`)
+    # Every N steps (0 = never): re-score the step's batch after the update and log each quadrant's mean
+    # entropy change (PAPER.md Fig. 6b); costs one extra no-grad forward on those steps.
+    entropy_change_every: int = 5
+    # Every N steps (0 = never): save the step's token-level tensors (entropy, advantages, shaped
+    # advantages, masks, rewards, texts) to rollouts/step_N.pt, the input of `eapo quadrants`/`report`.
+    dump_rollouts_every: int = 10
 
 
 @dataclass
@@ -312,6 +318,8 @@ def validate(config: Config) -> None:
         r.checkpoint_every >= 0, "run.checkpoint_every", r.checkpoint_every, ">= 0 (0 = only at the end)"
     )
     _require(r.keep_checkpoints >= 1, "run.keep_checkpoints", r.keep_checkpoints, ">= 1")
+    _require(r.entropy_change_every >= 0, "run.entropy_change_every", r.entropy_change_every, ">= 0")
+    _require(r.dump_rollouts_every >= 0, "run.dump_rollouts_every", r.dump_rollouts_every, ">= 0")
     if a.name not in ALGORITHMS:
         close = difflib.get_close_matches(a.name, list(ALGORITHMS), n=1)
         hint = f"did you mean '{close[0]}'? " if close else ""

@@ -26,8 +26,10 @@ import torch
 from tqdm.auto import tqdm
 
 from eapo.core import (
+    QUADRANTS,
     group_advantages,
     policy_loss,
+    quadrant_masks,
     quadrant_stats,
     shape_advantages,
     token_logprobs_and_entropy,
@@ -339,6 +341,16 @@ class Trainer:
             per_token_loss=per_token_loss,
         )
         n_tokens = int(mask.sum())
+        step_number = self.step + 1
+        every = cfg.run.entropy_change_every
+        entropy_change = {}
+        if every and step_number % every == 0:
+            entropy_change = self._entropy_change(batch, entropy, shaped, mask)
+        every = cfg.run.dump_rollouts_every
+        if every and step_number % every == 0:
+            self._dump_rollouts(
+                step_number, batch, prompts, rewards, entropy, advantages, shaped, old_logprobs
+            )
         timings["step"] = time.perf_counter() - t_step
         self.counters["verifier_errors"] += scored.n_verifier_errors
         self.counters["verifier_timeouts"] += scored.n_verifier_timeouts
@@ -363,6 +375,7 @@ class Trainer:
             "lr": float(self.scheduler.get_last_lr()[0]),
         }
         metrics.update(update)
+        metrics.update(entropy_change)
         for name, stats in quadrants.items():
             for key, value in stats.items():
                 metrics[f"quadrant/{name}/{key}"] = float(value)
@@ -377,6 +390,66 @@ class Trainer:
             for i in range(min(cfg.run.log_samples, len(batch.completions)))
         ]
         return metrics
+
+    def _entropy_change(
+        self, batch: RolloutBatch, entropy_before: torch.Tensor, shaped: torch.Tensor, mask: torch.Tensor
+    ) -> dict[str, float]:
+        """Mean entropy change of each quadrant's tokens caused by this step's update (PAPER.md Fig. 6b).
+
+        Re-scores the same batch with the updated policy; quadrants are split as in `quadrant_stats`.
+        """
+        self.model.eval()
+        _, entropy_after, _ = score_policy(
+            self.model,
+            batch,
+            self.config.train.logprob_chunk_size,
+            self.config.train.micro_batch_rows,
+            self.autocast,
+        )
+        delta = entropy_after - entropy_before
+        masks = quadrant_masks(shaped, entropy_before, mask, self.config.train.group_size)
+        out = {"entropy_change/all": float((delta * mask).sum() / mask.sum().clamp(min=1))}
+        for name in QUADRANTS:
+            count = masks[name].sum()
+            out[f"entropy_change/{name}"] = float((delta * masks[name]).sum() / count) if count else 0.0
+        return out
+
+    def _dump_rollouts(
+        self,
+        step: int,
+        batch: RolloutBatch,
+        prompts: list[str],
+        rewards: torch.Tensor,
+        entropy: torch.Tensor,
+        advantages: torch.Tensor,
+        shaped: torch.Tensor,
+        logprobs: torch.Tensor,
+    ) -> None:
+        """Token-level record of one step, for the analysis commands (histograms, Fig. 8, Fig. 11)."""
+        folder = self.run_dir / "rollouts"
+        folder.mkdir(exist_ok=True)
+        record = {
+            "step": step,
+            "group_size": self.config.train.group_size,
+            "algo": self.algorithm.name,
+            "prompts": prompts,
+            "prompt_index": batch.prompt_index,
+            "completions": batch.completions,
+            "response_ids": batch.response_ids,
+            "response_tokens": [
+                [self.tokenizer.decode([int(t)]) for t in row[m]]
+                for row, m in zip(batch.response_ids, batch.response_mask, strict=True)
+            ],
+            "response_mask": batch.response_mask,
+            "rewards": rewards,
+            "entropy": entropy,
+            "logprobs": logprobs,
+            "advantages": advantages,
+            "shaped_advantages": shaped,
+        }
+        tmp = folder / f".step_{step:06d}.pt.tmp"
+        torch.save(record, tmp)
+        tmp.replace(folder / f"step_{step:06d}.pt")
 
     def _policy_update(
         self,
