@@ -1,18 +1,26 @@
 """The `eapo` command line. Every subcommand is a thin wrapper over a library function.
 
-Errors a user can fix (a bad config field, a broken data file, a model path that is not a model) print one
-message and exit with code 2; `--debug` shows the traceback instead.
+Exit codes: 0 done (also after SIGINT/SIGTERM, which save a checkpoint first); 2 an error a user can fix (a
+bad config field, a broken data file, a model path that is not a model, a checkpoint that cannot be
+written or read): one message, no traceback unless `--debug`; 3 training stopped after
+`train.max_bad_steps` consecutive non-finite steps; 130 interrupted outside training (nothing to save).
+
+A subcommand is a `Command` in `COMMANDS`; add one with `register_command(...)` at import time.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import signal
 import sys
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-from eapo.errors import EapoError
+from eapo.errors import ConfigError, EapoError
 
 EXAMPLES = """\
 examples:
@@ -23,6 +31,55 @@ examples:
   eapo eval --run runs/eapo-chain_sum-20261124-120000 --k 1,8
   eapo eval --model smollm2 --task chain_sum --k 1,8
 """
+
+EXIT_USER_ERROR = 2
+EXIT_BAD_STEPS = 3
+EXIT_INTERRUPTED = 130
+
+# run(args, rest) -> exit code; `rest` holds the unparsed `--section.field VALUE` config overrides.
+RunFn = Callable[[argparse.Namespace, list[str]], int]
+
+
+@dataclass(frozen=True)
+class Command:
+    """One subcommand: its name, one-line help, how to add its arguments, and what it runs."""
+
+    name: str
+    help: str
+    add_arguments: Callable[[argparse.ArgumentParser], None]
+    run: RunFn
+    description: str | None = None
+
+
+COMMANDS: dict[str, Command] = {}
+
+
+def register_command(
+    name: str,
+    *,
+    help: str,
+    add_arguments: Callable[[argparse.ArgumentParser], None],
+    run: RunFn,
+    description: str | None = None,
+) -> None:
+    """Add subcommand `eapo <name>`. `--debug` and `--no-progress` are added to every subcommand."""
+    if name in COMMANDS:
+        raise ValueError(f"an eapo subcommand named {name!r} is already registered")
+    COMMANDS[name] = Command(name, help, add_arguments, run, description)
+
+
+# --- eapo train ------------------------------------------------------------------------------------------
+
+
+def _train_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--config", type=Path, default=None, help="YAML config (default: built-in tiny default)")
+    p.add_argument(
+        "--resume",
+        type=Path,
+        default=None,
+        metavar="RUN_DIR",
+        help="continue a run from its newest valid checkpoint",
+    )
 
 
 def _train(args: argparse.Namespace, overrides: list[str]) -> int:
@@ -42,13 +99,37 @@ def _train(args: argparse.Namespace, overrides: list[str]) -> int:
     if result.stopped != "completed":
         print(f"stopped early ({result.stopped}) at step {result.steps_done}")
         print(f"continue with: eapo train --resume {result.run_dir}")
-    return 0 if result.stopped in ("completed", "interrupted") else 3
+    return 0 if result.stopped in ("completed", "interrupted") else EXIT_BAD_STEPS
+
+
+# --- eapo eval -------------------------------------------------------------------------------------------
+
+
+def _eval_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--run", type=Path, default=None, help="a run folder (its newest checkpoint and its task)")
+    p.add_argument("--model", default=None, help="checkpoint folder, tiny, smollm2, Hub id or local path")
+    p.add_argument("--task", default=None, help="task source (reasoning-gym name, jsonl:PATH, hf:NAME)")
+    p.add_argument("--config", type=Path, default=None, help="YAML config for task/model/eval settings")
+    p.add_argument("--k", default="1,8", help="comma-separated k values (samples per problem = the largest)")
+    p.add_argument("--num-problems", type=int, default=None, help="held-out problems to use")
+    p.add_argument("--output", type=Path, default=None, help="also write the JSON report here")
+
+
+def parse_ks(text: str) -> list[int]:
+    """`"1,8"` -> [1, 8]; anything else is a ConfigError that names the flag."""
+    try:
+        ks = [int(k) for k in str(text).split(",") if k.strip()]
+    except ValueError:
+        ks = []
+    if not ks or min(ks) < 1:
+        raise ConfigError(f"--k {text!r}: expected comma-separated integers >= 1, e.g. --k 1,8")
+    return ks
 
 
 def _eval(args: argparse.Namespace, overrides: list[str]) -> int:
+    ks = parse_ks(args.k)  # before the heavy imports: a typo is reported at once
     from eapo.train.evaluate import evaluate_cli
 
-    ks = [int(k) for k in str(args.k).split(",") if k.strip()]
     report = evaluate_cli(
         run=args.run,
         model=args.model,
@@ -61,8 +142,27 @@ def _eval(args: argparse.Namespace, overrides: list[str]) -> int:
     )
     print(json.dumps(report, indent=2))
     if args.output:
-        Path(args.output).write_text(json.dumps(report, indent=2))
+        args.output.write_text(json.dumps(report, indent=2))
     return 0
+
+
+register_command(
+    "train",
+    help="train a policy (no arguments: the tiny default, SFT warm-up then EAPO)",
+    description="Train a policy. Any config field can be overridden: --section.field VALUE "
+    "(e.g. --train.lr 1e-6, --algo grpo, --steps 200, --task.source countdown).",
+    add_arguments=_train_arguments,
+    run=_train,
+)
+register_command(
+    "eval",
+    help="held-out Avg@k and Pass@k of a run, checkpoint or model",
+    add_arguments=_eval_arguments,
+    run=_eval,
+)
+
+
+# --- the parser and the entry point ----------------------------------------------------------------------
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -74,35 +174,18 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--debug", action="store_true", help="show full tracebacks")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-
-    p = sub.add_parser(
-        "train",
-        help="train a policy (no arguments: the tiny default, SFT warm-up then EAPO)",
-        description="Train a policy. Any config field can be overridden: --section.field VALUE "
-        "(e.g. --train.lr 1e-6, --algo grpo, --steps 200, --task.source countdown).",
-    )
-    p.add_argument("--config", type=Path, default=None, help="YAML config (default: built-in tiny default)")
-    p.add_argument(
-        "--resume",
-        type=Path,
-        default=None,
-        metavar="RUN_DIR",
-        help="continue a run from its newest valid checkpoint",
-    )
-    p.add_argument("--no-progress", action="store_true", help="no progress bars")
-    p.set_defaults(func=_train)
-
-    p = sub.add_parser("eval", help="held-out Avg@k and Pass@k of a run, checkpoint or model")
-    p.add_argument("--run", type=Path, default=None, help="a run folder (its newest checkpoint and its task)")
-    p.add_argument("--model", default=None, help="checkpoint folder, tiny, smollm2, Hub id or local path")
-    p.add_argument("--task", default=None, help="task source (reasoning-gym name, jsonl:PATH, hf:NAME)")
-    p.add_argument("--config", type=Path, default=None, help="YAML config for task/model/eval settings")
-    p.add_argument("--k", default="1,8", help="comma-separated k values (samples per problem = the largest)")
-    p.add_argument("--num-problems", type=int, default=None, help="held-out problems to use")
-    p.add_argument("--output", type=Path, default=None, help="also write the JSON report here")
-    p.add_argument("--no-progress", action="store_true")
-    p.set_defaults(func=_eval)
+    for command in COMMANDS.values():
+        p = sub.add_parser(command.name, help=command.help, description=command.description or command.help)
+        command.add_arguments(p)
+        # SUPPRESS: `eapo --debug train` and `eapo train --debug` both work, neither resets the other.
+        p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show full tracebacks")
+        p.add_argument("--no-progress", action="store_true", help="no progress bars")
+        p.set_defaults(func=command.run)
     return parser
+
+
+def _interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -111,14 +194,27 @@ def main(argv: list[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return 0
-    func: Callable[[argparse.Namespace, list[str]], int] = args.func
+    func: RunFn = args.func
+    # SIGTERM outside the training loop (loading, warm-up) stops like Ctrl-C; the loop installs its own
+    # handlers, which finish the step and save a checkpoint.
+    previous = None
+    with contextlib.suppress(ValueError):  # not the main thread: signals cannot be handled there
+        previous = signal.signal(signal.SIGTERM, _interrupt)
     try:
         return func(args, rest)
     except EapoError as err:
         if args.debug:
             raise
         print(f"eapo: error: {err}", file=sys.stderr)
-        return 2
+        return EXIT_USER_ERROR
+    except KeyboardInterrupt:
+        if args.debug:
+            raise
+        print("eapo: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
 
 
 if __name__ == "__main__":

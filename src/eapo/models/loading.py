@@ -81,11 +81,15 @@ def load_pretrained(
     dtype: torch.dtype = torch.float32,
 ) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
     """`from_pretrained` for model and tokenizer, with errors that name the location."""
+    from safetensors import SafetensorError
+
     kwargs = {"revision": revision, "trust_remote_code": trust_remote_code}
     try:
         tokenizer = AutoTokenizer.from_pretrained(location, **kwargs)
         model = AutoModelForCausalLM.from_pretrained(location, dtype=dtype, **kwargs)
-    except (OSError, ValueError, KeyError) as error:
+    # SafetensorError: a truncated or corrupt weights file; RuntimeError: weights whose shapes differ
+    # from config.json.
+    except (OSError, ValueError, KeyError, RuntimeError, SafetensorError) as error:
         raise ModelLoadError(
             f"could not load a causal LM and tokenizer from {str(location)!r}: {error}. Expected a folder "
             "written by save_pretrained or a Hugging Face Hub id that is in the local cache (eapo downloads "
@@ -99,7 +103,8 @@ def prepare_tokenizer(tokenizer: PreTrainedTokenizerBase, model: PreTrainedModel
     """Give the tokenizer a pad token (its eos when missing) and left padding, and tell the model."""
     if tokenizer.eos_token_id is None:
         raise ModelLoadError(
-            f"tokenizer {tokenizer.name_or_path!r} has no eos token; eapo needs one to end responses"
+            f"tokenizer {tokenizer.name_or_path!r} has no eos token; eapo needs one to end responses (and "
+            "to pad, when there is no pad token): set eos_token in its tokenizer_config.json"
         )
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token

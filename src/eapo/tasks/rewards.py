@@ -33,6 +33,7 @@ RewardFn = Callable[[str, Problem], float]
 # timeouts): a function that always hangs costs a step a few timeouts, not one per completion.
 MAX_CONSECUTIVE_TIMEOUTS = 3
 _MAX_WORKERS = 8  # distinct guarded functions kept warm (a task's verifier, a user reward function, ...)
+_FLOAT32_MAX = 3.4028234663852886e38
 
 
 @dataclass
@@ -40,7 +41,8 @@ class ScoreResult:
     """Rewards for one batch of completions, and how the verification went.
 
     `rewards[i]` is 0.0 or 1.0 for the built-in verifiers (a user `reward_fn`'s finite value otherwise);
-    a verifier that raised, returned a non-number / NaN / inf, or timed out gives 0.0 and is counted.
+    a verifier that raised, returned a non-number / NaN / inf / a value beyond the float32 range, or timed
+    out gives 0.0 and is counted.
     `predictions[i]` is the extracted answer (None where none could be extracted).
     """
 
@@ -131,7 +133,8 @@ def _run_guarded(
     """
     outcomes = _worker_for(function).map([args for _, args in calls], timeout_s)
     for (index, _), (kind, value) in zip(calls, outcomes, strict=True):
-        if kind == "ok" and math.isfinite(value):
+        # The trainer holds rewards in float32: a finite value beyond its range would become inf there.
+        if kind == "ok" and math.isfinite(value) and abs(value) <= _FLOAT32_MAX:
             result.rewards[index] = value if keep_value else float(value == 1.0)
             continue
         if kind == "timeout":

@@ -137,16 +137,36 @@ def resolve_algorithm(config: AlgoConfig) -> Algorithm:
     _check_name(algorithm.loss, POLICY_LOSSES, "algo.loss")
     _check_name(algorithm.agg, AGGREGATIONS, "algo.agg")
     # A dry run on a 2x3 batch checks the shaper's parameter names and values once, at load time.
+    problem = _dry_run_shaper(algorithm.shaper, algorithm.shaper_params)
+    if problem is not None:
+        params = algorithm.shaper_params
+        # Name the parameter at fault: the one whose removal (back to its default) makes the dry run pass.
+        culprit = next(
+            (
+                key
+                for key in params
+                if _dry_run_shaper(algorithm.shaper, {k: v for k, v in params.items() if k != key}) is None
+            ),
+            None,
+        )
+        where = f"algo.shaper_params {params}"
+        if culprit is not None:
+            where = f"algo.shaper_params.{culprit} = {params[culprit]!r}"
+        raise ConfigError(f"{where} is not valid for shaper '{algorithm.shaper}': {problem}")
+    return algorithm
+
+
+def _dry_run_shaper(shaper: str, params: dict[str, Any]) -> str | None:
+    """None when `shaper` accepts `params` on a small batch, else the error message."""
     try:
         shape_advantages(
-            algorithm.shaper,
+            shaper,
             torch.tensor([[1.0, 1.0, 1.0], [-1.0, -1.0, -1.0]]),
             torch.tensor([[0.1, 2.0, 0.5], [0.3, 1.0, 0.2]]),
             torch.ones(2, 3, dtype=torch.bool),
             2,
-            **algorithm.shaper_params,
+            **params,
         )
     except (TypeError, ValueError) as err:
-        params = algorithm.shaper_params
-        raise ConfigError(f"algo.shaper_params {params} for shaper '{algorithm.shaper}': {err}") from None
-    return algorithm
+        return str(err)
+    return None

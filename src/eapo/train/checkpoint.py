@@ -8,6 +8,8 @@ Layout of one checkpoint, `<run>/checkpoints/step_000050/`:
 
 A save writes everything into `.tmp-step_000050/`, fsyncs each file, renames the folder into place and
 fsyncs the parent: on POSIX the rename is atomic, so a crash leaves either the old set or the new one.
+A failed save (a full disk, a quota, a serialisation error) removes its temporary folder and raises
+CheckpointError; the checkpoints already on disk are never touched before the new one is complete.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import hashlib
 import json
 import os
 import shutil
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +27,12 @@ import torch
 from eapo.errors import CheckpointError
 
 MANIFEST = "manifest.json"
+TMP_PREFIX = ".tmp-"
+# A re-saved step's previous folder while the new one is renamed into place (see save_checkpoint).
+REPLACED_PREFIX = f"{TMP_PREFIX}old-"
+DAMAGED_PREFIX = "damaged-"
+# Files every checkpoint's manifest must list (besides the model): without them a resume is impossible.
+REQUIRED_FILES = ("trainer.pt", "state.json")
 
 
 def _sha256(path: Path) -> str:
@@ -62,7 +71,8 @@ def save_checkpoint(
     root = checkpoint_dir(run_dir)
     root.mkdir(parents=True, exist_ok=True)
     final = root / f"step_{step:06d}"
-    tmp = root / f".tmp-step_{step:06d}"
+    tmp = root / f"{TMP_PREFIX}step_{step:06d}"
+    replaced = root / f"{REPLACED_PREFIX}{final.name}"
     shutil.rmtree(tmp, ignore_errors=True)
     try:
         tmp.mkdir()
@@ -76,18 +86,35 @@ def save_checkpoint(
             _fsync(p)
         (tmp / MANIFEST).write_text(json.dumps({"step": step, "files": manifest}, indent=2))
         _fsync(tmp / MANIFEST)
-        if final.exists():  # re-saving the same step (e.g. an interrupt right after a periodic save)
-            shutil.rmtree(final)
+        # Re-saving a step (an interrupt right after a periodic save): rename the old folder aside rather
+        # than deleting it first, so that no moment of a slow delete leaves the step without a checkpoint.
+        if final.exists():
+            shutil.rmtree(replaced, ignore_errors=True)
+            os.replace(final, replaced)
         os.replace(tmp, final)
         _fsync(root)
-    except OSError as err:
-        shutil.rmtree(tmp, ignore_errors=True)
+        shutil.rmtree(replaced, ignore_errors=True)
+    except Exception as err:
+        # Not only OSError: safetensors reports a full disk as SafetensorError, and a model that cannot be
+        # serialised raises whatever its library raises. Either way the previous checkpoint stands.
+        _undo(tmp, replaced, final)
         previous = latest_checkpoint(run_dir)
-        kept = f"; the previous checkpoint is intact: {previous}" if previous else ""
-        raise CheckpointError(f"could not write checkpoint {final}: {err.strerror or err}{kept}") from None
+        kept = f"; the previous checkpoint is intact: {previous}" if previous else "; no earlier checkpoint"
+        reason = err.strerror if isinstance(err, OSError) and err.strerror else f"{type(err).__name__}: {err}"
+        raise CheckpointError(f"could not write checkpoint {final}: {reason}{kept}") from err
+    except BaseException:  # KeyboardInterrupt mid-write: leave no half-written folder behind
+        _undo(tmp, replaced, final)
+        raise
     for old in list_checkpoints(run_dir)[:-keep]:
         shutil.rmtree(old, ignore_errors=True)
     return final
+
+
+def _undo(tmp: Path, replaced: Path, final: Path) -> None:
+    """After a failed save: drop the temporary folder; put back a re-saved step's old folder if moved."""
+    shutil.rmtree(tmp, ignore_errors=True)
+    if replaced.exists() and not final.exists():
+        os.replace(replaced, final)
 
 
 def list_checkpoints(run_dir: Path) -> list[Path]:
@@ -96,18 +123,27 @@ def list_checkpoints(run_dir: Path) -> list[Path]:
     if not root.is_dir():
         return []
     found = [
-        p for p in root.iterdir() if p.is_dir() and p.name.startswith("step_") and (p / MANIFEST).is_file()
+        p
+        for p in root.iterdir()
+        if p.is_dir()
+        and not p.name.startswith(TMP_PREFIX)
+        and _step_of(p) is not None
+        and (p / MANIFEST).is_file()
     ]
-    return sorted(found, key=lambda p: int(p.name.split("_")[1]))
+    return sorted(found, key=lambda p: _step_of(p) or 0)
 
 
 def verify_checkpoint(path: Path) -> str | None:
     """None when every file matches its manifest checksum, else what is wrong."""
     try:
         manifest = json.loads((path / MANIFEST).read_text())
-    except (OSError, ValueError) as err:
+        files = manifest["files"]
+    except (OSError, ValueError, KeyError, TypeError) as err:
         return f"unreadable manifest: {err}"
-    for name, digest in manifest.get("files", {}).items():
+    missing = [name for name in REQUIRED_FILES if name not in files]
+    if missing:
+        return f"manifest lists no {missing[0]}"
+    for name, digest in files.items():
         file = path / name
         if not file.is_file():
             return f"missing file {name}"
@@ -118,10 +154,76 @@ def verify_checkpoint(path: Path) -> str | None:
 
 def latest_checkpoint(run_dir: Path, *, verify: bool = False) -> Path | None:
     """The newest checkpoint of a run (verified against its manifest when `verify`), or None."""
-    for path in reversed(list_checkpoints(run_dir)):
-        if not verify or verify_checkpoint(path) is None:
-            return path
-    return None
+    if verify:
+        return scan_checkpoints(run_dir).latest
+    found = list_checkpoints(run_dir)
+    return found[-1] if found else None
+
+
+@dataclass
+class CheckpointScan:
+    """What `--resume` finds in a run's checkpoints folder.
+
+    `latest`: the newest checkpoint that verifies (None if none does); in the rare case of a kill between
+    the two renames of a re-saved step it is that step's `.tmp-old-step_N` folder (see `recover_replaced`).
+    `damaged`: (folder, what is wrong) for every checkpoint folder newer than `latest` that does not
+    verify, newest first. `incomplete`: temporary folders of saves that never finished (the process was
+    killed while writing).
+    """
+
+    latest: Path | None
+    damaged: list[tuple[Path, str]] = field(default_factory=list)
+    incomplete: list[Path] = field(default_factory=list)
+
+
+def scan_checkpoints(run_dir: Path) -> CheckpointScan:
+    """Find the newest valid checkpoint, and what was skipped on the way to it (see CheckpointScan)."""
+    root = checkpoint_dir(run_dir)
+    if not root.is_dir():
+        return CheckpointScan(None)
+    folders = [p for p in root.iterdir() if p.is_dir()]
+    # A kill between the two renames of a re-save leaves the step's previous folder as `.tmp-old-step_N`
+    # and no `step_N`: that folder is still a complete checkpoint.
+    replaced = [
+        p
+        for p in folders
+        if p.name.startswith(REPLACED_PREFIX) and not (root / p.name[len(REPLACED_PREFIX) :]).exists()
+    ]
+    incomplete = sorted(p for p in folders if p.name.startswith(TMP_PREFIX) and p not in replaced)
+    candidates = [p for p in folders if _step_of(p) is not None and not p.name.startswith(TMP_PREFIX)]
+    candidates += [p for p in replaced if _step_of(p) is not None]
+    damaged: list[tuple[Path, str]] = []
+    for path in sorted(candidates, key=lambda p: _step_of(p) or 0, reverse=True):
+        problem = verify_checkpoint(path) if (path / MANIFEST).is_file() else "no manifest.json"
+        if problem is None:
+            return CheckpointScan(path, damaged, incomplete)
+        damaged.append((path, problem))
+    return CheckpointScan(None, damaged, incomplete)
+
+
+def recover_replaced(path: Path) -> Path:
+    """Rename a re-saved step's previous folder (`.tmp-old-step_N`, see save_checkpoint) back to `step_N`."""
+    final = path.with_name(path.name[len(REPLACED_PREFIX) :])
+    os.replace(path, final)
+    return final
+
+
+def set_aside(path: Path) -> Path:
+    """Rename a damaged checkpoint to `damaged-step_N` (kept for inspection, never loaded or pruned)."""
+    target = path.with_name(DAMAGED_PREFIX + path.name)
+    shutil.rmtree(target, ignore_errors=True)
+    os.replace(path, target)
+    return target
+
+
+def _step_of(path: Path) -> int | None:
+    name = path.name.removeprefix(REPLACED_PREFIX)
+    if not name.startswith("step_"):
+        return None
+    try:
+        return int(name.split("_", 1)[1])
+    except ValueError:
+        return None
 
 
 def load_trainer_state(path: Path) -> tuple[dict[str, Any], dict[str, Any]]:

@@ -20,16 +20,17 @@ class MetricsLogger:
 
     def __init__(self, run_dir: Path, tensorboard: bool = True, resume_from_step: int | None = None) -> None:
         self.path = Path(run_dir) / "metrics.jsonl"
-        if resume_from_step is not None and self.path.exists():
+        if resume_from_step is not None:
             # A resumed run rewrites the steps after its checkpoint, so drop the ones logged after it.
-            kept = [line for line in self.path.read_text().splitlines() if _step_of(line) <= resume_from_step]
-            self.path.write_text("".join(line + "\n" for line in kept))
+            trim_jsonl_after(self.path, resume_from_step)
         self._file = self.path.open("a")
         self._writer = None
         if tensorboard:
             from torch.utils.tensorboard import SummaryWriter
 
-            self._writer = SummaryWriter(log_dir=str(Path(run_dir) / "tensorboard"))
+            # purge_step hides the events a killed run wrote after its checkpoint, as for the JSON lines.
+            purge = None if resume_from_step is None else resume_from_step + 1
+            self._writer = SummaryWriter(log_dir=str(Path(run_dir) / "tensorboard"), purge_step=purge)
 
     def log(self, step: int, metrics: dict[str, Any]) -> None:
         row: dict[str, Any] = {"step": step}
@@ -46,6 +47,20 @@ class MetricsLogger:
         self._file.close()
         if self._writer is not None:
             self._writer.close()
+
+
+def trim_jsonl_after(path: Path, step: int) -> None:
+    """Keep the lines of a `{"step": n, ...}` JSONL file with n <= `step` (and no torn last line).
+
+    Written to a temporary file and renamed, so that a kill during the trim loses nothing.
+    """
+    path = Path(path)
+    if not path.exists():
+        return
+    kept = [line for line in path.read_text().splitlines() if _step_of(line) <= step]
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text("".join(line + "\n" for line in kept))
+    tmp.replace(path)
 
 
 def _step_of(line: str) -> int:

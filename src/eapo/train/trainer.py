@@ -13,6 +13,7 @@ import contextlib
 import json
 import math
 import random
+import shutil
 import signal
 import time
 from collections.abc import Callable, Iterator
@@ -39,18 +40,30 @@ from eapo.models import autocast_context, load_policy
 from eapo.rollout import RolloutBatch, SamplingConfig, evaluate, generate_rollouts, response_logits
 from eapo.tasks import Problem, Task, build_prompt, load_task, score_completions
 from eapo.train.algorithms import Algorithm, resolve_algorithm
-from eapo.train.checkpoint import latest_checkpoint, load_trainer_state, save_checkpoint
+from eapo.train.checkpoint import (
+    REPLACED_PREFIX,
+    CheckpointScan,
+    checkpoint_dir,
+    load_trainer_state,
+    recover_replaced,
+    save_checkpoint,
+    scan_checkpoints,
+    set_aside,
+)
 from eapo.train.config import Config, dump_yaml, load_config
-from eapo.train.logging import MetricsLogger
+from eapo.train.logging import MetricsLogger, trim_jsonl_after
 
 RewardFn = Callable[[str, Problem], float]
 
 
 @dataclass
 class TrainResult:
+    """How a run ended. `stopped`: completed | interrupted (SIGINT/SIGTERM) | bad_steps (train.max_bad_steps
+    consecutive steps with a non-finite loss or gradient). `checkpoint`: the newest one written."""
+
     run_dir: Path
     steps_done: int
-    stopped: str  # completed | interrupted | bad_steps
+    stopped: str
     checkpoint: Path | None
     start_eval: dict[str, float] = field(default_factory=dict)
     final_eval: dict[str, float] = field(default_factory=dict)
@@ -64,14 +77,17 @@ class _StopRequest:
 
     def __init__(self) -> None:
         self.requested = False
+        self.signal_name = ""
         self._previous: dict[int, Any] = {}
 
     def _handle(self, signum: int, frame: Any) -> None:
         if self.requested and signum == signal.SIGINT:
             raise KeyboardInterrupt
         self.requested = True
+        self.signal_name = signal.Signals(signum).name
         tqdm.write(
-            f"\n{signal.Signals(signum).name} received: finishing this step, then saving a checkpoint."
+            f"\n{self.signal_name} received: finishing this step, then saving a checkpoint "
+            "(Ctrl-C again stops at once, without saving)."
         )
 
     def __enter__(self) -> _StopRequest:
@@ -106,6 +122,7 @@ def data_order(num_problems: int, seed: int, start: int) -> Iterator[int]:
 
 
 def make_run_dir(config: Config) -> Path:
+    """`run.output_dir/run.name` (default name: <algo>-<task>-<timestamp>), created."""
     name = config.run.name or (
         f"{config.algo.name}-{config.task.source.split(':')[-1].split('/')[-1]}-"
         f"{datetime.now().strftime('%Y%m%d-%H%M%S')}"
@@ -178,8 +195,6 @@ class Trainer:
         self.progress = progress
         self.reward_fn = reward_fn
         self.algorithm: Algorithm = resolve_algorithm(config.algo)
-        self.run_dir = Path(run_dir) if run_dir is not None else make_run_dir(config)
-        self.run_dir.mkdir(parents=True, exist_ok=True)
         seed_everything(config.run.seed)
 
         self.task: Task = load_task(config.task)
@@ -201,20 +216,42 @@ class Trainer:
         self.step = 0
         self.data_position = 0
         self.bad_steps = 0
-        self.counters = {"skipped_steps": 0, "verifier_errors": 0, "verifier_timeouts": 0}
+        self.counters = {"skipped_steps": 0, "verifier_errors": 0, "verifier_timeouts": 0, "failed_saves": 0}
         self.resumed_from: Path | None = None
+        self.resume_notes: list[str] = []  # what --resume skipped or cleaned up, printed by run()
+        self._warned_verifier = False
+        # The run folder is made only now that task and model have loaded: a bad input leaves nothing.
+        self.run_dir = Path(run_dir) if run_dir is not None else make_run_dir(config)
+        self.run_dir.mkdir(parents=True, exist_ok=True)
         if resume:
             self._restore()
         (self.run_dir / "config.yaml").write_text(dump_yaml(config))
+        if self.resumed_from is not None:  # the steps after the checkpoint are replayed: drop their samples
+            trim_jsonl_after(self.run_dir / "samples.jsonl", self.step)
         self.logger = MetricsLogger(
             self.run_dir, config.run.tensorboard, resume_from_step=self.step if self.resumed_from else None
         )
 
     # ------------------------------------------------------------------ checkpoints
     def _restore(self) -> None:
-        path = latest_checkpoint(self.run_dir, verify=True)
-        if path is None:
-            raise CheckpointError(f"--resume: no valid checkpoint under {self.run_dir / 'checkpoints'}")
+        """Load the newest checkpoint that verifies; set aside newer damaged ones, drop unfinished writes."""
+        scan = resume_point(self.run_dir)
+        for damaged, why in scan.damaged:
+            # Newer than the one we resume from, so the resumed run rewrites those steps anyway; renamed
+            # rather than deleted so that the user can inspect them, and so that pruning never counts them.
+            aside = set_aside(damaged)
+            self.resume_notes.append(f"Skipped damaged checkpoint {damaged.name} ({why}); moved to {aside}.")
+        for unfinished in scan.incomplete:
+            shutil.rmtree(unfinished, ignore_errors=True)
+            self.resume_notes.append(
+                f"Removed {unfinished.name}: a checkpoint write that never finished (the run was killed "
+                "while saving)."
+            )
+        path = scan.latest
+        assert path is not None  # resume_point raised otherwise
+        if path.name.startswith(REPLACED_PREFIX):
+            path = recover_replaced(path)
+            self.resume_notes.append(f"Recovered {path.name}: a re-save of it was killed halfway.")
         trainer_state, state = load_trainer_state(path)
         from safetensors.torch import load_file
 
@@ -227,8 +264,14 @@ class Trainer:
             set_peft_model_state_dict(self.model, weights)
         else:
             _load_weights(self.model, weights)
-        self.optimizer.load_state_dict(trainer_state["optimizer"])
-        self.scheduler.load_state_dict(trainer_state["scheduler"])
+        try:
+            self.optimizer.load_state_dict(trainer_state["optimizer"])
+            self.scheduler.load_state_dict(trainer_state["scheduler"])
+        except (KeyError, ValueError, RuntimeError) as err:
+            raise CheckpointError(
+                f"checkpoint {path}: its optimizer state does not fit this model ({err}); resume with the "
+                "run's own config.yaml (model and LoRA settings unchanged)"
+            ) from None
         torch.set_rng_state(trainer_state["torch_rng"])
         self.step = state["step"]
         self.data_position = state["data_position"]
@@ -236,7 +279,13 @@ class Trainer:
         self.counters.update(state.get("counters", {}))
         self.resumed_from = path
 
-    def save(self) -> Path | None:
+    def save(self, *, final: bool = False) -> Path | None:
+        """Write a checkpoint of the current state. Returns its folder, or None when a periodic save failed.
+
+        A failed save (e.g. a full disk) keeps the previous checkpoint. A periodic one prints the error and
+        training goes on (the next periodic save tries again); a failed `final` save (end of run, interrupt,
+        bad-step stop) raises CheckpointError, since the run's last progress would otherwise be lost silently.
+        """
         trainer_state = {
             "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict(),
@@ -261,7 +310,10 @@ class Trainer:
                 self.config.run.keep_checkpoints,
             )
         except CheckpointError as err:
-            tqdm.write(f"error: {err}")
+            self.counters["failed_saves"] += 1
+            if final:
+                raise
+            tqdm.write(f"error: {err}. Training goes on; the next checkpoint will try again.")
             return None
 
     # ------------------------------------------------------------------ one step
@@ -294,6 +346,7 @@ class Trainer:
         scored = score_completions(
             batch.completions, row_problems, self.task, cfg.task.verifier_timeout_s, reward_fn=self.reward_fn
         )
+        self._warn_about_verifier(scored.n_verifier_errors, scored.n_verifier_timeouts, scored.error_messages)
         correct = torch.tensor(scored.rewards, dtype=torch.float32)
         lengths = batch.response_mask.sum(dim=1)
         buffer = algo.overlong_buffer if algo.overlong_buffer >= 0 else cfg.sampling.max_new_tokens // 4
@@ -391,6 +444,18 @@ class Trainer:
         ]
         return metrics
 
+    def _warn_about_verifier(self, errors: int, timeouts: int, messages: list[str]) -> None:
+        """Say once per run that the verifier or reward function failed (every failure is also counted)."""
+        if self._warned_verifier or not (errors or timeouts):
+            return
+        self._warned_verifier = True
+        example = f" First: {messages[0]}." if messages else ""
+        tqdm.write(
+            f"warning: step {self.step + 1}: the verifier failed on {errors} completion(s) and timed out on "
+            f"{timeouts}; each gets reward 0 and is counted (metrics verifier/errors, verifier/timeouts)."
+            f"{example}"
+        )
+
     def _entropy_change(
         self, batch: RolloutBatch, entropy_before: torch.Tensor, shaped: torch.Tensor, mask: torch.Tensor
     ) -> dict[str, float]:
@@ -473,6 +538,7 @@ class Trainer:
             for mini in _row_chunks(B, rows_per_mini):
                 num_tokens = int(update_mask[mini].sum())
                 num_seqs = mini.stop - mini.start
+                mini_loss = 0.0  # this mini-batch's loss: one bad mini-batch must not veto the others
                 self.optimizer.zero_grad(set_to_none=True)
                 t0 = time.perf_counter()
                 for micro in _row_chunks(num_seqs, cfg.train.micro_batch_rows):
@@ -508,6 +574,7 @@ class Trainer:
                         **algo.loss_params,
                     )
                     loss.backward()
+                    mini_loss += float(loss.detach())
                     weight = (rows.stop - rows.start) / B
                     sums["loss"] = sums.get("loss", 0.0) + float(loss.detach()) / cfg.train.ppo_epochs
                     for key, value in m.items():
@@ -519,10 +586,10 @@ class Trainer:
                 params = [p for p in self.model.parameters() if p.requires_grad]
                 grad_norm = float(torch.nn.utils.clip_grad_norm_(params, cfg.train.max_grad_norm))
                 grad_norms.append(grad_norm)
-                if math.isfinite(grad_norm) and math.isfinite(sums.get("loss", 0.0)):
+                if math.isfinite(grad_norm) and math.isfinite(mini_loss):
                     self.optimizer.step()
                 else:
-                    # A NaN/inf loss or gradient: skip this update and leave the optimizer state untouched.
+                    # A NaN/inf loss or gradient: skip this update; weights and Adam moments stay unchanged.
                     skipped += 1
                 self.optimizer.zero_grad(set_to_none=True)
                 t_opt += time.perf_counter() - t0
@@ -562,6 +629,18 @@ class Trainer:
 
     # ------------------------------------------------------------------ the loop
     def run(self) -> TrainResult:
+        """Train until `train.steps`, a stop signal or too many bad steps; always end with a checkpoint.
+
+        SIGINT/SIGTERM (from the start evaluation to the last save) finish the current step, save and
+        return `stopped="interrupted"`. A failed final save raises CheckpointError.
+        """
+        try:
+            with _StopRequest() as stop:
+                return self._run(stop)
+        finally:
+            self.logger.close()
+
+    def _run(self, stop: _StopRequest) -> TrainResult:
         cfg = self.config
         total = cfg.train.steps
         start_eval: dict[str, float] = {}
@@ -569,6 +648,8 @@ class Trainer:
         stopped = "completed"
         checkpoint: Path | None = self.resumed_from
         if self.resumed_from is not None:
+            for note in self.resume_notes:
+                tqdm.write(note)
             tqdm.write(f"Resuming from {self.resumed_from} (step {self.step}).")
         else:
             start_eval = self.evaluate()
@@ -577,46 +658,65 @@ class Trainer:
             total=total, initial=self.step, desc=f"eapo {self.algorithm.name}", disable=not self.progress
         )
         samples_path = self.run_dir / "samples.jsonl"
-        with _StopRequest() as stop:
-            while self.step < total:
-                metrics = self.train_step()
-                self.step += 1
-                bad = metrics["skipped_updates"] > 0
-                self.bad_steps = self.bad_steps + 1 if bad else 0
-                self.counters["skipped_steps"] += int(bad)
-                metrics["skipped_steps_total"] = float(self.counters["skipped_steps"])
-                if cfg.eval.every and self.step % cfg.eval.every == 0 and self.step < total:
-                    metrics.update(self.evaluate())
-                self.logger.log(self.step, metrics)
-                with samples_path.open("a") as f:
-                    for sample in self._last_samples:
-                        f.write(json.dumps({"step": self.step, **sample}) + "\n")
-                bar.update(1)
-                bar.set_postfix(
-                    reward=f"{metrics['reward/mean']:.3f}",
-                    H=f"{metrics['entropy/mean']:.3f}",
-                    loss=f"{metrics.get('loss', float('nan')):.4f}",
-                    **({"eval": f"{metrics['eval/pass@1']:.3f}"} if "eval/pass@1" in metrics else {}),
-                )
-                if self.bad_steps >= cfg.train.max_bad_steps:
-                    stopped = "bad_steps"
-                    tqdm.write(
-                        f"Stopping: {self.bad_steps} consecutive steps had a non-finite loss or gradient "
-                        "(their updates were skipped). The checkpoint holds the last good weights."
-                    )
-                    break
-                if stop.requested:
-                    stopped = "interrupted"
-                    break
-                if cfg.run.checkpoint_every and self.step % cfg.run.checkpoint_every == 0:
-                    checkpoint = self.save() or checkpoint
+        while self.step < total and not stop.requested:
+            metrics = self.train_step()
+            self.step += 1
+            bad = metrics["skipped_updates"] > 0
+            self.bad_steps = self.bad_steps + 1 if bad else 0
+            self.counters["skipped_steps"] += int(bad)
+            metrics["skipped_steps_total"] = float(self.counters["skipped_steps"])
+            metrics["verifier/errors_total"] = float(self.counters["verifier_errors"])
+            metrics["verifier/timeouts_total"] = float(self.counters["verifier_timeouts"])
+            metrics["checkpoint/failed_saves_total"] = float(self.counters["failed_saves"])
+            if cfg.eval.every and self.step % cfg.eval.every == 0 and self.step < total:
+                metrics.update(self.evaluate())
+            self.logger.log(self.step, metrics)
+            with samples_path.open("a") as f:
+                for sample in self._last_samples:
+                    f.write(json.dumps({"step": self.step, **sample}) + "\n")
+            bar.update(1)
+            bar.set_postfix(
+                reward=f"{metrics['reward/mean']:.3f}",
+                H=f"{metrics['entropy/mean']:.3f}",
+                loss=f"{metrics.get('loss', float('nan')):.4f}",
+                **({"eval": f"{metrics['eval/pass@1']:.3f}"} if "eval/pass@1" in metrics else {}),
+            )
+            if self.bad_steps >= cfg.train.max_bad_steps:
+                stopped = "bad_steps"
+                break
+            if stop.requested:
+                break
+            if cfg.run.checkpoint_every and self.step % cfg.run.checkpoint_every == 0:
+                checkpoint = self.save() or checkpoint
         bar.close()
+        if stop.requested and stopped == "completed":
+            stopped = "interrupted"  # the final evaluation is left to the resumed run
         if stopped == "completed":
             final_eval = self.evaluate()
             self.logger.log(self.step, final_eval)
-        checkpoint = self.save() or checkpoint
-        self.logger.close()
+        checkpoint = self.save(final=True) or checkpoint
+        if stopped == "bad_steps":
+            tqdm.write(
+                f"Stopping at step {self.step}: {self.bad_steps} consecutive steps had a non-finite loss or "
+                f"gradient (train.max_bad_steps = {cfg.train.max_bad_steps}); their updates were skipped, so "
+                f"checkpoint {checkpoint} holds the weights of the last good update. Lower train.lr or "
+                "check the rewards, then continue with --resume."
+            )
+        elif stopped == "interrupted":
+            tqdm.write(f"Stopped by {stop.signal_name} at step {self.step}; saved {checkpoint}.")
         return TrainResult(self.run_dir, self.step, stopped, checkpoint, start_eval, final_eval)
+
+
+def resume_point(run_dir: Path) -> CheckpointScan:
+    """The checkpoints `--resume` would use; CheckpointError (naming what was found) if none is valid."""
+    scan = scan_checkpoints(run_dir)
+    if scan.latest is None:
+        found = "; ".join(f"{p.name}: {why}" for p, why in scan.damaged) or "none was saved"
+        raise CheckpointError(
+            f"--resume {run_dir}: no valid checkpoint under {checkpoint_dir(run_dir)} ({found}); "
+            "start a new run without --resume"
+        )
+    return scan
 
 
 def _load_weights(model: Any, weights: dict[str, torch.Tensor]) -> None:
@@ -646,6 +746,7 @@ def train(
         if not (run_dir / "config.yaml").is_file():
             raise ConfigError(f"--resume {run_dir}: not a run folder (no config.yaml)")
         config = load_config(run_dir / "config.yaml", overrides)
+        resume_point(run_dir)  # fail before loading a model when there is nothing to resume from
         return Trainer(config, run_dir=run_dir, resume=True, progress=progress, reward_fn=reward_fn).run()
     if not isinstance(config, Config):
         config = load_config(config, overrides)
