@@ -1,0 +1,225 @@
+"""The `eapo ablate` and `eapo compare` subcommands: `register(subparsers)` adds them to eapo's parser.
+
+Both are thin wrappers over `eapo.analysis.ablate.run_ablation` and `eapo.analysis.compare.run_compare`.
+Arguments the command does not know are config overrides applied to every arm (`--train.lr 1e-3`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+from pathlib import Path
+from typing import Any
+
+from eapo.errors import ConfigError
+
+ABLATE_EXAMPLES = """\
+examples:
+  eapo ablate --mode isolate --seeds 3                       # PAPER.md Fig. 2: one quadrant at a time vs GRPO
+  eapo ablate --mode eapo-without --seeds 3                  # Table 3: EAPO's term off in one quadrant
+  eapo ablate --mode drop --quadrants PLR+NLR,PHR --steps 100
+  eapo ablate --mode isolate --pass-curve --seeds 2          # Pass@k for k = 1..256
+"""
+
+COMPARE_EXAMPLES = """\
+examples:
+  eapo compare --seeds 5                                     # every algorithm on the tiny default
+  eapo compare --algos grpo,dapo,forking,entro_adv,eapo --seeds 3 --steps 100 --target 0.5
+  eapo compare --sweep alpha=0.1,0.2,0.3,0.4,0.5,1 --sweep phi=1,2,4 --seeds 3   # chosen on validation
+"""
+
+
+def _seeds(text: str) -> list[int]:
+    """`3` -> [0, 1, 2]; `0,4,7` -> [0, 4, 7]."""
+    try:
+        if "," in text:
+            seeds = [int(s) for s in text.split(",") if s.strip()]
+        else:
+            count = int(text)
+            if count < 1:
+                raise ValueError
+            seeds = list(range(count))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: expected a count (3 -> seeds 0,1,2) or a comma-separated list of seeds"
+        ) from None
+    return seeds
+
+
+def _add_common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--seeds", type=_seeds, default=[0, 1, 2], help="a count N (seeds 0..N-1) or a list")
+    p.add_argument("--steps", type=int, default=None, help="RL steps per run (default: the config's)")
+    p.add_argument("--config", type=Path, default=None, help="YAML config (default: tiny default)")
+    p.add_argument("--out", type=Path, default=None, help="output folder for the report")
+    p.add_argument(
+        "--runs-dir",
+        type=Path,
+        default=None,
+        help="where runs go, as RUNS_DIR/<arm>/seed<k>/ (default: --out); grids may share one",
+    )
+    p.add_argument(
+        "--init",
+        choices=["per_seed", "shared"],
+        default="per_seed",
+        help="tiny model: each seed warms up its own initial weights (default) or all seeds share one",
+    )
+    p.add_argument("--final-samples", type=int, default=16, help="samples per problem in the final eval")
+    p.add_argument("--final-problems", type=int, default=None, help="held-out problems (eval.num_problems)")
+    p.add_argument("--pass-curve", action="store_true", help="also a Pass@k curve, many samples")
+    p.add_argument(
+        "--pass-curve-samples", type=int, default=256, help="n for --pass-curve (k = 1, 2, 4, .., n)"
+    )
+    p.add_argument("--pass-curve-problems", type=int, default=32, help="held-out problems for --pass-curve")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+
+def register(subparsers: Any) -> None:
+    """Add `ablate` and `compare` to eapo's argparse subparsers (`parser.add_subparsers(...)`)."""
+    p = subparsers.add_parser(
+        "ablate",
+        help="the paper's quadrant experiments: isolate, eapo-without, drop (arms x seeds)",
+        description="Quadrant ablations (PAPER.md §4.2 Fig. 2, §6.4 Table 3) as a resumable grid of arms x "
+        "seeds with identical data, budget, initial weights and evaluation. Unknown arguments are config "
+        "overrides for every arm (--train.lr 1e-3).",
+        epilog=ABLATE_EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        allow_abbrev=False,  # `--seed 4` must not silently mean `--seeds 4`: it is a config override
+    )
+    p.add_argument("--mode", required=True, choices=["isolate", "eapo-without", "drop"])
+    p.add_argument(
+        "--quadrants",
+        default=None,
+        help="quadrants, comma-separated; join with + for one arm of several (default: each of the four)",
+    )
+    _add_common(p)
+    p.set_defaults(func=_ablate)
+
+    p = subparsers.add_parser(
+        "compare",
+        help="EAPO against the baselines with paired statistics, or its α/φ sensitivity",
+        description="Every algorithm with the identical model, data order, seeds, rollout budget and "
+        "evaluation; paired per-seed differences with bootstrap 95%% intervals. With --sweep: EAPO's "
+        "sensitivity to α and φ, chosen on a validation split and reported on held-out. Unknown arguments "
+        "are config overrides for every arm.",
+        epilog=COMPARE_EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        allow_abbrev=False,
+    )
+    p.add_argument("--algos", default=None, help="comma-separated algorithms (default: all eleven)")
+    p.add_argument("--task", default=None, help="task source (replaces the config's task.source and params)")
+    p.add_argument("--model", default=None, help="model (replaces the config's model.name)")
+    p.add_argument("--target", type=float, default=None, help="report steps to reach this held-out Avg@k")
+    p.add_argument("--focus", default="eapo", help="compared with every other algorithm")
+    p.add_argument(
+        "--sweep",
+        action="append",
+        default=[],
+        metavar="NAME=V1,V2,...",
+        help="sensitivity mode: EAPO's alpha or phi over these values (repeatable)",
+    )
+    p.add_argument("--sweep-grid", action="store_true", help="sweep the product, not one at a time")
+    p.add_argument("--val-problems", type=int, default=200, help="validation problems for --sweep")
+    _add_common(p)
+    p.set_defaults(func=_compare)
+
+
+def _final_eval(args: argparse.Namespace) -> Any:
+    from eapo.analysis.grid import FinalEvalSettings
+
+    settings = FinalEvalSettings(
+        samples=args.final_samples,
+        problems=args.final_problems,
+        pass_curve_samples=args.pass_curve_samples if args.pass_curve else 0,
+        pass_curve_problems=args.pass_curve_problems,
+    )
+    settings.validate()
+    return settings
+
+
+def _overrides(rest: list[str]) -> dict[str, Any]:
+    from eapo.train.config import parse_overrides
+
+    return parse_overrides(rest) if rest else {}
+
+
+def _command_line() -> str:
+    return shlex.join(["eapo", *sys.argv[1:]])
+
+
+def _ablate(args: argparse.Namespace, rest: list[str]) -> int:
+    from eapo.analysis.ablate import run_ablation
+    from eapo.analysis.grid import GridInterrupted
+
+    out = args.out or Path("runs") / f"ablate-{args.mode}"
+    try:
+        report = run_ablation(
+            args.mode,
+            seeds=args.seeds,
+            out_dir=out,
+            quadrants=args.quadrants,
+            runs_dir=args.runs_dir,
+            steps=args.steps,
+            config=args.config,
+            overrides=_overrides(rest),
+            final_eval=_final_eval(args),
+            init=args.init,
+            progress=not args.no_progress,
+            command=_command_line(),
+        )
+    except GridInterrupted as err:
+        print(f"\n{err}", file=sys.stderr)
+        return 130
+    _print_outputs(out, "ablation", report)
+    return 0
+
+
+def _compare(args: argparse.Namespace, rest: list[str]) -> int:
+    from eapo.analysis.compare import parse_algos, parse_sweeps, run_compare
+    from eapo.analysis.grid import GridInterrupted
+
+    sweeps = parse_sweeps(args.sweep) if args.sweep else None
+    algos = parse_algos(args.algos) if args.algos else None
+    if sweeps and algos:
+        raise ConfigError("--sweep runs EAPO's sensitivity; it does not combine with --algos")
+    if args.target is not None and not 0 <= args.target <= 1:
+        raise ConfigError(f"--target {args.target}: expected an accuracy in [0, 1]")
+    if args.val_problems < 1:
+        raise ConfigError(f"--val-problems {args.val_problems}: expected an integer >= 1")
+    out = args.out or Path("runs") / ("sensitivity" if sweeps else "compare")
+    try:
+        report = run_compare(
+            algos,
+            seeds=args.seeds,
+            out_dir=out,
+            task=args.task,
+            model=args.model,
+            runs_dir=args.runs_dir,
+            steps=args.steps,
+            config=args.config,
+            overrides=_overrides(rest),
+            target=args.target,
+            focus=args.focus,
+            final_eval=_final_eval(args),
+            init=args.init,
+            sweeps=sweeps,
+            sweep_grid=args.sweep_grid,
+            validation_problems=args.val_problems,
+            progress=not args.no_progress,
+            command=_command_line(),
+        )
+    except GridInterrupted as err:
+        print(f"\n{err}", file=sys.stderr)
+        return 130
+    _print_outputs(out, report["kind"], report)
+    return 0
+
+
+def _print_outputs(out: Path, stem: str, report: dict[str, Any]) -> None:
+    print()
+    print(f"report:  {out / (stem + '.json')}")
+    print(f"table:   {out / (stem + '.md')}")
+    for figure in report.get("figures", []):
+        print(f"figure:  {out / figure}")
+    print()
+    print((out / f"{stem}.md").read_text().split("## ")[0])

@@ -1,0 +1,116 @@
+"""`eapo ablate` end to end on a minimal tiny grid (2 arms x 2 seeds x 2 steps), and its argument errors."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+
+from eapo.analysis.ablate import ablation_arms, parse_quadrant_sets
+from eapo.analysis.experiment_commands import register
+from eapo.errors import ConfigError
+
+# Config overrides for a grid small enough for a test (see tests/train/test_trainer.py TINY_TEST).
+TINY_ARGS = [
+    "--task.num_train", "64", "--task.num_eval", "16",
+    "--model.tiny.n_layer", "1", "--model.tiny.n_embd", "32", "--model.tiny.n_head", "2",
+    "--model.tiny.sft_max_steps", "40", "--model.tiny.sft_eval_every", "20",
+    "--model.tiny.target_accuracy", "[0.0, 1.0]",
+    "--sampling.max_new_tokens", "24",
+    "--eval.every", "1", "--eval.num_problems", "4", "--eval.k", "2",
+    "--train.prompts_per_step", "2", "--train.group_size", "4", "--train.micro_batch_rows", "8",
+    "--train.lr", "1e-3",
+    "--run.tensorboard", "false", "--run.entropy_change_every", "0", "--run.dump_rollouts_every", "0",
+]  # fmt: skip
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread() -> Any:
+    # 2 shared cores: one intra-op thread per process avoids oversubscription (several times faster here).
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
+def run_cli(argv: list[str]) -> int:
+    """Parse and run like `eapo.cli.main` does: subcommand arguments, the rest as config overrides."""
+    parser = argparse.ArgumentParser(prog="eapo")
+    register(parser.add_subparsers(dest="command"))
+    args, rest = parser.parse_known_args(argv)
+    return args.func(args, rest)
+
+
+def test_ablate_isolate_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "ablate"
+    argv = ["ablate", "--mode", "isolate", "--quadrants", "PHR", "--seeds", "2", "--steps", "2"]
+    argv += ["--out", str(out), "--final-samples", "4", "--final-problems", "4", "--no-progress"]
+    argv += ["--pass-curve", "--pass-curve-samples", "8", "--pass-curve-problems", "3", *TINY_ARGS]
+    assert run_cli(argv) == 0
+    printed = capsys.readouterr().out
+    assert "ablation.json" in printed and "| isolate_PHR |" in printed
+
+    report = json.loads((out / "ablation.json").read_text())
+    assert report["mode"] == "isolate" and report["reference"] == "grpo"
+    assert list(report["arms"]) == ["grpo", "isolate_PHR"]
+    for name, arm in report["arms"].items():
+        assert arm["seeds"] == [0, 1], name
+        final = arm["final"]["avg@4"]
+        # Every reported figure comes from the runs' own logged evaluations.
+        logged = [
+            json.loads((out / name / f"seed{s}" / "grid_eval.json").read_text())["final"]["avg"]
+            for s in (0, 1)
+        ]
+        assert final["values"] == pytest.approx(logged, abs=1e-6)
+        assert final["mean"] == pytest.approx(sum(logged) / 2, abs=1e-6)
+        assert arm["pass_curve"]["k"] == [1, 2, 4, 8] and arm["pass_curve"]["num_problems"] == 3
+        assert arm["eval_curve"]["avg@2"]["x"] == [0.0, 1.0, 2.0]
+        assert arm["entropy_curve"]["x"] == [1.0, 2.0]
+    (paired,) = report["paired"]["avg@4"]
+    assert (paired["arm"], paired["reference"], paired["seeds"]) == ("isolate_PHR", "grpo", [0, 1])
+    run_values = {r["seed"]: r["final_avg"] for r in report["runs"]["isolate_PHR"]}
+    ref_values = {r["seed"]: r["final_avg"] for r in report["runs"]["grpo"]}
+    assert paired["differences"] == pytest.approx([run_values[s] - ref_values[s] for s in (0, 1)], abs=1e-6)
+
+    table = (out / "ablation.md").read_text()
+    assert "| grpo | 2 |" in table and "reference" in table and "Pass@8" in table
+    for figure in report["figures"]:
+        assert (out / figure).stat().st_size > 1000
+    assert {"ablation_accuracy.png", "ablation_entropy.png", "ablation_pass_at_k.png"} <= set(
+        report["figures"]
+    )
+    # The training arm really trained on PHR tokens only: its config says so.
+    config = (out / "isolate_PHR" / "seed0" / "config.yaml").read_text()
+    assert "mode: isolate" in config and "- PHR" in config
+
+
+def test_ablation_arms_per_mode() -> None:
+    arms, reference = ablation_arms("eapo-without")
+    assert reference == "eapo"
+    assert [a.name for a in arms] == ["eapo", *(f"eapo_without_{q}" for q in ("PHR", "PLR", "NHR", "NLR"))]
+    assert arms[1].overrides["algo"] == {
+        "name": "quadrant",
+        "shaper_params": {"mode": "eapo_without", "quadrants": ["PHR"]},
+    }
+    arms, reference = ablation_arms("drop", parse_quadrant_sets("PLR+NLR,phr"))
+    assert reference == "grpo" and [a.name for a in arms] == ["grpo", "drop_PLR+NLR", "drop_PHR"]
+    assert arms[1].overrides["algo"]["shaper_params"] == {"mode": "drop", "quadrants": ["PLR", "NLR"]}
+
+
+def test_ablate_argument_errors_name_the_argument(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"--quadrants 'PHR,XYZ': 'XYZ' is not a quadrant"):
+        parse_quadrant_sets("PHR,XYZ")
+    with pytest.raises(ConfigError, match="names a quadrant twice"):
+        parse_quadrant_sets("PHR+PHR")
+    with pytest.raises(ConfigError, match="--mode 'bogus'"):
+        ablation_arms("bogus")
+    with pytest.raises(SystemExit):
+        run_cli(["ablate", "--mode", "isolate", "--seeds", "two"])
+    with pytest.raises(ConfigError, match="--seeds"):
+        run_cli(["ablate", "--mode", "isolate", "--out", str(tmp_path), "--seed", "4"])
+    with pytest.raises(ConfigError, match="--final-samples 0"):
+        run_cli(["ablate", "--mode", "isolate", "--out", str(tmp_path), "--final-samples", "0"])

@@ -1,0 +1,198 @@
+"""The experiment grid: identical data and initial weights across arms, resumability, final evaluations."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+
+import eapo.analysis.grid as grid
+from eapo.analysis.grid import Arm, FinalEvalSettings, GridSpec, run_grid, validation_problems
+from eapo.errors import ConfigError
+from eapo.train.logging import read_metrics
+
+# A grid small enough for a test: a 1-layer tiny model, 2 prompts x 4 samples, 2 steps.
+TINY_GRID = {
+    "task": {"num_train": 64, "num_eval": 16},
+    "model": {
+        "tiny": {
+            "n_layer": 1,
+            "n_embd": 32,
+            "n_head": 2,
+            "sft_max_steps": 40,
+            "sft_eval_every": 20,
+            "target_accuracy": [0.0, 1.0],
+        }
+    },
+    "sampling": {"max_new_tokens": 24},
+    "eval": {"every": 1, "num_problems": 4, "k": 2},
+    "train": {"prompts_per_step": 2, "group_size": 4, "micro_batch_rows": 8, "lr": 1e-3},
+    "run": {
+        "checkpoint_every": 1,
+        "keep_checkpoints": 3,
+        "tensorboard": False,
+        "entropy_change_every": 0,
+        "dump_rollouts_every": 1,
+    },
+}
+ARMS = [Arm("grpo", {"algo": {"name": "grpo"}}), Arm("eapo", {"algo": {"name": "eapo"}})]
+
+
+def _spec(out: Path, **changes: Any) -> GridSpec:
+    values = {
+        "arms": ARMS,
+        "seeds": [0, 1],
+        "out_dir": out,
+        "overrides": json.loads(json.dumps(TINY_GRID)),
+        "steps": 2,
+        "final_eval": FinalEvalSettings(samples=4, problems=4),
+    }
+    values.update(changes)
+    return GridSpec(**values)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread() -> Any:
+    # The test machine's 2 cores are shared by parallel jobs: more than one intra-op thread per process
+    # oversubscribes them (measured here: a 2-step grid run took 6x longer with 2 threads than with 1).
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
+@pytest.fixture(scope="module")
+def finished_grid(tmp_path_factory: pytest.TempPathFactory) -> tuple[GridSpec, list[grid.RunRecord]]:
+    spec = _spec(tmp_path_factory.mktemp("grid") / "out")
+    return spec, run_grid(spec, progress=False)
+
+
+def _prompts(run_dir: Path, step: int) -> list[str]:
+    return torch.load(run_dir / "rollouts" / f"step_{step:06d}.pt", weights_only=False)["prompts"]
+
+
+def test_arms_of_a_seed_share_data_order_and_initial_weights(finished_grid: Any) -> None:
+    spec, records = finished_grid
+    assert [(r.arm, r.seed) for r in records] == [("grpo", 0), ("eapo", 0), ("grpo", 1), ("eapo", 1)]
+    out = spec.out_dir
+    for step in (1, 2):
+        for seed in (0, 1):
+            assert _prompts(out / "grpo" / f"seed{seed}", step) == _prompts(
+                out / "eapo" / f"seed{seed}", step
+            )
+    assert _prompts(out / "grpo" / "seed0", 1) != _prompts(out / "grpo" / "seed1", 1)
+    # Same initial weights within a seed: the start-of-run evaluation (same sampling seed) is identical.
+    for seed in (0, 1):
+        starts = [read_metrics(out / arm / f"seed{seed}")[0] for arm in ("grpo", "eapo")]
+        assert {k: v for k, v in starts[0].items() if k.startswith("eval/")} == {
+            k: v for k, v in starts[1].items() if k.startswith("eval/")
+        }
+    # per_seed init: each seed warms up its own tiny model.
+    configs = {seed: (out / "grpo" / f"seed{seed}" / "config.yaml").read_text() for seed in (0, 1)}
+    assert "seed: 1" in configs[1].split("tiny:")[1].split("sampling:")[0]
+
+
+def test_records_hold_curves_and_final_evaluation(finished_grid: Any) -> None:
+    _, records = finished_grid
+    for record in records:
+        assert record.status == "completed"
+        assert record.eval_curve["step"] == [0.0, 1.0, 2.0]
+        assert set(record.eval_curve) == {"step", "avg@1", "pass@1", "avg@2", "pass@2"}
+        assert record.entropy_curve["step"] == [1.0, 2.0]
+        assert set(record.quadrant_shares) == {"step", "PHR", "PLR", "NHR", "NLR", "ZERO"}
+        assert record.final is not None and record.final["samples"] == 4
+        assert list(record.final["pass_at_k"]) == ["1", "2", "4"]
+        assert len(record.final["correct_per_problem"]) == 4
+        assert record.final["avg"] == pytest.approx(record.final["pass_at_k"]["1"])
+        assert record.tokens_generated > 0 and record.train_seconds > 0 and record.wall_seconds > 0
+        cached = json.loads((Path(record.run_dir) / grid.GRID_EVAL).read_text())
+        assert cached["final"]["avg"] == record.final["avg"]
+
+
+def test_finished_runs_are_not_rerun(finished_grid: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    spec, records = finished_grid
+    calls: list[Any] = []
+    monkeypatch.setattr("eapo.train.trainer.train", lambda *a, **k: calls.append((a, k)))
+    evals = {r.run_dir: (Path(r.run_dir) / grid.GRID_EVAL).stat().st_mtime_ns for r in records}
+    again = run_grid(spec, progress=False)
+    assert calls == []
+    assert {r.run_dir: (Path(r.run_dir) / grid.GRID_EVAL).stat().st_mtime_ns for r in again} == evals
+    assert [r.final for r in again] == [r.final for r in records]
+
+
+def test_a_changed_config_in_the_same_folder_is_an_error(finished_grid: Any) -> None:
+    spec, _ = finished_grid
+    changed = _spec(spec.out_dir)
+    changed.overrides["train"]["lr"] = 5e-4
+    with pytest.raises(ConfigError, match=r"train\.lr"):
+        run_grid(changed, progress=False)
+
+
+def test_grid_fields_cannot_be_overridden(tmp_path: Path) -> None:
+    spec = _spec(tmp_path, overrides={"run": {"seed": 3}})
+    with pytest.raises(ConfigError, match="--seeds"):
+        spec.validate()
+    with pytest.raises(ConfigError, match="repeated: grpo"):
+        _spec(tmp_path, arms=[ARMS[0], ARMS[0]]).validate()
+    with pytest.raises(ConfigError, match="--final-samples 0"):
+        _spec(tmp_path, final_eval=FinalEvalSettings(samples=0)).validate()
+
+
+def test_validation_problems_are_outside_both_splits() -> None:
+    from eapo.tasks import TaskConfig, load_task
+
+    config = TaskConfig(
+        source="basic_arithmetic",
+        params={"min_terms": 2, "max_terms": 2, "min_digits": 1, "max_digits": 1},
+        num_train=100,
+        num_eval=20,
+    )
+    task = load_task(config)
+    chosen = validation_problems(config, 15)
+    questions = [p.question for p in chosen]
+    assert len(questions) == 15 == len(set(questions))
+    assert not set(questions) & {p.question for p in task.train + task.eval}
+    assert [p.question for p in validation_problems(config, 15)] == questions  # reproducible
+
+
+def test_an_interrupted_run_resumes_from_its_checkpoint(
+    finished_grid: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Last in the file: it rewinds one run of the shared grid (and leaves it finished again).
+    spec, records = finished_grid
+    original = records[-1]
+    run_dir = Path(original.run_dir)
+    full_rows = read_metrics(run_dir)
+    # Make it look killed after step 1's checkpoint: no step-2 checkpoint, rows up to step 1, no final eval.
+    shutil.rmtree(run_dir / "checkpoints" / "step_000002")
+    (run_dir / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in full_rows if r["step"] <= 1))
+    (run_dir / grid.GRID_EVAL).unlink()
+    assert grid.run_status(run_dir, 2) == "resumable"
+
+    from eapo.train import trainer
+
+    calls: list[dict[str, Any]] = []
+    real_train = trainer.train
+
+    def spy(*args: Any, **kwargs: Any) -> Any:
+        calls.append(kwargs)
+        return real_train(*args, **kwargs)
+
+    monkeypatch.setattr(trainer, "train", spy)
+    resumed = run_grid(spec, progress=False)[-1]
+    assert len(calls) == 1 and Path(calls[0]["resume"]) == run_dir  # the three finished runs are skipped
+    assert grid.run_status(run_dir, 2) == "finished"
+
+    def training(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        return [
+            {k: v for k, v in r.items() if not k.startswith("time/") and k != "tokens_per_s"}
+            for r in rows
+            if "loss" in r
+        ]
+
+    assert training(read_metrics(run_dir)) == training(full_rows)  # exact resume on CPU
+    assert resumed.final is not None and resumed.eval_curve["step"] == original.eval_curve["step"]
