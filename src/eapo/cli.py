@@ -181,6 +181,18 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show full tracebacks")
         p.add_argument("--no-progress", action="store_true", help="no progress bars")
         p.set_defaults(func=command.run)
+    # The analysis and experiment commands own their sub-parsers (arguments and `--no-progress`);
+    # they only gain the shared `--debug` here. Their modules import nothing heavy at parse time.
+    from eapo.analysis import experiment_commands, run_commands
+
+    built_in = set(sub.choices)
+    run_commands.register(sub)
+    experiment_commands.register(sub)
+    for name, p in sub.choices.items():
+        if name not in built_in:
+            p.add_argument(
+                "--debug", action="store_true", default=argparse.SUPPRESS, help="show full tracebacks"
+            )
     return parser
 
 
