@@ -1,0 +1,852 @@
+"""Regenerate docs/findings.md: EAPO and GRPO on the tiny default, read with eapo's per-run analyses.
+
+    python benchmarks/findings.py              # train the two runs if missing, analyse them, write the doc
+    python benchmarks/findings.py --doc-only   # rewrite docs/findings.md from the saved analyses only
+
+What it does, in order (each step is skipped when its output already exists, unless --force):
+1. `eapo train` (EAPO) and `eapo train --algo grpo` on the built-in tiny default, seed 0, with every step's
+   rollouts dumped, the entropy change logged every step and checkpoints kept (runs/findings-{eapo,grpo}).
+2. `eapo quadrants`, `eapo gradients` and `eapo credit` on both runs; `eapo report` on both.
+3. A screenshot of the HTML report in headless Chromium (skipped when Chromium is absent).
+4. docs/findings.md with the tables, the figures (copied to docs/images/findings/) and the table of the
+   paper's claims, each marked held / not held / inconclusive by a criterion stated in the table. Claims
+   that need the quadrant ablations read benchmarks/results/ablation_*.json (written by `eapo ablate`);
+   while those files do not exist the rows say "not run yet".
+Every number in the document is read from the runs' logged data or the analyses' summary.json files.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+RUNS = {"eapo": ROOT / "runs" / "findings-eapo", "grpo": ROOT / "runs" / "findings-grpo"}
+TRAIN_FLAGS = [
+    "--run.dump_rollouts_every", "1",
+    "--run.entropy_change_every", "1",
+    "--run.keep_checkpoints", "10",
+    "--run.tensorboard", "false",
+]  # fmt: skip
+CREDIT = {"num_positions": 400, "num_alternatives": 4, "num_completions": 32, "num_problems": 64}
+DOC = ROOT / "docs" / "findings.md"
+IMAGES = ROOT / "docs" / "images" / "findings"
+REPORT = ROOT / "runs" / "findings-report.html"
+RESULTS = ROOT / "benchmarks" / "results"
+QUADRANTS = ("PHR", "PLR", "NHR", "NLR")
+COMMAND = "python benchmarks/findings.py"
+
+
+# --------------------------------------------------------------------------- steps
+def _run_finished(run_dir: Path) -> bool:
+    from eapo.analysis.quadrants import read_run_metrics
+    from eapo.train.config import load_config
+
+    if not (run_dir / "metrics.jsonl").is_file():
+        return False
+    steps = load_config(run_dir / "config.yaml").train.steps
+    rows = read_run_metrics(run_dir)
+    return any(r["step"] == steps and "eval/pass@1" in r for r in rows)
+
+
+def train_runs(force: bool) -> dict[str, float]:
+    seconds = {}
+    for algo, run_dir in RUNS.items():
+        if _run_finished(run_dir) and not force:
+            continue
+        command = ["eapo", "train", "--run.name", run_dir.name, *TRAIN_FLAGS, "--no-progress"]
+        if algo != "eapo":
+            command += ["--algo", algo]
+        if run_dir.exists() and not force:
+            command = ["eapo", "train", "--resume", str(run_dir), "--no-progress"]
+        start = time.perf_counter()
+        subprocess.run(command, cwd=ROOT, check=True)
+        seconds[algo] = time.perf_counter() - start
+    return seconds
+
+
+def analyse(force: bool) -> None:
+    from eapo.analysis.credit import analyze_credit
+    from eapo.analysis.gradients import analyze_gradients
+    from eapo.analysis.quadrants import analyze_quadrants
+    from eapo.analysis.report import build_report
+
+    for algo, run_dir in RUNS.items():
+        out = run_dir / "analysis"
+        if force or not (out / "quadrants" / "summary.json").is_file():
+            print(f"[{algo}] eapo quadrants", flush=True)
+            analyze_quadrants(run_dir, max_dumps=None)
+        if force or not (out / "gradients" / "summary.json").is_file():
+            print(f"[{algo}] eapo gradients", flush=True)
+            analyze_gradients(run_dir, max_dumps=None)
+        if force or not (out / "credit" / "summary.json").is_file():
+            print(f"[{algo}] eapo credit {CREDIT}", flush=True)
+            analyze_credit(run=run_dir, **CREDIT)
+    print("eapo report", flush=True)
+    build_report(list(RUNS.values()), REPORT)
+
+
+def screenshot() -> Path | None:
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
+    if chromium is None:
+        print("chromium not found: no report screenshot (apt-get install -y chromium)")
+        return None
+    IMAGES.mkdir(parents=True, exist_ok=True)
+    shot = IMAGES / "report.png"
+    profile = ROOT / "runs" / ".chromium-profile"
+    subprocess.run(
+        [
+            chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+            "--disable-component-update", "--disable-sync", "--no-first-run", "--hide-scrollbars",
+            f"--user-data-dir={profile}", "--virtual-time-budget=3000", "--window-size=1280,2400",
+            f"--screenshot={shot}", REPORT.resolve().as_uri(),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=180,
+    )  # fmt: skip
+    shutil.rmtree(profile, ignore_errors=True)
+    return shot
+
+
+# --------------------------------------------------------------------------- reading results
+def _load(path: Path) -> dict[str, Any] | None:
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def _metrics(run_dir: Path) -> list[dict[str, Any]]:
+    from eapo.analysis.quadrants import read_run_metrics
+
+    return read_run_metrics(run_dir)
+
+
+def _t_interval(values: list[float]) -> tuple[float, float, float]:
+    from eapo.analysis.stats import mean_interval
+
+    interval = mean_interval(values)
+    return (
+        interval.mean,
+        interval.low if interval.low is not None else math.nan,
+        (interval.high if interval.high is not None else math.nan),
+    )
+
+
+def _fmt(value: Any, digits: int = 3, signed: bool = False) -> str:
+    if value is None or (isinstance(value, float) and not math.isfinite(value)):
+        return "–"
+    return f"{value:+.{digits}f}" if signed else f"{value:.{digits}f}"
+
+
+def _interval(mean: float, low: float, high: float, digits: int = 3, signed: bool = False) -> str:
+    return f"{_fmt(mean, digits, signed)} [{_fmt(low, digits, signed)}, {_fmt(high, digits, signed)}]"
+
+
+def run_overview(algo: str, run_dir: Path) -> dict[str, Any]:
+    rows = _metrics(run_dir)
+    evals = [r for r in rows if r.get("eval/pass@1") is not None]
+    train = [r for r in rows if "loss" in r]
+    n = max(1, len(train) // 10)
+    first = [r["entropy/mean"] for r in train[:n]]
+    last = [r["entropy/mean"] for r in train[-n:]]
+    k_key = (
+        next((k for k in evals[-1] if k.startswith("eval/avg@") and k != "eval/avg@1"), None)
+        if evals
+        else None
+    )
+    pass_k = k_key.replace("avg", "pass") if k_key else None
+    return {
+        "algo": algo,
+        "steps": len(train),
+        "pass1_start": evals[0]["eval/pass@1"] if evals else None,
+        "pass1_end": evals[-1]["eval/pass@1"] if evals else None,
+        "passk_key": pass_k[5:] if pass_k else None,
+        "passk_start": evals[0].get(pass_k) if pass_k else None,
+        "passk_end": evals[-1].get(pass_k) if pass_k else None,
+        "entropy_first": _t_interval(first),
+        "entropy_last": _t_interval(last),
+        "reward_first": float(np.mean([r["reward/mean"] for r in train[:n]])),
+        "reward_last": float(np.mean([r["reward/mean"] for r in train[-n:]])),
+        "eval_points": [(r["step"], r["eval/pass@1"]) for r in evals],
+        "seconds": sum(r.get("time/step", 0.0) for r in train),
+    }
+
+
+def ablation_reports() -> dict[str, dict[str, Any]]:
+    """{mode: ablation.json payload} for benchmarks/results/ablation_*.json (written by `eapo ablate`)."""
+    out = {}
+    for path in sorted(RESULTS.glob("ablation_*.json")):
+        data = json.loads(path.read_text())
+        if data.get("kind") == "ablation" and "mode" in data:
+            data["_path"] = str(path.relative_to(ROOT))
+            out[data["mode"]] = data
+    return out
+
+
+def _per_seed(report: dict[str, Any], arm: str, key: str = "final_avg") -> dict[int, float]:
+    return {r["seed"]: r[key] for r in report["runs"].get(arm, []) if r.get(key) is not None}
+
+
+def _paired(report: dict[str, Any], arm: str, reference: str, key: str = "final_avg") -> Any:
+    from eapo.analysis.stats import paired_difference
+
+    a, b = _per_seed(report, arm, key), _per_seed(report, reference, key)
+    if not set(a) & set(b):
+        return None
+    return paired_difference(a, b, arm=arm, reference=reference, metric=key)
+
+
+def _sum_per_seed(report: dict[str, Any], first: str, second: str) -> dict[int, float]:
+    """{seed: final Avg of arm `first` + final Avg of arm `second`} over the seeds both finished."""
+    a, b = _per_seed(report, first), _per_seed(report, second)
+    return {s: a[s] + b[s] for s in set(a) & set(b)}
+
+
+def _verdict_from_pair(pair: Any, expect_positive: bool = True) -> str:
+    if pair is None:
+        return "not run yet"
+    if pair.beats:
+        return "held" if expect_positive else "not held"
+    if pair.worse:
+        return "not held" if expect_positive else "held"
+    return "inconclusive"
+
+
+def _pair_text(pair: Any, what: str) -> str:
+    if pair is None:
+        return "not run yet"
+    i = pair.interval
+    return (
+        f"{what}: {_interval(i.mean, i.low if i.low is not None else math.nan, i.high if i.high is not None else math.nan, 3, True)}"  # noqa: E501
+        f" over seeds {pair.seeds} ({pair.wins}/{len(pair.seeds)} seeds ahead)"
+    )
+
+
+# --------------------------------------------------------------------------- claims
+NOT_RUN = (
+    "not run yet: needs `eapo ablate --mode {mode} --seeds 0,1,2` → benchmarks/results/ablation_{file}.json"
+)
+
+
+def claims(overviews: dict[str, dict[str, Any]], summaries: dict[str, dict[str, Any]]) -> list[list[str]]:
+    rows: list[list[str]] = []
+    ablations = ablation_reports()
+    isolate, without = ablations.get("isolate"), ablations.get("eapo-without")
+    not_isolate = NOT_RUN.format(mode="isolate", file="isolate")
+    not_without = NOT_RUN.format(mode="eapo-without", file="eapo-without")
+
+    # Proposition 1, measured directly.
+    for algo in RUNS:
+        credit = summaries[algo].get("credit")
+        if credit is None:
+            continue
+        a = credit["all"]
+        exceeding = round(a["exceed_fraction"] * a["n"])
+        verdict = "held" if a["exceed_fraction"] <= 0.05 else "not held"
+        rows.append(
+            [
+                f"Prop. 1: I(o_t; r | s_t) ≤ H_t ({algo} run, final checkpoint)",
+                "argued, not measured",
+                "held if ≤ 5% of positions have their whole 95% interval above H_t",
+                f"{exceeding}/{a['n']} positions ({100 * a['exceed_fraction']:.1f}%) above H_t beyond "
+                "the interval; "
+                f"point estimate above H_t at {100 * a['point_exceed_fraction']:.1f}%",
+                verdict,
+            ]
+        )
+    # Consequences 1-2 of Prop. 1: credit sits at high entropy.
+    for algo in RUNS:
+        credit = summaries[algo].get("credit")
+        if credit is None:
+            continue
+        a = credit["all"]
+        ci = a.get("spearman_ci") or [math.nan, math.nan]
+        deciles = credit["by_decile"]
+        total = sum(d["mean_cmi"] * d["n"] for d in deciles.values() if d.get("n"))
+        top = sum(
+            deciles[str(d)]["mean_cmi"] * deciles[str(d)]["n"] for d in (8, 9) if deciles[str(d)].get("n")
+        )
+        low = sum(
+            deciles[str(d)]["mean_cmi"] * deciles[str(d)]["n"] for d in range(5) if deciles[str(d)].get("n")
+        )
+        verdict = (
+            "held"
+            if ci[0] > 0 and total > 0 and top / total > 0.5
+            else ("not held" if ci[1] < 0 else "inconclusive")
+        )
+        rows.append(
+            [
+                f"App. D.1: low-entropy tokens carry ~0 credit, credit sits at high entropy ({algo})",
+                "consequence of Prop. 1",
+                "held if Spearman(H, Î) > 0 (95% CI) and the top 2 entropy deciles hold > 50% of Σ Î",
+                f"Spearman {_interval(a['spearman'], ci[0], ci[1])}; top 2 deciles hold "
+                f"{_fmt(100 * top / total if total > 0 else math.nan, 1)}% of Σ Î, bottom 5 deciles "
+                f"{_fmt(100 * low / total if total > 0 else math.nan, 1)}%; Σ Î / Σ H = "
+                f"{_fmt(a['credit_to_entropy'])}",
+                verdict,
+            ]
+        )
+
+    # Prediction 1: low-entropy updates give at most modest or short-lived gains.
+    if isolate:
+        pair_plr = _paired(isolate, "isolate_PLR", "grpo")
+        pair_nlr = _paired(isolate, "isolate_NLR", "grpo")
+        gains = {
+            arm: [
+                r["final_avg"] - r["start_avg"]
+                for r in isolate["runs"].get(arm, [])
+                if r.get("final_avg") is not None and r.get("start_avg") is not None
+            ]
+            for arm in ("isolate_PLR", "isolate_NLR", "grpo")
+        }
+        text = "; ".join(
+            f"{arm} gain {_interval(*_t_interval(v), 3, True)}" for arm, v in gains.items() if len(v) >= 2
+        )
+        verdicts = {_verdict_from_pair(pair_plr, expect_positive=False), _verdict_from_pair(pair_nlr, False)}
+        verdict = (
+            "held" if verdicts == {"held"} else ("not held" if "not held" in verdicts else "inconclusive")
+        )
+        rows.append(
+            [
+                "Prediction 1 (low-entropy credit ceiling): training only on PLR or NLR tokens gives at most "
+                "modest gains",
+                "PLR reaches PHR's Avg@32 only after 5.5x more steps; low-entropy quadrants saturate",
+                "held if isolate_PLR and isolate_NLR both end below full GRPO (paired 95% CI < 0)",
+                f"{text}; {_pair_text(pair_plr, 'PLR − GRPO')}; {_pair_text(pair_nlr, 'NLR − GRPO')}",
+                verdict,
+            ]
+        )
+    else:
+        rows.append(["Prediction 1 (low-entropy credit ceiling)", "Fig. 2", "–", not_isolate, "not run yet"])
+
+    # Prediction 2: high-entropy updates account for most sustained improvement.
+    if isolate:
+        high = _sum_per_seed(isolate, "isolate_PHR", "isolate_NHR")
+        low = _sum_per_seed(isolate, "isolate_PLR", "isolate_NLR")
+        from eapo.analysis.stats import paired_difference
+
+        shared = set(high) & set(low)
+        pair = (
+            paired_difference({s: high[s] for s in shared}, {s: low[s] for s in shared}, arm="PHR+NHR",
+                              reference="PLR+NLR", metric="final_avg")
+            if shared else None
+        )  # fmt: skip
+        rows.append(
+            [
+                "Prediction 2 (high-entropy credit concentration): PHR and NHR carry most of the improvement",
+                "PHR and NHR sustain gains in Avg@32 and Pass@32",
+                "held if final Avg(PHR) + Avg(NHR) > Avg(PLR) + Avg(NLR) (paired 95% CI > 0)",
+                _pair_text(pair, "(PHR + NHR) − (PLR + NLR) final Avg"),
+                _verdict_from_pair(pair),
+            ]
+        )
+    else:
+        rows.append(
+            ["Prediction 2 (high-entropy credit concentration)", "Fig. 2", "–", not_isolate, "not run yet"]
+        )
+
+    # Prediction 3: polarity-entropy interaction (PHR explores, NHR sharpens): their effects differ.
+    if isolate:
+        pair_entropy = _paired(isolate, "isolate_PHR", "isolate_NHR", key="final_entropy")
+        verdict = (
+            "held"
+            if pair_entropy is not None and (pair_entropy.beats or pair_entropy.worse)
+            else ("inconclusive" if pair_entropy is not None else "not run yet")
+        )
+        rows.append(
+            [
+                "Prediction 3 (polarity–entropy interaction): PHR and NHR act differently",
+                "positive quadrants collapse entropy, negative ones preserve it; PHR explores, NHR sharpens",
+                "held if final entropy differs between isolate_PHR and isolate_NHR (paired 95% CI "
+                "excludes 0)",
+                _pair_text(pair_entropy, "final entropy PHR − NHR (nats)"),
+                verdict,
+            ]
+        )
+    else:
+        rows.append(
+            ["Prediction 3 (polarity–entropy interaction)", "Fig. 2", "–", not_isolate, "not run yet"]
+        )
+
+    # PHR vs PLR and NHR vs NLR.
+    for high_q, low_q, paper in (
+        ("PHR", "PLR", "PHR beats PLR (PLR trails by ~12% Pass@32)"),
+        ("NHR", "NLR", "NHR converges ~1.5x faster than NLR with higher Avg@32"),
+    ):
+        if isolate:
+            pair = _paired(isolate, f"isolate_{high_q}", f"isolate_{low_q}")
+            rows.append(
+                [
+                    f"{high_q} vs {low_q} (quadrant-isolated training)",
+                    paper,
+                    f"held if final Avg({high_q}) > Avg({low_q}) (paired 95% CI > 0)",
+                    _pair_text(pair, f"{high_q} − {low_q} final Avg"),
+                    _verdict_from_pair(pair),
+                ]
+            )
+        else:
+            rows.append([f"{high_q} vs {low_q}", paper, "–", not_isolate, "not run yet"])
+
+    # Table 3 ordering.
+    if without:
+        means = {
+            arm: float(np.mean(list(_per_seed(without, arm).values())))
+            for arm in ("eapo", *(f"eapo_without_{q}" for q in QUADRANTS))
+            if _per_seed(without, arm)
+        }
+        order = " > ".join(
+            f"{a.replace('eapo_without_', 'w/o ')} {v:.3f}"
+            for a, v in sorted(means.items(), key=lambda kv: -kv[1])
+        )
+        high_drop = {}
+        for q in QUADRANTS:
+            pair = _paired(without, f"eapo_without_{q}", "eapo")
+            high_drop[q] = pair
+        cost_high = [high_drop[q].interval.mean for q in ("PHR", "NHR") if high_drop[q] is not None]
+        cost_low = [high_drop[q].interval.mean for q in ("PLR", "NLR") if high_drop[q] is not None]
+        pairs_text = "; ".join(_pair_text(p, f"w/o {q} − EAPO") for q, p in high_drop.items())
+        paper_order = ["eapo", "eapo_without_PLR", "eapo_without_NLR", "eapo_without_PHR", "eapo_without_NHR"]
+        ours = [a for a, _ in sorted(means.items(), key=lambda kv: -kv[1])]
+        if any(p is not None and (p.beats or p.worse) for p in high_drop.values()):
+            verdict = "held" if ours == paper_order else "not held"
+        else:
+            verdict = "inconclusive"
+        rows.append(
+            [
+                "Table 3 ordering: EAPO > w/o PLR > w/o NLR > w/o PHR > w/o NHR",
+                "48.6 > 48.1 > 47.7 > 47.4 > 47.2 (avg of six benchmarks)",
+                "held if our order matches and at least one paired difference to EAPO excludes 0; "
+                "inconclusive when none does",
+                f"ours: {order}; mean cost of removing the term on high- vs low-entropy quadrants "
+                f"{_fmt(float(np.mean(cost_high)) if cost_high else math.nan, 3, True)} vs "
+                f"{_fmt(float(np.mean(cost_low)) if cost_low else math.nan, 3, True)}; {pairs_text}",
+                verdict,
+            ]
+        )
+    else:
+        rows.append(["Table 3 ordering", "48.6 > 48.1 > 47.7 > 47.4 > 47.2", "–", not_without, "not run yet"])
+
+    # Fig. 6a: EAPO's entropy stays stable while GRPO's collapses.
+    e, g = overviews.get("eapo"), overviews.get("grpo")
+    if e and g:
+        ratio_e = e["entropy_last"][0] / e["entropy_first"][0]
+        ratio_g = g["entropy_last"][0] / g["entropy_first"][0]
+        separated_e = (
+            e["entropy_last"][2] < e["entropy_first"][1] or e["entropy_last"][1] > e["entropy_first"][2]
+        )
+        collapsed_g = g["entropy_last"][2] < 0.5 * g["entropy_first"][1]
+        stable_e = ratio_e > 0.5
+        if collapsed_g and stable_e:
+            verdict = "held (1 seed)"
+        elif not collapsed_g and g["entropy_last"][1] > 0.5 * g["entropy_first"][2]:
+            verdict = "not held (1 seed)"
+        else:
+            verdict = "inconclusive (1 seed)"
+        text = (
+            f"mean token entropy, first → last 10% of steps (95% t-interval over steps): EAPO "
+            f"{_interval(*e['entropy_first'], 4)} → {_interval(*e['entropy_last'], 4)} (×{ratio_e:.2f}"
+            f"{', the intervals separate' if separated_e else ''}); GRPO "
+            f"{_interval(*g['entropy_first'], 4)} → "
+            f"{_interval(*g['entropy_last'], 4)} (×{ratio_g:.2f})"
+        )
+        arms = {}
+        for report in (isolate, without):
+            for name in ("grpo", "eapo"):
+                if report and name in report["runs"] and name not in arms:
+                    values = [
+                        r["final_entropy"] for r in report["runs"][name] if r.get("final_entropy") is not None
+                    ]
+                    if len(values) >= 2:
+                        arms[name] = _t_interval(values)
+        if arms:
+            text += "; 3-seed final entropy from the ablation runs: " + ", ".join(
+                f"{name} {_interval(*v, 4)}" for name, v in arms.items()
+            )
+        rows.append(
+            [
+                "Fig. 6a: EAPO's entropy stays stable while GRPO's collapses",
+                "GRPO collapses, EAPO stable",
+                "held if GRPO's last-10% entropy interval lies below half its first-10% interval and "
+                "EAPO keeps "
+                "more than half of its entropy",
+                text,
+                verdict,
+            ]
+        )
+    # Fig. 6b: EAPO changes the entropy of the high-entropy quadrants, not of the low ones.
+    q = summaries.get("eapo", {}).get("quadrants")
+    if q:
+        changes = {name: q["quadrants"][name] for name in QUADRANTS}
+
+        def z(name: str) -> float:
+            c = changes[name]
+            return (
+                abs(c["entropy_change_mean"]) / c["entropy_change_sem"]
+                if c.get("entropy_change_sem")
+                else 0.0
+            )
+
+        high = max(abs(changes[n]["entropy_change_mean"] or 0.0) for n in ("PHR", "NHR"))
+        low = max(abs(changes[n]["entropy_change_mean"] or 0.0) for n in ("PLR", "NLR"))
+        verdict = "held" if high > 3 * low and max(z("PHR"), z("NHR")) > 2 else "inconclusive"
+        rows.append(
+            [
+                "Fig. 6b: under EAPO the high-entropy quadrants' tokens change entropy most",
+                "EAPO modulates PHR and NHR; PLR and NLR stay stable",
+                "held if max |ΔH| over PHR, NHR > 3x that over PLR, NLR and is > 2 s.e.m. from 0",
+                "mean ΔH per update ± s.e.m.: "
+                + ", ".join(
+                    f"{n} {_fmt(changes[n]['entropy_change_mean'], 5, True)} ± "
+                    f"{_fmt(changes[n]['entropy_change_sem'], 5)}"
+                    for n in QUADRANTS
+                ),
+                verdict,
+            ]
+        )
+    # Fig. 4 / App. E.1: negative tokens are denser in the high-entropy tail.
+    for algo in RUNS:
+        s = summaries[algo].get("quadrants")
+        if not s or not s.get("tail_by_polarity"):
+            continue
+        info = s["entropy_information"]
+        tail = {round(row["quantile"], 2): row for row in s["tail_by_polarity"]}
+        row = tail.get(0.9) or s["tail_by_polarity"][-1]
+        rci = row["ratio_ci"] or [math.nan, math.nan]
+        verdict = "held" if rci[0] > 1 else ("not held" if rci[1] < 1 else "inconclusive")
+        others = "; ".join(
+            f"q{100 * r['quantile']:.0f}: {_interval(r['ratio'], *(r['ratio_ci'] or [math.nan] * 2))}"
+            for r in s["tail_by_polarity"]
+            if r is not row
+        )
+        rows.append(
+            [
+                f"Fig. 4 / App. E.1: negative tokens are denser in the high-entropy tail ({algo} run)",
+                "distributions match at low entropy, diverge in the high tail (negatives denser)",
+                "held if P(H ≥ h90 | negative) / P(H ≥ h90 | positive) > 1 (95% response bootstrap), h90 = "
+                "90th percentile of the quadrant tokens' entropy",
+                f"ratio at q90 (h = {row['threshold']:.3f} nats): "
+                f"{_interval(row['ratio'], rci[0], rci[1])} "
+                f"({row['p_negative']:.4f} vs {row['p_positive']:.4f}); "
+                f"{others}; Eq. 14 proxy Î(H; r) = "
+                f"{_interval(info['corrected'], *(info.get('ci') or [math.nan, math.nan]), 5)} nats, "
+                f"{_fmt(100 * (info.get('share_from_top_quartile_bins') or math.nan), 0)}% of it from the "
+                "top entropy quartile",
+                verdict,
+            ]
+        )
+    # Eq. 5: GRPO's gradient already sits at high entropy; EAPO shifts it further.
+    for algo in RUNS:
+        s = summaries[algo].get("gradients")
+        if not s:
+            continue
+        share = s["table"]["share"]
+        grpo_top, eapo_top = sum(share["grpo"][-2:]), sum(share["eapo"][-2:])
+        verdict = "held" if grpo_top > 0.2 and eapo_top > grpo_top else "not held"
+        rows.append(
+            [
+                f"§4.3, Eq. 5: the (1 − π) factor puts the gradient at high-entropy tokens ({algo} dumps)",
+                "high-entropy positions receive the largest effective updates",
+                "held if the top 2 entropy deciles (20% of tokens) hold > 20% of GRPO's gradient norm and "
+                "EAPO's share there is larger still",
+                f"top 2 deciles: GRPO {100 * grpo_top:.1f}%, EAPO {100 * eapo_top:.1f}% of the Eq. 5 norm "
+                f"({s['dumps_used']} dumped steps)",
+                verdict,
+            ]
+        )
+    return rows
+
+
+# --------------------------------------------------------------------------- the document
+def _copy_figure(src: Path, name: str) -> str:
+    IMAGES.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(src, IMAGES / name)
+    return f"images/findings/{name}"
+
+
+def _table(header: list[str], rows: list[list[str]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(cell.replace("|", "\\|") for cell in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def write_doc(train_seconds: dict[str, float], shot: Path | None) -> None:
+    overviews = {algo: run_overview(algo, run_dir) for algo, run_dir in RUNS.items()}
+    summaries = {
+        algo: {
+            name: _load(run_dir / "analysis" / name / "summary.json")
+            for name in ("quadrants", "gradients", "credit")
+        }
+        for algo, run_dir in RUNS.items()
+    }
+    config = _load_yaml(RUNS["eapo"] / "config.yaml")
+    lines = [
+        "# Findings: the paper's claims on eapo's tiny default",
+        "",
+        f"Regenerate everything on this page with `{COMMAND}` (it trains the two runs if they are missing, "
+        f"then runs `eapo quadrants`, `eapo gradients`, `eapo credit` and `eapo report` on them); "
+        f"`{COMMAND} --doc-only` rewrites this page from the saved analyses. Every number below is read "
+        "from the runs' `metrics.jsonl`, their `rollouts/` dumps or the analyses' `summary.json`.",
+        "",
+        "## Setup",
+        "",
+        f"- Task `{config['task']['source']}` (operands 0–10, 2–3 terms, + and −), the character-level "
+        "tiny model "
+        f"({config['model']['tiny']['n_layer']} layers, {config['model']['tiny']['n_embd']} wide) after its "
+        "supervised warm-up; the same initial weights and data order for both runs (seed 0).",
+        f"- {config['train']['steps']} steps of {config['train']['prompts_per_step']} prompts × "
+        f"G = {config['train']['group_size']} responses, lr {config['train']['lr']}, rollouts at T = 1.0, "
+        "top-p 0.95; held-out Avg@4 / Pass@k on 200 problems at T = 0.6 every 50 steps.",
+        "- EAPO at the paper's α = 0.2, φ = 2 (`eapo train`); GRPO with the same clip-higher 0.2/0.28, "
+        "token-mean, "
+        "no KL (`eapo train --algo grpo`). Both with `--run.dump_rollouts_every 1 "
+        "--run.entropy_change_every 1 "
+        "--run.keep_checkpoints 10`.",
+        "- One seed per algorithm: differences between the two runs are single-seed observations. "
+        "Claims that "
+        "need several seeds are judged on the ablation grids (three seeds) where available.",
+        "",
+        "## Training outcome",
+        "",
+    ]
+    rows = []
+    for algo, o in overviews.items():
+        rows.append(
+            [
+                algo,
+                str(o["steps"]),
+                f"{_fmt(o['pass1_start'])} → {_fmt(o['pass1_end'])}",
+                f"{_fmt(o['passk_start'])} → {_fmt(o['passk_end'])}"
+                + (f" ({o['passk_key']})" if o["passk_key"] else ""),
+                f"{o['reward_first']:.3f} → {o['reward_last']:.3f}",
+                f"{_interval(*o['entropy_first'], 4)} → {_interval(*o['entropy_last'], 4)}",
+                f"{o['seconds'] / 60:.1f}",
+            ]
+        )
+    lines += [
+        _table(
+            [
+                "run",
+                "steps",
+                "held-out pass@1",
+                "held-out pass@k",
+                "train reward (first → last 10%)",
+                "mean token entropy, nats (first → last 10%, 95% t over steps)",
+                "train minutes",
+            ],
+            rows,
+        ),
+        "",
+        "Held-out pass@1 at each evaluation: "
+        + "; ".join(
+            f"{algo} " + ", ".join(f"{step}: {value:.3f}" for step, value in o["eval_points"])
+            for algo, o in overviews.items()
+        ),
+        "",
+        "Train minutes are the sum of the logged step times on a shared 2-core CPU (other jobs ran "
+        "beside them).",
+        "",
+        "## The paper's claims on our runs",
+        "",
+        _table(
+            ["claim", "paper", "criterion", "ours (numbers, 95% intervals)", "verdict"],
+            claims(overviews, summaries),
+        ),
+        "",
+        "Rows marked *not run yet* are filled by this script from `benchmarks/results/ablation_*.json` "
+        "(`eapo ablate --mode isolate` and `--mode eapo-without`, three seeds) once those files exist.",
+        "",
+    ]
+    # Quadrants.
+    lines += ["## Four Quadrant Decomposition (`eapo quadrants`)", ""]
+    rows = []
+    for algo in RUNS:
+        s = summaries[algo]["quadrants"]
+        if not s:
+            continue
+        for name in (*QUADRANTS, "ZERO"):
+            c = s["quadrants"][name]
+            rows.append(
+                [
+                    algo,
+                    name,
+                    _fmt(c["share"]),
+                    _fmt(c["mean_entropy"]),
+                    _fmt(c["mean_abs_advantage"]),
+                    _fmt(c["grad_share"]),
+                    "–"
+                    if name == "ZERO"
+                    else f"{_fmt(c['entropy_change_mean'], 5, True)} ± {_fmt(c['entropy_change_sem'], 5)}",
+                ]
+            )
+    lines += [
+        _table(
+            [
+                "run",
+                "quadrant",
+                "token share",
+                "mean H (nats)",
+                "mean \\|Â\\|",
+                "share of Σ Eq. 5 norm",
+                "ΔH per update ± s.e.m.",
+            ],
+            rows,
+        ),
+        "",
+        "Means over all training steps. ZERO = tokens of groups whose rewards were all equal (Â = 0).",
+        "",
+    ]
+    for algo in RUNS:
+        s = summaries[algo]["quadrants"]
+        if not s:
+            continue
+        info = s["entropy_information"]
+        lines += [
+            f"- {algo}: high-entropy share of quadrant tokens {_fmt(s['high_entropy_fraction'])} "
+            "(paper: ~25%); Eq. 14 proxy Î(H; r) = "
+            f"{_interval(info['corrected'], *(info.get('ci') or [math.nan] * 2), 5)} nats "
+            f"over {info['n']} tokens from {s['dumps_used']} dumped steps; P(H ≥ h_q | negative) / "
+            "P(H ≥ h_q | positive): "
+            + ", ".join(
+                f"q{100 * r['quantile']:.0f} {_interval(r['ratio'], *(r['ratio_ci'] or [math.nan] * 2))}"
+                for r in s["tail_by_polarity"]
+            )
+            + ".",
+        ]
+        for figure in ("quadrant_dynamics.png", "entropy_polarity.png", "advantage_distribution.png"):
+            src = RUNS[algo] / "analysis" / "quadrants" / figure
+            if src.is_file():
+                lines.append(f"\n![{algo} {figure[:-4]}]({_copy_figure(src, f'{algo}_{figure}')})")
+        lines.append("")
+    # Gradients.
+    lines += ["## Where each method puts its gradient (`eapo gradients`)", ""]
+    for algo in RUNS:
+        s = summaries[algo]["gradients"]
+        if not s:
+            continue
+        table = s["table"]
+        labels = list(table["share"])
+        gradient_figure = RUNS[algo] / "analysis" / "gradients" / s["figure"]
+        rows = [
+            [str(b + 1), f"{table['mean_entropy'][b]:.4f}"]
+            + [f"{100 * table['share'][label][b]:.1f}" for label in labels]
+            for b in range(len(table["mean_entropy"]))
+        ]
+        rows.append(["Σ / GRPO", ""] + [_fmt(table["total_vs_grpo"][label]) for label in labels])
+        tail = s["tail"]
+        edges = [0.0, *tail["bounds"]]
+        tail_rows = [
+            [f"{100 * edges[b]:.0f}–{100 * edges[b + 1]:.0f}", f"{tail['mean_entropy'][b]:.4f}"]
+            + [f"{100 * tail['share'][label][b]:.1f}" for label in labels]
+            for b in range(len(tail["bounds"]))
+        ]
+        lines += [
+            f"Dumps of the **{algo}** run ({s['dumps_used']} steps; Σπ² {s['sum_sq_source']}): share "
+            "(%) of each "
+            "method's total Eq. 5 logit-gradient norm per token-entropy decile (10% of tokens each).",
+            "",
+            _table(["decile", "mean H", *labels], rows),
+            "",
+            "The same shares in entropy-percentile bins that look inside the top decile:",
+            "",
+            _table(["percentile", "mean H", *labels], tail_rows),
+            "",
+            f"![{algo} gradients]({_copy_figure(gradient_figure, f'{algo}_gradients.png')})",
+            "",
+        ]
+    # Credit.
+    lines += ["## Credit vs entropy, measured (`eapo credit`)", ""]
+    for algo in RUNS:
+        s = summaries[algo]["credit"]
+        if not s:
+            continue
+        st = s["settings"]
+        a = s["all"]
+        ci = a.get("spearman_ci") or [math.nan, math.nan]
+        lines += [
+            f"**{algo}** run, final checkpoint: {a['n']} positions (stratified by entropy decile) from "
+            f"{st['problems']} held-out problems × G = {st['group_size']}; K = {st['num_alternatives']} "
+            "most probable "
+            f"tokens × M = {st['num_completions']} completions each ({st['seconds'] / 60:.1f} min). "
+            f"Mean probed mass Σ π(v|s) = {a['mean_covered_mass']:.4f}. Spearman(H, Î) = "
+            f"{_interval(a['spearman'], ci[0], ci[1])}; positions with the interval above H: "
+            f"{100 * a['exceed_fraction']:.1f}%; Proposition 2 cross-check max difference "
+            f"{s['prop2_max_abs_diff']:.1e}.",
+            "",
+        ]
+        rows = []
+        for name, block in [
+            ("all", a),
+            *s["by_quadrant"].items(),
+            *((f"decile {int(d) + 1}", v) for d, v in s["by_decile"].items()),
+        ]:
+            if block.get("n"):
+                rows.append(
+                    [name, str(block["n"]), _fmt(block["mean_entropy"], 4), _fmt(block["mean_cmi"], 4),
+                     _fmt(block["mean_cmi_upper"], 4), _fmt(block["credit_to_entropy"]),
+                     f"{100 * block['exceed_fraction']:.1f}%", _fmt(block["spearman"])]
+                )  # fmt: skip
+        lines += [
+            _table(
+                ["positions", "n", "mean H", "mean Î", "mean upper", "Σ Î / Σ H", "CI above H", "Spearman"],
+                rows,
+            ),
+            "",
+        ]
+        for figure in ("credit_vs_entropy.png", "credit_by_decile.png"):
+            src = RUNS[algo] / "analysis" / "credit" / figure
+            if src.is_file():
+                lines.append(f"![{algo} {figure[:-4]}]({_copy_figure(src, f'{algo}_{figure}')})")
+        lines.append("")
+    lines += [
+        "The estimator (src/eapo/analysis/credit.py): at a position, the K most probable tokens v with their "
+        "exact π(v|s); p(r|s,v) from M completions of prefix + v at the rollout settings; Î = (1 − "
+        "u)·[H(p̄) − "
+        "Σ w_v H(p̂_v)] with a Miller–Madow/delta-method bias correction and a 95% percentile bootstrap per "
+        "position. Î is a lower bound for the unexplored mass u; `upper` is its worst case. With a 0/1 "
+        "verifier the CMI is also bounded by log 2 = 0.693 nats, whatever H is.",
+        "",
+        "## The HTML report (`eapo report`)",
+        "",
+        f"`eapo report --runs {RUNS['eapo'].relative_to(ROOT)},{RUNS['grpo'].relative_to(ROOT)} --out "
+        f"{REPORT.relative_to(ROOT)}`: one self-contained file (inline SVG, CSS and JS).",
+        "",
+    ]
+    if shot is not None and shot.is_file():
+        lines += [f"![report]({shot.relative_to(DOC.parent)})", ""]
+    DOC.write_text("\n".join(lines))
+    print(f"wrote {DOC}")
+
+
+def _load_yaml(path: Path) -> dict[str, Any]:
+    import yaml
+
+    return yaml.safe_load(path.read_text())
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--doc-only", action="store_true", help="only rewrite docs/findings.md")
+    parser.add_argument("--force", action="store_true", help="redo every step, even where outputs exist")
+    args = parser.parse_args(argv)
+    seconds: dict[str, float] = {}
+    shot = IMAGES / "report.png"
+    if not args.doc_only:
+        seconds = train_runs(args.force)
+        analyse(args.force)
+        shot = screenshot()
+    write_doc(seconds, shot)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

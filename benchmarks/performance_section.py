@@ -1,0 +1,291 @@
+"""Render the README's "Performance" section from the benchmark JSON files, and write it into README.md.
+
+    python benchmarks/performance_section.py           # rewrite the block in README.md
+    python benchmarks/performance_section.py --check   # exit 1 if README.md's block is out of date
+
+Only the text between `<!-- performance:start -->` and `<!-- performance:end -->` is replaced (the block
+is appended at the end of README.md if the markers are absent). For each benchmark the full run's JSON
+(`<name>.json`) is used, else the quick run's (`<name>_quick.json`); smoke runs are never shown.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+BENCH_DIR = Path(__file__).resolve().parent
+REPO_ROOT = BENCH_DIR.parent
+RESULTS_DIR = BENCH_DIR / "results"
+README = REPO_ROOT / "README.md"
+START = "<!-- performance:start -->"
+END = "<!-- performance:end -->"
+BENCHMARKS = ("entropy_memory", "algo_overhead", "step_breakdown", "vs_trl")
+PART_LABELS = {
+    "rollout": "rollout (generate)",
+    "scoring": "reward (verifier)",
+    "old_logprobs": "old log-probs + entropy forward",
+    "train_forward": "training forward + loss",
+    "backward": "backward",
+    "optimizer": "optimizer",
+    "entropy_change": "entropy-change re-score (periodic)",
+    "dump_rollouts": "rollout dumps (periodic)",
+    "shaping_metrics": "advantages, shaper, metrics",
+    "logging": "logging",
+}
+
+
+def load_results(
+    results_dir: Path = RESULTS_DIR, modes: tuple[str, ...] = ("full", "quick")
+) -> dict[str, Any]:
+    """name -> the JSON of its preferred run (first mode in `modes` that has a file)."""
+    found: dict[str, Any] = {}
+    for name in (*BENCHMARKS, "index"):
+        for mode in modes:
+            path = results_dir / (f"{name}.json" if mode == "full" else f"{name}_{mode}.json")
+            if path.is_file():
+                found[name] = json.loads(path.read_text())
+                break
+    return found
+
+
+def _fmt(value: Any, digits: int = 3) -> str:
+    if value is None:
+        return "–"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, float):
+        return f"{value:.{digits}g}" if abs(value) < 100 else f"{value:,.0f}"
+    if isinstance(value, int):
+        return f"{value:,}" if abs(value) >= 10_000 else str(value)
+    return str(value)
+
+
+def _table(headers: list[str], rows: list[list[Any]]) -> list[str]:
+    lines = ["| " + " | ".join(headers) + " |", "| " + " | ".join("---" for _ in headers) + " |"]
+    lines += ["| " + " | ".join(_fmt(v) for v in row) + " |" for row in rows]
+    return lines
+
+
+def _source(record: dict[str, Any]) -> str:
+    load = record["load_average_start"][0], record["load_average_end"][0]
+    return (
+        f"`{record['command']}` ({record['mode']} setting, {record['duration_s']:.0f} s, "
+        f"1-min load average {load[0]:g} → {load[1]:g})"
+    )
+
+
+def render(results: dict[str, Any]) -> str:
+    """The whole block, markers included, as Markdown."""
+    lines = [START, "## Performance", ""]
+    if not results:
+        lines += ["No benchmark results yet: run `python benchmarks/run_all.py`.", END]
+        return "\n".join(lines)
+    any_record = next(results[name] for name in (*BENCHMARKS, "index") if name in results)
+    machine = any_record["machine"]
+    index = results.get("index")
+    lines += [
+        "Figures from `python benchmarks/run_all.py` (each script prints its table and writes "
+        "`benchmarks/results/<name>.json`; `--quick` runs a reduced setting), rendered into this section by "
+        "`python benchmarks/performance_section.py`. Machine: "
+        f"{machine['cpu']}, {machine['usable_cpus']} cores, {machine['memory_gib']} GiB, torch "
+        f"{machine['torch']}, {machine['torch_threads']} torch threads, OMP_WAIT_POLICY="
+        f"{machine.get('omp_wait_policy') or 'unset'}. The cores were shared with other jobs while "
+        "these ran, so every comparison interleaves its variants and reports the median of per-round "
+        "ratios; absolute times are noisy.",
+        "",
+    ]
+    if not (machine["amx_bf16"] or machine["avx512_bf16"]):
+        lines += [
+            "This CPU has AVX2 but neither AMX nor AVX512-BF16: bf16 matrix products are emulated (far "
+            "slower than fp32), so eapo runs fp32 here (`eapo.models.autocast_context` turns bf16 autocast "
+            "off) and DESIGN.md §5's AMX speed-ups do not apply to these figures.",
+            "",
+        ]
+    if index is not None:
+        lines += [
+            f"`{index['command']}` took {index['duration_s'] / 60:.1f} min wall "
+            f"({index['cpu_s'] / 60:.1f} CPU-min) at a 1-min load average of "
+            f"{index['load_average_start'][0]:g} → {index['load_average_end'][0]:g}.",
+            "",
+        ]
+    targets = [t for name in BENCHMARKS if name in results for t in results[name].get("targets", [])]
+    if targets:
+        lines += ["### Targets", ""]
+        lines += _table(
+            ["target", "goal", "measured", "met"],
+            [[t["name"], t["goal"], f"{_fmt(t['value'])}: {t['note']}", t["met"]] for t in targets],
+        )
+        lines.append("")
+    if "entropy_memory" in results:
+        lines += _entropy(results["entropy_memory"])
+    if "algo_overhead" in results:
+        lines += _algo(results["algo_overhead"])
+    if "step_breakdown" in results:
+        lines += _steps(results["step_breakdown"])
+    if "vs_trl" in results:
+        lines += _trl(results["vs_trl"])
+    lines.append(END)
+    return "\n".join(lines)
+
+
+def _entropy(record: dict[str, Any]) -> list[str]:
+    chunk = record["settings"]["chunk"]
+    lines = [
+        "### Log-probs and entropy: chunked against a full softmax",
+        "",
+        f"`eapo.core.token_logprobs_and_entropy` (chunk {chunk} positions) against `log_softmax` + gather + "
+        "−Σπ log π over the whole [1, T, V] tensor, fp32. Extra memory = torch allocator peak of the call "
+        "beyond its inputs (and, forward + backward, beyond the [T, V] logits gradient both must produce), "
+        "fresh process per case. Time ratio chunked / naive, median of interleaved rounds. "
+        f"Source: {_source(record)}.",
+        "",
+    ]
+    rows = [
+        [
+            r["vocab"],
+            r["length"],
+            r["mode"].replace("_", " + "),
+            r["chunked_extra_mib"],
+            "skipped (RAM)" if r["naive_skipped"] else r["naive_extra_mib"],
+            r["memory_ratio"],
+            r["time_ratio"],
+        ]
+        for r in record["summary"]
+    ]
+    headers = ["V", "T", "pass", "chunked extra MiB", "naive extra MiB", "memory ratio", "time ratio"]
+    lines += _table(headers, rows)
+    return [*lines, ""]
+
+
+def _algo(record: dict[str, Any]) -> list[str]:
+    lines = [
+        "### Algorithm overhead against GRPO",
+        "",
+        "One `Trainer.train_step()` per algorithm on one replayed rollout batch, algorithms interleaved "
+        "in rotating order, state restored before each step. Ratios are algorithm / GRPO: whole step; "
+        "shaping + loss + backward (the parts that differ); torch allocator peak of the step. "
+        f"Source: {_source(record)}.",
+        "",
+    ]
+    rows = [
+        [
+            r["model"],
+            r["algo"],
+            r["step_ratio"],
+            r["shaping_plus_loss_backward_ratio"],
+            r["memory_ratio"],
+            r["shaping_ms"],
+            r["step_s"],
+        ]
+        for r in record["summary"]
+    ]
+    headers = [
+        "model",
+        "algo",
+        "step time",
+        "shaping + loss + backward",
+        "peak memory",
+        "shaping ms",
+        "step s",
+    ]
+    lines += _table(headers, rows)
+    return [*lines, ""]
+
+
+def _steps(record: dict[str, Any]) -> list[str]:
+    summary = record["summary"]
+    lines = [
+        "### Where a training step's time goes",
+        "",
+        "`Trainer.run()` (what `eapo train` runs) for a few steps per model, first step left out; the "
+        "trainer's `time/*` metrics plus timers around `Tensor.backward`, the metrics logger and the "
+        f"periodic extras. Source: {_source(record)}.",
+        "",
+    ]
+    headers = ["part", *[f"{s['model']} share" for s in summary]]
+    rows = [
+        [label, *[f"{100 * s['shares'][key]:.1f}%" for s in summary]] for key, label in PART_LABELS.items()
+    ]
+    rows.append(["step (wall), s", *[s["step_s"] for s in summary]])
+    rows.append(["generated tokens / s", *[s["tokens_per_s"] for s in summary]])
+    lines += _table(headers, rows)
+    policy = record.get("omp_wait_policy")
+    if policy:
+        ratio = policy["ratio_unset_over_passive"]
+        lines += [
+            "",
+            f"OpenMP wait policy (tiny, {ratio['rounds']} interleaved round(s)): a step with OMP_WAIT_POLICY "
+            f"unset takes {ratio['median']:.2f}x as long as with `OMP_WAIT_POLICY=PASSIVE` at 1-min load "
+            f"averages {', '.join(f'{x:g}' for x in policy['load_average_1min_at_each_run'])}.",
+        ]
+    return [*lines, ""]
+
+
+def _trl(record: dict[str, Any]) -> list[str]:
+    s, cfg = record["summary"], record["settings"]
+    lines = [
+        "### Against TRL's GRPOTrainer",
+        "",
+        f"`eapo train --algo grpo` and `trl.GRPOTrainer` on {cfg['model']} (same policy object, prompts in "
+        f"the same order, {cfg['prompts']} prompts x G = {cfg['group']}, at most {cfg['tokens']} new tokens, "
+        f"{cfg['steps']} steps, micro-batch {cfg['micro']}, PPO-clip 0.2/0.28 token-mean, no KL), "
+        f"{cfg['rounds']} interleaved round(s), fresh process each. Throughput = generated tokens per second "
+        f"over steps 2..N. Source: {_source(record)}.",
+        "",
+    ]
+    rows = [
+        ["eapo", s["eapo_tokens_per_s"], s["eapo_peak_rss_mib"], _shares(s["eapo_time_shares"])],
+        ["TRL", s["trl_tokens_per_s"], s["trl_peak_rss_mib"], _shares(s["trl_time_shares"])],
+        [
+            "eapo / TRL",
+            s["throughput_ratio_eapo_over_trl"],
+            s["peak_rss_ratio_eapo_over_trl"],
+            "",
+        ],
+    ]
+    lines += _table(["", "tokens / s", "peak RSS MiB", "time shares"], rows)
+    return [*lines, ""]
+
+
+def _shares(shares: dict[str, float]) -> str:
+    return ", ".join(f"{key.replace('_', ' ')} {100 * value:.0f}%" for key, value in shares.items())
+
+
+def replace_block(text: str, block: str) -> str:
+    """`text` with its performance block replaced by `block` (appended at the end if absent)."""
+    start, end = text.find(START), text.find(END)
+    if start == -1 or end == -1 or end < start:
+        return text.rstrip("\n") + "\n\n" + block + "\n"
+    return text[:start] + block + text[end + len(END) :]
+
+
+def current_block(text: str) -> str | None:
+    start, end = text.find(START), text.find(END)
+    if start == -1 or end == -1 or end < start:
+        return None
+    return text[start : end + len(END)]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--check", action="store_true", help="exit 1 if README.md's block is out of date")
+    parser.add_argument("--results-dir", type=Path, default=RESULTS_DIR)
+    parser.add_argument("--readme", type=Path, default=README)
+    args = parser.parse_args()
+    block = render(load_results(args.results_dir))
+    text = args.readme.read_text()
+    if args.check:
+        if current_block(text) != block:
+            print(f"{args.readme}: the Performance block is out of date; run {Path(__file__).name}")
+            sys.exit(1)
+        print(f"{args.readme}: the Performance block matches the results")
+        return
+    args.readme.write_text(replace_block(text, block))
+    print(f"wrote the Performance block of {args.readme}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,88 @@
+"""The README's Performance block is what benchmarks/performance_section.py renders from the JSON in
+benchmarks/results/, and each benchmark script runs end to end in its `--smoke` setting."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+BENCH_DIR = REPO_ROOT / "benchmarks"
+SCRIPTS = ("entropy_memory", "algo_overhead", "step_breakdown", "vs_trl")
+
+
+def _performance_section() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("performance_section", BENCH_DIR / "performance_section.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_readme_performance_block_matches_results() -> None:
+    perf = _performance_section()
+    results = perf.load_results(perf.RESULTS_DIR)
+    block = perf.render(results)
+    readme = (REPO_ROOT / "README.md").read_text()
+    assert perf.current_block(readme) == block, "stale: run `python benchmarks/performance_section.py`"
+    assert "python benchmarks/run_all.py" in block
+    for name in SCRIPTS:  # every benchmark has a committed result, and its figures are in the table
+        assert name in results, f"benchmarks/results/ has no {name}.json or {name}_quick.json"
+    for target in (t for r in results.values() for t in r.get("targets", [])):
+        assert target["name"] in block
+
+
+def test_replace_block_changes_only_the_block() -> None:
+    perf = _performance_section()
+    head, tail = "# Title\n\nintro\n", "\n## After\ntext\n"
+    first = f"{perf.START}\nold\n{perf.END}"
+    appended = perf.replace_block(head, first)
+    assert appended == head + "\n" + first + "\n"
+    second = f"{perf.START}\nnew\n{perf.END}"
+    replaced = perf.replace_block(appended + tail, second)
+    assert replaced == head + "\n" + second + "\n" + tail
+    assert perf.current_block(replaced) == second
+
+
+@pytest.mark.parametrize("script", SCRIPTS)
+def test_benchmark_runs_in_smoke_setting(script: str, tmp_path: Path) -> None:
+    subprocess.run(
+        [sys.executable, str(BENCH_DIR / f"{script}.py"), "--smoke", "--out-dir", str(tmp_path)],
+        check=True,
+        cwd=REPO_ROOT,
+        timeout=900,
+        capture_output=True,
+    )
+    record = json.loads((tmp_path / f"{script}_smoke.json").read_text())
+    assert record["mode"] == "smoke" and record["benchmark"] == script
+    assert record["machine"]["torch"] and len(record["load_average_start"]) == 3
+    summary = record["summary"]
+    if script == "entropy_memory":
+        # Chunking must use less extra memory than a full softmax even at this small size.
+        assert all(row["memory_ratio"] < 1.0 for row in summary)
+        assert all(row["time_ratio"] > 0 for row in summary)
+    elif script == "algo_overhead":
+        by_algo = {row["algo"]: row for row in summary}
+        assert set(by_algo) == {"grpo", "eapo"}
+        assert by_algo["grpo"]["step_ratio"] == 1.0 and by_algo["grpo"]["memory_ratio"] == 1.0
+        assert by_algo["eapo"]["peak_mib"] > 0 and by_algo["eapo"]["step_s"] > 0
+    elif script == "step_breakdown":
+        shares = summary[0]["shares"]
+        # The parts partition the step (the remainder is the tiny gap between time/step and the wrapper).
+        assert 0.9 < sum(shares.values()) <= 1.0 + 1e-6
+        assert all(value >= 0 for key, value in shares.items() if key != "shaping_metrics")
+    else:
+        assert summary["eapo_tokens_per_s"] > 0 and summary["trl_tokens_per_s"] > 0
+        assert summary["eapo_peak_rss_mib"] > 0 and summary["trl_peak_rss_mib"] > 0
+    for target in record.get("targets", []):
+        assert target["value"] is None or math.isfinite(target["value"])
+    perf = _performance_section()
+    block = perf.render(perf.load_results(tmp_path, modes=("smoke",)))
+    assert block.startswith(perf.START) and block.endswith(perf.END)
