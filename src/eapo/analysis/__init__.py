@@ -8,4 +8,7 @@ light (no torch, no transformers):
 - `ablate`: the paper's quadrant experiments (PAPER.md §4.2 Fig. 2, §6.4 Table 3), `eapo ablate`.
 - `compare`: EAPO against the baselines with paired statistics, and the α/φ sensitivity, `eapo compare`.
 - `experiment_commands`: the `ablate` and `compare` subcommands of the `eapo` command line.
+
+The analyses of single runs (`quadrants`, `credit`, `gradients`, `report`, `plots`, `run_commands`) are
+described in their own module docstrings.
 """

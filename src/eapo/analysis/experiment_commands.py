@@ -99,7 +99,7 @@ def register(subparsers: Any) -> None:
         "compare",
         help="EAPO against the baselines with paired statistics, or its α/φ sensitivity",
         description="Every algorithm with the identical model, data order, seeds, rollout budget and "
-        "evaluation; paired per-seed differences with bootstrap 95%% intervals. With --sweep: EAPO's "
+        "evaluation; paired per-seed differences with bootstrap 95% intervals. With --sweep: EAPO's "
         "sensitivity to α and φ, chosen on a validation split and reported on held-out. Unknown arguments "
         "are config overrides for every arm.",
         epilog=COMPARE_EXAMPLES,

@@ -716,6 +716,14 @@ def _pyplot() -> Any:
     return plt
 
 
+def _axes(plt: Any, arms: int) -> tuple[Any, Any]:
+    """A figure for one line per arm; more than 10 arms get 20 distinct colours (tab10 would repeat)."""
+    fig, ax = plt.subplots(figsize=(7, 4.2))
+    if arms > 10:
+        ax.set_prop_cycle(color=plt.get_cmap("tab20").colors)
+    return fig, ax
+
+
 def _band(ax: Any, curve: dict[str, list[float | None]], label: str, alpha: float = 0.15) -> None:
     x = curve["x"]
     mean = curve["mean"]
@@ -731,7 +739,7 @@ def plot_curves(
     """One line per arm with its 95% t band over seeds. `which`: `accuracy` (in-training held-out
     Avg@K), `pass` (in-training Pass@K) or `entropy` (mean token entropy of each training batch)."""
     plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(7, 4.2))
+    fig, ax = _axes(plt, len(summary))
     drawn = 0
     for name, arm in summary.items():
         if "eval_curve" not in arm:
@@ -762,7 +770,7 @@ def plot_pass_curve(summary: dict[str, dict[str, Any]], path: Path, title: str) 
     """Final held-out Pass@k against k (log scale), mean and 95% t interval over seeds, per arm. Uses the
     dedicated Pass@k-curve evaluation where the grid ran one, else the final evaluation's Pass@k."""
     plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(7, 4.2))
+    fig, ax = _axes(plt, len(summary))
     drawn = 0
     for name, arm in summary.items():
         if "pass_curve" in arm:
