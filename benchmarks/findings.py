@@ -5,9 +5,11 @@
 
 What it does, in order (each step is skipped when its output already exists, unless --force):
 1. `eapo train` (EAPO) and `eapo train --algo grpo` on the built-in tiny default, seed 0, with every step's
-   rollouts dumped, the entropy change logged every step and checkpoints kept (runs/findings-{eapo,grpo}).
+   rollouts dumped, the entropy change logged every step and checkpoints kept (runs/findings-{eapo,grpo});
+   a finished run is kept, an interrupted one resumed (delete the folder to retrain).
 2. `eapo quadrants`, `eapo gradients` and `eapo credit` on both runs; `eapo report` on both.
-3. A screenshot of the HTML report in headless Chromium (skipped when Chromium is absent).
+3. Screenshots of the HTML report (its top, and its sample responses) in headless Chromium (skipped when
+   Chromium is absent).
 4. docs/findings.md with the tables, the figures (copied to docs/images/findings/) and the table of the
    paper's claims, each marked held / not held / inconclusive by a criterion stated in the table. Claims
    that need the quadrant ablations read benchmarks/results/ablation_*.json (written by `eapo ablate`);
@@ -23,7 +25,6 @@ import math
 import shutil
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -58,20 +59,22 @@ def _run_finished(run_dir: Path) -> bool:
     return any(r["step"] == steps and "eval/pass@1" in r for r in rows)
 
 
-def train_runs(force: bool) -> dict[str, float]:
-    seconds = {}
+def train_runs() -> None:
+    """Train each run that is missing; resume one that stopped early; leave finished runs alone.
+
+    To retrain from scratch, delete runs/findings-<algo>/ first.
+    """
     for algo, run_dir in RUNS.items():
-        if _run_finished(run_dir) and not force:
+        if _run_finished(run_dir):
             continue
-        command = ["eapo", "train", "--run.name", run_dir.name, *TRAIN_FLAGS, "--no-progress"]
-        if algo != "eapo":
-            command += ["--algo", algo]
-        if run_dir.exists() and not force:
+        if (run_dir / "checkpoints").is_dir():
             command = ["eapo", "train", "--resume", str(run_dir), "--no-progress"]
-        start = time.perf_counter()
+        else:
+            shutil.rmtree(run_dir, ignore_errors=True)  # a run that died before its first checkpoint
+            command = ["eapo", "train", "--run.name", run_dir.name, *TRAIN_FLAGS, "--no-progress"]
+            if algo != "eapo":
+                command += ["--algo", algo]
         subprocess.run(command, cwd=ROOT, check=True)
-        seconds[algo] = time.perf_counter() - start
-    return seconds
 
 
 def analyse(force: bool) -> None:
@@ -95,27 +98,33 @@ def analyse(force: bool) -> None:
     build_report(list(RUNS.values()), REPORT)
 
 
-def screenshot() -> Path | None:
+def screenshot() -> list[Path]:
+    """PNGs of the report's top and of its sample responses (report.html?only=samples), or none."""
     chromium = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
     if chromium is None:
         print("chromium not found: no report screenshot (apt-get install -y chromium)")
-        return None
+        return []
     IMAGES.mkdir(parents=True, exist_ok=True)
-    shot = IMAGES / "report.png"
-    profile = ROOT / "runs" / ".chromium-profile"
-    subprocess.run(
-        [
-            chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-            "--disable-component-update", "--disable-sync", "--no-first-run", "--hide-scrollbars",
-            f"--user-data-dir={profile}", "--virtual-time-budget=3000", "--window-size=1280,2400",
-            f"--screenshot={shot}", REPORT.resolve().as_uri(),
-        ],
-        check=True,
-        capture_output=True,
-        timeout=180,
-    )  # fmt: skip
-    shutil.rmtree(profile, ignore_errors=True)
-    return shot
+    shots = []
+    for name, query, size in (
+        ("report.png", "", "1280,2400"),
+        ("report_samples.png", "?only=samples", "1100,1000"),
+    ):
+        profile = ROOT / "runs" / ".chromium-profile"
+        subprocess.run(
+            [
+                chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                "--disable-component-update", "--disable-sync", "--no-first-run", "--hide-scrollbars",
+                f"--user-data-dir={profile}", "--virtual-time-budget=3000", f"--window-size={size}",
+                f"--screenshot={IMAGES / name}", REPORT.resolve().as_uri() + query,
+            ],
+            check=True,
+            capture_output=True,
+            timeout=180,
+        )  # fmt: skip
+        shutil.rmtree(profile, ignore_errors=True)
+        shots.append(IMAGES / name)
+    return shots
 
 
 # --------------------------------------------------------------------------- reading results
@@ -210,24 +219,62 @@ def _sum_per_seed(report: dict[str, Any], first: str, second: str) -> dict[int, 
     return {s: a[s] + b[s] for s in set(a) & set(b)}
 
 
+def _excludes_zero(interval: Any) -> int:
+    """+1 / −1 when a paired interval lies above / below 0, else 0."""
+    if interval.low is None or interval.high is None:
+        return 0
+    return 1 if interval.low > 0 else (-1 if interval.high < 0 else 0)
+
+
 def _verdict_from_pair(pair: Any, expect_positive: bool = True) -> str:
+    """held / not held only when the paired bootstrap AND the paired t-interval agree on the sign.
+
+    With three seeds a percentile bootstrap of three differences is much narrower than the t-interval
+    (benchmarks/results/README.md shows one that flipped with two more seeds), so a bootstrap-only
+    exclusion of 0 is reported as inconclusive.
+    """
     if pair is None:
         return "not run yet"
-    if pair.beats:
-        return "held" if expect_positive else "not held"
-    if pair.worse:
-        return "not held" if expect_positive else "held"
+    boot, t = _excludes_zero(pair.interval), _excludes_zero(pair.t_interval)
+    wanted = 1 if expect_positive else -1
+    if boot == t == wanted:
+        return "held"
+    if boot == t == -wanted:
+        return "not held"
+    if boot != 0:
+        return "inconclusive (bootstrap only)"
     return "inconclusive"
 
 
 def _pair_text(pair: Any, what: str) -> str:
     if pair is None:
         return "not run yet"
-    i = pair.interval
+
+    def bounds(i: Any) -> tuple[float, float]:
+        return (i.low if i.low is not None else math.nan, i.high if i.high is not None else math.nan)
+
+    boot, t = pair.interval, pair.t_interval
     return (
-        f"{what}: {_interval(i.mean, i.low if i.low is not None else math.nan, i.high if i.high is not None else math.nan, 3, True)}"  # noqa: E501
-        f" over seeds {pair.seeds} ({pair.wins}/{len(pair.seeds)} seeds ahead)"
+        f"{what}: {_fmt(boot.mean, 3, True)}, bootstrap [{_fmt(bounds(boot)[0], 3, True)}, "
+        f"{_fmt(bounds(boot)[1], 3, True)}], "
+        f"t [{_fmt(bounds(t)[0], 3, True)}, {_fmt(bounds(t)[1], 3, True)}] "
+        f"({pair.wins}/{len(pair.seeds)} seeds ahead)"
     )
+
+
+def _grid_setting(report: dict[str, Any]) -> str:
+    """`20 steps, seeds [0, 1, 2], shared init, final Avg@8 on 200 problems` from an ablation report."""
+    s = report["settings"]
+    fe = s.get("final_eval", {})
+    return (
+        f"{s.get('steps') or 'config'} steps, seeds {s.get('seeds')}, {s.get('init')} init, final Avg@"
+        f"{fe.get('samples')} on {fe.get('problems') or 'all'} held-out problems ({report['_path']})"
+    )
+
+
+def _final_avg(report: dict[str, Any], arm: str) -> str:
+    values = list(_per_seed(report, arm).values())
+    return f"{arm} {_interval(*_t_interval(values))}" if len(values) >= 2 else f"{arm} –"
 
 
 # --------------------------------------------------------------------------- claims
@@ -299,28 +346,28 @@ def claims(overviews: dict[str, dict[str, Any]], summaries: dict[str, dict[str, 
     if isolate:
         pair_plr = _paired(isolate, "isolate_PLR", "grpo")
         pair_nlr = _paired(isolate, "isolate_NLR", "grpo")
-        gains = {
-            arm: [
-                r["final_avg"] - r["start_avg"]
-                for r in isolate["runs"].get(arm, [])
-                if r.get("final_avg") is not None and r.get("start_avg") is not None
-            ]
-            for arm in ("isolate_PLR", "isolate_NLR", "grpo")
-        }
-        text = "; ".join(
-            f"{arm} gain {_interval(*_t_interval(v), 3, True)}" for arm, v in gains.items() if len(v) >= 2
+        text = "final Avg (t 95%): " + ", ".join(
+            _final_avg(isolate, arm)
+            for arm in ("grpo", "isolate_PLR", "isolate_NLR", "isolate_PHR", "isolate_NHR")
         )
         verdicts = {_verdict_from_pair(pair_plr, expect_positive=False), _verdict_from_pair(pair_nlr, False)}
-        verdict = (
-            "held" if verdicts == {"held"} else ("not held" if "not held" in verdicts else "inconclusive")
-        )
+        if verdicts == {"held"}:
+            verdict = "held"
+        elif "not held" in verdicts:
+            verdict = "not held"
+        else:
+            verdict = "inconclusive: " + "; ".join(
+                f"{q} {_verdict_from_pair(p, False)}" for q, p in (("PLR", pair_plr), ("NLR", pair_nlr))
+            )
         rows.append(
             [
                 "Prediction 1 (low-entropy credit ceiling): training only on PLR or NLR tokens gives at most "
                 "modest gains",
                 "PLR reaches PHR's Avg@32 only after 5.5x more steps; low-entropy quadrants saturate",
-                "held if isolate_PLR and isolate_NLR both end below full GRPO (paired 95% CI < 0)",
-                f"{text}; {_pair_text(pair_plr, 'PLR − GRPO')}; {_pair_text(pair_nlr, 'NLR − GRPO')}",
+                "held if isolate_PLR and isolate_NLR both end below full GRPO (paired bootstrap and t 95% "
+                "intervals < 0)",
+                f"{_grid_setting(isolate)}: {text}; {_pair_text(pair_plr, 'PLR − GRPO')}; "
+                f"{_pair_text(pair_nlr, 'NLR − GRPO')}",
                 verdict,
             ]
         )
@@ -343,8 +390,9 @@ def claims(overviews: dict[str, dict[str, Any]], summaries: dict[str, dict[str, 
             [
                 "Prediction 2 (high-entropy credit concentration): PHR and NHR carry most of the improvement",
                 "PHR and NHR sustain gains in Avg@32 and Pass@32",
-                "held if final Avg(PHR) + Avg(NHR) > Avg(PLR) + Avg(NLR) (paired 95% CI > 0)",
-                _pair_text(pair, "(PHR + NHR) − (PLR + NLR) final Avg"),
+                "held if final Avg(PHR) + Avg(NHR) > Avg(PLR) + Avg(NLR) (paired bootstrap and t 95% "
+                "intervals > 0)",
+                f"{_grid_setting(isolate)}: " + _pair_text(pair, "(PHR + NHR) − (PLR + NLR) final Avg"),
                 _verdict_from_pair(pair),
             ]
         )
@@ -356,18 +404,16 @@ def claims(overviews: dict[str, dict[str, Any]], summaries: dict[str, dict[str, 
     # Prediction 3: polarity-entropy interaction (PHR explores, NHR sharpens): their effects differ.
     if isolate:
         pair_entropy = _paired(isolate, "isolate_PHR", "isolate_NHR", key="final_entropy")
-        verdict = (
-            "held"
-            if pair_entropy is not None and (pair_entropy.beats or pair_entropy.worse)
-            else ("inconclusive" if pair_entropy is not None else "not run yet")
-        )
+        direction = _verdict_from_pair(pair_entropy, expect_positive=False)  # PHR below NHR
+        opposite = _verdict_from_pair(pair_entropy, expect_positive=True)
+        verdict = "held" if direction == "held" or opposite == "held" else direction
         rows.append(
             [
                 "Prediction 3 (polarity–entropy interaction): PHR and NHR act differently",
                 "positive quadrants collapse entropy, negative ones preserve it; PHR explores, NHR sharpens",
-                "held if final entropy differs between isolate_PHR and isolate_NHR (paired 95% CI "
-                "excludes 0)",
-                _pair_text(pair_entropy, "final entropy PHR − NHR (nats)"),
+                "held if final entropy differs between isolate_PHR and isolate_NHR (paired bootstrap and t "
+                "95% intervals exclude 0)",
+                f"{_grid_setting(isolate)}: " + _pair_text(pair_entropy, "final entropy PHR − NHR (nats)"),
                 verdict,
             ]
         )
@@ -387,8 +433,8 @@ def claims(overviews: dict[str, dict[str, Any]], summaries: dict[str, dict[str, 
                 [
                     f"{high_q} vs {low_q} (quadrant-isolated training)",
                     paper,
-                    f"held if final Avg({high_q}) > Avg({low_q}) (paired 95% CI > 0)",
-                    _pair_text(pair, f"{high_q} − {low_q} final Avg"),
+                    f"held if final Avg({high_q}) > Avg({low_q}) (paired bootstrap and t 95% intervals > 0)",
+                    f"{_grid_setting(isolate)}: " + _pair_text(pair, f"{high_q} − {low_q} final Avg"),
                     _verdict_from_pair(pair),
                 ]
             )
@@ -415,17 +461,16 @@ def claims(overviews: dict[str, dict[str, Any]], summaries: dict[str, dict[str, 
         pairs_text = "; ".join(_pair_text(p, f"w/o {q} − EAPO") for q, p in high_drop.items())
         paper_order = ["eapo", "eapo_without_PLR", "eapo_without_NLR", "eapo_without_PHR", "eapo_without_NHR"]
         ours = [a for a, _ in sorted(means.items(), key=lambda kv: -kv[1])]
-        if any(p is not None and (p.beats or p.worse) for p in high_drop.values()):
-            verdict = "held" if ours == paper_order else "not held"
-        else:
-            verdict = "inconclusive"
+        decided = [q for q, p in high_drop.items() if _verdict_from_pair(p) in ("held", "not held")]
+        verdict = ("held" if ours == paper_order else "not held") if decided else "inconclusive"
         rows.append(
             [
                 "Table 3 ordering: EAPO > w/o PLR > w/o NLR > w/o PHR > w/o NHR",
                 "48.6 > 48.1 > 47.7 > 47.4 > 47.2 (avg of six benchmarks)",
-                "held if our order matches and at least one paired difference to EAPO excludes 0; "
-                "inconclusive when none does",
-                f"ours: {order}; mean cost of removing the term on high- vs low-entropy quadrants "
+                "held if our order matches and at least one paired difference to EAPO excludes 0 (bootstrap "
+                "and t); inconclusive when none does",
+                f"{_grid_setting(without)}: ours {order}; mean cost of removing the term on high- vs "
+                "low-entropy quadrants "
                 f"{_fmt(float(np.mean(cost_high)) if cost_high else math.nan, 3, True)} vs "
                 f"{_fmt(float(np.mean(cost_low)) if cost_low else math.nan, 3, True)}; {pairs_text}",
                 verdict,
@@ -457,19 +502,17 @@ def claims(overviews: dict[str, dict[str, Any]], summaries: dict[str, dict[str, 
             f"{_interval(*g['entropy_first'], 4)} → "
             f"{_interval(*g['entropy_last'], 4)} (×{ratio_g:.2f})"
         )
-        arms = {}
+        arms = []
         for report in (isolate, without):
-            for name in ("grpo", "eapo"):
-                if report and name in report["runs"] and name not in arms:
-                    values = [
-                        r["final_entropy"] for r in report["runs"][name] if r.get("final_entropy") is not None
-                    ]
-                    if len(values) >= 2:
-                        arms[name] = _t_interval(values)
+            name = report["reference"] if report else None
+            if name and name in report["runs"]:
+                values = [
+                    r["final_entropy"] for r in report["runs"][name] if r.get("final_entropy") is not None
+                ]
+                if len(values) >= 2:
+                    arms.append(f"{name} {_interval(*_t_interval(values), 4)} ({_grid_setting(report)})")
         if arms:
-            text += "; 3-seed final entropy from the ablation runs: " + ", ".join(
-                f"{name} {_interval(*v, 4)}" for name, v in arms.items()
-            )
+            text += "; final entropy of the ablation grids' full arms: " + "; ".join(arms)
         rows.append(
             [
                 "Fig. 6a: EAPO's entropy stays stable while GRPO's collapses",
@@ -577,7 +620,7 @@ def _table(header: list[str], rows: list[list[str]]) -> str:
     return "\n".join(lines)
 
 
-def write_doc(train_seconds: dict[str, float], shot: Path | None) -> None:
+def write_doc(shots: list[Path]) -> None:
     overviews = {algo: run_overview(algo, run_dir) for algo, run_dir in RUNS.items()}
     summaries = {
         algo: {
@@ -650,8 +693,8 @@ def write_doc(train_seconds: dict[str, float], shot: Path | None) -> None:
             for algo, o in overviews.items()
         ),
         "",
-        "Train minutes are the sum of the logged step times on a shared 2-core CPU (other jobs ran "
-        "beside them).",
+        "Train minutes are the sum of the logged step times on a 2-core CPU shared with other jobs: they "
+        "measure the machine's load while each run trained, not the cost of the algorithm.",
         "",
         "## The paper's claims on our runs",
         "",
@@ -660,8 +703,11 @@ def write_doc(train_seconds: dict[str, float], shot: Path | None) -> None:
             claims(overviews, summaries),
         ),
         "",
-        "Rows marked *not run yet* are filled by this script from `benchmarks/results/ablation_*.json` "
-        "(`eapo ablate --mode isolate` and `--mode eapo-without`, three seeds) once those files exist.",
+        "Rows about quadrant-isolated training, Table 3 and the 3-seed entropies are read from "
+        "`benchmarks/results/ablation_*.json` (`eapo ablate --mode isolate` and `--mode eapo-without`; see "
+        "`benchmarks/results/README.md` for how those grids were run); a row says *not run yet* while its "
+        "file is missing. Paired intervals are over seeds: with three seeds the percentile bootstrap is much "
+        "narrower than the t-interval, so a verdict needs both to exclude 0.",
         "",
     ]
     # Quadrants.
@@ -819,8 +865,9 @@ def write_doc(train_seconds: dict[str, float], shot: Path | None) -> None:
         f"{REPORT.relative_to(ROOT)}`: one self-contained file (inline SVG, CSS and JS).",
         "",
     ]
-    if shot is not None and shot.is_file():
-        lines += [f"![report]({shot.relative_to(DOC.parent)})", ""]
+    for shot in shots:
+        if shot.is_file():
+            lines += [f"![{shot.stem}]({shot.relative_to(DOC.parent)})", ""]
     DOC.write_text("\n".join(lines))
     print(f"wrote {DOC}")
 
@@ -836,15 +883,18 @@ def main(argv: list[str] | None = None) -> int:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--doc-only", action="store_true", help="only rewrite docs/findings.md")
-    parser.add_argument("--force", action="store_true", help="redo every step, even where outputs exist")
+    parser.add_argument(
+        "--force",
+        action="store_true",
+        help="redo the analyses even where their outputs exist (never retrains)",
+    )
     args = parser.parse_args(argv)
-    seconds: dict[str, float] = {}
-    shot = IMAGES / "report.png"
+    shots = [IMAGES / "report.png", IMAGES / "report_samples.png"]
     if not args.doc_only:
-        seconds = train_runs(args.force)
+        train_runs()
         analyse(args.force)
-        shot = screenshot()
-    write_doc(seconds, shot)
+        shots = screenshot()
+    write_doc(shots)
     return 0
 
 

@@ -212,25 +212,44 @@ def rescore_sum_sq(
     return sum_sq.cpu(), diff
 
 
-def _plot(table: dict[str, Any], out_dir: Path) -> Path:
+def _plot(table: dict[str, Any], tail: dict[str, Any], out_dir: Path) -> Path:
     from eapo.analysis.plots import add_legend, new_figure, save_figure
 
-    fig, axes = new_figure(1, 2, width=5.2, height=3.6)
+    fig, axes = new_figure(1, 3, width=4.6, height=3.6)
     x = np.arange(1, len(table["mean_entropy"]) + 1)
     styles = {"grpo": ("k", "-", 2.2), "eapo": ("#1f4e9c", "-", 2.2)}
+    floor = 1e-5  # log axes: shares below it are drawn at it
     for label, shares in table["share"].items():
         color, line, width = styles.get(label, (None, "--", 1.2))
-        axes[0, 0].plot(x, shares, line, color=color, linewidth=width, marker="o", ms=3, label=label)
-        axes[0, 1].plot(x, table["mean_norm"][label], line, color=color, linewidth=width, marker="o", ms=3)
+        axes[0, 0].plot(
+            x, np.maximum(shares, floor), line, color=color, linewidth=width, marker="o", ms=3, label=label
+        )
+        axes[0, 2].plot(x, table["mean_norm"][label], line, color=color, linewidth=width, marker="o", ms=3)
     axes[0, 0].axhline(0.1, color="gray", linestyle=":", linewidth=1)
+    axes[0, 0].set_yscale("log")
     axes[0, 0].set_title("share of total logit-gradient norm (Eq. 5)")
     axes[0, 0].set_xlabel("token entropy decile (1 = lowest)")
-    axes[0, 0].set_ylabel("share of Σ ‖∇_z L_t‖")
+    axes[0, 0].set_ylabel("share of Σ ‖∇_z L_t‖ (log scale)")
     add_legend(axes[0, 0], fontsize=7)
-    axes[0, 1].set_yscale("log")
-    axes[0, 1].set_title("mean per-token norm")
-    axes[0, 1].set_xlabel("token entropy decile (1 = lowest)")
-    axes[0, 1].set_ylabel("‖∇_z L_t‖ (log scale)")
+    # Inside the top of the entropy range: grouped bars per percentile bin.
+    labels = list(tail["share"])
+    edges = [0.0, *tail["bounds"]]
+    width = 0.8 / len(labels)
+    positions = np.arange(len(tail["bounds"]))
+    for i, label in enumerate(labels):
+        color = styles.get(label, (None,))[0]
+        axes[0, 1].bar(positions + i * width, tail["share"][label], width=width, color=color, label=label)
+    axes[0, 1].set_xticks(
+        positions + width * (len(labels) - 1) / 2,
+        [f"{100 * edges[b]:.0f}–{100 * edges[b + 1]:.0f}" for b in range(len(tail["bounds"]))],
+    )
+    axes[0, 1].set_title("share by entropy percentile bin")
+    axes[0, 1].set_xlabel("token entropy percentile")
+    axes[0, 1].set_ylabel("share of Σ ‖∇_z L_t‖")
+    axes[0, 2].set_yscale("log")
+    axes[0, 2].set_title("mean per-token norm")
+    axes[0, 2].set_xlabel("token entropy decile (1 = lowest)")
+    axes[0, 2].set_ylabel("‖∇_z L_t‖ (log scale)")
     return save_figure(fig, out_dir / "gradient_by_entropy_decile.png")
 
 
@@ -366,7 +385,7 @@ def analyze_gradients(
     tail = decile_shares(pooled_entropy, pooled_norms, TAIL_BINS)
     out_dir = Path(out_dir) if out_dir else run_dir / "analysis" / "gradients"
     out_dir.mkdir(parents=True, exist_ok=True)
-    figure = _plot(table, out_dir)
+    figure = _plot(table, tail, out_dir)
     summary: dict[str, Any] = {
         "run": str(run_dir),
         "dumps_used": len(used_steps),

@@ -401,7 +401,7 @@ def _plot_quadrant_dynamics(series: dict[str, Any], changes: dict[str, list[Any]
             ax,
             changes["step"],
             {q: changes[q] for q in QUADRANTS},
-            title="entropy change of each quadrant's tokens per update (Fig. 6b)",
+            title="entropy change per update (Fig. 6b)",
             ylabel="Δ mean entropy (nats)",
             colors=QUADRANT_COLORS,
             smooth=max(1, len(changes["step"]) // 20),
@@ -471,7 +471,7 @@ def _plot_entropy_histograms(table: TokenTable, info: dict[str, Any], out_dir: P
     ci_text = f" [{ci[0]:.4f}, {ci[1]:.4f}]" if ci else ""
     ax.set_title(
         f"Eq. 14 Î(H; r) = {info['corrected']:.4f} nats{ci_text}\ncontribution per equal-count bin "
-        "(red: negative over-represented)",
+        "(red: more negatives)",
         fontsize=8,
     )
     ax.set_xlabel("entropy bin (upper edge, nats)")

@@ -172,7 +172,7 @@ def _quadrant_svg(summaries: dict[str, dict[str, Any]]) -> str:
             bottom += values
         ax.set_xticks(x, names, rotation=20, ha="right", fontsize=7)
         ax.set_title(title + " (mean over steps)")
-    add_legend(axes.flat[0], fontsize=7)
+    add_legend(axes.flat[0], fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0))
     ax = axes.flat[2]
     width = 0.8 / max(len(names), 1)
     for i, name in enumerate(names):
