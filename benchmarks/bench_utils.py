@@ -284,3 +284,20 @@ def _cell(value: Any) -> str:
 
 def mib(n_bytes: float | None) -> float | None:
     return None if n_bytes is None else round(n_bytes / 2**20, 1)
+
+
+def replace_block(text: str, block: str, start_marker: str, end_marker: str) -> str:
+    """`text` with its generated block (from `start_marker` to `end_marker`) replaced by `block`, or `block`
+    appended at the end if `text` has none."""
+    start, end = text.find(start_marker), text.find(end_marker)
+    if start == -1 or end == -1 or end < start:
+        return text.rstrip("\n") + "\n\n" + block + "\n"
+    return text[:start] + block + text[end + len(end_marker) :]
+
+
+def current_block(text: str, start_marker: str, end_marker: str) -> str | None:
+    """The generated block of `text`, markers included, or None."""
+    start, end = text.find(start_marker), text.find(end_marker)
+    if start == -1 or end == -1 or end < start:
+        return None
+    return text[start : end + len(end_marker)]

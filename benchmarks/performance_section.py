@@ -16,6 +16,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from bench_utils import current_block, replace_block
+
 BENCH_DIR = Path(__file__).resolve().parent
 REPO_ROOT = BENCH_DIR.parent
 RESULTS_DIR = BENCH_DIR / "results"
@@ -133,10 +135,15 @@ def render(results: dict[str, Any]) -> str:
 
 def _entropy(record: dict[str, Any]) -> list[str]:
     chunk = record["settings"]["chunk"]
+    described = (
+        "at its default chunk (`eapo.core.default_chunk_size`: 2^20 elements / V positions on CPU)"
+        if chunk == "default"
+        else f"(chunk {chunk} positions)"
+    )
     lines = [
         "### Log-probs and entropy: chunked against a full softmax",
         "",
-        f"`eapo.core.token_logprobs_and_entropy` (chunk {chunk} positions) against `log_softmax` + gather + "
+        f"`eapo.core.token_logprobs_and_entropy` {described} against `log_softmax` + gather + "
         "−Σπ log π over the whole [1, T, V] tensor, fp32. Extra memory = torch allocator peak of the call "
         "beyond its inputs (and, forward + backward, beyond the [T, V] logits gradient both must produce), "
         "fresh process per case. Time ratio chunked / naive, median of interleaved rounds. "
@@ -148,6 +155,7 @@ def _entropy(record: dict[str, Any]) -> list[str]:
             r["vocab"],
             r["length"],
             r["mode"].replace("_", " + "),
+            r.get("chunk", chunk),
             r["chunked_extra_mib"],
             "skipped (RAM)" if r["naive_skipped"] else r["naive_extra_mib"],
             r["memory_ratio"],
@@ -155,7 +163,16 @@ def _entropy(record: dict[str, Any]) -> list[str]:
         ]
         for r in record["summary"]
     ]
-    headers = ["V", "T", "pass", "chunked extra MiB", "naive extra MiB", "memory ratio", "time ratio"]
+    headers = [
+        "V",
+        "T",
+        "pass",
+        "chunk",
+        "chunked extra MiB",
+        "naive extra MiB",
+        "memory ratio",
+        "time ratio",
+    ]
     lines += _table(headers, rows)
     return [*lines, ""]
 
@@ -254,21 +271,6 @@ def _shares(shares: dict[str, float]) -> str:
     return ", ".join(f"{key.replace('_', ' ')} {100 * value:.0f}%" for key, value in shares.items())
 
 
-def replace_block(text: str, block: str) -> str:
-    """`text` with its performance block replaced by `block` (appended at the end if absent)."""
-    start, end = text.find(START), text.find(END)
-    if start == -1 or end == -1 or end < start:
-        return text.rstrip("\n") + "\n\n" + block + "\n"
-    return text[:start] + block + text[end + len(END) :]
-
-
-def current_block(text: str) -> str | None:
-    start, end = text.find(START), text.find(END)
-    if start == -1 or end == -1 or end < start:
-        return None
-    return text[start : end + len(END)]
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--check", action="store_true", help="exit 1 if README.md's block is out of date")
@@ -278,12 +280,12 @@ def main() -> None:
     block = render(load_results(args.results_dir))
     text = args.readme.read_text()
     if args.check:
-        if current_block(text) != block:
+        if current_block(text, START, END) != block:
             print(f"{args.readme}: the Performance block is out of date; run {Path(__file__).name}")
             sys.exit(1)
         print(f"{args.readme}: the Performance block matches the results")
         return
-    args.readme.write_text(replace_block(text, block))
+    args.readme.write_text(replace_block(text, block, START, END))
     print(f"wrote the Performance block of {args.readme}")
 
 

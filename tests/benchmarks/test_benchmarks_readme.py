@@ -15,6 +15,7 @@ import pytest
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 BENCH_DIR = REPO_ROOT / "benchmarks"
+sys.path.insert(0, str(BENCH_DIR))  # the scripts import their shared bench_utils as a sibling module
 SCRIPTS = ("entropy_memory", "algo_overhead", "step_breakdown", "vs_trl")
 
 
@@ -31,7 +32,9 @@ def test_readme_performance_block_matches_results() -> None:
     results = perf.load_results(perf.RESULTS_DIR)
     block = perf.render(results)
     readme = (REPO_ROOT / "README.md").read_text()
-    assert perf.current_block(readme) == block, "stale: run `python benchmarks/performance_section.py`"
+    assert perf.current_block(readme, perf.START, perf.END) == block, (
+        "stale: run `python benchmarks/performance_section.py`"
+    )
     assert "python benchmarks/run_all.py" in block
     for name in SCRIPTS:  # every benchmark has a committed result, and its figures are in the table
         assert name in results, f"benchmarks/results/ has no {name}.json or {name}_quick.json"
@@ -43,12 +46,12 @@ def test_replace_block_changes_only_the_block() -> None:
     perf = _performance_section()
     head, tail = "# Title\n\nintro\n", "\n## After\ntext\n"
     first = f"{perf.START}\nold\n{perf.END}"
-    appended = perf.replace_block(head, first)
+    appended = perf.replace_block(head, first, perf.START, perf.END)
     assert appended == head + "\n" + first + "\n"
     second = f"{perf.START}\nnew\n{perf.END}"
-    replaced = perf.replace_block(appended + tail, second)
+    replaced = perf.replace_block(appended + tail, second, perf.START, perf.END)
     assert replaced == head + "\n" + second + "\n" + tail
-    assert perf.current_block(replaced) == second
+    assert perf.current_block(replaced, perf.START, perf.END) == second
 
 
 @pytest.mark.parametrize("script", SCRIPTS)

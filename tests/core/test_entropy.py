@@ -9,7 +9,8 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from eapo.core import group_entropy_stats, token_logprobs_and_entropy
+from eapo.core import default_chunk_size, group_entropy_stats, token_logprobs_and_entropy
+from eapo.core.entropy import ACCELERATOR_CHUNK_ELEMENTS, CPU_CHUNK_ELEMENTS
 
 
 def naive(logits: torch.Tensor, tokens: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, ...]:
@@ -168,6 +169,19 @@ def test_backward_saves_only_the_logits_and_per_position_vectors() -> None:
         shares_logits = t.untyped_storage().data_ptr() == x.untyped_storage().data_ptr()
         assert shares_logits or t.numel() <= rows * length, f"saved a {tuple(t.shape)} tensor"
     lp.sum().backward()
+
+
+def test_default_chunk_is_an_element_budget_over_the_vocabulary() -> None:
+    assert default_chunk_size(49152, "cpu") == CPU_CHUNK_ELEMENTS // 49152 == 21
+    assert default_chunk_size(151936, "cpu") == 6
+    assert default_chunk_size(10**9, "cpu") == 1  # never zero
+    assert default_chunk_size(151936, "cuda") == ACCELERATOR_CHUNK_ELEMENTS // 151936
+    # None (the default) gives the same values as the explicit default chunk.
+    logits, tokens, mask = random_inputs(3, 4, 7, 11, 0.7)
+    by_default = token_logprobs_and_entropy(logits, tokens, mask)
+    explicit = token_logprobs_and_entropy(logits, tokens, mask, default_chunk_size(11, logits.device))
+    for got, want in zip(by_default, explicit, strict=True):
+        torch.testing.assert_close(got, want, rtol=0, atol=0)
 
 
 def test_invalid_inputs_raise() -> None:

@@ -422,7 +422,7 @@ def probe_credit(
     seed: int = 0,
     n_bootstrap: int = 1000,
     autocast: Any = None,
-    chunk_size: int = 1024,
+    chunk_size: int | None = None,
     progress: bool = True,
 ) -> list[PositionCredit]:
     """Sample G responses per problem, pick positions, branch K tokens x M completions, estimate the CMI.

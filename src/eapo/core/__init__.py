@@ -8,7 +8,7 @@ the trainer, the TRL and verl integrations and the analysis tools all call these
 from __future__ import annotations
 
 from eapo.core.advantages import ADVANTAGE_METHODS, GroupAdvantages, group_advantages, token_advantages
-from eapo.core.entropy import group_entropy_stats, token_logprobs_and_entropy
+from eapo.core.entropy import default_chunk_size, group_entropy_stats, token_logprobs_and_entropy
 from eapo.core.losses import (
     AGG_MODES,
     POLICY_LOSSES,
@@ -37,6 +37,7 @@ __all__ = [
     "GroupAdvantages",
     "agg_loss",
     "avg_at_k",
+    "default_chunk_size",
     "eapo_advantages",
     "group_advantages",
     "group_entropy_stats",

@@ -75,7 +75,9 @@ class TrainConfig:
     mini_batches: int = 1  # optimizer steps per PPO epoch
     micro_batch_rows: int = 64  # rows per forward/backward; gradients accumulate across micro-batches
     max_grad_norm: float = 1.0
-    logprob_chunk_size: int = 1024
+    # positions per chunk of the log-prob/entropy pass; None: sized by vocabulary and device
+    # (eapo.core.default_chunk_size)
+    logprob_chunk_size: int | None = None
     # DAPO's dynamic-sampling filter: groups whose rewards are all equal carry no GRPO signal and are
     # left out of the update (no re-sampling, so every algorithm spends the same rollout budget).
     drop_zero_variance_groups: bool = True
@@ -302,7 +304,12 @@ def validate(config: Config) -> None:
     )
     _require(t.micro_batch_rows >= 1, "train.micro_batch_rows", t.micro_batch_rows, ">= 1")
     _require(t.max_grad_norm > 0, "train.max_grad_norm", t.max_grad_norm, "> 0")
-    _require(t.logprob_chunk_size >= 1, "train.logprob_chunk_size", t.logprob_chunk_size, ">= 1")
+    _require(
+        t.logprob_chunk_size is None or t.logprob_chunk_size >= 1,
+        "train.logprob_chunk_size",
+        t.logprob_chunk_size,
+        ">= 1, or null for the default",
+    )
     _require(t.max_bad_steps >= 1, "train.max_bad_steps", t.max_bad_steps, ">= 1")
     _require(s.temperature >= 0, "sampling.temperature", s.temperature, ">= 0 (0 = greedy)")
     _require(0 < s.top_p <= 1, "sampling.top_p", s.top_p, "in (0, 1]")

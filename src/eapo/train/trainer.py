@@ -149,7 +149,7 @@ def overlong_penalty(lengths: torch.Tensor, max_new_tokens: int, buffer: int) ->
 
 @torch.no_grad()
 def score_policy(
-    model: Any, batch: RolloutBatch, chunk_size: int, micro_batch_rows: int, autocast: Any
+    model: Any, batch: RolloutBatch, chunk_size: int | None, micro_batch_rows: int, autocast: Any
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Log-probs, entropy and Σπ² of the rollout's response tokens under `model`, without gradients.
 
