@@ -30,22 +30,6 @@ NAME = "algo_overhead"
 SCRIPT = Path(__file__).resolve()
 SHAPING_CALLS = 20  # shaping is fast: time this many calls per round and report the mean
 
-# The smoke setting is the trainer tests' tiny setting (tests/train/test_trainer.py TINY_TEST).
-SMOKE_MODEL = {
-    "task": {"num_train": 64, "num_eval": 16},
-    "model": {
-        "tiny": {
-            "n_layer": 1,
-            "n_embd": 32,
-            "n_head": 2,
-            "sft_max_steps": 40,
-            "sft_eval_every": 20,
-            "target_accuracy": [0.0, 1.0],
-        }
-    },
-    "sampling": {"max_new_tokens": 24},
-    "train": {"prompts_per_step": 2, "group_size": 4, "micro_batch_rows": 4},
-}
 # Per model: rounds, algorithms (None = every registered one) and config overrides. SmolLM2 runs the pair
 # the target is about, on half the packaged batch (2 prompts x 8): a step takes minutes on busy cores.
 SMOLLM2 = {"rounds": 3, "algos": ["grpo", "eapo"], "overrides": {"train": {"prompts_per_step": 2}}}
@@ -57,8 +41,6 @@ SETTINGS: dict[str, dict[str, Any]] = {
 
 
 def _config(model: str, run_dir: str, overrides: dict[str, Any] | None = None) -> Any:
-    from eapo.train.config import load_config
-
     quiet = {
         "output_dir": run_dir,
         "tensorboard": False,
@@ -67,14 +49,7 @@ def _config(model: str, run_dir: str, overrides: dict[str, Any] | None = None) -
         "dump_rollouts_every": 0,
         "log_samples": 0,
     }
-    values = {**copy.deepcopy(overrides or {}), "run": quiet}
-    if model == "tiny":
-        return load_config(overrides=values)
-    if model == "tiny-smoke":
-        return load_config(overrides={**copy.deepcopy(SMOKE_MODEL), **values})
-    if model == "smollm2":
-        return load_config(bu.REPO_ROOT / "configs" / "smollm2_chain_sum.yaml", values)
-    raise ValueError(f"unknown model setting {model!r}; expected tiny, tiny-smoke or smollm2")
+    return bu.model_config(model, {**copy.deepcopy(overrides or {}), "run": quiet})
 
 
 def worker(payload: dict[str, Any]) -> dict[str, Any]:

@@ -301,3 +301,21 @@ def current_block(text: str, start_marker: str, end_marker: str) -> str | None:
     if start == -1 or end == -1 or end < start:
         return None
     return text[start : end + len(end_marker)]
+
+
+# The model settings the training benchmarks accept, as configs: the tiny default, the built-in `smoke`
+# config (the tests' setting) and SmolLM2 on chain_sum.
+MODEL_CONFIGS: dict[str, str | Path | None] = {
+    "tiny": None,
+    "tiny-smoke": "smoke",
+    "smollm2": REPO_ROOT / "configs" / "smollm2_chain_sum.yaml",
+}
+
+
+def model_config(model: str, overrides: dict[str, Any]) -> Any:
+    """The eapo Config of a benchmark's model setting (see MODEL_CONFIGS) with `overrides`."""
+    from eapo.train.config import load_config
+
+    if model not in MODEL_CONFIGS:
+        raise ValueError(f"unknown model setting {model!r}; expected one of {', '.join(MODEL_CONFIGS)}")
+    return load_config(MODEL_CONFIGS[model], overrides)

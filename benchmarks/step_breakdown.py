@@ -30,21 +30,6 @@ import bench_utils as bu
 
 NAME = "step_breakdown"
 SCRIPT = Path(__file__).resolve()
-SMOKE_MODEL = {
-    "task": {"num_train": 64, "num_eval": 16},
-    "model": {
-        "tiny": {
-            "n_layer": 1,
-            "n_embd": 32,
-            "n_head": 2,
-            "sft_max_steps": 40,
-            "sft_eval_every": 20,
-            "target_accuracy": [0.0, 1.0],
-        }
-    },
-    "sampling": {"max_new_tokens": 24},
-    "train": {"prompts_per_step": 2, "group_size": 4, "micro_batch_rows": 4},
-}
 SETTINGS: dict[str, dict[str, Any]] = {
     # models: model -> steps and config overrides (quick trains SmolLM2 on half its packaged batch)
     "full": {
@@ -77,22 +62,11 @@ PARTS = [
 
 
 def _config(model: str, steps: int, run_dir: str, extra: dict[str, Any] | None = None) -> Any:
-    from eapo.train.config import load_config
-
     overrides: dict[str, Any] = json.loads(json.dumps(extra or {}))
     overrides.setdefault("train", {})["steps"] = steps
     overrides["eval"] = dict(EVAL)
     overrides.setdefault("run", {})["output_dir"] = run_dir
-    if model == "tiny":
-        return load_config(overrides=overrides)
-    if model == "tiny-smoke":
-        values = json.loads(json.dumps(SMOKE_MODEL))
-        for section, fields in overrides.items():
-            values.setdefault(section, {}).update(fields)
-        return load_config(overrides=values)
-    if model == "smollm2":
-        return load_config(bu.REPO_ROOT / "configs" / "smollm2_chain_sum.yaml", overrides)
-    raise ValueError(f"unknown model setting {model!r}; expected tiny, tiny-smoke or smollm2")
+    return bu.model_config(model, overrides)
 
 
 def _wrap(owner: Any, attribute: str, totals: dict[str, list[float]], key: str) -> None:

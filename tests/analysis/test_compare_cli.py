@@ -14,17 +14,10 @@ from eapo.analysis.compare import parse_algos, parse_sweeps, sweep_arms
 from eapo.analysis.experiment_commands import register
 from eapo.errors import ConfigError
 
-# Config overrides for a grid small enough for a test (see tests/train/test_trainer.py TINY_TEST).
+# The built-in `smoke` config, evaluated every step, without the per-step analysis extras.
 TINY_ARGS = [
-    "--task.num_train", "64", "--task.num_eval", "16",
-    "--model.tiny.n_layer", "1", "--model.tiny.n_embd", "32", "--model.tiny.n_head", "2",
-    "--model.tiny.sft_max_steps", "40", "--model.tiny.sft_eval_every", "20",
-    "--model.tiny.target_accuracy", "[0.0, 1.0]",
-    "--sampling.max_new_tokens", "24",
-    "--eval.every", "1", "--eval.num_problems", "4", "--eval.k", "2",
-    "--train.prompts_per_step", "2", "--train.group_size", "4", "--train.micro_batch_rows", "8",
-    "--train.lr", "1e-3",
-    "--run.tensorboard", "false", "--run.entropy_change_every", "0", "--run.dump_rollouts_every", "0",
+    "--config", "smoke", "--eval.every", "1", "--train.micro_batch_rows", "8",
+    "--run.entropy_change_every", "0", "--run.dump_rollouts_every", "0",
 ]  # fmt: skip
 
 

@@ -110,3 +110,20 @@ def test_eapo_shortcuts_reach_shaper() -> None:
 def test_bad_quadrant_name_is_a_config_error() -> None:
     with pytest.raises(ConfigError, match="shaper_params"):
         load_config(overrides=["--algo", "quadrant", "--algo.shaper_params.quadrants", "[PXR]"])
+
+
+def test_builtin_names_and_extends(tmp_path: Path) -> None:
+    smoke = load_config("smoke")
+    default = load_config()
+    assert smoke.model.tiny.n_layer == 1 and smoke.train.steps == 3
+    assert smoke.task.source == default.task.source  # inherited from tiny through `extends: tiny`
+    child = tmp_path / "child.yaml"
+    child.write_text("extends: smoke\ntrain:\n  steps: 7\n")
+    loaded = load_config(child)
+    assert loaded.train.steps == 7 and loaded.model.tiny.n_layer == 1 and loaded.task.source == default.task.source
+    with pytest.raises(ConfigError, match="built-in configs: smoke, tiny"):
+        load_config("nonesuch")
+    loop = tmp_path / "loop.yaml"
+    loop.write_text("extends: loop.yaml\n")
+    with pytest.raises(ConfigError, match="cycle"):
+        load_config(loop)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import math
 import time
 from pathlib import Path
@@ -17,32 +16,13 @@ from eapo.train.config import load_config
 from eapo.train.logging import read_metrics
 from eapo.train.trainer import train
 
-# A deliberately small setting: a 1-layer tiny model with a few SFT steps, 2 prompts x 4 samples per step.
-TINY_TEST = {
-    "task": {"num_train": 64, "num_eval": 16},
-    "model": {
-        "tiny": {
-            "n_layer": 1,
-            "n_embd": 32,
-            "n_head": 2,
-            "sft_max_steps": 40,
-            "sft_eval_every": 20,
-            "target_accuracy": [0.0, 1.0],
-        }
-    },
-    "sampling": {"max_new_tokens": 24},
-    "eval": {"every": 2, "num_problems": 4, "k": 2},
-    "train": {"steps": 3, "prompts_per_step": 2, "group_size": 4, "micro_batch_rows": 4, "lr": 1e-3},
-    "run": {"checkpoint_every": 2, "tensorboard": False, "entropy_change_every": 1, "dump_rollouts_every": 2},
-}
-
 
 def tiny_config(tmp_path: Path, **sections: dict[str, Any]):
-    values = json.loads(json.dumps(TINY_TEST))
-    values["run"]["output_dir"] = str(tmp_path / "runs")
+    """The built-in `smoke` config (a 1-layer tiny model, 2 prompts x 4 samples, 3 steps) with overrides."""
+    values: dict[str, Any] = {"run": {"output_dir": str(tmp_path / "runs")}}
     for section, fields in sections.items():
         values.setdefault(section, {}).update(fields)
-    return load_config(overrides=values)
+    return load_config("smoke", values)
 
 
 def _comparable(row: dict[str, Any]) -> dict[str, Any]:
@@ -71,6 +51,7 @@ def test_train_end_to_end_writes_finite_metrics(tmp_path: Path) -> None:
     assert all(math.isfinite(r["entropy_change/all"]) for r in train_rows)  # PAPER.md Fig. 6b data
     dump = torch.load(result.run_dir / "rollouts" / "step_000002.pt", weights_only=False)
     assert dump["entropy"].shape == dump["shaped_advantages"].shape == dump["response_mask"].shape
+    assert dump["sum_sq_probs"].shape == dump["entropy"].shape and dump["sum_sq_probs"].dtype == torch.float64
     assert len(dump["completions"]) == dump["response_mask"].shape[0] == 8
 
 

@@ -240,21 +240,31 @@ def parse_overrides(args: list[str]) -> dict[str, Any]:
     return nested
 
 
-DEFAULT_CONFIG = Path(__file__).resolve().parents[1] / "configs" / "tiny.yaml"
+BUILTIN_CONFIGS = Path(__file__).resolve().parents[1] / "configs"
+DEFAULT_CONFIG = BUILTIN_CONFIGS / "tiny.yaml"
 
 
-def load_config(
-    path: str | Path | None = None, overrides: list[str] | dict[str, Any] | None = None
-) -> Config:
-    """Load a YAML config (None: the embedded default, `eapo/configs/tiny.yaml`), apply overrides, validate.
+def builtin_config_names() -> list[str]:
+    """Names accepted wherever a config path is: `tiny` (the default) and `smoke` (seconds, for tests)."""
+    return sorted(p.stem for p in BUILTIN_CONFIGS.glob("*.yaml"))
 
-    Raises ConfigError naming the file, the field and the value on any unknown field, wrong type or
-    out-of-range value.
-    """
-    path = Path(path) if path is not None else DEFAULT_CONFIG
-    source = str(path)
-    if not path.is_file():
-        raise ConfigError(f"config file not found: {path}")
+
+def resolve_config_path(path: str | Path | None) -> Path:
+    """A config file: None is the default, an existing file is itself, a built-in name its YAML."""
+    if path is None:
+        return DEFAULT_CONFIG
+    path = Path(path)
+    if path.is_file():
+        return path
+    if path.suffix == "" and (BUILTIN_CONFIGS / f"{path.name}.yaml").is_file():
+        return BUILTIN_CONFIGS / f"{path.name}.yaml"
+    raise ConfigError(
+        f"config file not found: {path} (built-in configs: {', '.join(builtin_config_names())})"
+    )
+
+
+def _read_yaml(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
+    """A config file's sections, with `extends: <built-in name or path>` merged underneath."""
     try:
         values = yaml.safe_load(path.read_text())
     except yaml.YAMLError as err:
@@ -265,6 +275,30 @@ def load_config(
         values = {}
     if not isinstance(values, dict):
         raise ConfigError(f"{path}: expected a mapping of sections (task, model, ...), got {values!r}")
+    parent = values.pop("extends", None)
+    if parent is None:
+        return values
+    parent_path = Path(str(parent))
+    if not parent_path.is_absolute() and (path.parent / parent_path).is_file():
+        parent_path = path.parent / parent_path
+    parent_path = resolve_config_path(parent_path).resolve()
+    if parent_path in seen or parent_path == path.resolve():
+        raise ConfigError(f"{path}: `extends: {parent}` makes a cycle")
+    return _merge(_read_yaml(parent_path, (*seen, path.resolve())), values)
+
+
+def load_config(
+    path: str | Path | None = None, overrides: list[str] | dict[str, Any] | None = None
+) -> Config:
+    """Load a YAML config (None: the embedded default, `eapo/configs/tiny.yaml`; a built-in name such as
+    `smoke`; or a path), apply overrides, validate. A file may start from another with `extends:`.
+
+    Raises ConfigError naming the file, the field and the value on any unknown field, wrong type or
+    out-of-range value.
+    """
+    path = resolve_config_path(path)
+    source = str(path)
+    values = _read_yaml(path)
     if overrides:
         extra = parse_overrides(overrides) if isinstance(overrides, list) else overrides
         values = _merge(values, extra)
