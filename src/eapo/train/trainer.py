@@ -402,7 +402,7 @@ class Trainer:
         every = cfg.run.dump_rollouts_every
         if every and step_number % every == 0:
             self._dump_rollouts(
-                step_number, batch, prompts, rewards, entropy, advantages, shaped, old_logprobs
+                step_number, batch, prompts, rewards, entropy, advantages, shaped, old_logprobs, sum_sq
             )
         timings["step"] = time.perf_counter() - t_step
         self.counters["verifier_errors"] += scored.n_verifier_errors
@@ -489,8 +489,10 @@ class Trainer:
         advantages: torch.Tensor,
         shaped: torch.Tensor,
         logprobs: torch.Tensor,
+        sum_sq_probs: torch.Tensor,
     ) -> None:
-        """Token-level record of one step, for the analysis commands (histograms, Fig. 8, Fig. 11)."""
+        """Token-level record of one step, for the analysis commands (histograms, Fig. 8, Fig. 11; Σπ² gives
+        Eq. 5's per-token logit-gradient norm without the model)."""
         folder = self.run_dir / "rollouts"
         folder.mkdir(exist_ok=True)
         record = {
@@ -509,6 +511,7 @@ class Trainer:
             "rewards": rewards,
             "entropy": entropy,
             "logprobs": logprobs,
+            "sum_sq_probs": sum_sq_probs,
             "advantages": advantages,
             "shaped_advantages": shaped,
         }
