@@ -47,10 +47,10 @@ SETTINGS: dict[str, dict[str, Any]] = {
         "vocabs": [49152, 151936],
         "lengths": [512, 1024],
         "chunk": "default",
-        "repeats": 3,
+        "repeats": 2,
         "sweep_length": 1024,
-        "sweep_vocabs": [151936],
-        "sweep_chunks": [1024],
+        "sweep_vocabs": [],  # the full setting sweeps chunk sizes
+        "sweep_chunks": [],
     },
     "smoke": {
         "vocabs": [4096],
