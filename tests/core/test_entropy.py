@@ -172,8 +172,8 @@ def test_backward_saves_only_the_logits_and_per_position_vectors() -> None:
 
 
 def test_default_chunk_is_an_element_budget_over_the_vocabulary() -> None:
-    assert default_chunk_size(49152, "cpu") == CPU_CHUNK_ELEMENTS // 49152 == 21
-    assert default_chunk_size(151936, "cpu") == 6
+    assert default_chunk_size(49152, "cpu") == CPU_CHUNK_ELEMENTS // 49152 == 85
+    assert default_chunk_size(151936, "cpu") == 27
     assert default_chunk_size(10**9, "cpu") == 1  # never zero
     assert default_chunk_size(151936, "cuda") == ACCELERATOR_CHUNK_ELEMENTS // 151936
     # None (the default) gives the same values as the explicit default chunk.

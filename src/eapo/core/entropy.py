@@ -138,11 +138,13 @@ class _ChunkedLogprobEntropy(torch.autograd.Function):
         return grad_logits, None, None, None, None, None
 
 
-# Elements (positions x vocabulary) per chunk when no chunk size is given. On CPU a chunk that stays in cache
-# is faster than one big softmax: with V = 49,152 and 151,936 chunks of 8-32 positions ran at 0.52-0.77x the
-# naive time, 1024 positions at 1.08-1.61x (benchmarks/results/entropy_memory.json, chunk sweep). On an
-# accelerator each chunk costs kernel launches, so chunks are large there (not measured: no GPU here).
-CPU_CHUNK_ELEMENTS = 2**20
+# Elements (positions x vocabulary) per chunk when no chunk size is given. On CPU a chunk of a few MB is
+# faster than one big softmax. The sweep at T = 2048 (benchmarks/results/entropy_memory_chunk1024.json),
+# time against naive, forward / forward + backward: V = 49,152 at 32 positions 0.60 / 0.69, at 128 0.87 /
+# 0.87; V = 151,936 at 8 positions 0.52 / 1.10, at 32 0.77 / 0.94; 1024 positions 1.06-1.40 everywhere.
+# 2^22 elements (16 MiB in fp32) gives 85 and 27 positions there. On an accelerator each chunk costs kernel
+# launches, so chunks are large there (not measured: no GPU here).
+CPU_CHUNK_ELEMENTS = 2**22
 ACCELERATOR_CHUNK_ELEMENTS = 2**26
 
 
