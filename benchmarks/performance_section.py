@@ -193,7 +193,8 @@ def _sweep(record: dict[str, Any]) -> list[str]:
         "",
         "Time against the naive version and extra memory for several chunk sizes at one length. Chunks of "
         "a few MB beat one big softmax on this CPU; 1024 positions, the old default, did not; the default "
-        "is now 2^22 elements (16 MiB fp32) per chunk. Source: `benchmarks/results/{SWEEP_FILE}`, from {_source(record)}.",
+        "is now 2^22 elements (16 MiB fp32) per chunk. "
+        f"Source: `benchmarks/results/{SWEEP_FILE}`, from {_source(record)}.",
         "",
     ]
     rows = [

@@ -120,7 +120,11 @@ def test_builtin_names_and_extends(tmp_path: Path) -> None:
     child = tmp_path / "child.yaml"
     child.write_text("extends: smoke\ntrain:\n  steps: 7\n")
     loaded = load_config(child)
-    assert loaded.train.steps == 7 and loaded.model.tiny.n_layer == 1 and loaded.task.source == default.task.source
+    assert (
+        loaded.train.steps == 7
+        and loaded.model.tiny.n_layer == 1
+        and loaded.task.source == default.task.source
+    )
     with pytest.raises(ConfigError, match="built-in configs: smoke, tiny"):
         load_config("nonesuch")
     loop = tmp_path / "loop.yaml"
