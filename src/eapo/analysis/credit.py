@@ -369,11 +369,11 @@ def continue_sequences(
         sampling: an `eapo.rollout.SamplingConfig` (temperature, top-p; its max_new_tokens is ignored).
     Returns: the new token ids of each row (eos included when one was sampled).
     """
-    from eapo.rollout.generate import _eos_token_ids, _generation_config, _seeded
+    from eapo.rollout.generate import model_eos_token_ids, sampling_generation_config, seeded_sampling
 
     if len(prefixes) != len(budgets):
         raise ValueError(f"{len(prefixes)} prefixes for {len(budgets)} budgets")
-    eos_ids = _eos_token_ids(model, tokenizer)
+    eos_ids = model_eos_token_ids(model, tokenizer)
     pad = int(tokenizer.pad_token_id)
     device = next(model.parameters()).device
     outputs: list[list[int]] = [[] for _ in prefixes]
@@ -392,8 +392,10 @@ def continue_sequences(
                 ids[j, width - len(prefixes[i]) :] = torch.tensor(list(prefixes[i]), dtype=torch.long)
                 mask[j, width - len(prefixes[i]) :] = 1
             budget = max(budgets[i] for i in chunk)
-            config = _generation_config(dataclasses.replace(sampling, max_new_tokens=budget), eos_ids, pad)
-            with _seeded(seed * 100_003 + chunk_number, device):
+            config = sampling_generation_config(
+                dataclasses.replace(sampling, max_new_tokens=budget), eos_ids, pad
+            )
+            with seeded_sampling(seed * 100_003 + chunk_number, device):
                 generated = model.generate(
                     input_ids=ids.to(device), attention_mask=mask.to(device), generation_config=config
                 )[:, width:].cpu()
@@ -434,7 +436,7 @@ def probe_credit(
 
     from eapo.core import group_advantages, quadrant_masks, token_logprobs_and_entropy
     from eapo.rollout import generate_rollouts, response_logits
-    from eapo.rollout.generate import _cut_after_stop_string, _eos_token_ids
+    from eapo.rollout.generate import cut_after_stop_string, model_eos_token_ids
     from eapo.tasks import build_prompt, score_completions
 
     if alternatives not in ("top", "sample"):
@@ -490,7 +492,7 @@ def probe_credit(
                 distributions[(row, t)] = torch.softmax(logits[j, t].double(), dim=-1).cpu()
 
     generator = torch.Generator().manual_seed(seed + 1)
-    eos_ids = set(_eos_token_ids(model, tokenizer))
+    eos_ids = set(model_eos_token_ids(model, tokenizer))
     prompt_ids = [
         batch.sequences[r, : batch.prompt_length][
             batch.attention_mask[r, : batch.prompt_length].bool()
@@ -528,7 +530,7 @@ def probe_credit(
         row, t = plans[p_index][0], plans[p_index][1]
         ids = prefix[len(prompt_ids[row]) :] + new
         text = tokenizer.decode(ids, skip_special_tokens=True)
-        texts.append(_cut_after_stop_string(text, list(sampling.stop_strings)))
+        texts.append(cut_after_stop_string(text, list(sampling.stop_strings)))
     owner_problems = [row_problems[plans[p][0]] for p, _ in owners]
     outcome = score_completions(texts, owner_problems, task).rewards
 

@@ -84,7 +84,7 @@ def generate_rollouts(
     if tokenizer.pad_token_id is None or tokenizer.eos_token_id is None:
         raise ConfigError("the tokenizer needs a pad and an eos token; load it with eapo.models.load_policy")
     device = model.device
-    eos_token_ids = _eos_token_ids(model, tokenizer)
+    eos_token_ids = model_eos_token_ids(model, tokenizer)
     pad_token_id = tokenizer.pad_token_id
 
     # Tokenize every prompt once, left-padded to the widest, and repeat each G times (rows contiguous).
@@ -99,7 +99,7 @@ def generate_rollouts(
     prompt_mask = encoded["attention_mask"][prompt_index]
     prompt_length = prompt_ids.shape[1]
 
-    generation_config = _generation_config(sampling, eos_token_ids, pad_token_id)
+    generation_config = sampling_generation_config(sampling, eos_token_ids, pad_token_id)
 
     response_chunks: list[torch.Tensor] = []
     rows = prompt_ids.shape[0]
@@ -107,7 +107,7 @@ def generate_rollouts(
     was_training = model.training
     model.eval()  # no dropout while sampling: the samples must come from the policy being scored
     try:
-        with _seeded(seed, device), torch.no_grad():
+        with seeded_sampling(seed, device), torch.no_grad():
             for start in tqdm(chunk_starts, desc="sampling", unit="chunk", disable=not progress, leave=False):
                 chunk_ids = prompt_ids[start : start + sampling.batch_rows]
                 chunk_mask = prompt_mask[start : start + sampling.batch_rows]
@@ -147,7 +147,7 @@ def generate_rollouts(
         [ids[mask].tolist() for ids, mask in zip(response_ids, response_mask, strict=True)],
         skip_special_tokens=True,
     )
-    completions = [_cut_after_stop_string(text, sampling.stop_strings) for text in completions]
+    completions = [cut_after_stop_string(text, sampling.stop_strings) for text in completions]
     return RolloutBatch(
         sequences=torch.cat([prompt_ids, response_ids], dim=1).to(device),
         attention_mask=torch.cat([prompt_mask, response_mask.long()], dim=1).to(device),
@@ -237,7 +237,7 @@ class StopStringsInText(StoppingCriteria):
         return torch.tensor(stopped, dtype=torch.bool, device=input_ids.device)
 
 
-def _generation_config(
+def sampling_generation_config(
     sampling: SamplingConfig, eos_token_ids: list[int], pad_token_id: int
 ) -> GenerationConfig:
     """A config with every sampling knob set, so nothing is inherited from the model's own defaults."""
@@ -261,7 +261,7 @@ def _generation_config(
     )
 
 
-def _eos_token_ids(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase) -> list[int]:
+def model_eos_token_ids(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase) -> list[int]:
     """The tokenizer's eos plus any the model's generation config declares (e.g. several for chat models)."""
     ids = {int(tokenizer.eos_token_id)}
     configured = getattr(getattr(model, "generation_config", None), "eos_token_id", None)
@@ -308,7 +308,7 @@ def _end_at_stop_strings(
     return response_mask, truncated
 
 
-def _cut_after_stop_string(text: str, stop_strings: list[str]) -> str:
+def cut_after_stop_string(text: str, stop_strings: list[str]) -> str:
     """`text` up to the end of its first stop string (a token may run past the stop string's end)."""
     ends = [text.find(stop) + len(stop) for stop in stop_strings if stop in text]
     return text[: min(ends)] if ends else text
@@ -320,7 +320,7 @@ def _accepts_logits_to_keep(model: PreTrainedModel) -> bool:
 
 
 @contextlib.contextmanager
-def _seeded(seed: int | None, device: torch.device) -> Iterator[None]:
+def seeded_sampling(seed: int | None, device: torch.device) -> Iterator[None]:
     """Run the body with the torch RNG seeded by `seed`, restoring the outer RNG state afterwards."""
     if seed is None:
         yield
