@@ -83,6 +83,10 @@ def _train_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def _train(args: argparse.Namespace, overrides: list[str]) -> int:
+    if args.resume is None:  # a typo in the config is reported before torch and transformers load
+        from eapo.train.config import load_config
+
+        load_config(args.config, overrides)
     from eapo.train.trainer import train
 
     result = train(args.config, overrides, resume=args.resume, progress=not args.no_progress)

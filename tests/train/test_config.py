@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -131,3 +133,15 @@ def test_builtin_names_and_extends(tmp_path: Path) -> None:
     loop.write_text("extends: loop.yaml\n")
     with pytest.raises(ConfigError, match="cycle"):
         load_config(loop)
+
+
+def test_reading_a_config_does_not_import_transformers() -> None:
+    # `eapo train --typo` is answered at once: configs load without transformers (eapo/_lazy.py); torch
+    # comes in with the shaper and loss registries that validation checks names against.
+    code = (
+        "import sys\nfrom eapo.train.config import load_config\nload_config('smoke')\n"
+        "heavy = sorted(m for m in ('transformers', 'trl', 'datasets') if m in sys.modules)\n"
+        "print(','.join(heavy))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == ""

@@ -8,12 +8,37 @@ model, tokenizer = load_policy(ModelConfig(name="smollm2"))  # or "tiny" (pass t
 
 from __future__ import annotations
 
-from eapo.models.char_tokenizer import build_char_tokenizer
+from typing import TYPE_CHECKING
+
+from eapo._lazy import lazy_exports
 from eapo.models.config import LoraConfig, ModelConfig, TinyConfig
-from eapo.models.device import autocast_context, cpu_has_fast_bf16, resolve_device, resolve_dtype
-from eapo.models.loading import add_lora, default_cache_dir, load_policy, load_pretrained
-from eapo.models.smollm2 import ensure_smollm2
-from eapo.models.tiny import build_tiny_model, ensure_tiny_model, supervised_warmup
+
+if TYPE_CHECKING:
+    from eapo.models.char_tokenizer import build_char_tokenizer
+    from eapo.models.device import autocast_context, cpu_has_fast_bf16, resolve_device, resolve_dtype
+    from eapo.models.loading import add_lora, default_cache_dir, load_policy, load_pretrained
+    from eapo.models.smollm2 import ensure_smollm2
+    from eapo.models.tiny import build_tiny_model, ensure_tiny_model, supervised_warmup
+
+# Everything but the configs imports torch and transformers, so it loads on first use (eapo/_lazy.py).
+_LAZY = {
+    "build_char_tokenizer": "char_tokenizer",
+    "autocast_context": "device",
+    "cpu_has_fast_bf16": "device",
+    "resolve_device": "device",
+    "resolve_dtype": "device",
+    "add_lora": "loading",
+    "default_cache_dir": "loading",
+    "load_policy": "loading",
+    "load_pretrained": "loading",
+    "ensure_smollm2": "smollm2",
+    "build_tiny_model": "tiny",
+    "ensure_tiny_model": "tiny",
+    "supervised_warmup": "tiny",
+}
+
+
+__getattr__ = lazy_exports(__name__, _LAZY)
 
 __all__ = [
     "LoraConfig",

@@ -9,9 +9,26 @@ logits = response_logits(model, batch.sequences, batch.attention_mask, batch.pro
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+from eapo._lazy import lazy_exports
 from eapo.rollout.config import SamplingConfig
-from eapo.rollout.evaluation import evaluate
-from eapo.rollout.generate import RolloutBatch, generate_rollouts, response_logits, response_mask_from_ids
+
+if TYPE_CHECKING:
+    from eapo.rollout.evaluation import evaluate
+    from eapo.rollout.generate import RolloutBatch, generate_rollouts, response_logits, response_mask_from_ids
+
+# Sampling and evaluation import torch and transformers, so they load on first use (eapo/_lazy.py).
+__getattr__ = lazy_exports(
+    __name__,
+    {
+        "evaluate": "evaluation",
+        "RolloutBatch": "generate",
+        "generate_rollouts": "generate",
+        "response_logits": "generate",
+        "response_mask_from_ids": "generate",
+    },
+)
 
 __all__ = [
     "RolloutBatch",

@@ -1,0 +1,89 @@
+"""The README's Results block is what benchmarks/results_section.py renders from the compare JSON in
+benchmarks/results/, and the renderer claims a win only where the paired interval excludes 0."""
+
+from __future__ import annotations
+
+import copy
+import importlib
+import json
+import sys
+from pathlib import Path
+from types import ModuleType
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+BENCH_DIR = REPO_ROOT / "benchmarks"
+sys.path.insert(0, str(BENCH_DIR))  # the scripts import their shared bench_utils as a sibling module
+
+
+def _results_section() -> ModuleType:
+    return importlib.import_module("results_section")
+
+
+def test_readme_results_block_matches_the_json() -> None:
+    rs = _results_section()
+    experiments = rs.load_experiments()
+    assert set(experiments) == {e.file for e in rs.EXPERIMENTS}, "an experiment's JSON is missing"
+    block = rs.render(experiments)
+    readme = (REPO_ROOT / "README.md").read_text()
+    assert rs.current_block(readme, rs.START, rs.END) == block, (
+        "stale: run `python benchmarks/results_section.py`"
+    )
+    for report in experiments.values():  # every arm's final mean is in the table, as rendered from the JSON
+        assert report["command"] in block
+        if report["kind"] == "shaping":
+            assert f"{report['all']['factor_quantiles']['0.5']:.3f}" in block
+            continue
+        metric = f"avg@{next(iter(report['arms'].values()))['final_samples']}"
+        for arm in report["arms"].values():
+            assert rs.fmt_interval(arm["final"][metric]) in block
+
+
+def _paired(mean: float, low: float, high: float) -> dict[str, object]:
+    interval = {"mean": mean, "low": low, "high": high, "n": 3, "method": "bootstrap-percentile"}
+    return {"arm": "eapo", "reference": "grpo", "interval": interval, "beats": low > 0, "worse": high < 0}
+
+
+def _report(paired: dict[str, object]) -> dict[str, object]:
+    final = {
+        "avg@4": {"mean": 0.5, "low": 0.4, "high": 0.6},
+        "pass@4": {"mean": 0.7, "low": 0.6, "high": 0.8},
+    }
+    arm = {"final": final, "final_samples": 4, "eval_k": 4, "seeds": [0, 1, 2], "final_entropy": None}
+    return {
+        "kind": "compare",
+        "command": "eapo compare --algos grpo,eapo --seeds 3",
+        "settings": {
+            "steps": 5,
+            "seeds": [0, 1, 2],
+            "config": "built-in tiny default",
+            "init": "shared",
+            "final_eval": {"samples": 4, "problems": 10},
+            "intervals": "t",
+            "paired": "bootstrap",
+        },
+        "arms": {"grpo": copy.deepcopy(arm), "eapo": copy.deepcopy(arm)},
+        "paired": {"avg@4": [paired]},
+    }
+
+
+def test_a_win_is_claimed_only_when_the_interval_excludes_zero(tmp_path: Path) -> None:
+    rs = _results_section()
+    name = rs.EXPERIMENTS[0].file
+    inside = _report(_paired(0.02, -0.01, 0.05))
+    (tmp_path / name).write_text(json.dumps(inside))
+    block = rs.render(rs.load_experiments(tmp_path))
+    assert "eapo beats no algorithm" in block and "does not beat GRPO here" in block
+    assert "no difference shown" in block
+
+    above = _report(_paired(0.03, 0.01, 0.05))
+    (tmp_path / name).write_text(json.dumps(above))
+    block = rs.render(rs.load_experiments(tmp_path))
+    assert "eapo beats grpo" in block and "does not beat GRPO" not in block
+    assert "| grpo | 0.500 [0.400, 0.600] | 0.700 [0.600, 0.800] | 0.030 [0.010, 0.050] | better |" in block
+
+
+def test_replace_block_keeps_the_rest_of_the_readme() -> None:
+    rs = _results_section()
+    text = f"# Title\n\n{rs.START}\nold\n{rs.END}\n\n## Next\n"
+    new = rs.replace_block(text, f"{rs.START}\nnew\n{rs.END}", rs.START, rs.END)
+    assert new == f"# Title\n\n{rs.START}\nnew\n{rs.END}\n\n## Next\n"
