@@ -319,3 +319,25 @@ def model_config(model: str, overrides: dict[str, Any]) -> Any:
     if model not in MODEL_CONFIGS:
         raise ValueError(f"unknown model setting {model!r}; expected one of {', '.join(MODEL_CONFIGS)}")
     return load_config(MODEL_CONFIGS[model], overrides)
+
+
+def readme_block_main(
+    description: str, what: str, render_block: Callable[[Path], str], start: str, end: str, readme: Path
+) -> None:
+    """The command line of a script that renders one generated README block from `benchmarks/results/`:
+    write it, or with `--check` exit 1 when README.md's copy is out of date. `render_block(results_dir)`."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--check", action="store_true", help="exit 1 if README.md's block is out of date")
+    parser.add_argument("--results-dir", type=Path, default=RESULTS_DIR)
+    parser.add_argument("--readme", type=Path, default=readme)
+    args = parser.parse_args()
+    block = render_block(args.results_dir)
+    text = args.readme.read_text()
+    if args.check:
+        if current_block(text, start, end) != block:
+            print(f"{args.readme}: the {what} block is out of date; rerun the script that renders it")
+            sys.exit(1)
+        print(f"{args.readme}: the {what} block matches the results")
+        return
+    args.readme.write_text(replace_block(text, block, start, end))
+    print(f"wrote the {what} block of {args.readme}")

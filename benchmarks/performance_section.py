@@ -10,13 +10,11 @@ is appended at the end of README.md if the markers are absent). For each benchma
 
 from __future__ import annotations
 
-import argparse
 import json
-import sys
 from pathlib import Path
 from typing import Any
 
-from bench_utils import current_block, replace_block
+import bench_utils as bu
 
 BENCH_DIR = Path(__file__).resolve().parent
 REPO_ROOT = BENCH_DIR.parent
@@ -300,21 +298,14 @@ def _shares(shares: dict[str, float]) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--check", action="store_true", help="exit 1 if README.md's block is out of date")
-    parser.add_argument("--results-dir", type=Path, default=RESULTS_DIR)
-    parser.add_argument("--readme", type=Path, default=README)
-    args = parser.parse_args()
-    block = render(load_results(args.results_dir))
-    text = args.readme.read_text()
-    if args.check:
-        if current_block(text, START, END) != block:
-            print(f"{args.readme}: the Performance block is out of date; run {Path(__file__).name}")
-            sys.exit(1)
-        print(f"{args.readme}: the Performance block matches the results")
-        return
-    args.readme.write_text(replace_block(text, block, START, END))
-    print(f"wrote the Performance block of {args.readme}")
+    bu.readme_block_main(
+        __doc__.splitlines()[0],
+        "Performance",
+        lambda results_dir: render(load_results(results_dir)),
+        START,
+        END,
+        README,
+    )
 
 
 if __name__ == "__main__":

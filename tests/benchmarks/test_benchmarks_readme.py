@@ -3,6 +3,7 @@ benchmarks/results/, and each benchmark script runs end to end in its `--smoke` 
 
 from __future__ import annotations
 
+import importlib
 import importlib.util
 import json
 import math
@@ -16,6 +17,7 @@ import pytest
 REPO_ROOT = Path(__file__).resolve().parents[2]
 BENCH_DIR = REPO_ROOT / "benchmarks"
 sys.path.insert(0, str(BENCH_DIR))  # the scripts import their shared bench_utils as a sibling module
+bu = importlib.import_module("bench_utils")
 SCRIPTS = ("entropy_memory", "algo_overhead", "step_breakdown", "vs_trl")
 
 
@@ -32,7 +34,7 @@ def test_readme_performance_block_matches_results() -> None:
     results = perf.load_results(perf.RESULTS_DIR)
     block = perf.render(results)
     readme = (REPO_ROOT / "README.md").read_text()
-    assert perf.current_block(readme, perf.START, perf.END) == block, (
+    assert bu.current_block(readme, perf.START, perf.END) == block, (
         "stale: run `python benchmarks/performance_section.py`"
     )
     assert "python benchmarks/run_all.py" in block
@@ -46,12 +48,12 @@ def test_replace_block_changes_only_the_block() -> None:
     perf = _performance_section()
     head, tail = "# Title\n\nintro\n", "\n## After\ntext\n"
     first = f"{perf.START}\nold\n{perf.END}"
-    appended = perf.replace_block(head, first, perf.START, perf.END)
+    appended = bu.replace_block(head, first, perf.START, perf.END)
     assert appended == head + "\n" + first + "\n"
     second = f"{perf.START}\nnew\n{perf.END}"
-    replaced = perf.replace_block(appended + tail, second, perf.START, perf.END)
+    replaced = bu.replace_block(appended + tail, second, perf.START, perf.END)
     assert replaced == head + "\n" + second + "\n" + tail
-    assert perf.current_block(replaced, perf.START, perf.END) == second
+    assert bu.current_block(replaced, perf.START, perf.END) == second
 
 
 @pytest.mark.parametrize("script", SCRIPTS)
