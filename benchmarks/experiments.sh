@@ -11,7 +11,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT="${OUT:-runs/experiments}"
-RESULTS=benchmarks/results
 export OMP_NUM_THREADS="${OMP_NUM_THREADS:-1}"
 parts=("$@")
 [ ${#parts[@]} -eq 0 ] && parts=(compare sensitivity smollm2 ablate)
@@ -25,13 +24,13 @@ for part in "${parts[@]}"; do
     case "$part" in
     compare)
         eapo compare --seeds 5 --target 0.36 --out "$OUT/compare_60steps" --runs-dir "$OUT/runs60" "${TINY[@]}"
-        cp "$OUT/compare_60steps/compare.json" "$RESULTS/compare_tiny_60steps.json"
-        python benchmarks/eapo_shaping.py "$OUT"/runs60/eapo/seed{0,1,2,3,4} --out "$RESULTS/eapo_shaping_tiny.json"
+        python benchmarks/collect.py "$OUT/compare_60steps/compare.json" compare_tiny_60steps.json
+        python benchmarks/eapo_shaping.py "$OUT"/runs60/eapo/seed{0,1,2,3,4} --out benchmarks/results/eapo_shaping_tiny.json
         ;;
     sensitivity)
         eapo compare --sweep alpha=0.1,0.2,0.3,0.4,0.5,1 --sweep phi=1,2,4 --seeds 3 --out "$OUT/sensitivity" \
             --runs-dir "$OUT/runs_sensitivity" "${TINY[@]}"
-        cp "$OUT/sensitivity/sensitivity.json" "$RESULTS/sensitivity_tiny.json"
+        python benchmarks/collect.py "$OUT/sensitivity/sensitivity.json" sensitivity_tiny.json
         ;;
     smollm2)
         # SmolLM2-135M-Instruct, full fine-tuning in fp32, 6 steps x 2 prompts x 8 responses per run.
@@ -40,9 +39,10 @@ for part in "${parts[@]}"; do
             --runs-dir "$OUT/runs_smollm2" --train.prompts_per_step 2 --train.lr 1e-5 --eval.every 0 \
             --eval.num_problems 8 --eval.k 2 --run.entropy_change_every 0 --run.tensorboard false \
             --run.dump_rollouts_every 0 --run.checkpoint_every 0
-        cp "$OUT/compare_smollm2/compare.json" "$RESULTS/compare_smollm2_chain_sum.json"
+        python benchmarks/collect.py "$OUT/compare_smollm2/compare.json" compare_smollm2_chain_sum.json
         eapo eval --model smollm2 --config configs/smollm2_chain_sum.yaml --k 1,2,4 --num-problems 48 \
-            --output "$RESULTS/smollm2_chain_sum_base_eval.json"
+            --output "$OUT/smollm2_base_eval.json"
+        python benchmarks/collect.py "$OUT/smollm2_base_eval.json" smollm2_chain_sum_base_eval.json
         ;;
     ablate)
         A=(--init shared --steps 20 --final-samples 8 --final-problems 200 --runs-dir "$OUT/runs20"
@@ -50,8 +50,8 @@ for part in "${parts[@]}"; do
         eapo ablate --mode isolate --seeds 3 --pass-curve --pass-curve-samples 256 --pass-curve-problems 8 \
             --out "$OUT/ablate_isolate" "${A[@]}"
         eapo ablate --mode eapo-without --seeds 3 --out "$OUT/ablate_eapo_without" "${A[@]}"
-        cp "$OUT/ablate_isolate/ablation.json" "$RESULTS/ablation_isolate_tiny.json"
-        cp "$OUT/ablate_eapo_without/ablation.json" "$RESULTS/ablation_eapo_without_tiny.json"
+        python benchmarks/collect.py "$OUT/ablate_isolate/ablation.json" ablation_isolate_tiny.json
+        python benchmarks/collect.py "$OUT/ablate_eapo_without/ablation.json" ablation_eapo_without_tiny.json
         ;;
     *)
         echo "unknown part '$part' (expected compare, sensitivity, smollm2 or ablate)" >&2
