@@ -25,12 +25,16 @@ for part in "${parts[@]}"; do
     compare)
         eapo compare --seeds 5 --target 0.36 --out "$OUT/compare_60steps" --runs-dir "$OUT/runs60" "${TINY[@]}"
         python benchmarks/collect.py "$OUT/compare_60steps/compare.json" compare_tiny_60steps.json
+        for fig in paired entropy; do
+            cp "$OUT/compare_60steps/compare_$fig.png" "benchmarks/results/compare_tiny_60steps_$fig.png"
+        done
         python benchmarks/eapo_shaping.py "$OUT"/runs60/eapo/seed{0,1,2,3,4} --out benchmarks/results/eapo_shaping_tiny.json
         ;;
     sensitivity)
         eapo compare --sweep alpha=0.1,0.2,0.3,0.4,0.5,1 --sweep phi=1,2,4 --seeds 3 --out "$OUT/sensitivity" \
             --runs-dir "$OUT/runs_sensitivity" "${TINY[@]}"
         python benchmarks/collect.py "$OUT/sensitivity/sensitivity.json" sensitivity_tiny.json
+        cp "$OUT/sensitivity/sensitivity_paired.png" benchmarks/results/sensitivity_tiny_paired.png
         ;;
     smollm2)
         # SmolLM2-135M-Instruct, full fine-tuning in fp32, 6 steps x 2 prompts x 8 responses per run.

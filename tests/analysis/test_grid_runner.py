@@ -196,3 +196,13 @@ def test_an_interrupted_run_resumes_from_its_checkpoint(
 
     assert training(read_metrics(run_dir)) == training(full_rows)  # exact resume on CPU
     assert resumed.final is not None and resumed.eval_curve["step"] == original.eval_curve["step"]
+
+
+def test_a_result_neutral_field_does_not_make_a_run_different() -> None:
+    from eapo.analysis.grid import _config_differences
+
+    old = {"train": {"logprob_chunk_size": 1024, "lr": 1e-5}}
+    assert _config_differences(old, {"train": {"logprob_chunk_size": None, "lr": 1e-5}}) == []
+    assert _config_differences(old, {"train": {"logprob_chunk_size": None, "lr": 2e-5}}) == [
+        "train.lr: 1e-05 there, 2e-05 now"
+    ]

@@ -13,6 +13,7 @@ from types import ModuleType
 REPO_ROOT = Path(__file__).resolve().parents[2]
 BENCH_DIR = REPO_ROOT / "benchmarks"
 sys.path.insert(0, str(BENCH_DIR))  # the scripts import their shared bench_utils as a sibling module
+bu = importlib.import_module("bench_utils")
 
 
 def _results_section() -> ModuleType:
@@ -22,13 +23,19 @@ def _results_section() -> ModuleType:
 def test_readme_results_block_matches_the_json() -> None:
     rs = _results_section()
     experiments = rs.load_experiments()
-    assert set(experiments) == {e.file for e in rs.EXPERIMENTS}, "an experiment's JSON is missing"
+    for figure in (f for e in rs.EXPERIMENTS for f in e.figures):
+        assert (BENCH_DIR / "results" / figure).is_file(), figure
+    expected = {e.file for e in rs.EXPERIMENTS} | {e.baseline for e in rs.EXPERIMENTS if e.baseline}
+    assert set(experiments) == expected, "an experiment's JSON is missing"
     block = rs.render(experiments)
     readme = (REPO_ROOT / "README.md").read_text()
-    assert rs.current_block(readme, rs.START, rs.END) == block, (
+    assert bu.current_block(readme, rs.START, rs.END) == block, (
         "stale: run `python benchmarks/results_section.py`"
     )
-    for report in experiments.values():  # every arm's final mean is in the table, as rendered from the JSON
+    for name, report in experiments.items():  # every arm's final mean is in the table, from the JSON
+        if "command" not in report:  # a baseline `eapo eval` report, named in its experiment's section
+            assert name in block
+            continue
         assert report["command"] in block
         if report["kind"] == "shaping":
             assert f"{report['all']['factor_quantiles']['0.5']:.3f}" in block
@@ -79,11 +86,14 @@ def test_a_win_is_claimed_only_when_the_interval_excludes_zero(tmp_path: Path) -
     (tmp_path / name).write_text(json.dumps(above))
     block = rs.render(rs.load_experiments(tmp_path))
     assert "eapo beats grpo" in block and "does not beat GRPO" not in block
-    assert "| grpo | 0.500 [0.400, 0.600] | 0.700 [0.600, 0.800] | 0.030 [0.010, 0.050] | better |" in block
+    assert (
+        "| grpo | 0.500 [0.400, 0.600] | 0.700 [0.600, 0.800] | 0.030 [0.010, 0.050] | – | better |" in block
+    )
+    assert "read those claims as weak" in block  # no t-interval that excludes 0 backs the bootstrap
 
 
 def test_replace_block_keeps_the_rest_of_the_readme() -> None:
     rs = _results_section()
     text = f"# Title\n\n{rs.START}\nold\n{rs.END}\n\n## Next\n"
-    new = rs.replace_block(text, f"{rs.START}\nnew\n{rs.END}", rs.START, rs.END)
+    new = bu.replace_block(text, f"{rs.START}\nnew\n{rs.END}", rs.START, rs.END)
     assert new == f"# Title\n\n{rs.START}\nnew\n{rs.END}\n\n## Next\n"

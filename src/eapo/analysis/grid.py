@@ -207,11 +207,19 @@ def run_config(spec: GridSpec, arm: Arm, seed: int) -> Any:
     return config
 
 
+# Fields that change speed and memory, not what a run computes: a finished run made with another value is
+# still the same run. (Any chunk size of the log-prob/entropy pass gives bitwise the same log-probs and
+# gradients, and entropies equal to ~1e-6 relative: the row dot product's blocking follows the chunk.)
+RESULT_NEUTRAL_FIELDS = frozenset({"train.logprob_chunk_size"})
+
+
 def _config_differences(a: dict[str, Any], b: dict[str, Any], prefix: str = "") -> list[str]:
     out = []
     for key in sorted(set(a) | set(b)):
         where = f"{prefix}{key}"
         va, vb = a.get(key), b.get(key)
+        if where in RESULT_NEUTRAL_FIELDS:
+            continue
         if isinstance(va, dict) and isinstance(vb, dict):
             out += _config_differences(va, vb, where + ".")
         elif va != vb:

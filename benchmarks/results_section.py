@@ -1,0 +1,386 @@
+"""Render the README's Results block from the `eapo compare` JSON in benchmarks/results/.
+
+Every number in the block is read from those files (`compare.json` / `sensitivity.json` as the commands
+wrote them, copied here under the names in EXPERIMENTS); `tests/benchmarks/test_results_section.py` checks
+that README.md and this rendering agree. `python benchmarks/results_section.py` rewrites the block,
+`--check` only compares.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import bench_utils as bu
+from bench_utils import REPO_ROOT, RESULTS_DIR
+
+README = REPO_ROOT / "README.md"
+START = "<!-- results:start -->"
+END = "<!-- results:end -->"
+HIGH_ENTROPY = ("PHR", "NHR")
+
+
+@dataclass(frozen=True)
+class Experiment:
+    file: str
+    title: str
+    focus: str = "eapo"
+    baseline: str | None = None  # an `eapo eval --output` JSON of the starting model, same final evaluation
+    figures: tuple[str, ...] = ()  # PNGs the command drew, copied next to the JSON
+    context: str = ""  # how the setting was chosen, said before the table
+
+
+EXPERIMENTS = (
+    Experiment(
+        "compare_tiny_60steps.json",
+        "Tiny default: all eleven algorithms",
+        figures=("compare_tiny_60steps_paired.png", "compare_tiny_60steps_entropy.png"),
+    ),
+    Experiment(
+        "sensitivity_tiny.json",
+        "Tiny default: EAPO's α and φ (PAPER.md Table 9)",
+        figures=("sensitivity_tiny_paired.png",),
+    ),
+    Experiment(
+        "compare_smollm2_chain_sum.json",
+        "SmolLM2-135M-Instruct on chain_sum (two one-digit terms)",
+        baseline="smollm2_chain_sum_base_eval.json",
+        context="Full fine-tuning in fp32, no LoRA: this CPU has no bf16 matrix units (bf16 is emulated "
+        "and slower than fp32), and LoRA would shorten only the backward pass, not the rollout or the "
+        "forward passes. A step of 2 prompts x 8 responses took 45-90 s on one core, so the budget is a "
+        "smoke-scale one: 6 steps per run, 12 runs in one working session. It shows the path works on a "
+        "real pretrained model and how large seed-to-seed differences are at this budget; it is too small "
+        "to rank the algorithms with confidence.",
+    ),
+    Experiment("eapo_shaping_tiny.json", "Why EAPO and GRPO are so close on the tiny task"),
+)
+
+
+def load_experiments(results_dir: Path = RESULTS_DIR) -> dict[str, dict[str, Any]]:
+    """file name -> its JSON, for the EXPERIMENTS (and their baselines) that have a file."""
+    names = [e.file for e in EXPERIMENTS] + [e.baseline for e in EXPERIMENTS if e.baseline]
+    return {n: json.loads((results_dir / n).read_text()) for n in names if (results_dir / n).is_file()}
+
+
+def fmt_interval(data: dict[str, Any] | None, digits: int = 3) -> str:
+    """`0.412 [0.380, 0.444]` from an interval's JSON, `–` when absent."""
+    if not data:
+        return "–"
+    mean = f"{data['mean']:.{digits}f}"
+    if data.get("low") is None or data.get("high") is None:
+        return mean
+    return f"{mean} [{data['low']:.{digits}f}, {data['high']:.{digits}f}]"
+
+
+def _table(headers: list[str], rows: list[list[str]]) -> list[str]:
+    lines = ["| " + " | ".join(headers) + " |", "| " + " | ".join("---" for _ in headers) + " |"]
+    return lines + ["| " + " | ".join(row) + " |" for row in rows]
+
+
+def _metric(report: dict[str, Any]) -> tuple[str, int]:
+    """The final held-out Avg@n the paired statistics use, and n."""
+    n = next(iter(report["arms"].values()))["final_samples"]
+    return f"avg@{n}", n
+
+
+def _setup_lines(report: dict[str, Any]) -> list[str]:
+    s = report["settings"]
+    final = s["final_eval"]
+    machine = report.get("machine")
+    lines = [
+        f"- Command: `{report['command']}`",
+        f"- {s['steps']} RL steps per run, seeds {', '.join(map(str, s['seeds']))}, config: {s['config']}, "
+        f"initial weights: {s['init']} (the tiny model's warm-up; a pretrained model always starts from its "
+        "own weights); every arm sees the same data order and rollout budget.",
+        f"- Final held-out evaluation: {final['samples']} samples on each of {final['problems']} held-out "
+        "problems at the config's eval sampling (T = 0.6, top-p 0.95); intervals: "
+        f"{s['intervals']}; paired: {s['paired']}.",
+    ]
+    if machine:
+        lines.append(
+            f"- Machine: {machine['cpu']}, {machine['usable_cpus']} CPU cores, "
+            f"{machine['torch_threads']} torch thread per process, torch {machine['torch']}, "
+            f"{'CUDA ' + machine['cuda'] if machine.get('cuda') else 'no GPU, fp32'}."
+        )
+    return lines
+
+
+def _high_entropy_share(arm: dict[str, Any], last: int = 10) -> float | None:
+    """Mean share of tokens in the high-entropy quadrants (PHR + NHR) over the last `last` logged steps."""
+    shares = arm.get("quadrant_shares", {})
+    if not all(q in shares for q in HIGH_ENTROPY):
+        return None
+    values = [sum(v) for v in zip(*(shares[q]["mean"][-last:] for q in HIGH_ENTROPY), strict=True)]
+    return sum(values) / len(values) if values else None
+
+
+def render_compare(
+    report: dict[str, Any], experiment: Experiment, baseline: dict[str, Any] | None = None
+) -> list[str]:
+    metric, n = _metric(report)
+    arms, focus = report["arms"], experiment.focus
+    target = report["settings"].get("target")
+    paired = {p["reference"]: p for p in report["paired"].get(metric, []) if p["arm"] == focus}
+    rows = []
+    for name, arm in sorted(arms.items(), key=lambda kv: -kv[1]["final"][metric]["mean"]):
+        p = paired.get(name)
+        verdict = "–" if name == focus or p is None else _verdict(p)
+        share = _high_entropy_share(arm)
+        rows.append(
+            [
+                f"**{name}**" if name == focus else name,
+                fmt_interval(arm["final"][metric]),
+                fmt_interval(arm["final"].get(f"pass@{n}")),
+                fmt_interval(p["interval"]) if p else "–",
+                fmt_interval(p.get("t_interval")) if p else "–",
+                verdict,
+                fmt_interval(arm.get("final_entropy")),
+                "–" if share is None else f"{share:.3f}",
+                _steps_to_target(arm.get("steps_to_target")),
+                str(len(arm["seeds"])),
+            ]
+        )
+    lines = [f"### {experiment.title}", ""]
+    if experiment.context:
+        lines += [experiment.context, ""]
+    lines += [*_setup_lines(report), ""]
+    first = next(iter(arms.values()))
+    start, start_key = first.get("start", {}), f"avg@{first['eval_k']}"
+    if baseline is not None:
+        n_base = baseline["samples_per_problem"]
+        lines += [
+            f"The starting model under the same final evaluation ({baseline['num_problems']} problems x "
+            f"{n_base} samples, T = {baseline['temperature']:g}; `eapo eval`, "
+            f"`benchmarks/results/{experiment.baseline}`): Avg@{n_base} {baseline[f'avg@{n_base}']:.3f}, "
+            f"Pass@{n_base} {baseline[f'pass@{n_base}']:.3f}.",
+            "",
+        ]
+    elif start_key in start:
+        lines += [
+            f"Held-out {start_key.replace('avg', 'Avg')} of the starting model (step 0, in-training "
+            f"evaluation): {fmt_interval(start[start_key])}.",
+            "",
+        ]
+    lines += _table(
+        [
+            "algorithm",
+            f"held-out Avg@{n}",
+            f"Pass@{n}",
+            f"{focus} − algorithm (paired bootstrap 95%)",
+            "paired t 95%",
+            f"{focus} vs algorithm",
+            "final entropy (nats)",
+            "high-entropy share of tokens",
+            f"steps to {target}" if target is not None else "steps to target",
+            "seeds",
+        ],
+        rows,
+    )
+    lines += ["", _claims(paired, focus)]
+    twins = _identical_arms(report)
+    if twins:
+        lines += [
+            "",
+            "Identical run for run (the same final score and the same number of generated tokens on every "
+            "seed): " + "; ".join(" = ".join(group) for group in twins) + ".",
+        ]
+    return lines
+
+
+def _identical_arms(report: dict[str, Any]) -> list[list[str]]:
+    """Groups of arms whose runs are the same on every seed (final Avg and tokens generated)."""
+    groups: dict[tuple[Any, ...], list[str]] = {}
+    for name, runs in report.get("runs", {}).items():
+        key = tuple((r["seed"], r["final_avg"], r["tokens_generated"]) for r in runs)
+        if key and all(r["final_avg"] is not None for r in runs):
+            groups.setdefault(key, []).append(name)
+    return [names for names in groups.values() if len(names) > 1]
+
+
+def _steps_to_target(data: dict[str, Any] | None) -> str:
+    """`20 (4/5)`: mean steps over the seeds that reached the target in-training accuracy, and how many."""
+    if not data or data.get("of") is None:
+        return "–"
+    mean = data.get("mean_over_reached")
+    return f"{mean:.0f} ({data['reached']}/{data['of']})" if mean is not None else f"– (0/{data['of']})"
+
+
+def _verdict(p: dict[str, Any]) -> str:
+    if p["beats"]:
+        return "better"
+    if p["worse"]:
+        return "worse"
+    return "no difference shown"
+
+
+def _excludes_zero(interval: dict[str, Any] | None) -> bool:
+    if not interval or interval.get("low") is None or interval.get("high") is None:
+        return False
+    return bool(interval["low"] > 0 or interval["high"] < 0)
+
+
+def _claims(paired: dict[str, dict[str, Any]], focus: str) -> str:
+    better = [r for r, p in paired.items() if p["beats"]]
+    worse = [r for r, p in paired.items() if p["worse"]]
+    level = [r for r in paired if r not in better and r not in worse]
+    parts = [f"{focus} beats {', '.join(better) if better else 'no algorithm'}"]
+    if worse:
+        parts.append(f"is worse than {', '.join(worse)}")
+    if level:
+        parts.append(f"cannot be told apart from {', '.join(level)} (the interval contains 0)")
+    text = "Claims (only where the paired bootstrap interval excludes 0): " + "; ".join(parts) + "."
+    fragile = [r for r in better + worse if not _excludes_zero(paired[r].get("t_interval"))]
+    if fragile:
+        text += (
+            f" With few seeds the percentile bootstrap is narrow; the paired t-interval still contains 0 for "
+            f"{', '.join(fragile)}, so read those claims as weak."
+        )
+    if "grpo" in paired and not paired["grpo"]["beats"]:
+        text += f" **{focus} does not beat GRPO here.**"
+    return text
+
+
+def render_sensitivity(report: dict[str, Any], experiment: Experiment) -> list[str]:
+    metric, n = _metric(report)
+    val_metric = f"validation {metric}"
+    by_val = {p["arm"]: p for p in report["paired"].get(val_metric, [])}
+    by_avg = {p["arm"]: p for p in report["paired"].get(metric, [])}
+    chosen, default = report["chosen_on_validation"], report["default"]
+    rows = []
+    for name, arm in report["arms"].items():
+        if "final" not in arm:
+            continue
+        mark = " (chosen)" if name == chosen else " (default)" if name == default else ""
+        rows.append(
+            [
+                f"{name}{mark}",
+                fmt_interval(arm.get("validation", {}).get(metric)),
+                fmt_interval(by_val[name]["interval"]) if name in by_val else "–",
+                fmt_interval(arm["final"][metric]),
+                fmt_interval(by_avg[name]["interval"]) if name in by_avg else "–",
+                fmt_interval(by_avg[name].get("t_interval")) if name in by_avg else "–",
+            ]
+        )
+    val = report["validation"]
+    lines = [f"### {experiment.title}", "", *_setup_lines(report)]
+    lines += [
+        f"- Chosen on a validation split of {val['num_problems']} problems ({val['how']}), then reported on "
+        "held-out.",
+        "",
+    ]
+    lines += _table(
+        [
+            "setting",
+            f"validation Avg@{n}",
+            "− default, validation",
+            f"held-out Avg@{n}",
+            "− default, held-out (bootstrap)",
+            "− default, held-out (paired t)",
+        ],
+        rows,
+    )
+    held = (report["held_out_of_chosen"] or {}).get(metric)
+    lines += [
+        "",
+        f"Chosen on validation: **{chosen}**, held-out Avg@{n} {fmt_interval(held)}. With "
+        f"{len(report['settings']['seeds'])} seeds a percentile bootstrap of the mean has only a handful of "
+        "distinct resamples and is too narrow; where it and the paired t-interval disagree, the difference "
+        "is not established.",
+    ]
+    return lines
+
+
+def render_shaping(report: dict[str, Any], experiment: Experiment) -> list[str]:
+    """How far EAPO's term moved advantages (benchmarks/eapo_shaping.py), per quadrant."""
+    b, everything = report["bound"], report["all"]
+    rows = []
+    for name, stats in [("all", {"share": 1.0, **everything}), *report["quadrants"].items()]:
+        if not stats.get("tokens"):
+            continue
+        q = stats["factor_quantiles"]
+        rows.append(
+            [
+                name,
+                str(stats["tokens"]),
+                f"{stats['share']:.3f}",
+                f"{stats['entropy_mean']:.3f}",
+                f"{q['0.1']:.3f} / {q['0.5']:.3f} / {q['0.9']:.3f}",
+                f"{stats['at_lower_bound']:.3f}",
+                f"{stats['at_upper_bound']:.3f}",
+            ]
+        )
+    high = sum(report["quadrants"][q]["share"] for q in HIGH_ENTROPY)
+    lines = [
+        f"### {experiment.title}",
+        "",
+        f"EAPO multiplies each token's |Â| by a factor within [1 − α/φ, 1 + α/φ] = [{1 - b:g}, {1 + b:g}]. "
+        f"Measured on {everything['tokens']} tokens with Â ≠ 0 in {report['dumps']} rollout dumps of "
+        f"{len(report['runs'])} EAPO runs of the 60-step grid (`{report['command']}`):",
+        "",
+    ]
+    lines += _table(
+        [
+            "quadrant",
+            "tokens",
+            "share",
+            "mean entropy (nats)",
+            "factor Â^CA / Â: p10 / p50 / p90",
+            f"at {1 - b:g}",
+            f"at {1 + b:g}",
+        ],
+        rows,
+    )
+    lines += [
+        "",
+        f"Only {high:.3f} of the tokens with Â ≠ 0 are in the high-entropy quadrants (above their group's "
+        "mean entropy). "
+        f"The median token's factor is {everything['factor_quantiles']['0.5']:.3f}: on this task EAPO is "
+        "close to GRPO with the deterministic majority's step shrunk by a few percent and the rare forking "
+        "tokens' step raised by at most α/φ, which is small next to the seed-to-seed spread above.",
+    ]
+    return lines
+
+
+def render(experiments: dict[str, dict[str, Any]]) -> str:
+    lines = [
+        START,
+        "## Results",
+        "",
+        "Held-out accuracy of every algorithm under one budget, from `eapo compare` (and `eapo compare "
+        "--sweep` for the sensitivity). The JSON each table is made from is in `benchmarks/results/` (named "
+        "under each table); this block is rendered from it by `python benchmarks/results_section.py`, and "
+        "`bash benchmarks/experiments.sh` reruns every experiment (hours on 2 CPU cores). "
+        "What the fields mean: [docs/ablations.md](docs/ablations.md).",
+    ]
+    for experiment in EXPERIMENTS:
+        report = experiments.get(experiment.file)
+        if report is None:
+            continue
+        kind = report.get("kind", "shaping")
+        if kind == "compare":
+            body = render_compare(report, experiment, experiments.get(experiment.baseline or ""))
+        else:
+            body = (render_sensitivity if kind == "sensitivity" else render_shaping)(report, experiment)
+        lines += ["", *body, "", f"Source: `benchmarks/results/{experiment.file}`."]
+        for figure in experiment.figures:
+            if (RESULTS_DIR / figure).is_file():
+                lines += ["", f"![{figure}](benchmarks/results/{figure})"]
+    lines.append(END)
+    return "\n".join(lines)
+
+
+def main() -> None:
+    bu.readme_block_main(
+        __doc__.splitlines()[0],
+        "Results",
+        lambda results_dir: render(load_experiments(results_dir)),
+        START,
+        END,
+        README,
+    )
+
+
+if __name__ == "__main__":
+    main()
