@@ -45,10 +45,11 @@ def _row_dot(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     return torch.bmm(x.unsqueeze(1), y.unsqueeze(2)).reshape(-1)
 
 
-def _chunk_stats(z: torch.Tensor, tok: torch.Tensor) -> tuple[torch.Tensor, ...]:
+def _chunk_stats(z: torch.Tensor, tok: torch.Tensor, with_sum_sq: bool) -> tuple[torch.Tensor, ...]:
     """Per-row statistics of one fp32 chunk of logits z [C,V] (overwritten) with sampled tokens tok [C].
 
-    Returns (log_normaliser, logprob, entropy, sum_sq_probs), each [C] fp32. The logits are shifted by
+    Returns (log_normaliser, logprob, entropy, sum_sq_probs), each [C] fp32 (sum_sq_probs float64, and
+    zeros unless `with_sum_sq`: it costs another pass over the chunk). The logits are shifted by
     their row maximum first, so ±1e4 logits neither overflow nor lose the entropy to cancellation. Works
     in place: the peak is two [C,V] fp32 buffers (z and π).
     """
@@ -69,8 +70,11 @@ def _chunk_stats(z: torch.Tensor, tok: torch.Tensor) -> tuple[torch.Tensor, ...]
     # Σ_v π_v² = π_y² + Σ_{v≠y} π_v², summed in float64 with π_y = exp(log π_y) exactly as
     # `logit_grad_norm` recomputes it: near a deterministic token 1 − 2π_y + Σ π² is ~1e-8, far below
     # fp32 resolution around 1, and Eq. 5's gradient norm needs that part.
-    p.scatter_(-1, tok[:, None], 0.0)
-    sum_sq = logprob.double().mul(2.0).exp() + _row_dot(p, p).double()
+    if with_sum_sq:
+        p.scatter_(-1, tok[:, None], 0.0)
+        sum_sq = logprob.double().mul(2.0).exp() + _row_dot(p, p).double()
+    else:
+        sum_sq = torch.zeros_like(logprob, dtype=torch.float64)
     log_normaliser = (log_total + row_max).squeeze(-1)
     return log_normaliser, logprob, entropy, sum_sq
 
@@ -91,6 +95,7 @@ class _ChunkedLogprobEntropy(torch.autograd.Function):
         cols: torch.Tensor,
         chunk_size: int,
         entropy_grad: bool,
+        with_sum_sq: bool,
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         n_valid = rows.numel()
         logprob = torch.zeros(n_valid, dtype=torch.float32, device=logits.device)
@@ -99,7 +104,7 @@ class _ChunkedLogprobEntropy(torch.autograd.Function):
         log_normaliser = torch.zeros_like(logprob)
         for start in range(0, n_valid, chunk_size):
             span = slice(start, min(start + chunk_size, n_valid))
-            stats = _chunk_stats(_gather_chunk(logits, rows[span], cols[span]), tokens[span])
+            stats = _chunk_stats(_gather_chunk(logits, rows[span], cols[span]), tokens[span], with_sum_sq)
             log_normaliser[span], logprob[span], entropy[span], sum_sq[span] = stats
         ctx.save_for_backward(logits, tokens, rows, cols, log_normaliser, entropy)
         ctx.chunk_size = chunk_size
@@ -113,7 +118,7 @@ class _ChunkedLogprobEntropy(torch.autograd.Function):
     @torch.autograd.function.once_differentiable
     def backward(  # type: ignore[override]
         ctx: Any, grad_logprob: torch.Tensor, grad_entropy: torch.Tensor | None, _grad_sum_sq: Any
-    ) -> tuple[torch.Tensor | None, None, None, None, None, None]:
+    ) -> tuple[torch.Tensor | None, None, None, None, None, None, None]:
         logits, tokens, rows, cols, log_normaliser, entropy = ctx.saved_tensors
         grad_logits = torch.zeros_like(logits)
         use_entropy = ctx.entropy_grad and grad_entropy is not None
@@ -135,7 +140,7 @@ class _ChunkedLogprobEntropy(torch.autograd.Function):
             if use_entropy:
                 grad.add_(z)
             grad_logits[rows[span], cols[span]] = grad.to(grad_logits.dtype)
-        return grad_logits, None, None, None, None, None
+        return grad_logits, None, None, None, None, None, None
 
 
 # Elements (positions x vocabulary) per chunk when no chunk size is given. On CPU a chunk of a few MB is
@@ -201,7 +206,7 @@ def token_logprobs_and_entropy(
             f"at position (row {int(rows[first])}, col {int(cols[first])})"
         )
     logprob_v, entropy_v, sum_sq_v = _ChunkedLogprobEntropy.apply(
-        logits, valid_tokens, rows, cols, int(chunk_size), bool(entropy_grad)
+        logits, valid_tokens, rows, cols, int(chunk_size), bool(entropy_grad), bool(return_sum_sq_probs)
     )
 
     def scatter(values: torch.Tensor) -> torch.Tensor:
