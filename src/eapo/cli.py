@@ -83,13 +83,14 @@ def _train_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def _train(args: argparse.Namespace, overrides: list[str]) -> int:
-    if args.resume is None:  # a typo in the config is reported before torch and transformers load
+    config: Any = args.config
+    if args.resume is None:  # loaded here, so a typo is reported before torch and transformers load
         from eapo.train.config import load_config
 
-        load_config(args.config, overrides)
+        config, overrides = load_config(args.config, overrides), None
     from eapo.train.trainer import train
 
-    result = train(args.config, overrides, resume=args.resume, progress=not args.no_progress)
+    result = train(config, overrides, resume=args.resume, progress=not args.no_progress)
     print()
     print(f"run folder:  {result.run_dir}")
     print(f"metrics:     {result.run_dir / 'metrics.jsonl'} (TensorBoard: {result.run_dir / 'tensorboard'})")
