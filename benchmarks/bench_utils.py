@@ -341,3 +341,22 @@ def readme_block_main(
         return
     args.readme.write_text(replace_block(text, block, start, end))
     print(f"wrote the {what} block of {args.readme}")
+
+
+def markdown_cell(value: Any, digits: int = 3) -> str:
+    """A value as README table text: `–` for None, yes/no, 3 significant digits, thousands separators."""
+    if value is None:
+        return "–"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, float):
+        return f"{value:.{digits}g}" if abs(value) < 100 else f"{value:,.0f}"
+    if isinstance(value, int):
+        return f"{value:,}" if abs(value) >= 10_000 else str(value)
+    return str(value)
+
+
+def markdown_table(headers: list[str], rows: list[list[Any]]) -> list[str]:
+    """The lines of a Markdown table; cells go through `markdown_cell` (strings stay as they are)."""
+    lines = ["| " + " | ".join(headers) + " |", "| " + " | ".join("---" for _ in headers) + " |"]
+    return lines + ["| " + " | ".join(markdown_cell(v) for v in row) + " |" for row in rows]

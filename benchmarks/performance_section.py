@@ -57,24 +57,6 @@ def load_results(
     return found
 
 
-def _fmt(value: Any, digits: int = 3) -> str:
-    if value is None:
-        return "–"
-    if isinstance(value, bool):
-        return "yes" if value else "no"
-    if isinstance(value, float):
-        return f"{value:.{digits}g}" if abs(value) < 100 else f"{value:,.0f}"
-    if isinstance(value, int):
-        return f"{value:,}" if abs(value) >= 10_000 else str(value)
-    return str(value)
-
-
-def _table(headers: list[str], rows: list[list[Any]]) -> list[str]:
-    lines = ["| " + " | ".join(headers) + " |", "| " + " | ".join("---" for _ in headers) + " |"]
-    lines += ["| " + " | ".join(_fmt(v) for v in row) + " |" for row in rows]
-    return lines
-
-
 def _source(record: dict[str, Any]) -> str:
     load = record["load_average_start"][0], record["load_average_end"][0]
     return (
@@ -121,9 +103,12 @@ def render(results: dict[str, Any]) -> str:
     targets = [t for name in BENCHMARKS if name in results for t in results[name].get("targets", [])]
     if targets:
         lines += ["### Targets", ""]
-        lines += _table(
+        lines += bu.markdown_table(
             ["target", "goal", "measured", "met"],
-            [[t["name"], t["goal"], f"{_fmt(t['value'])}: {t['note']}", t["met"]] for t in targets],
+            [
+                [t["name"], t["goal"], f"{bu.markdown_cell(t['value'])}: {t['note']}", t["met"]]
+                for t in targets
+            ],
         )
         lines.append("")
     if "entropy_memory" in results:
@@ -180,7 +165,7 @@ def _entropy(record: dict[str, Any]) -> list[str]:
         "memory ratio",
         "time ratio",
     ]
-    lines += _table(headers, rows)
+    lines += bu.markdown_table(headers, rows)
     return [*lines, ""]
 
 
@@ -199,7 +184,7 @@ def _sweep(record: dict[str, Any]) -> list[str]:
         [r["vocab"], r["length"], r["mode"].replace("_", " + "), r["chunk"], r["extra_mib"], r["time_ratio"]]
         for r in record["sweep_summary"]
     ]
-    lines += _table(["V", "T", "pass", "chunk", "chunked extra MiB", "time ratio"], rows)
+    lines += bu.markdown_table(["V", "T", "pass", "chunk", "chunked extra MiB", "time ratio"], rows)
     return [*lines, ""]
 
 
@@ -234,7 +219,7 @@ def _algo(record: dict[str, Any]) -> list[str]:
         "shaping ms",
         "step s",
     ]
-    lines += _table(headers, rows)
+    lines += bu.markdown_table(headers, rows)
     return [*lines, ""]
 
 
@@ -254,7 +239,7 @@ def _steps(record: dict[str, Any]) -> list[str]:
     ]
     rows.append(["step (wall), s", *[s["step_s"] for s in summary]])
     rows.append(["generated tokens / s", *[s["tokens_per_s"] for s in summary]])
-    lines += _table(headers, rows)
+    lines += bu.markdown_table(headers, rows)
     policy = record.get("omp_wait_policy")
     if policy:
         ratio = policy["ratio_unset_over_passive"]
@@ -289,7 +274,7 @@ def _trl(record: dict[str, Any]) -> list[str]:
             "",
         ],
     ]
-    lines += _table(["", "tokens / s", "peak RSS MiB", "time shares"], rows)
+    lines += bu.markdown_table(["", "tokens / s", "peak RSS MiB", "time shares"], rows)
     return [*lines, ""]
 
 

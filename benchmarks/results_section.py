@@ -74,11 +74,6 @@ def fmt_interval(data: dict[str, Any] | None, digits: int = 3) -> str:
     return f"{mean} [{data['low']:.{digits}f}, {data['high']:.{digits}f}]"
 
 
-def _table(headers: list[str], rows: list[list[str]]) -> list[str]:
-    lines = ["| " + " | ".join(headers) + " |", "| " + " | ".join("---" for _ in headers) + " |"]
-    return lines + ["| " + " | ".join(row) + " |" for row in rows]
-
-
 def _metric(report: dict[str, Any]) -> tuple[str, int]:
     """The final held-out Avg@n the paired statistics use, and n."""
     n = next(iter(report["arms"].values()))["final_samples"]
@@ -163,7 +158,7 @@ def render_compare(
             f"evaluation): {fmt_interval(start[start_key])}.",
             "",
         ]
-    lines += _table(
+    lines += bu.markdown_table(
         [
             "algorithm",
             f"held-out Avg@{n}",
@@ -270,7 +265,7 @@ def render_sensitivity(report: dict[str, Any], experiment: Experiment) -> list[s
         "held-out.",
         "",
     ]
-    lines += _table(
+    lines += bu.markdown_table(
         [
             "setting",
             f"validation Avg@{n}",
@@ -320,7 +315,7 @@ def render_shaping(report: dict[str, Any], experiment: Experiment) -> list[str]:
         f"{len(report['runs'])} EAPO runs of the 60-step grid (`{report['command']}`):",
         "",
     ]
-    lines += _table(
+    lines += bu.markdown_table(
         [
             "quadrant",
             "tokens",
