@@ -7,7 +7,14 @@ import torch
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from eapo.core import QUADRANTS, logit_grad_norm, quadrant_masks, quadrant_stats, token_logprobs_and_entropy
+from eapo.core import (
+    QUADRANTS,
+    logit_grad_norm,
+    quadrant_masks,
+    quadrant_metrics,
+    quadrant_stats,
+    token_logprobs_and_entropy,
+)
 
 from .helpers import Batch, batches
 
@@ -119,3 +126,53 @@ def test_stats_fields_follow_the_inputs() -> None:
     assert [stats[q]["count"] for q in QUADRANTS] == [1.0, 1.0, 2.0, 0.0]
     assert stats["NLR"] == {"count": 0.0, "share": 0.0, "mean_entropy": 0.0, "mean_abs_advantage": 0.0}
     assert stats["NHR"]["mean_entropy"] == 1.0 and stats["PHR"]["share"] == 0.25
+
+
+def test_shaped_advantages_and_clipped_are_reported_by_the_grpo_quadrants() -> None:
+    # GRPO advantages decide the quadrants; forking zeroes a positive token, which stays in PLR (by the GRPO
+    # sign) with shaped |Â| 0. Group mean entropy 1.0: PHR {1.5}, PLR {0.5}, NHR {1.0, 1.0}.
+    adv = torch.tensor([[1.0, 1.0], [-1.0, -1.0]])
+    shaped = torch.tensor([[1.2, 0.0], [-0.5, -1.5]])
+    entropy = torch.tensor([[0.5, 1.5], [1.0, 1.0]])
+    mask = torch.ones(2, 2, dtype=torch.bool)
+    clipped = torch.tensor([[True, False], [True, False]])
+    stats = quadrant_stats(adv, entropy, mask, 2, shaped_advantages=shaped, clipped=clipped)
+    assert [stats[q]["count"] for q in QUADRANTS] == [1.0, 1.0, 2.0, 0.0]
+    assert stats["PHR"]["mean_abs_advantage"] == 1.0 and stats["PHR"]["mean_abs_shaped_adv"] == 0.0
+    assert stats["PLR"]["mean_abs_shaped_adv"] == pytest.approx(1.2)
+    assert stats["NHR"]["mean_abs_shaped_adv"] == pytest.approx(1.0)
+    assert [stats[q]["clip_frac"] for q in QUADRANTS] == [0.0, 1.0, 0.5, 0.0]
+    # Without the new inputs the old fields and values are unchanged.
+    assert {k: v for k, v in stats["NHR"].items() if k in quadrant_stats(adv, entropy, mask, 2)["NHR"]} == (
+        quadrant_stats(adv, entropy, mask, 2)["NHR"]
+    )
+    with pytest.raises(ValueError, match="shaped_advantages"):
+        quadrant_stats(adv, entropy, mask, 2, shaped_advantages=shaped[:1])
+
+
+def test_grad_norm_uses_the_applied_shaped_advantages() -> None:
+    adv = torch.tensor([[1.0, 1.0], [-1.0, -1.0]])
+    shaped = 3.0 * adv
+    entropy = torch.tensor([[0.5, 1.5], [1.0, 1.0]])
+    mask = torch.ones(2, 2, dtype=torch.bool)
+    logprobs = torch.full((2, 2), -1.0)
+    sum_sq = torch.full((2, 2), 0.5, dtype=torch.float64)
+    base = quadrant_stats(adv, entropy, mask, 2, logprobs=logprobs, sum_sq_probs=sum_sq)
+    with_shaped = quadrant_stats(
+        adv, entropy, mask, 2, logprobs=logprobs, sum_sq_probs=sum_sq, shaped_advantages=shaped
+    )
+    for q in QUADRANTS:
+        assert with_shaped[q]["grad_norm_sum"] == pytest.approx(3.0 * base[q]["grad_norm_sum"])
+
+
+def test_quadrant_metrics_is_the_flat_prefixed_quadrant_stats() -> None:
+    adv = torch.tensor([[1.0, 1.0], [-1.0, -1.0], [0.0, 0.0], [0.0, 0.0]])
+    entropy = torch.tensor([[0.5, 1.5], [1.0, 1.0], [2.0, 0.1], [0.3, 0.3]])
+    mask = torch.tensor([[1, 1], [1, 1], [1, 0], [1, 1]], dtype=torch.bool)
+    shaped = adv * 1.1
+    clipped = torch.zeros(4, 2, dtype=torch.bool)
+    metrics = quadrant_metrics(adv, entropy, mask, 2, shaped_advantages=shaped, clipped=clipped)
+    stats = quadrant_stats(adv, entropy, mask, 2, shaped_advantages=shaped, clipped=clipped)
+    assert metrics == {f"quadrant/{q}/{k}": v for q, s in stats.items() for k, v in s.items()}
+    assert metrics["quadrant/ZERO/share"] == pytest.approx(3 / 7)
+    assert all(isinstance(v, float) for v in metrics.values())

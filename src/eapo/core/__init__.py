@@ -23,6 +23,7 @@ from eapo.core.quadrants import (
     high_entropy_mask,
     logit_grad_norm,
     quadrant_masks,
+    quadrant_metrics,
     quadrant_stats,
     top_entropy_mask,
 )
@@ -47,6 +48,7 @@ __all__ = [
     "policy_loss",
     "policy_loss_params",
     "quadrant_masks",
+    "quadrant_metrics",
     "quadrant_stats",
     "register_policy_loss",
     "register_shaper",

@@ -4,6 +4,11 @@ Every valid token with a non-zero advantage falls in exactly one quadrant: polar
 advantage (P: Â > 0, N: Â < 0) and entropy is high (H) or low (L) against a threshold, by default the
 mean token entropy of its group (Appendix B.1). Tokens with Â = 0 (zero-variance groups) are in no
 quadrant and are reported apart.
+
+Convention shared by every host (eapo's trainer, TRL, verl, the dump analysis): the advantage that decides
+polarity is the GRPO advantage before any shaping (PAPER.md §4.1 defines polarity by the outcome), and the
+shaped advantage's mean |Â| is reported beside it. `quadrant_metrics` builds the flat `quadrant/<Q>/<stat>`
+dict all three hosts log.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ __all__ = [
     "high_entropy_mask",
     "logit_grad_norm",
     "quadrant_masks",
+    "quadrant_metrics",
     "quadrant_stats",
     "top_entropy_mask",
 ]
@@ -141,6 +147,8 @@ def _summary(
     abs_advantage: torch.Tensor,
     per_token_loss: torch.Tensor | None,
     grad_norm: torch.Tensor | None,
+    abs_shaped: torch.Tensor | None = None,
+    clipped: torch.Tensor | None = None,
 ) -> dict[str, float]:
     count = int(selected.sum())
 
@@ -153,6 +161,10 @@ def _summary(
         "mean_entropy": mean_of(entropy),
         "mean_abs_advantage": mean_of(abs_advantage),
     }
+    if abs_shaped is not None:
+        stats["mean_abs_shaped_adv"] = mean_of(abs_shaped)
+    if clipped is not None:
+        stats["clip_frac"] = mean_of(clipped)
     if per_token_loss is not None:
         stats["loss_sum"] = float(per_token_loss[selected].double().sum())
     if grad_norm is not None:
@@ -171,32 +183,89 @@ def quadrant_stats(
     sum_sq_probs: torch.Tensor | None = None,
     per_token_loss: torch.Tensor | None = None,
     threshold: str | float | Sequence[Any] = "group_mean",
+    shaped_advantages: torch.Tensor | None = None,
+    clipped: torch.Tensor | None = None,
 ) -> dict[str, dict[str, float]]:
     """Per-quadrant token statistics (PAPER.md §4.1, §4.3).
 
     Args:
         advantages, entropy, response_mask: [B,T]; group_size: G; threshold: see `high_entropy_mask`.
-        logprobs, sum_sq_probs: [B,T], optional; with both, the Eq. 5 logit-gradient norm is reported.
+            `advantages` decide polarity: pass the GRPO (unshaped) advantages, the paper's convention.
+        logprobs, sum_sq_probs: [B,T], optional; with both, the Eq. 5 logit-gradient norm is reported, of
+            the loss actually applied: |shaped_advantages| when given, else |advantages|.
         per_token_loss: [B,T], optional; its sum over each quadrant is reported (the quadrant's share of
             a linear aggregate such as token-mean when it is pre-divided by the token count).
+        shaped_advantages: [B,T], optional; the advantages after the algorithm's shaper (e.g. Eq. 7).
+            Quadrants stay those of `advantages`; this only adds `mean_abs_shaped_adv`.
+        clipped: [B,T] bool, optional; True where the token's PPO ratio was clipped in the update (Eq. 2).
+            Adds `clip_frac`, the clipped fraction of the quadrant's tokens.
 
     Returns:
         {"PHR", "PLR", "NHR", "NLR", "ZERO"} → {name: float}. "ZERO" holds the valid tokens with Â = 0,
         which belong to no quadrant. Fields: `count`, `share` (of all valid tokens), `mean_entropy`,
-        `mean_abs_advantage`; `loss_sum` when per_token_loss is given; `grad_norm_sum` and
-        `grad_norm_mean` when logprobs and sum_sq_probs are given. Empty sets give 0 counts and 0.0 means.
+        `mean_abs_advantage`; `mean_abs_shaped_adv` when shaped_advantages is given; `clip_frac` when
+        clipped is given; `loss_sum` when per_token_loss is given; `grad_norm_sum` and `grad_norm_mean`
+        when logprobs and sum_sq_probs are given. Empty sets give 0 counts and 0.0 means.
     """
+    for name, extra in (("shaped_advantages", shaped_advantages), ("clipped", clipped)):
+        if extra is not None and extra.shape != advantages.shape:
+            raise ValueError(
+                f"{name} must have the advantages' shape {tuple(advantages.shape)}; got {tuple(extra.shape)}"
+            )
     masks = quadrant_masks(advantages, entropy, response_mask, group_size, threshold)
     valid = response_mask != 0
     masks["ZERO"] = valid & (advantages == 0)
     n_valid = int(valid.sum())
     grad_norm = None
     if logprobs is not None and sum_sq_probs is not None:
-        grad_norm = logit_grad_norm(advantages, logprobs, sum_sq_probs)
+        applied = advantages if shaped_advantages is None else shaped_advantages
+        grad_norm = logit_grad_norm(applied, logprobs, sum_sq_probs)
     loss = per_token_loss.detach() if per_token_loss is not None else None
     abs_advantage = advantages.detach().abs()
+    abs_shaped = shaped_advantages.detach().abs() if shaped_advantages is not None else None
+    clipped_float = clipped.detach().to(torch.float64) if clipped is not None else None
     entropy = entropy.detach()
     return {
-        name: _summary(selected, n_valid, entropy, abs_advantage, loss, grad_norm)
+        name: _summary(selected, n_valid, entropy, abs_advantage, loss, grad_norm, abs_shaped, clipped_float)
         for name, selected in masks.items()
+    }
+
+
+def quadrant_metrics(
+    advantages: torch.Tensor,
+    entropy: torch.Tensor,
+    response_mask: torch.Tensor,
+    group_size: int,
+    *,
+    shaped_advantages: torch.Tensor | None = None,
+    clipped: torch.Tensor | None = None,
+    logprobs: torch.Tensor | None = None,
+    sum_sq_probs: torch.Tensor | None = None,
+    per_token_loss: torch.Tensor | None = None,
+    threshold: str | float | Sequence[Any] = "group_mean",
+    prefix: str = "quadrant",
+) -> dict[str, float]:
+    """The flat per-quadrant metrics every host logs: `{f"{prefix}/{Q}/{stat}": value}`.
+
+    One function for eapo's trainer, TRL's `EAPOTrainer` and verl's `eapo` trainer, so that a metric of the
+    same name means the same thing in all three. Quadrants by the sign of `advantages` (pass the GRPO,
+    unshaped advantages: PAPER.md §4.1) and the group-mean entropy threshold (Appendix B.1); the stats are
+    those of `quadrant_stats` with the same arguments, Q in PHR, PLR, NHR, NLR, ZERO.
+    """
+    stats = quadrant_stats(
+        advantages,
+        entropy,
+        response_mask,
+        group_size,
+        logprobs=logprobs,
+        sum_sq_probs=sum_sq_probs,
+        per_token_loss=per_token_loss,
+        threshold=threshold,
+        shaped_advantages=shaped_advantages,
+        clipped=clipped,
+    )
+    return {
+        f"{prefix}/{name}/{key}": float(value)
+        for name, values in stats.items()
+        for key, value in values.items()
     }
