@@ -25,3 +25,18 @@ class ModelLoadError(EapoError):
 
 class CheckpointError(EapoError):
     """No valid checkpoint could be written or read."""
+
+
+# Echoed user text (a value, a prompt, a line of a file) is cut to this many characters in messages.
+MAX_ECHO = 200
+
+
+def clip_text(text: str, limit: int = MAX_ECHO) -> str:
+    """`text` cut to about `limit` characters (head and tail kept), so that an error stays readable when
+    it echoes a 100 kB prompt or value; shorter text is returned unchanged."""
+    if len(text) <= limit:
+        return text
+    head = max(limit * 2 // 3, 1)
+    tail = max(limit - head, 0)
+    cut = len(text) - head - tail
+    return f"{text[:head]}…[{cut} characters cut]…{text[len(text) - tail :] if tail else ''}"

@@ -10,6 +10,8 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import difflib
+import math
+import os
 import types
 import typing
 from dataclasses import dataclass, field
@@ -18,7 +20,7 @@ from typing import Any
 
 import yaml
 
-from eapo.errors import ConfigError
+from eapo.errors import ConfigError, clip_text
 from eapo.models.config import ModelConfig
 from eapo.rollout.config import SamplingConfig
 from eapo.tasks.config import TaskConfig
@@ -137,42 +139,44 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
                 return _coerce(value, arg, where)
             except ConfigError as err:
                 errors.append(err)
-        raise ConfigError(f"{where}: expected {_type_name(tp)}, got {value!r}")
+        raise ConfigError(f"{where}: expected {_type_name(tp)}, got {clip_text(repr(value))}")
     if dataclasses.is_dataclass(tp):
         if not isinstance(value, dict):
-            raise ConfigError(f"{where}: expected a mapping of {tp.__name__} fields, got {value!r}")
+            raise ConfigError(
+                f"{where}: expected a mapping of {tp.__name__} fields, got {clip_text(repr(value))}"
+            )
         return _build(tp, value, where)
     if tp is Any:
         return value
     if tp is bool:
         if isinstance(value, bool):
             return value
-        raise ConfigError(f"{where}: expected true or false, got {value!r}")
+        raise ConfigError(f"{where}: expected true or false, got {clip_text(repr(value))}")
     if tp is int:
         if isinstance(value, int) and not isinstance(value, bool):
             return value
-        raise ConfigError(f"{where}: expected an integer, got {value!r}")
+        raise ConfigError(f"{where}: expected an integer, got {clip_text(repr(value))}")
     if tp is float:
         if isinstance(value, int | float) and not isinstance(value, bool):
             return float(value)
-        raise ConfigError(f"{where}: expected a number, got {value!r}")
+        raise ConfigError(f"{where}: expected a number, got {clip_text(repr(value))}")
     if tp is str:
         if isinstance(value, str):
             return value
-        raise ConfigError(f"{where}: expected a string, got {value!r}")
+        raise ConfigError(f"{where}: expected a string, got {clip_text(repr(value))}")
     if origin is list:
         if not isinstance(value, list | tuple):
-            raise ConfigError(f"{where}: expected a list, got {value!r}")
+            raise ConfigError(f"{where}: expected a list, got {clip_text(repr(value))}")
         return [_coerce(item, args[0], f"{where}[{i}]") for i, item in enumerate(value)]
     if origin is tuple:
         if not isinstance(value, list | tuple) or len(value) != len(args):
-            raise ConfigError(f"{where}: expected a list of {len(args)} values, got {value!r}")
+            raise ConfigError(f"{where}: expected a list of {len(args)} values, got {clip_text(repr(value))}")
         return tuple(
             _coerce(item, arg, f"{where}[{i}]") for i, (item, arg) in enumerate(zip(value, args, strict=True))
         )
     if origin is dict:
         if not isinstance(value, dict):
-            raise ConfigError(f"{where}: expected a mapping, got {value!r}")
+            raise ConfigError(f"{where}: expected a mapping, got {clip_text(repr(value))}")
         return {str(k): _coerce(v, args[1], f"{where}.{k}") for k, v in value.items()}
     raise ConfigError(f"{where}: unsupported field type {tp}")  # a bug in eapo, not in the config
 
@@ -193,11 +197,16 @@ def _build(cls: type, values: dict[str, Any], where: str) -> Any:
     return cls(**kwargs)
 
 
-def _merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+def _merge(base: dict[str, Any], extra: dict[str, Any], where: str = "") -> dict[str, Any]:
+    """`extra` over `base`, mapping by mapping. A mapping laid over a value that is not one is an error
+    (`train: [1, 2]` in a file and `--train.lr 0.1` on the command line must not hide the broken section)."""
     out = dict(base)
     for key, value in extra.items():
+        name = f"{where}.{key}" if where else str(key)
         if isinstance(value, dict) and isinstance(out.get(key), dict):
-            out[key] = _merge(out[key], value)
+            out[key] = _merge(out[key], value, name)
+        elif isinstance(value, dict) and key in out and out[key] is not None:
+            raise ConfigError(f"{name}: expected a mapping of fields, got {clip_text(repr(out[key]))}")
         else:
             out[key] = value
     return out
@@ -263,18 +272,60 @@ def resolve_config_path(path: str | Path | None) -> Path:
     )
 
 
-def _read_yaml(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
-    """A config file's sections, with `extends: <built-in name or path>` merged underneath."""
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """`yaml.SafeLoader` that refuses a key given twice in one mapping (PyYAML keeps the last silently,
+    so a second `train:` block would drop the first without a word)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=True)  # type: ignore[no-untyped-call]
+            line = key_node.start_mark.line + 1
+            try:
+                if key in seen:
+                    raise ConfigError(
+                        f"duplicate key {clip_text(repr(key))} at line {line} (first at line {seen[key]}); "
+                        "merge the two into one"
+                    )
+                seen[key] = line
+            except TypeError:  # an unhashable key: the base class reports it
+                continue
+        return super().construct_mapping(node, deep=deep)
+
+
+def load_yaml_text(path: Path) -> Any:
+    """Parse a YAML file strictly: UTF-8, no duplicate keys. ConfigError names the file and the fault."""
     try:
-        values = yaml.safe_load(path.read_text())
+        text = Path(path).read_bytes().decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise ConfigError(
+            f"{path}: not UTF-8 text (byte 0x{err.object[err.start]:02x} at offset {err.start}); "
+            "save the file as UTF-8"
+        ) from None
+    except OSError as err:
+        raise ConfigError(f"{path}: cannot read the file: {err.strerror or err}") from None
+    try:
+        return yaml.load(text, Loader=_UniqueKeyLoader)  # a SafeLoader subclass
+    except ConfigError as err:
+        raise ConfigError(f"{path}: {err}") from None
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         raise ConfigError(f"{path}: malformed YAML{at}: {getattr(err, 'problem', err)}") from None
+
+
+def _read_yaml(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
+    """A config file's sections, with `extends: <built-in name or path>` merged underneath."""
+    values = load_yaml_text(path)
     if values is None:
-        values = {}
+        raise ConfigError(
+            f"{path}: the file is empty; give at least one section (task, model, ...) or "
+            "`extends: tiny` to start from the built-in default"
+        )
     if not isinstance(values, dict):
-        raise ConfigError(f"{path}: expected a mapping of sections (task, model, ...), got {values!r}")
+        raise ConfigError(
+            f"{path}: expected a mapping of sections (task, model, ...), got {clip_text(repr(values))}"
+        )
     parent = values.pop("extends", None)
     if parent is None:
         return values
@@ -299,11 +350,11 @@ def load_config(
     path = resolve_config_path(path)
     source = str(path)
     values = _read_yaml(path)
-    if overrides:
-        extra = parse_overrides(overrides) if isinstance(overrides, list) else overrides
-        values = _merge(values, extra)
+    extra = (parse_overrides(overrides) if isinstance(overrides, list) else overrides) if overrides else {}
+    if extra:
         source += " + command-line overrides"
     try:
+        values = _merge(values, extra)
         config = _build(Config, values, "")
         validate(config)
     except ConfigError as err:
@@ -313,14 +364,147 @@ def load_config(
 
 def _require(ok: bool, field_name: str, value: Any, expected: str) -> None:
     if not ok:
-        raise ConfigError(f"{field_name} = {value!r} is out of range: expected {expected}")
+        raise ConfigError(f"{field_name} = {clip_text(repr(value))} is out of range: expected {expected}")
+
+
+# String fields where "" means something ("" system prompt: no instruction); every other string field and
+# every item of a list of strings must be non-empty (an empty stop string would end every completion at
+# its first token).
+EMPTY_STRING_ALLOWED = {"task.system_prompt"}
+# Seeds go to torch.manual_seed, which takes 0 <= seed < 2^64; eapo's step seeds need < 2^63.
+MAX_SEED = (1 << 63) - 1
+
+
+def _check_values(obj: Any, where: str) -> None:
+    """Type-independent checks over every field of the config tree: every number finite (YAML reads
+    `1e400` and `.inf` as inf), no empty string where emptiness has no meaning. Free-form parameter
+    mappings (`task.params`, `algo.shaper_params`, ...) are checked by their owners."""
+    for f in dataclasses.fields(obj):
+        name = f"{where}.{f.name}" if where else f.name
+        value = getattr(obj, f.name)
+        if dataclasses.is_dataclass(value):
+            _check_values(value, name)
+            continue
+        items = list(enumerate(value)) if isinstance(value, list | tuple) else [(None, value)]
+        for i, item in items:
+            label = name if i is None else f"{name}[{i}]"
+            if isinstance(item, float) and not math.isfinite(item):
+                raise ConfigError(f"{label} = {item!r} is not a finite number")
+            # A list item may be whitespace ("\n\n" is a fine stop string), but not empty.
+            empty = isinstance(item, str) and (item == "" if i is not None else not item.strip())
+            if empty and label not in EMPTY_STRING_ALLOWED:
+                raise ConfigError(f"{label} = {item!r}: expected a non-empty string")
+        if isinstance(value, dict) and f.name == "fields":  # task.fields: column names
+            for key, column in value.items():
+                if isinstance(column, str) and not column.strip():
+                    raise ConfigError(f"{name}.{key} = {column!r}: expected a non-empty column name")
+
+
+def _check_run_name(name: str | None) -> None:
+    """`run.name` is one path component under `run.output_dir`: a run can never write outside it."""
+    if name is None:
+        return
+    bad = (
+        name in (".", "..")
+        or "/" in name
+        or "\\" in name
+        or "\0" in name
+        or Path(name).is_absolute()
+        or name.startswith(".")
+    )
+    if bad:
+        raise ConfigError(
+            f"run.name = {clip_text(repr(name))}: expected one folder name (no '/', '..', absolute path or "
+            "leading '.'); the run folder is run.output_dir/run.name"
+        )
+
+
+# Memory one training step needs at least, in bytes, per [B, T] element kept for the step (token ids,
+# masks, log-probs, entropy, Σπ² in float64, advantages, shaped advantages, the loss): a lower bound.
+_BYTES_PER_TOKEN_SLOT = 64
+# Vocabulary and parameter count of the built-in models (for the estimate; other models: read from a
+# local config.json when there is one, else only the vocabulary-independent part is counted).
+_KNOWN_MODELS = {"smollm2": (49_152, 134_515_008)}
+
+
+def _model_size(config: Config) -> tuple[int, int]:
+    """(vocabulary, parameters) of `model.name` as far as can be told without loading it; 0 = unknown."""
+    m = config.model
+    if m.name == "tiny":
+        t = m.tiny
+        vocab = 64  # a character vocabulary: at least the digits, letters and punctuation of a task
+        return vocab, t.n_layer * 12 * t.n_embd * t.n_embd + 2 * vocab * t.n_embd
+    if m.name in _KNOWN_MODELS:
+        return _KNOWN_MODELS[m.name]
+    with contextlib.suppress(OSError, ValueError, TypeError, AttributeError):
+        import json
+
+        hf = json.loads((Path(m.name) / "config.json").read_text())
+        vocab = int(hf.get("vocab_size", 0))
+        hidden = int(hf.get("hidden_size", 0))
+        layers = int(hf.get("num_hidden_layers", 0))
+        return vocab, layers * 12 * hidden * hidden + vocab * hidden
+    return 0, 0
+
+
+def memory_limit_bytes() -> int:
+    """This machine's physical memory (the estimate's ceiling); 0 if the OS does not say."""
+    try:
+        return int(os.sysconf("SC_PAGE_SIZE")) * int(os.sysconf("SC_PHYS_PAGES"))
+    except (ValueError, OSError, AttributeError):
+        return 0
+
+
+def step_memory_estimate(config: Config) -> int:
+    """A lower bound, in bytes, of the memory one training step holds at once (and of one evaluation):
+
+    - the step's rollout tensors: prompts x G rows x (prompt + max_new_tokens) positions x the per-token
+      tensors it keeps (`_BYTES_PER_TOKEN_SLOT`);
+    - one micro-batch's logits, their log-softmax and gradient: micro_batch_rows x max_new_tokens x
+      vocabulary x 4 bytes x 3 (the entropy pass itself is chunked);
+    - the weights with their gradient and AdamW moments: parameters x 16 bytes.
+
+    Used only to refuse absurd sizes before anything loads, so it counts the smallest plausible prompt
+    (16 tokens) and leaves out activations.
+    """
+    t, s, e = config.train, config.sampling, config.eval
+    vocab, params = _model_size(config)
+    positions = 16 + s.max_new_tokens
+    rows = t.prompts_per_step * t.group_size
+    rollout = rows * positions * _BYTES_PER_TOKEN_SLOT
+    logits = min(t.micro_batch_rows, rows) * s.max_new_tokens * vocab * 4 * 3
+    eval_positions = 16 + (e.max_new_tokens or s.max_new_tokens)
+    evaluation = e.num_problems * e.k * eval_positions * 8
+    return max(rollout + logits, evaluation) + params * 16
+
+
+def _check_memory(config: Config) -> None:
+    limit = memory_limit_bytes()
+    need = step_memory_estimate(config)
+    if limit and need > limit:
+        t, s = config.train, config.sampling
+        raise ConfigError(
+            f"one training step needs at least {need / 2**30:,.1f} GiB (train.prompts_per_step "
+            f"{t.prompts_per_step} x train.group_size {t.group_size} rows x sampling.max_new_tokens "
+            f"{s.max_new_tokens}, train.micro_batch_rows {t.micro_batch_rows}, eval.num_problems x eval.k "
+            f"{config.eval.num_problems} x {config.eval.k}); this machine has {limit / 2**30:,.1f} GiB: "
+            "lower these sizes"
+        )
 
 
 def validate(config: Config) -> None:
     """Range checks that types alone cannot express. Names (algorithms, shapers) are checked here too."""
     from eapo.train.algorithms import ALGORITHMS  # late: algorithms imports core, which is heavier
 
-    t, s, e, a, r = config.train, config.sampling, config.eval, config.algo, config.run
+    t, s, e, a, r, m = config.train, config.sampling, config.eval, config.algo, config.run, config.model
+    _check_values(config, "")
+    _check_run_name(r.name)
+    for name, seed in (
+        ("run.seed", r.seed),
+        ("task.seed", config.task.seed),
+        ("model.tiny.seed", m.tiny.seed),
+    ):
+        _require(0 <= seed <= MAX_SEED, name, seed, f"an integer in [0, {MAX_SEED}]")
     _require(t.steps >= 0, "train.steps", t.steps, ">= 0")
     _require(t.group_size >= 2, "train.group_size", t.group_size, ">= 2 (group advantages need G >= 2)")
     _require(t.prompts_per_step >= 1, "train.prompts_per_step", t.prompts_per_step, ">= 1")
@@ -345,15 +529,25 @@ def validate(config: Config) -> None:
         ">= 1, or null for the default",
     )
     _require(t.max_bad_steps >= 1, "train.max_bad_steps", t.max_bad_steps, ">= 1")
-    _require(s.temperature >= 0, "sampling.temperature", s.temperature, ">= 0 (0 = greedy)")
+    _require(
+        s.temperature > 0,
+        "sampling.temperature",
+        s.temperature,
+        "> 0 (training samples G different responses per prompt; greedy, 0, is for eval only)",
+    )
     _require(0 < s.top_p <= 1, "sampling.top_p", s.top_p, "in (0, 1]")
     _require(s.max_new_tokens >= 1, "sampling.max_new_tokens", s.max_new_tokens, ">= 1")
     _require(s.batch_rows >= 1, "sampling.batch_rows", s.batch_rows, ">= 1")
     _require(e.every >= 0, "eval.every", e.every, ">= 0")
     _require(e.num_problems >= 1, "eval.num_problems", e.num_problems, ">= 1")
     _require(e.k >= 1, "eval.k", e.k, ">= 1")
-    _require(e.temperature >= 0, "eval.temperature", e.temperature, ">= 0")
+    _require(e.temperature >= 0, "eval.temperature", e.temperature, ">= 0 (0 = greedy)")
     _require(0 < e.top_p <= 1, "eval.top_p", e.top_p, "in (0, 1]")
+    if e.max_new_tokens is not None:
+        _require(
+            e.max_new_tokens >= 1, "eval.max_new_tokens", e.max_new_tokens, ">= 1, or null for sampling's"
+        )
+    _validate_model(config)
     config.task.validate()
     _require(
         r.checkpoint_every >= 0, "run.checkpoint_every", r.checkpoint_every, ">= 0 (0 = only at the end)"
@@ -371,16 +565,63 @@ def validate(config: Config) -> None:
         _require(a.alpha >= 0, "algo.alpha", a.alpha, ">= 0 (PAPER.md: α in (0, 1]; 0 is GRPO)")
     if a.phi is not None:
         _require(a.phi > 0, "algo.phi", a.phi, "> 0")
-    for name in ("clip_low", "clip_high", "kl_coef", "entropy_coef"):
+    if a.clip_low is not None:
+        _require(
+            0 <= a.clip_low < 1, "algo.clip_low", a.clip_low, "in [0, 1) (the ratio's floor is 1 - clip_low)"
+        )
+    for name in ("clip_high", "kl_coef", "entropy_coef"):
         value = getattr(a, name)
         if value is not None:
             _require(value >= 0, f"algo.{name}", value, ">= 0")
+    if a.overlong_buffer is not None:
+        _require(
+            a.overlong_buffer >= -1,
+            "algo.overlong_buffer",
+            a.overlong_buffer,
+            ">= 0 tokens (0 = off), or -1 for a quarter of sampling.max_new_tokens",
+        )
     if a.dual_clip is not None:
         _require(a.dual_clip > 1, "algo.dual_clip", a.dual_clip, "> 1")
     # Resolving the algorithm checks shaper, loss, advantage and aggregation names and parameters.
     from eapo.train.algorithms import resolve_algorithm
 
     resolve_algorithm(a)
+    _check_memory(config)
+
+
+def _validate_model(config: Config) -> None:
+    """Ranges of the model section (names are checked when the model loads)."""
+    m = config.model
+    _require(m.dtype in ("auto", "float32", "bfloat16"), "model.dtype", m.dtype, "auto, float32 or bfloat16")
+    if m.lora.enabled:
+        _require(m.lora.r >= 1, "model.lora.r", m.lora.r, ">= 1")
+        _require(m.lora.alpha > 0, "model.lora.alpha", m.lora.alpha, "> 0")
+        _require(0 <= m.lora.dropout < 1, "model.lora.dropout", m.lora.dropout, "in [0, 1)")
+        _require(bool(m.lora.target_modules), "model.lora.target_modules", m.lora.target_modules, "non-empty")
+    if m.name == "tiny":
+        tc = m.tiny
+        for name in (
+            "n_layer",
+            "n_embd",
+            "n_head",
+            "max_len",
+            "sft_max_steps",
+            "sft_batch_size",
+            "sft_eval_every",
+        ):
+            _require(getattr(tc, name) >= 1, f"model.tiny.{name}", getattr(tc, name), ">= 1")
+        _require(tc.sft_eval_problems >= 0, "model.tiny.sft_eval_problems", tc.sft_eval_problems, ">= 0")
+        _require(tc.sft_lr > 0, "model.tiny.sft_lr", tc.sft_lr, "> 0")
+        _require(
+            tc.n_embd % tc.n_head == 0, "model.tiny.n_head", tc.n_head, f"a divisor of n_embd ({tc.n_embd})"
+        )
+        low, high = tc.target_accuracy
+        _require(
+            0 <= low <= high <= 1,
+            "model.tiny.target_accuracy",
+            list(tc.target_accuracy),
+            "0 <= low <= high <= 1",
+        )
 
 
 def to_dict(config: Config) -> dict[str, Any]:
