@@ -205,3 +205,47 @@ def test_group_entropy_stats_population_std_and_edge_cases() -> None:
     torch.testing.assert_close(std, torch.tensor([1.0, 0.0, 0.0], dtype=torch.float64))
     assert count.tolist() == [4, 3, 1]
     assert constant.tolist() == [False, True, True]
+
+
+@settings(max_examples=30, deadline=None)
+@given(shapes, st.sampled_from([0.3, 0.7, 1.6]), st.booleans())
+def test_temperature_scores_softmax_of_logits_over_t(
+    case: tuple[int, int, int, int, float, int], temperature: float, entropy_grad: bool
+) -> None:
+    """At sampling temperature T every output is that of softmax(z / T), and gradients reach z through z / T."""
+    seed, rows, length, vocab, keep, chunk = case
+    logits, tokens, mask = random_inputs(seed, rows, length, vocab, keep)
+    safe_tokens = torch.where(mask, tokens, 0)
+    chunked = logits.clone().requires_grad_()
+    lp, ent, sum_sq = token_logprobs_and_entropy(
+        chunked,
+        tokens,
+        mask,
+        chunk,
+        entropy_grad=entropy_grad,
+        return_sum_sq_probs=True,
+        temperature=temperature,
+    )
+    reference = logits.clone().requires_grad_()
+    want = naive(reference / temperature, safe_tokens, mask)
+    for g, w in zip((lp, ent, sum_sq), want, strict=True):
+        torch.testing.assert_close(g.float(), w.detach(), atol=1e-5, rtol=1e-5)
+    gen = torch.Generator().manual_seed(seed + 2)
+    w_lp, w_ent = torch.randn(rows, length, generator=gen), torch.randn(rows, length, generator=gen)
+    objective = (lp * w_lp).sum() + ((ent * w_ent).sum() if entropy_grad else 0.0)
+    if not objective.requires_grad:
+        return
+    objective.backward()
+    ((want[0] * w_lp).sum() + ((want[1] * w_ent).sum() if entropy_grad else 0.0)).backward()
+    torch.testing.assert_close(chunked.grad, reference.grad, atol=1e-5, rtol=1e-5)
+
+
+def test_temperature_one_is_bit_identical_and_bad_temperatures_raise() -> None:
+    logits, tokens, mask = random_inputs(3, 2, 5, 11, 1.0)
+    plain = token_logprobs_and_entropy(logits, tokens, mask, 4)
+    at_one = token_logprobs_and_entropy(logits, tokens, mask, 4, temperature=1.0)
+    for a, b in zip(plain, at_one, strict=True):
+        assert torch.equal(a, b)
+    for bad in (0.0, -1.0, math.inf, math.nan):
+        with pytest.raises(ValueError, match="temperature"):
+            token_logprobs_and_entropy(logits, tokens, mask, 4, temperature=bad)

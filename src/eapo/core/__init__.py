@@ -7,12 +7,19 @@ the trainer, the TRL and verl integrations and the analysis tools all call these
 
 from __future__ import annotations
 
-from eapo.core.advantages import ADVANTAGE_METHODS, GroupAdvantages, group_advantages, token_advantages
+from eapo.core.advantages import (
+    ADVANTAGE_METHODS,
+    GroupAdvantages,
+    group_advantages,
+    token_advantages,
+    zero_variance_groups,
+)
 from eapo.core.entropy import default_chunk_size, group_entropy_stats, token_logprobs_and_entropy
 from eapo.core.losses import (
     AGG_MODES,
     POLICY_LOSSES,
     agg_loss,
+    clipped_tokens,
     policy_loss,
     policy_loss_params,
     register_policy_loss,
@@ -38,6 +45,7 @@ __all__ = [
     "GroupAdvantages",
     "agg_loss",
     "avg_at_k",
+    "clipped_tokens",
     "default_chunk_size",
     "eapo_advantages",
     "group_advantages",
@@ -57,4 +65,5 @@ __all__ = [
     "token_advantages",
     "token_logprobs_and_entropy",
     "top_entropy_mask",
+    "zero_variance_groups",
 ]

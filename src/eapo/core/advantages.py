@@ -9,7 +9,13 @@ from typing import NamedTuple
 
 import torch
 
-__all__ = ["ADVANTAGE_METHODS", "GroupAdvantages", "group_advantages", "token_advantages"]
+__all__ = [
+    "ADVANTAGE_METHODS",
+    "GroupAdvantages",
+    "group_advantages",
+    "token_advantages",
+    "zero_variance_groups",
+]
 
 ADVANTAGE_METHODS = ("grpo", "dr_grpo", "rloo")
 
@@ -73,9 +79,16 @@ def group_advantages(
         advantages = centred
     else:
         advantages = centred * (group_size / (group_size - 1)) if group_size > 1 else centred
-    zero_variance = grouped.amax(dim=1) == grouped.amin(dim=1)
+    zero_variance = zero_variance_groups(rewards.detach().double(), group_size)
     advantages = torch.where(zero_variance[:, None], 0.0, advantages)
     return GroupAdvantages(advantages.reshape(batch).float(), int(zero_variance.sum()))
+
+
+def zero_variance_groups(rewards: torch.Tensor, group_size: int) -> torch.Tensor:
+    """[P] bool, True for each group whose G rewards are all exactly equal: its GRPO advantages are 0, so it
+    carries no learning signal (DAPO's dynamic sampling drops or replaces such groups). rewards: [B]."""
+    grouped = rewards.view(-1, group_size)
+    return grouped.amax(dim=1) == grouped.amin(dim=1)
 
 
 def token_advantages(advantages: torch.Tensor, response_mask: torch.Tensor) -> torch.Tensor:

@@ -10,6 +10,7 @@ the logits' gradient anyway) and again needs only O(chunk × V) working memory.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import torch
@@ -18,7 +19,11 @@ __all__ = ["default_chunk_size", "group_entropy_stats", "token_logprobs_and_entr
 
 
 def _check_inputs(
-    logits: torch.Tensor, tokens: torch.Tensor, response_mask: torch.Tensor, chunk_size: int
+    logits: torch.Tensor,
+    tokens: torch.Tensor,
+    response_mask: torch.Tensor,
+    chunk_size: int,
+    temperature: float,
 ) -> None:
     if logits.dim() != 3:
         raise ValueError(f"logits must be [B,T,V]; got shape {tuple(logits.shape)}")
@@ -32,12 +37,22 @@ def _check_inputs(
         raise ValueError(f"logits must be a floating-point tensor; got dtype {logits.dtype}")
     if int(chunk_size) < 1:
         raise ValueError(f"chunk_size must be >= 1; got {chunk_size}")
+    if not (math.isfinite(temperature) and temperature > 0):
+        raise ValueError(
+            f"temperature must be a finite number > 0 (the sampling temperature); got {temperature}"
+        )
 
 
-def _gather_chunk(logits: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor) -> torch.Tensor:
-    """A fresh fp32 copy [C,V] of the logits at positions (rows, cols); callers may modify it in place."""
+def _gather_chunk(
+    logits: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor, temperature: float
+) -> torch.Tensor:
+    """A fresh fp32 copy [C,V] of the logits at positions (rows, cols), divided by the sampling temperature;
+    callers may modify it in place."""
     chunk = logits[rows, cols]  # advanced indexing always copies
-    return chunk.float() if chunk.dtype != torch.float32 else chunk
+    chunk = chunk.float() if chunk.dtype != torch.float32 else chunk
+    # The distribution the tokens were sampled from is softmax(z / T) (as TRL and verl score it); at T = 1
+    # nothing is touched, so results are bit-identical to a pass without a temperature.
+    return chunk.div_(temperature) if temperature != 1.0 else chunk
 
 
 def _row_dot(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -96,6 +111,7 @@ class _ChunkedLogprobEntropy(torch.autograd.Function):
         chunk_size: int,
         entropy_grad: bool,
         with_sum_sq: bool,
+        temperature: float,
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         n_valid = rows.numel()
         logprob = torch.zeros(n_valid, dtype=torch.float32, device=logits.device)
@@ -104,11 +120,13 @@ class _ChunkedLogprobEntropy(torch.autograd.Function):
         log_normaliser = torch.zeros_like(logprob)
         for start in range(0, n_valid, chunk_size):
             span = slice(start, min(start + chunk_size, n_valid))
-            stats = _chunk_stats(_gather_chunk(logits, rows[span], cols[span]), tokens[span], with_sum_sq)
+            chunk = _gather_chunk(logits, rows[span], cols[span], temperature)
+            stats = _chunk_stats(chunk, tokens[span], with_sum_sq)
             log_normaliser[span], logprob[span], entropy[span], sum_sq[span] = stats
         ctx.save_for_backward(logits, tokens, rows, cols, log_normaliser, entropy)
         ctx.chunk_size = chunk_size
         ctx.entropy_grad = entropy_grad
+        ctx.temperature = temperature
         ctx.mark_non_differentiable(sum_sq)
         if not entropy_grad:
             ctx.mark_non_differentiable(entropy)
@@ -118,7 +136,7 @@ class _ChunkedLogprobEntropy(torch.autograd.Function):
     @torch.autograd.function.once_differentiable
     def backward(  # type: ignore[override]
         ctx: Any, grad_logprob: torch.Tensor, grad_entropy: torch.Tensor | None, _grad_sum_sq: Any
-    ) -> tuple[torch.Tensor | None, None, None, None, None, None, None]:
+    ) -> tuple[torch.Tensor | None, None, None, None, None, None, None, None]:
         logits, tokens, rows, cols, log_normaliser, entropy = ctx.saved_tensors
         grad_logits = torch.zeros_like(logits)
         use_entropy = ctx.entropy_grad and grad_entropy is not None
@@ -127,7 +145,8 @@ class _ChunkedLogprobEntropy(torch.autograd.Function):
             span = slice(start, min(start + ctx.chunk_size, n_valid))
             # Two [C,V] fp32 buffers, updated in place: z = log π (then the entropy term) and π (then the
             # gradient).
-            z = _gather_chunk(logits, rows[span], cols[span]).sub_(log_normaliser[span, None])
+            z = _gather_chunk(logits, rows[span], cols[span], ctx.temperature)
+            z.sub_(log_normaliser[span, None])
             p = z.exp()
             g_lp = grad_logprob[span, None].float()
             if use_entropy:
@@ -139,8 +158,10 @@ class _ChunkedLogprobEntropy(torch.autograd.Function):
             grad.scatter_add_(-1, tokens[span, None], g_lp)
             if use_entropy:
                 grad.add_(z)
+            if ctx.temperature != 1.0:  # chain rule through z / T
+                grad.div_(ctx.temperature)
             grad_logits[rows[span], cols[span]] = grad.to(grad_logits.dtype)
-        return grad_logits, None, None, None, None, None, None
+        return grad_logits, None, None, None, None, None, None, None
 
 
 # Elements (positions x vocabulary) per chunk when no chunk size is given. On CPU a chunk of a few MB is
@@ -168,6 +189,7 @@ def token_logprobs_and_entropy(
     *,
     entropy_grad: bool = False,
     return_sum_sq_probs: bool = False,
+    temperature: float = 1.0,
 ) -> tuple[torch.Tensor, ...]:
     """Log-probability of each sampled token and the full-vocabulary entropy, in one chunked pass.
 
@@ -184,6 +206,9 @@ def token_logprobs_and_entropy(
         entropy_grad: let gradients flow through the entropy (the EntroReg bonus needs it); otherwise the
             entropy is detached.
         return_sum_sq_probs: also return Σ_v π_v², detached (PAPER.md Eq. 5's closed-form gradient norm).
+        temperature: the sampling temperature T; every output is that of softmax(logits / T), the
+            distribution the tokens were drawn from (π_old, π_θ and H of PAPER.md Eq. 2 and §5 at T).
+            Gradients flow through the division. Must be finite and > 0.
 
     Returns:
         (logprobs [B,T], entropy [B,T]) or (logprobs, entropy, sum_sq_probs), 0 where the mask is 0.
@@ -193,7 +218,7 @@ def token_logprobs_and_entropy(
     """
     if chunk_size is None:
         chunk_size = default_chunk_size(logits.shape[-1], logits.device)
-    _check_inputs(logits, tokens, response_mask, chunk_size)
+    _check_inputs(logits, tokens, response_mask, chunk_size, float(temperature))
     batch, length, vocab = logits.shape
     valid = response_mask != 0
     rows, cols = valid.nonzero(as_tuple=True)
@@ -206,7 +231,14 @@ def token_logprobs_and_entropy(
             f"at position (row {int(rows[first])}, col {int(cols[first])})"
         )
     logprob_v, entropy_v, sum_sq_v = _ChunkedLogprobEntropy.apply(
-        logits, valid_tokens, rows, cols, int(chunk_size), bool(entropy_grad), bool(return_sum_sq_probs)
+        logits,
+        valid_tokens,
+        rows,
+        cols,
+        int(chunk_size),
+        bool(entropy_grad),
+        bool(return_sum_sq_probs),
+        float(temperature),
     )
 
     def scatter(values: torch.Tensor) -> torch.Tensor:

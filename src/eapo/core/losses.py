@@ -19,6 +19,7 @@ __all__ = [
     "AGG_MODES",
     "POLICY_LOSSES",
     "agg_loss",
+    "clipped_tokens",
     "policy_loss",
     "policy_loss_params",
     "register_policy_loss",
@@ -118,6 +119,23 @@ def agg_loss(
     return per_seq.sum() / count if count > 0 else per_seq.sum() * 0.0
 
 
+def clipped_tokens(
+    logprobs: torch.Tensor,
+    old_logprobs: torch.Tensor,
+    advantages: torch.Tensor,
+    valid: torch.Tensor,
+    clip_low: float,
+    clip_high: float,
+) -> torch.Tensor:
+    """[B,T] bool: tokens where PPO's clip is active, i.e. the clipped term of Eq. 2 is the larger loss:
+    Â > 0 with ρ > 1 + ε_high, or Â < 0 with ρ < 1 − ε_low. Such tokens get no gradient from the ratio."""
+    log_ratio = (logprobs - old_logprobs).clamp(-_LOG_RATIO_BOUND, _LOG_RATIO_BOUND)
+    ratio = log_ratio.exp()
+    unclipped = -advantages * ratio
+    clipped = -advantages * ratio.clamp(1.0 - clip_low, 1.0 + clip_high)
+    return (valid != 0) & (clipped > unclipped)
+
+
 def _ppo_clip_terms(
     logprobs: torch.Tensor,
     old_logprobs: torch.Tensor,
@@ -137,7 +155,7 @@ def _ppo_clip_terms(
     unclipped = -advantages * ratio
     clipped = -advantages * ratio.clamp(1.0 - clip_low, 1.0 + clip_high)
     loss = torch.maximum(unclipped, clipped)
-    clipped_by_range = valid & (clipped > unclipped)
+    clipped_by_range = clipped_tokens(logprobs, old_logprobs, advantages, valid, clip_low, clip_high)
     metrics = {"clip_fraction": _masked_mean(clipped_by_range.float(), valid)}
     if dual_clip is not None:
         cap = -advantages * dual_clip
@@ -307,7 +325,8 @@ def policy_loss(
 
     Returns:
         (loss 0-dim tensor, per_token_loss [B,T] detached and 0 outside the mask, metrics) with metrics
-        `clip_fraction`, `approx_kl` (k3 estimate of KL(π_old ‖ π_θ) over the valid tokens), `ratio_mean`,
+        `clip_fraction`, `approx_kl` (k3 estimate of KL(π_old ‖ π_θ) over the valid tokens), `kl_new_old`
+        (estimate of KL(π_θ ‖ π_old)), `ratio_mean`, `ratio_abs_dev` (mean |ρ − 1|),
         `pg_loss`, `kl` (when ref_logprobs is given), `entropy` (when given) and the loss's own metrics.
         Means are over this call's valid tokens.
     """
@@ -364,6 +383,11 @@ def policy_loss(
     log_ratio = (logprobs.detach() - old_logprobs).clamp(-_LOG_RATIO_BOUND, _LOG_RATIO_BOUND)
     metrics["approx_kl"] = _masked_mean(log_ratio.exp() - 1.0 - log_ratio, valid)
     metrics["ratio_mean"] = _masked_mean(log_ratio.exp(), valid)
+    # Drift of π_θ from π_old on these tokens (sampled from π_old): KL(π_θ ‖ π_old) = E_old[ρ log ρ], with
+    # the zero-mean control variate −(ρ − 1) so every term is >= 0; and the mean distance of ρ from 1.
+    ratio = log_ratio.exp()
+    metrics["kl_new_old"] = _masked_mean(ratio * log_ratio - ratio + 1.0, valid)
+    metrics["ratio_abs_dev"] = _masked_mean((ratio - 1.0).abs(), valid)
     metrics["pg_loss"] = float(agg_loss(per_token.detach(), valid, agg, num_tokens, num_seqs))
     if ref_logprobs is not None:
         kl = _k3_kl(logprobs, torch.where(valid, ref_logprobs.detach().float(), 0.0))

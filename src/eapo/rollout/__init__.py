@@ -16,7 +16,14 @@ from eapo.rollout.config import SamplingConfig
 
 if TYPE_CHECKING:
     from eapo.rollout.evaluation import evaluate
-    from eapo.rollout.generate import RolloutBatch, generate_rollouts, response_logits, response_mask_from_ids
+    from eapo.rollout.generate import (
+        RolloutBatch,
+        concat_rollouts,
+        generate_rollouts,
+        response_logits,
+        response_mask_from_ids,
+        select_rollout_rows,
+    )
 
 # Sampling and evaluation import torch and transformers, so they load on first use (eapo/_lazy.py).
 __getattr__ = lazy_exports(
@@ -24,6 +31,8 @@ __getattr__ = lazy_exports(
     {
         "evaluate": "evaluation",
         "RolloutBatch": "generate",
+        "concat_rollouts": "generate",
+        "select_rollout_rows": "generate",
         "generate_rollouts": "generate",
         "response_logits": "generate",
         "response_mask_from_ids": "generate",
@@ -33,8 +42,10 @@ __getattr__ = lazy_exports(
 __all__ = [
     "RolloutBatch",
     "SamplingConfig",
+    "concat_rollouts",
     "evaluate",
     "generate_rollouts",
     "response_logits",
     "response_mask_from_ids",
+    "select_rollout_rows",
 ]

@@ -59,6 +59,82 @@ class RolloutBatch:
         return self.response_mask.sum(dim=-1)
 
 
+def select_rollout_rows(batch: RolloutBatch, rows: torch.Tensor) -> RolloutBatch:
+    """The rows `rows` ([N] long) of a rollout, in that order; `prompt_index` is renumbered 0.. by first
+    appearance, so the result is again a rollout whose prompts are numbered densely."""
+    rows = rows.to(batch.sequences.device)
+    old_index = batch.prompt_index[rows]
+    _, dense = torch.unique_consecutive(old_index, return_inverse=True)
+    response_mask = batch.response_mask[rows]
+    return RolloutBatch(
+        sequences=batch.sequences[rows],
+        attention_mask=batch.attention_mask[rows],
+        prompt_length=batch.prompt_length,
+        response_ids=batch.response_ids[rows],
+        response_mask=response_mask,
+        truncated=batch.truncated[rows],
+        completions=[batch.completions[int(i)] for i in rows.tolist()],
+        prompt_index=dense,
+        num_generated_tokens=int(response_mask.sum()),
+    )
+
+
+def concat_rollouts(batches: list[RolloutBatch], pad_token_id: int) -> RolloutBatch:
+    """One rollout from several (e.g. DAPO's refill rounds): prompts are left-padded to the widest prompt
+    and responses right-padded to the longest; `prompt_index` continues across batches.
+
+    Extra left padding changes nothing the model sees: `response_logits` numbers positions from the
+    attention mask, and the padded columns are masked out.
+    """
+    if not batches:
+        raise ValueError("concat_rollouts needs at least one rollout")
+    if len(batches) == 1:
+        return batches[0]
+    width_p = max(b.prompt_length for b in batches)
+    width_t = max(b.response_ids.shape[1] for b in batches)
+    parts: dict[str, list[torch.Tensor]] = {
+        "seq": [],
+        "att": [],
+        "resp": [],
+        "mask": [],
+        "trunc": [],
+        "idx": [],
+    }
+    offset = 0
+    for b in batches:
+        left = width_p - b.prompt_length
+        right = width_t - b.response_ids.shape[1]
+        prompt_ids = b.sequences[:, : b.prompt_length]
+        prompt_mask = b.attention_mask[:, : b.prompt_length]
+        response_ids = torch.nn.functional.pad(b.response_ids, (0, right), value=pad_token_id)
+        response_mask = torch.nn.functional.pad(b.response_mask, (0, right), value=False)
+        parts["seq"].append(
+            torch.cat(
+                [torch.nn.functional.pad(prompt_ids, (left, 0), value=pad_token_id), response_ids], dim=1
+            )
+        )
+        parts["att"].append(
+            torch.cat([torch.nn.functional.pad(prompt_mask, (left, 0), value=0), response_mask.long()], dim=1)
+        )
+        parts["resp"].append(response_ids)
+        parts["mask"].append(response_mask)
+        parts["trunc"].append(b.truncated)
+        parts["idx"].append(b.prompt_index + offset)
+        offset += int(b.prompt_index.max()) + 1 if b.prompt_index.numel() else 0
+    response_mask = torch.cat(parts["mask"])
+    return RolloutBatch(
+        sequences=torch.cat(parts["seq"]),
+        attention_mask=torch.cat(parts["att"]),
+        prompt_length=width_p,
+        response_ids=torch.cat(parts["resp"]),
+        response_mask=response_mask,
+        truncated=torch.cat(parts["trunc"]),
+        completions=[text for b in batches for text in b.completions],
+        prompt_index=torch.cat(parts["idx"]),
+        num_generated_tokens=int(response_mask.sum()),
+    )
+
+
 def generate_rollouts(
     model: PreTrainedModel,
     tokenizer: PreTrainedTokenizerBase,

@@ -42,6 +42,10 @@ class Algorithm:
     entropy_coef: float = 0.0
     agg: str = "token_mean"
     overlong_buffer: int = 0
+    # DAPO's dynamic sampling with refill: up to this many extra rollouts of `train.prompts_per_step` new
+    # prompts replace groups whose rewards are all equal, until the batch holds only informative groups
+    # (0 = no refill; such groups are then only masked out of the update, `train.drop_zero_variance_groups`).
+    refill_rounds: int = 0
     description: str = ""
 
 
@@ -60,7 +64,9 @@ ALGORITHMS: dict[str, Algorithm] = {
         Algorithm(
             "dapo",
             overlong_buffer=-1,  # -1: a quarter of sampling.max_new_tokens (DAPO's soft overlong penalty)
-            description="DAPO: clip-higher, token-mean, dynamic-sampling filter, soft overlong penalty",
+            refill_rounds=4,
+            description="DAPO: clip-higher, token-mean, dynamic sampling with refill (up to 4 extra "
+            "rollouts a step), soft overlong penalty",
         ),
         Algorithm(
             "w_reinf",

@@ -59,6 +59,8 @@ class AlgoConfig:
     entropy_coef: float | None = None
     agg: str | None = None  # token_mean | seq_mean_token_mean | seq_mean_token_sum_norm
     overlong_buffer: int | None = None  # DAPO's soft overlong penalty window, in tokens (0 = off)
+    # DAPO's dynamic sampling: extra rollout rounds of new prompts that may replace zero-variance groups
+    refill_rounds: int | None = None
     alpha: float | None = None  # EAPO's α (Eq. 7), shortcut for shaper_params.alpha
     phi: float | None = None  # EAPO's φ (Eq. 6), shortcut for shaper_params.phi
 
@@ -103,6 +105,9 @@ class RunConfig:
     # Every N steps (0 = never): save the step's token-level tensors (entropy, advantages, shaped
     # advantages, masks, rewards, texts) to rollouts/step_N.pt, the input of `eapo quadrants`/`report`.
     dump_rollouts_every: int = 10
+    # Every N steps (0 = never): log how far the update moved the weights (drift/update_norm,
+    # drift/update_relative); costs one copy of the trainable weights on those steps.
+    update_size_every: int = 1
 
 
 @dataclass
@@ -555,6 +560,7 @@ def validate(config: Config) -> None:
     _require(r.keep_checkpoints >= 1, "run.keep_checkpoints", r.keep_checkpoints, ">= 1")
     _require(r.entropy_change_every >= 0, "run.entropy_change_every", r.entropy_change_every, ">= 0")
     _require(r.dump_rollouts_every >= 0, "run.dump_rollouts_every", r.dump_rollouts_every, ">= 0")
+    _require(r.update_size_every >= 0, "run.update_size_every", r.update_size_every, ">= 0")
     if a.name not in ALGORITHMS:
         close = difflib.get_close_matches(a.name, list(ALGORITHMS), n=1)
         hint = f"did you mean '{close[0]}'? " if close else ""
@@ -580,6 +586,8 @@ def validate(config: Config) -> None:
             a.overlong_buffer,
             ">= 0 tokens (0 = off), or -1 for a quarter of sampling.max_new_tokens",
         )
+    if a.refill_rounds is not None:
+        _require(a.refill_rounds >= 0, "algo.refill_rounds", a.refill_rounds, ">= 0 (0 = no refill)")
     if a.dual_clip is not None:
         _require(a.dual_clip > 1, "algo.dual_clip", a.dual_clip, "> 1")
     # Resolving the algorithm checks shaper, loss, advantage and aggregation names and parameters.

@@ -10,6 +10,7 @@ All the math lives in `eapo.core`; this file only orders the calls, times them a
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import math
 import random
@@ -18,7 +19,6 @@ import signal
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -28,16 +28,26 @@ from tqdm.auto import tqdm
 
 from eapo.core import (
     QUADRANTS,
+    clipped_tokens,
     group_advantages,
     policy_loss,
     quadrant_masks,
-    quadrant_stats,
+    quadrant_metrics,
     shape_advantages,
     token_logprobs_and_entropy,
+    zero_variance_groups,
 )
 from eapo.errors import CheckpointError, ConfigError
 from eapo.models import autocast_context, load_policy
-from eapo.rollout import RolloutBatch, SamplingConfig, evaluate, generate_rollouts, response_logits
+from eapo.rollout import (
+    RolloutBatch,
+    SamplingConfig,
+    concat_rollouts,
+    evaluate,
+    generate_rollouts,
+    response_logits,
+    select_rollout_rows,
+)
 from eapo.tasks import Problem, Task, build_prompt, load_task, score_completions
 from eapo.train.algorithms import Algorithm, resolve_algorithm
 from eapo.train.checkpoint import (
@@ -51,7 +61,20 @@ from eapo.train.checkpoint import (
     set_aside,
 )
 from eapo.train.config import Config, dump_yaml, load_config
-from eapo.train.logging import MetricsLogger, trim_jsonl_after
+from eapo.train.dumps import write_dump
+from eapo.train.logging import MetricsLogger, append_eval_counts, trim_jsonl_after
+from eapo.train.run_dir import (
+    CONFIG_FILE,
+    RunLock,
+    check_new_run_dir,
+    check_output_dir,
+    check_resume_changes,
+    create_run_dir,
+    default_run_name,
+    record_changes,
+    recorded_config,
+    resume_config,
+)
 
 RewardFn = Callable[[str, Problem], float]
 
@@ -69,8 +92,14 @@ class TrainResult:
     final_eval: dict[str, float] = field(default_factory=dict)
 
 
+# Signals that stop a run gracefully: Ctrl-C, `kill`, and SIGHUP (the terminal or SSH session closed).
+STOP_SIGNALS = tuple(
+    getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name)
+)
+
+
 class _StopRequest:
-    """SIGINT/SIGTERM ask the loop to stop after the current step (it then checkpoints and exits 0).
+    """SIGINT/SIGTERM/SIGHUP ask the loop to stop after the current step (it then checkpoints and exits 0).
 
     A second Ctrl-C interrupts at once, for a user who really means it.
     """
@@ -92,7 +121,7 @@ class _StopRequest:
 
     def __enter__(self) -> _StopRequest:
         with contextlib.suppress(ValueError):  # not the main thread: no handlers, no graceful stop
-            for sig in (signal.SIGINT, signal.SIGTERM):
+            for sig in STOP_SIGNALS:
                 self._previous[sig] = signal.signal(sig, self._handle)
         return self
 
@@ -122,14 +151,10 @@ def data_order(num_problems: int, seed: int, start: int) -> Iterator[int]:
 
 
 def make_run_dir(config: Config) -> Path:
-    """`run.output_dir/run.name` (default name: <algo>-<task>-<timestamp>), created."""
-    name = config.run.name or (
-        f"{config.algo.name}-{config.task.source.split(':')[-1].split('/')[-1]}-"
-        f"{datetime.now().strftime('%Y%m%d-%H%M%S')}"
-    )
-    run_dir = Path(config.run.output_dir) / name
-    run_dir.mkdir(parents=True, exist_ok=True)
-    return run_dir
+    """A new run's folder `run.output_dir/run.name`, created by this process alone (ConfigError naming it if
+    it exists). Default name: `<algo>-<task>-<YYYYmmdd-HHMMSS>-<6 hex>`, see `eapo.train.run_dir`."""
+    name = config.run.name or default_run_name(config.algo.name, config.task.source)
+    return create_run_dir(Path(config.run.output_dir) / name)
 
 
 def _masked_quantiles(values: torch.Tensor, mask: torch.Tensor, qs: tuple[float, ...]) -> list[float]:
@@ -149,9 +174,15 @@ def overlong_penalty(lengths: torch.Tensor, max_new_tokens: int, buffer: int) ->
 
 @torch.no_grad()
 def score_policy(
-    model: Any, batch: RolloutBatch, chunk_size: int | None, micro_batch_rows: int, autocast: Any
+    model: Any,
+    batch: RolloutBatch,
+    chunk_size: int | None,
+    micro_batch_rows: int,
+    autocast: Any,
+    temperature: float = 1.0,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Log-probs, entropy and Σπ² of the rollout's response tokens under `model`, without gradients.
+    """Log-probs, entropy and Σπ² of the rollout's response tokens under `model`, without gradients, for
+    the distribution softmax(logits / temperature) (pass the sampling temperature).
 
     Returns three [B,T] tensors (zero outside the response mask); the last is float64.
     """
@@ -168,6 +199,7 @@ def score_policy(
                 batch.response_mask[rows],
                 chunk_size,
                 return_sum_sq_probs=True,
+                temperature=temperature,
             )
         )
     logprobs, entropy, sum_sq = (torch.cat(parts) for parts in zip(*outs, strict=True))
@@ -175,8 +207,82 @@ def score_policy(
     return logprobs.float(), entropy.float(), sum_sq
 
 
+@torch.no_grad()
+def update_size(before: list[torch.Tensor], after: list[torch.Tensor]) -> dict[str, float]:
+    """How far one step moved the trainable weights: ‖θ_after − θ_before‖₂, and that over ‖θ_before‖₂."""
+    delta_sq = sum(
+        float((a.detach().double() - b.double()).square().sum()) for a, b in zip(after, before, strict=True)
+    )
+    norm_sq = sum(float(b.double().square().sum()) for b in before)
+    return {
+        "drift/update_norm": math.sqrt(delta_sq),
+        "drift/update_relative": math.sqrt(delta_sq / norm_sq) if norm_sq > 0 else 0.0,
+    }
+
+
 def _row_chunks(num_rows: int, chunk: int) -> list[slice]:
     return [slice(i, min(i + chunk, num_rows)) for i in range(0, num_rows, chunk)]
+
+
+@dataclass
+class ScoredRollout:
+    """One step's sampled groups with their rewards (rows of one prompt's group contiguous)."""
+
+    problems: list[Problem]
+    prompts: list[str]
+    batch: RolloutBatch
+    correct: torch.Tensor  # [B] the verifier's 0/1
+    rewards: torch.Tensor  # [B] correct plus any overlong penalty
+    group_size: int
+    verifier_errors: int
+    verifier_timeouts: int
+    extracted: int
+    sampling_time: float
+    scoring_time: float
+
+    def informative(self) -> torch.Tensor:
+        """[P] bool: groups whose rewards differ (the others have zero GRPO advantage)."""
+        return ~zero_variance_groups(self.rewards, self.group_size)
+
+    def informative_groups(self) -> int:
+        return int(self.informative().sum())
+
+    def extend(self, more: ScoredRollout, pad_token_id: int) -> ScoredRollout:
+        """This rollout followed by `more`'s groups (DAPO's refill)."""
+        return ScoredRollout(
+            problems=self.problems + more.problems,
+            prompts=self.prompts + more.prompts,
+            batch=concat_rollouts([self.batch, more.batch], pad_token_id),
+            correct=torch.cat([self.correct, more.correct]),
+            rewards=torch.cat([self.rewards, more.rewards]),
+            group_size=self.group_size,
+            verifier_errors=self.verifier_errors + more.verifier_errors,
+            verifier_timeouts=self.verifier_timeouts + more.verifier_timeouts,
+            extracted=self.extracted + more.extracted,
+            sampling_time=self.sampling_time + more.sampling_time,
+            scoring_time=self.scoring_time + more.scoring_time,
+        )
+
+    def keep_informative_first(self, num_groups: int) -> ScoredRollout:
+        """`num_groups` groups: the informative ones in sampling order, then (when refill ran out of
+        rounds) uninformative ones to keep the batch size, which the update masks out as before. A rollout
+        of exactly `num_groups` groups is returned unchanged."""
+        total = len(self.problems)
+        if total == num_groups:
+            return self
+        informative = self.informative()
+        order = torch.cat([informative.nonzero()[:, 0], (~informative).nonzero()[:, 0]])[:num_groups]
+        order = order.sort().values  # keep sampling order, so the batch reads as it was drawn
+        G = self.group_size
+        rows = (order[:, None] * G + torch.arange(G)).reshape(-1)
+        return dataclasses.replace(
+            self,
+            problems=[self.problems[int(g)] for g in order],
+            prompts=[self.prompts[int(g)] for g in order],
+            batch=select_rollout_rows(self.batch, rows),
+            correct=self.correct[rows],
+            rewards=self.rewards[rows],
+        )
 
 
 class Trainer:
@@ -190,10 +296,32 @@ class Trainer:
         resume: bool = False,
         progress: bool = True,
         reward_fn: RewardFn | None = None,
+        allow_config_change: bool = False,
+        trust_checkpoint: bool | None = None,
     ) -> None:
         self.config = config
         self.progress = progress
         self.reward_fn = reward_fn
+        self.trust_checkpoint = trust_checkpoint
+        # The run folder belongs to one process (eapo.train.run_dir). Everything that can refuse the run
+        # is checked before the model loads: a resumed folder is locked and its recorded config compared
+        # with `config`; a new run's output folder is checked (it is created only after the model loads).
+        self._lock: RunLock | None = None
+        self._config_changes: list[tuple[str, Any, Any]] = []
+        self.completed = False  # saved in state.json: a resume of a finished run has nothing to do
+        if resume:
+            if run_dir is None:
+                raise ValueError("Trainer(resume=True) needs the run_dir to resume")
+            self._lock = RunLock(Path(run_dir)).acquire()
+            self._config_changes = check_resume_changes(
+                Path(run_dir), recorded_config(Path(run_dir)), config, allow=allow_config_change
+            )
+        else:
+            check_output_dir(config.run.output_dir)
+            if run_dir is not None:
+                check_new_run_dir(Path(run_dir))
+            elif config.run.name:
+                check_new_run_dir(Path(config.run.output_dir) / config.run.name)
         self.algorithm: Algorithm = resolve_algorithm(config.algo)
         seed_everything(config.run.seed)
 
@@ -221,11 +349,15 @@ class Trainer:
         self.resume_notes: list[str] = []  # what --resume skipped or cleaned up, printed by run()
         self._warned_verifier = False
         # The run folder is made only now that task and model have loaded: a bad input leaves nothing.
-        self.run_dir = Path(run_dir) if run_dir is not None else make_run_dir(config)
-        self.run_dir.mkdir(parents=True, exist_ok=True)
         if resume:
+            self.run_dir = Path(run_dir)  # type: ignore[arg-type]
             self._restore()
-        (self.run_dir / "config.yaml").write_text(dump_yaml(config))
+            # config.yaml keeps the config the run started with; accepted changes are appended beside it.
+            record_changes(self.run_dir, self.step, self._config_changes)
+        else:
+            self.run_dir = create_run_dir(Path(run_dir)) if run_dir is not None else make_run_dir(config)
+            self._lock = RunLock(self.run_dir).acquire()
+            (self.run_dir / CONFIG_FILE).write_text(dump_yaml(config))
         if self.resumed_from is not None:  # the steps after the checkpoint are replayed: drop their samples
             trim_jsonl_after(self.run_dir / "samples.jsonl", self.step)
         self.logger = MetricsLogger(
@@ -252,7 +384,7 @@ class Trainer:
         if path.name.startswith(REPLACED_PREFIX):
             path = recover_replaced(path)
             self.resume_notes.append(f"Recovered {path.name}: a re-save of it was killed halfway.")
-        trainer_state, state = load_trainer_state(path)
+        trainer_state, state = load_trainer_state(path, trust=self.trust_checkpoint)
         from safetensors.torch import load_file
 
         weights: dict[str, torch.Tensor] = {}
@@ -297,6 +429,7 @@ class Trainer:
             "bad_steps": self.bad_steps,
             "counters": self.counters,
             "algo": self.algorithm.name,
+            "completed": self.completed,
         }
         try:
             # A LoRA (peft) model saves its adapters only; `_restore` loads them back the same way.
@@ -324,44 +457,90 @@ class Trainer:
         self.data_position += n
         return problems
 
-    def train_step(self) -> dict[str, float]:
+    def _sample_and_score(self, problems: list[Problem]) -> ScoredRollout:
+        """G responses to each problem from the current policy, and their rewards (with DAPO's overlong
+        penalty where the algorithm has one); verifier failures are counted and warned about once."""
         cfg, algo = self.config, self.algorithm
-        G = cfg.train.group_size
-        timings: dict[str, float] = {}
-        t_step = time.perf_counter()
-
-        # 1. Rollout: G responses per prompt, sampled from the current policy (= π_old).
-        problems = self._next_problems()
         prompts = [build_prompt(p, self.tokenizer, cfg.task) for p in problems]
-        seed_everything(step_seed(cfg.run.seed, self.step))
         t0 = time.perf_counter()
         self.model.eval()
         with self.autocast():
-            batch = generate_rollouts(self.model, self.tokenizer, prompts, G, cfg.sampling, seed=None)
-        timings["rollout"] = time.perf_counter() - t0
-
-        # 2. Rewards: the verifier, 0/1 (a failing or hanging verifier gives 0 and is counted).
+            batch = generate_rollouts(
+                self.model, self.tokenizer, prompts, cfg.train.group_size, cfg.sampling, seed=None
+            )
+        sampling_time = time.perf_counter() - t0
         t0 = time.perf_counter()
         row_problems = [problems[i] for i in batch.prompt_index.tolist()]
         scored = score_completions(
             batch.completions, row_problems, self.task, cfg.task.verifier_timeout_s, reward_fn=self.reward_fn
         )
         self._warn_about_verifier(scored.n_verifier_errors, scored.n_verifier_timeouts, scored.error_messages)
+        self.counters["verifier_errors"] += scored.n_verifier_errors
+        self.counters["verifier_timeouts"] += scored.n_verifier_timeouts
         correct = torch.tensor(scored.rewards, dtype=torch.float32)
         lengths = batch.response_mask.sum(dim=1)
         buffer = algo.overlong_buffer if algo.overlong_buffer >= 0 else cfg.sampling.max_new_tokens // 4
         rewards = correct + overlong_penalty(lengths, cfg.sampling.max_new_tokens, buffer)
-        timings["scoring"] = time.perf_counter() - t0
+        return ScoredRollout(
+            problems=problems,
+            prompts=prompts,
+            batch=batch,
+            correct=correct,
+            rewards=rewards,
+            group_size=cfg.train.group_size,
+            verifier_errors=scored.n_verifier_errors,
+            verifier_timeouts=scored.n_verifier_timeouts,
+            extracted=scored.n_extracted,
+            sampling_time=sampling_time,
+            scoring_time=time.perf_counter() - t0,
+        )
 
-        # 3. Old log-probs and entropy: one chunked forward without gradients.
+    def train_step(self) -> dict[str, float]:
+        cfg, algo = self.config, self.algorithm
+        G = cfg.train.group_size
+        timings: dict[str, float] = {}
+        t_step = time.perf_counter()
+
+        # 1-2. Rollout (G responses per prompt from the current policy, = π_old) and rewards (the verifier,
+        # 0/1; a failing or hanging verifier gives 0 and is counted). With DAPO's dynamic sampling, groups
+        # whose rewards are all equal are replaced by new prompts' groups, for up to `refill_rounds` rounds.
+        seed_everything(step_seed(cfg.run.seed, self.step))
         t0 = time.perf_counter()
+        rollout = self._sample_and_score(self._next_problems())
+        refill_rounds = 0
+        wanted = cfg.train.prompts_per_step
+        while refill_rounds < algo.refill_rounds and rollout.informative_groups() < wanted:
+            refill_rounds += 1
+            more = self._sample_and_score(self._next_problems())
+            rollout = rollout.extend(more, self.tokenizer.pad_token_id)
+        extra_prompts = len(rollout.problems) - wanted
+        rollout = rollout.keep_informative_first(wanted)
+        prompts, batch, correct, rewards = (
+            rollout.prompts,
+            rollout.batch,
+            rollout.correct,
+            rollout.rewards,
+        )
+        lengths = batch.response_mask.sum(dim=1)
+        timings["rollout"] = rollout.sampling_time
+        timings["scoring"] = rollout.scoring_time
+
+        # 3. Old log-probs and entropy: one chunked forward without gradients, at the sampling temperature
+        # (logits / T: the distribution the tokens were drawn from, as TRL and verl score them).
+        t0 = time.perf_counter()
+        T = cfg.sampling.temperature
         old_logprobs, entropy, sum_sq = score_policy(
-            self.model, batch, cfg.train.logprob_chunk_size, cfg.train.micro_batch_rows, self.autocast
+            self.model, batch, cfg.train.logprob_chunk_size, cfg.train.micro_batch_rows, self.autocast, T
         )
         ref_logprobs = None
         if self.ref_model is not None:
             ref_logprobs, _, _ = score_policy(
-                self.ref_model, batch, cfg.train.logprob_chunk_size, cfg.train.micro_batch_rows, self.autocast
+                self.ref_model,
+                batch,
+                cfg.train.logprob_chunk_size,
+                cfg.train.micro_batch_rows,
+                self.autocast,
+                T,
             )
         timings["old_logprobs"] = time.perf_counter() - t0
 
@@ -372,7 +551,7 @@ class Trainer:
         shaped = shape_advantages(algo.shaper, advantages, entropy, mask, G, **algo.shaper_params)
         update_mask = mask
         if cfg.train.drop_zero_variance_groups:
-            informative = rewards.view(-1, G).std(dim=1) > 0
+            informative = ~zero_variance_groups(rewards, G)
             update_mask = mask & informative.repeat_interleave(G)[:, None]
 
         # 5. Policy update: PPO epochs x mini-batches (whole groups) x micro-batches (gradient accumulation).
@@ -382,13 +561,16 @@ class Trainer:
         timings["optimizer"] = update.pop("time/optimizer")
         timings["update"] = time.perf_counter() - t0
 
-        # 6. Metrics: rewards, entropy, the four quadrants (PAPER.md §4.1) under this algorithm's advantages.
+        # 6. Metrics: rewards, entropy, the four quadrants (PAPER.md §4.1). Quadrants by the sign of the GRPO
+        # advantage (the outcome), as TRL, verl and the dump analysis split them; the shaped |Â| beside it.
         per_token_loss = update.pop("per_token_loss")
-        quadrants = quadrant_stats(
-            shaped,
+        quadrants = quadrant_metrics(
+            advantages,
             entropy,
             mask,
             G,
+            shaped_advantages=shaped,
+            clipped=update.pop("clip_rate", None),
             logprobs=old_logprobs,
             sum_sq_probs=sum_sq,
             per_token_loss=per_token_loss,
@@ -398,15 +580,13 @@ class Trainer:
         every = cfg.run.entropy_change_every
         entropy_change = {}
         if every and step_number % every == 0:
-            entropy_change = self._entropy_change(batch, entropy, shaped, mask)
+            entropy_change = self._entropy_change(batch, entropy, advantages, mask)
         every = cfg.run.dump_rollouts_every
         if every and step_number % every == 0:
             self._dump_rollouts(
                 step_number, batch, prompts, rewards, entropy, advantages, shaped, old_logprobs, sum_sq
             )
         timings["step"] = time.perf_counter() - t_step
-        self.counters["verifier_errors"] += scored.n_verifier_errors
-        self.counters["verifier_timeouts"] += scored.n_verifier_timeouts
         ent_q = _masked_quantiles(entropy, mask, (0.1, 0.5, 0.9))
         metrics: dict[str, float] = {
             "reward/mean": float(rewards.mean()),
@@ -414,9 +594,14 @@ class Trainer:
             "reward/zero_variance_groups": float(zero_var_groups),
             "response/length_mean": float(lengths.float().mean()),
             "response/truncated_frac": float(batch.truncated.float().mean()),
-            "verifier/errors": float(scored.n_verifier_errors),
-            "verifier/timeouts": float(scored.n_verifier_timeouts),
-            "verifier/extracted_frac": scored.n_extracted / max(len(batch.completions), 1),
+            "verifier/errors": float(rollout.verifier_errors),
+            "verifier/timeouts": float(rollout.verifier_timeouts),
+            "verifier/extracted_frac": rollout.extracted / max(len(batch.completions), 1),
+            # DAPO's dynamic sampling: extra rollout rounds and prompts drawn to fill the batch with
+            # informative groups, and how many informative groups the update finally got.
+            "sampling/refill_rounds": float(refill_rounds),
+            "sampling/extra_prompts": float(extra_prompts),
+            "sampling/informative_groups": float(rollout.informative_groups()),
             "entropy/mean": float((entropy * mask).sum() / max(n_tokens, 1)),
             "entropy/p10": ent_q[0],
             "entropy/p50": ent_q[1],
@@ -429,9 +614,7 @@ class Trainer:
         }
         metrics.update(update)
         metrics.update(entropy_change)
-        for name, stats in quadrants.items():
-            for key, value in stats.items():
-                metrics[f"quadrant/{name}/{key}"] = float(value)
+        metrics.update(quadrants)
         for key, value in timings.items():
             metrics[f"time/{key}"] = value
         self._last_samples = [
@@ -457,11 +640,12 @@ class Trainer:
         )
 
     def _entropy_change(
-        self, batch: RolloutBatch, entropy_before: torch.Tensor, shaped: torch.Tensor, mask: torch.Tensor
+        self, batch: RolloutBatch, entropy_before: torch.Tensor, advantages: torch.Tensor, mask: torch.Tensor
     ) -> dict[str, float]:
         """Mean entropy change of each quadrant's tokens caused by this step's update (PAPER.md Fig. 6b).
 
-        Re-scores the same batch with the updated policy; quadrants are split as in `quadrant_stats`.
+        Re-scores the same batch with the updated policy; quadrants by the sign of the GRPO (unshaped)
+        `advantages`, as in the step's `quadrant/<Q>/...` metrics.
         """
         self.model.eval()
         _, entropy_after, _ = score_policy(
@@ -470,9 +654,10 @@ class Trainer:
             self.config.train.logprob_chunk_size,
             self.config.train.micro_batch_rows,
             self.autocast,
+            self.config.sampling.temperature,
         )
         delta = entropy_after - entropy_before
-        masks = quadrant_masks(shaped, entropy_before, mask, self.config.train.group_size)
+        masks = quadrant_masks(advantages, entropy_before, mask, self.config.train.group_size)
         out = {"entropy_change/all": float((delta * mask).sum() / mask.sum().clamp(min=1))}
         for name in QUADRANTS:
             count = masks[name].sum()
@@ -492,32 +677,30 @@ class Trainer:
         sum_sq_probs: torch.Tensor,
     ) -> None:
         """Token-level record of one step, for the analysis commands (histograms, Fig. 8, Fig. 11; Σπ² gives
-        Eq. 5's per-token logit-gradient norm without the model)."""
-        folder = self.run_dir / "rollouts"
-        folder.mkdir(exist_ok=True)
-        record = {
-            "step": step,
-            "group_size": self.config.train.group_size,
-            "algo": self.algorithm.name,
-            "prompts": prompts,
-            "prompt_index": batch.prompt_index,
-            "completions": batch.completions,
-            "response_ids": batch.response_ids,
-            "response_tokens": [
+        Eq. 5's per-token logit-gradient norm without the model), in the format of `eapo.train.dumps`."""
+        write_dump(
+            self.run_dir / "rollouts",
+            step,
+            host="eapo",
+            algo=self.algorithm.name,
+            group_size=self.config.train.group_size,
+            temperature=self.config.sampling.temperature,
+            response_ids=batch.response_ids,
+            response_mask=batch.response_mask,
+            prompt_index=batch.prompt_index,
+            rewards=rewards,
+            entropy=entropy,
+            logprobs=logprobs,
+            sum_sq_probs=sum_sq_probs,
+            advantages=advantages,
+            shaped_advantages=shaped,
+            prompts=prompts,
+            completions=batch.completions,
+            response_tokens=[
                 [self.tokenizer.decode([int(t)]) for t in row[m]]
-                for row, m in zip(batch.response_ids, batch.response_mask, strict=True)
+                for row, m in zip(batch.response_ids, batch.response_mask.bool(), strict=True)
             ],
-            "response_mask": batch.response_mask,
-            "rewards": rewards,
-            "entropy": entropy,
-            "logprobs": logprobs,
-            "sum_sq_probs": sum_sq_probs,
-            "advantages": advantages,
-            "shaped_advantages": shaped,
-        }
-        tmp = folder / f".step_{step:06d}.pt.tmp"
-        torch.save(record, tmp)
-        tmp.replace(folder / f"step_{step:06d}.pt")
+        )
 
     def _policy_update(
         self,
@@ -527,21 +710,37 @@ class Trainer:
         advantages: torch.Tensor,
         update_mask: torch.Tensor,
     ) -> dict[str, Any]:
+        """PPO epochs x mini-batches (whole groups, one optimizer step each) x micro-batches (gradient
+        accumulation). With more than one mini-batch per rollout, π_θ has moved away from π_old by the later
+        mini-batches, so the ratio differs from 1 and the clip binds (the paper's schedule, §6).
+
+        Step metrics do not depend on the micro-batch size: per-token means are weighted by each
+        micro-batch's valid tokens over all updates; `loss` and `pg_loss` are the mean over optimizer steps
+        of each mini-batch's aggregated loss (its micro-batch shares summed).
+        """
         cfg, algo = self.config, self.algorithm
         B = batch.sequences.shape[0]
         rows_per_mini = B // cfg.train.mini_batches
         need_entropy_grad = algo.entropy_coef > 0
         per_token_loss = torch.zeros_like(advantages)
-        sums: dict[str, float] = {}
+        clip_counts = torch.zeros_like(advantages)  # updates in which each token's ratio was clipped
+        token_sums: dict[str, float] = {}  # Σ over micro-batches of (per-token mean × valid tokens)
+        counted_tokens = 0
+        mini_losses: list[float] = []
+        mini_pg_losses: list[float] = []
         grad_norms: list[float] = []
         t_fb = t_opt = 0.0
         skipped = 0
+        params = [p for p in self.model.parameters() if p.requires_grad]
+        before = None
+        if cfg.run.update_size_every and (self.step + 1) % cfg.run.update_size_every == 0:
+            before = [p.detach().clone() for p in params]
         self.model.train()
         for epoch in range(cfg.train.ppo_epochs):
             for mini in _row_chunks(B, rows_per_mini):
                 num_tokens = int(update_mask[mini].sum())
                 num_seqs = mini.stop - mini.start
-                mini_loss = 0.0  # this mini-batch's loss: one bad mini-batch must not veto the others
+                mini_loss = mini_pg_loss = 0.0  # one bad mini-batch must not veto the others
                 self.optimizer.zero_grad(set_to_none=True)
                 t0 = time.perf_counter()
                 for micro in _row_chunks(num_seqs, cfg.train.micro_batch_rows):
@@ -556,6 +755,7 @@ class Trainer:
                         update_mask[rows],
                         cfg.train.logprob_chunk_size,
                         entropy_grad=need_entropy_grad,
+                        temperature=cfg.sampling.temperature,
                     )
                     logprobs, entropy = outs[0], outs[1]
                     loss, token_loss, m = policy_loss(
@@ -578,15 +778,25 @@ class Trainer:
                     )
                     loss.backward()
                     mini_loss += float(loss.detach())
-                    weight = (rows.stop - rows.start) / B
-                    sums["loss"] = sums.get("loss", 0.0) + float(loss.detach()) / cfg.train.ppo_epochs
+                    mini_pg_loss += m.pop("pg_loss")
+                    micro_tokens = int(update_mask[rows].sum())
+                    counted_tokens += micro_tokens
                     for key, value in m.items():
-                        sums[key] = sums.get(key, 0.0) + float(value) * weight / cfg.train.ppo_epochs
+                        token_sums[key] = token_sums.get(key, 0.0) + float(value) * micro_tokens
+                    clip_counts[rows] += clipped_tokens(
+                        logprobs.detach().float(),
+                        old_logprobs[rows],
+                        advantages[rows],
+                        update_mask[rows],
+                        algo.clip_low,
+                        algo.clip_high,
+                    ).float()
                     if epoch == 0:
                         per_token_loss[rows] = token_loss.detach().float() / max(num_tokens, 1)
+                mini_losses.append(mini_loss)
+                mini_pg_losses.append(mini_pg_loss)
                 t_fb += time.perf_counter() - t0
                 t0 = time.perf_counter()
-                params = [p for p in self.model.parameters() if p.requires_grad]
                 grad_norm = float(torch.nn.utils.clip_grad_norm_(params, cfg.train.max_grad_norm))
                 grad_norms.append(grad_norm)
                 if math.isfinite(grad_norm) and math.isfinite(mini_loss):
@@ -598,12 +808,19 @@ class Trainer:
                 t_opt += time.perf_counter() - t0
         self.scheduler.step()
         finite_norms = [g for g in grad_norms if math.isfinite(g)]
-        out: dict[str, Any] = dict(sums)
+        out: dict[str, Any] = {key: value / max(counted_tokens, 1) for key, value in token_sums.items()}
+        out["loss"] = float(np.mean(mini_losses))
+        out["pg_loss"] = float(np.mean(mini_pg_losses))
         out["grad_norm"] = float(np.mean(finite_norms)) if finite_norms else float("nan")
         out["skipped_updates"] = float(skipped)
+        out["updates_per_rollout"] = float(len(mini_losses))
+        if before is not None:
+            out.update(update_size(before, params))
         out["time/forward_backward"] = t_fb
         out["time/optimizer"] = t_opt
         out["per_token_loss"] = per_token_loss
+        # The share of this token's updates in which PPO's clip was active (0 with one on-policy update).
+        out["clip_rate"] = clip_counts / cfg.train.ppo_epochs
         return out
 
     # ------------------------------------------------------------------ evaluation
@@ -628,13 +845,14 @@ class Trainer:
                 sampling=sampling,
                 seed=self.config.run.seed,
             )
+        append_eval_counts(self.run_dir, self.step, e.k, result["correct_per_problem"])
         return {f"eval/{k}": float(v) for k, v in result.items() if isinstance(v, int | float)}
 
     # ------------------------------------------------------------------ the loop
     def run(self) -> TrainResult:
         """Train until `train.steps`, a stop signal or too many bad steps; always end with a checkpoint.
 
-        SIGINT/SIGTERM (from the start evaluation to the last save) finish the current step, save and
+        SIGINT/SIGTERM/SIGHUP (from the start evaluation to the last save) finish the current step, save and
         return `stopped="interrupted"`. A failed final save raises CheckpointError.
         """
         try:
@@ -642,6 +860,8 @@ class Trainer:
                 return self._run(stop)
         finally:
             self.logger.close()
+            if self._lock is not None:
+                self._lock.release()
 
     def _run(self, stop: _StopRequest) -> TrainResult:
         cfg = self.config
@@ -697,6 +917,7 @@ class Trainer:
         if stopped == "completed":
             final_eval = self.evaluate()
             self.logger.log(self.step, final_eval)
+        self.completed = stopped == "completed"
         checkpoint = self.save(final=True) or checkpoint
         if stopped == "bad_steps":
             tqdm.write(
@@ -739,18 +960,57 @@ def train(
     resume: str | Path | None = None,
     progress: bool = True,
     reward_fn: RewardFn | None = None,
+    allow_config_change: bool = False,
+    trust_checkpoint: bool | None = None,
 ) -> TrainResult:
     """Train a policy. `config` is a Config, a YAML path or None (built-in defaults); `resume` a run folder.
 
-    Resuming reads the run's saved config.yaml (overrides still apply, e.g. more `--steps`).
+    Resuming continues the run's recorded config (its config.yaml plus config_changes.jsonl). `overrides`
+    and `config` are compared with it: a longer `train.steps` and fields that do not change the math (e.g.
+    `run.checkpoint_every`) are applied and recorded; any other change raises ConfigError listing the
+    fields unless `allow_config_change`, which applies and records it. A finished run with nothing left to
+    do returns `stopped="nothing_to_do"` and writes nothing. `trust_checkpoint`: see
+    `eapo.train.checkpoint.read_trainer_state`.
     """
     if resume is not None:
         run_dir = Path(resume)
-        if not (run_dir / "config.yaml").is_file():
+        if not (run_dir / CONFIG_FILE).is_file():
             raise ConfigError(f"--resume {run_dir}: not a run folder (no config.yaml)")
-        config = load_config(run_dir / "config.yaml", overrides)
-        resume_point(run_dir)  # fail before loading a model when there is nothing to resume from
-        return Trainer(config, run_dir=run_dir, resume=True, progress=progress, reward_fn=reward_fn).run()
+        recorded = recorded_config(run_dir)
+        requested = resume_config(run_dir, recorded, config, overrides)
+        scan = resume_point(run_dir)  # fail before loading a model when there is nothing to resume from
+        assert scan.latest is not None
+        state = _checkpoint_state(scan.latest)
+        step = int(state.get("step", 0))
+        if requested.train.steps < step:
+            raise ConfigError(
+                f"--resume {run_dir}: train.steps = {requested.train.steps} is below the checkpoint's step "
+                f"{step}; give --steps {step} or more"
+            )
+        check_resume_changes(run_dir, recorded, requested, allow=allow_config_change)
+        if state.get("completed") and step >= requested.train.steps:
+            return TrainResult(run_dir, step, "nothing_to_do", scan.latest)
+        trainer = Trainer(
+            requested,
+            run_dir=run_dir,
+            resume=True,
+            progress=progress,
+            reward_fn=reward_fn,
+            allow_config_change=allow_config_change,
+            trust_checkpoint=trust_checkpoint,
+        )
+        return trainer.run()
     if not isinstance(config, Config):
         config = load_config(config, overrides)
     return Trainer(config, progress=progress, reward_fn=reward_fn).run()
+
+
+def _checkpoint_state(path: Path) -> dict[str, Any]:
+    """A checkpoint's state.json (step, counters, whether the run had completed), read before any model."""
+    try:
+        state = json.loads((path / "state.json").read_text())
+    except (OSError, ValueError) as err:
+        raise CheckpointError(f"checkpoint {path}: unreadable state.json ({err})") from None
+    if not isinstance(state, dict):
+        raise CheckpointError(f"checkpoint {path}: state.json is not a JSON object")
+    return state
