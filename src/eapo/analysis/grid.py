@@ -37,7 +37,8 @@ from typing import Any
 from tqdm.auto import tqdm
 
 from eapo.analysis.stats import Interval, PairedDifference, curve_interval, mean_interval, paired_difference
-from eapo.errors import ConfigError, DataError, EapoError
+from eapo.errors import ConfigError, EapoError
+from eapo.tasks.splits import validation_problems  # noqa: F401  (re-exported for compare)
 
 QUADRANT_NAMES = ("PHR", "PLR", "NHR", "NLR")
 GRID_EVAL = "grid_eval.json"  # final / pass-curve / validation evaluations of one run
@@ -297,40 +298,6 @@ def pass_at_k_curve(counts: Sequence[int], n: int) -> dict[str, float]:
     ks = sorted({*(2**i for i in range(int(math.log2(n)) + 1)), n})
     c = torch.as_tensor(list(counts), dtype=torch.int64)
     return {str(k): float(torch.as_tensor(pass_at_k(n, c, k)).mean()) for k in ks}
-
-
-def validation_problems(task_config: Any, count: int, seed_offset: int = 250_000) -> list[Any]:
-    """`count` problems outside both the train and the held-out split, for choosing hyper-parameters.
-
-    They are drawn like held-out problems, from the same generator (or data set) with `task.seed` shifted
-    by `seed_offset` (a quarter of reasoning-gym's seed stride, so its seed range overlaps neither split's),
-    and any question that is in the train or eval split, or repeated, is dropped: the validation problems
-    relate to training exactly as the held-out ones do, and the held-out split is never looked at.
-    """
-    from eapo.tasks import load_task
-
-    if count < 1:
-        raise ConfigError(f"--val-problems {count}: expected an integer >= 1")
-    task = load_task(task_config)
-    excluded = {p.question for p in task.train} | {p.question for p in task.eval}
-    last_error: Exception | None = None
-    for factor in (2, 4, 8):  # draw more candidates while too many of them are train or eval questions
-        shifted = dataclasses.replace(
-            task_config, seed=task_config.seed + seed_offset, num_eval=count * factor, num_train=1
-        )
-        try:
-            candidates = load_task(shifted).eval
-        except DataError as err:  # the source has fewer distinct problems than that: more will not help
-            last_error = err
-            break
-        picked = [p for p in candidates if p.question not in excluded][:count]
-        if len(picked) == count:
-            return picked
-    detail = f" ({last_error})" if last_error else ""
-    raise DataError(
-        f"--val-problems {count}: the task {task_config.source!r} has too few problems outside its train "
-        f"and eval splits for a validation split{detail}; lower --val-problems or task.num_train"
-    )
 
 
 def _eval_settings(config: Any, kind: str, samples: int, problems: int, extra: str = "") -> dict[str, Any]:

@@ -33,8 +33,9 @@ def evaluate(
 
     Returns a dict with `avg@1`, `pass@1`, `avg@{k}`, `pass@{k}` (floats in [0, 1]; with n = k samples
     Avg@1 = Avg@k = Pass@1, all the mean fraction correct), `num_problems`, `k`, `correct_per_problem`
-    (list of counts c, one per problem), `mean_response_tokens`, `truncated_fraction` and
-    `extracted_fraction` (completions with an answer the extractor found). Same `seed`, same samples.
+    (list of counts c, one per problem), `mean_response_tokens`, `truncated_fraction`,
+    `extracted_fraction` (completions with an answer the extractor found) and `format_rate` (completions
+    with a well-formed final answer, `eapo.tasks.strict_answer`). Same `seed`, same samples.
     """
     if k < 1:
         raise ConfigError(f"eval k = {k}: expected an integer >= 1")
@@ -58,5 +59,6 @@ def evaluate(
         mean_response_tokens=float(batch.response_lengths.double().mean()),
         truncated_fraction=float(batch.truncated.double().mean()),
         extracted_fraction=scores.n_extracted / len(batch.completions),
+        format_rate=scores.n_well_formed / len(batch.completions),
     )
     return metrics

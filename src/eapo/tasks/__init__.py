@@ -9,7 +9,7 @@ result = score_completions(completions, problems, task)  # result.rewards: 0/1 p
 """
 
 from eapo.tasks.config import TaskConfig
-from eapo.tasks.extraction import extract_answer, last_number, parse_number
+from eapo.tasks.extraction import extract_answer, last_number, parse_number, strict_answer
 from eapo.tasks.loading import load_task
 from eapo.tasks.problem import Problem, Task
 from eapo.tasks.prompts import DEFAULT_SYSTEM_PROMPTS, build_prompt, reference_completion, system_prompt
@@ -33,6 +33,7 @@ __all__ = [
     "reference_completion",
     "score_completions",
     "stop_workers",
+    "strict_answer",
     "system_prompt",
     "verify",
 ]

@@ -30,6 +30,9 @@ class TaskConfig:
     shuffled by `seed`, `num_eval` rows are held out, and the rest (up to `num_train`, without eval
     questions) is train, unless `eval_source` / `eval_split` name the held-out rows explicitly.
 
+    `strict_answer: true` credits only a completion whose final answer is well-formed (for `answer_tag`:
+    exactly one `<answer>...</answer>`, nothing after it), with no last-number fallback.
+
     `verifier: auto` picks `numeric` when every gold answer is a number; otherwise `reasoning_gym` for
     reasoning-gym tasks (its own scorer, e.g. countdown's answer is an expression) and `math_verify` for
     data sets.
@@ -50,6 +53,10 @@ class TaskConfig:
     # When the requested format is absent (SmolLM2 rarely writes tags, DESIGN.md section 4):
     # last_number | last_line | None (no fallback: the completion has no answer).
     answer_fallback: str | None = "last_number"
+    # Strict rewards (issue #17): credit only a well-formed final answer, given once at the end
+    # (`eapo.tasks.extraction.strict_answer`); `answer_fallback` is then not used. Every run logs the strict
+    # format rate (`verifier/format_rate`) whatever this says.
+    strict_answer: bool = False
     verifier: str = "auto"  # auto | numeric | math_verify | exact | reasoning_gym
     verifier_timeout_s: float = 5.0
     system_prompt: str | None = None  # None: the default instruction for `answer_format`; "": none

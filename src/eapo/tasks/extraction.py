@@ -15,6 +15,9 @@ _OPEN_TAG = re.compile(r"<answer\s*>", re.IGNORECASE)
 _CLOSE_TAG = re.compile(r"</answer\s*>", re.IGNORECASE)
 _BOXED = re.compile(r"\\boxed\s*\{")
 _BRACE = re.compile(r"[{}]")
+# What may follow a strict final answer: closing math delimiters and a period (boxed), a period (number).
+_BOXED_TAIL = re.compile(r"(?:\s|\$|\\\]|\\\)|\.)*")
+_NUMBER_TAIL = re.compile(r"\s*\.?\s*")
 
 # A number in running text: thousands groups (1,234), decimals, fractions a/b; ASCII digits only so that
 # what we extract is what `Fraction` parses. The sign is checked apart (see `_last_number_span`).
@@ -35,14 +38,19 @@ _MAX_NUMBER_CHARS = 1000  # longer "numbers" are junk; also keeps int() under Py
 
 
 def extract_answer(
-    text: str, answer_format: str = "answer_tag", fallback: str | None = "last_number"
+    text: str,
+    answer_format: str = "answer_tag",
+    fallback: str | None = "last_number",
+    *,
+    strict: bool = False,
 ) -> str | None:
     """The final answer in `text`, or None if there is none.
 
     `answer_format`: `answer_tag` (content of the last `<answer>...</answer>`), `boxed` (content of the
     last `\\boxed{...}` with balanced braces) or `last_number`. When the requested format is absent or
-    empty, `fallback` (`last_number`, `last_line` or None) decides. Never raises on any text (a format
-    or fallback name it does not know is a ValueError).
+    empty, `fallback` (`last_number`, `last_line` or None) decides. With `strict`, only a well-formed
+    final answer counts and `fallback` is not used (see `strict_answer`). Never raises on any text (a
+    format or fallback name it does not know is a ValueError).
     """
     if not isinstance(text, str):
         return None
@@ -51,6 +59,8 @@ def extract_answer(
             f"answer_format {answer_format!r} / fallback {fallback!r}: expected one of {ANSWER_FORMATS} "
             f"and one of {ANSWER_FALLBACKS} or None"
         )
+    if strict:
+        return strict_answer(text, answer_format)
     if answer_format == "answer_tag":
         found = _last_tagged(text)
     elif answer_format == "boxed":
@@ -63,6 +73,54 @@ def extract_answer(
         return last_number(text)
     if fallback == "last_line":
         return _last_line(text)
+    return None
+
+
+def strict_answer(text: str, answer_format: str = "answer_tag") -> str | None:
+    """The final answer of `text` if it is given exactly once, well-formed, at the end; else None.
+
+    - `answer_tag`: exactly one `<answer>` and one `</answer>`, in that order, with non-empty content and
+      nothing but whitespace after the closing tag. Several tags are malformed (a completion that writes
+      two answers hedges; crediting either would reward it), and so is text after the tag (the answer is
+      not final). Worked steps before the opening tag are free.
+    - `boxed`: exactly one `\\boxed{...}` with balanced braces and non-empty content, followed by nothing
+      but whitespace, `$`, `\\]`, `\\)` or a period.
+    - `last_number`: the text ends in a number (trailing whitespace and one period allowed).
+
+    No fallback: "2 - 0 = 2F" has no strict answer in any format. Linear time, never raises on a str.
+    """
+    if not isinstance(text, str):
+        return None
+    if answer_format == "answer_tag":
+        opens, closes = list(_OPEN_TAG.finditer(text)), list(_CLOSE_TAG.finditer(text))
+        if len(opens) != 1 or len(closes) != 1 or opens[0].end() > closes[0].start():
+            return None
+        if text[closes[0].end() :].strip():
+            return None
+        return text[opens[0].end() : closes[0].start()].strip() or None
+    if answer_format == "boxed":
+        starts = list(_BOXED.finditer(text))
+        if len(starts) != 1:
+            return None
+        end = _closing_brace(text, starts[0].end() - 1)
+        if end is None or _BOXED_TAIL.fullmatch(text, end + 1) is None:
+            return None
+        return text[starts[0].end() : end].strip() or None
+    if answer_format == "last_number":
+        last = _last_match(_NUMBER_IN_TEXT, text, len(text))
+        if last is None or _NUMBER_TAIL.fullmatch(text, last.end()) is None:
+            return None
+        return last_number(text)
+    raise ValueError(f"answer_format {answer_format!r}: expected one of {ANSWER_FORMATS}")
+
+
+def _closing_brace(text: str, start: int) -> int | None:
+    """Position of the `}` that closes the `{` at `start`, or None when the braces never balance."""
+    depth = 0
+    for brace in _BRACE.finditer(text, start):
+        depth += 1 if brace.group() == "{" else -1
+        if depth == 0:
+            return brace.start()
     return None
 
 

@@ -23,7 +23,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from eapo.tasks.extraction import extract_answer, parse_number
+from eapo.tasks.extraction import extract_answer, parse_number, strict_answer
 from eapo.tasks.problem import Problem, Task
 from eapo.tasks.verifiers import math_verify_equal, verify
 
@@ -44,11 +44,14 @@ class ScoreResult:
     a verifier that raised, returned a non-number / NaN / inf / a value beyond the float32 range, or timed
     out gives 0.0 and is counted.
     `predictions[i]` is the extracted answer (None where none could be extracted).
+    `n_well_formed` counts completions with a strict final answer (`strict_answer`), in every mode: the
+    format rate that `task.strict_answer` rewards.
     """
 
     rewards: list[float]
     predictions: list[str | None]
     n_extracted: int
+    n_well_formed: int = 0
     n_verifier_errors: int = 0
     n_verifier_timeouts: int = 0
     error_messages: list[str] = field(default_factory=list)  # the first few, for the run log
@@ -71,11 +74,16 @@ def score_completions(
         raise ValueError(f"{len(completions)} completions for {len(problems)} problems")
     config = task.config
     timeout = config.verifier_timeout_s if timeout_s is None else timeout_s
-    predictions = [extract_answer(c, config.answer_format, config.answer_fallback) for c in completions]
+    strict = [strict_answer(c, config.answer_format) for c in completions]
+    if config.strict_answer:
+        predictions = strict
+    else:
+        predictions = [extract_answer(c, config.answer_format, config.answer_fallback) for c in completions]
     result = ScoreResult(
         rewards=[0.0] * len(completions),
         predictions=predictions,
         n_extracted=sum(p is not None for p in predictions),
+        n_well_formed=sum(p is not None for p in strict),
     )
 
     # (completion index, arguments) of the calls that need the guard.
