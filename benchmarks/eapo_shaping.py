@@ -2,10 +2,10 @@
 
 EAPO (PAPER.md Eq. 6-7) multiplies each token's |Â| by a factor in [1 − α/φ, 1 + α/φ]: above 1 where the
 token's entropy is above its group's mean, below 1 where it is under it. How much that changes training
-depends on the task's entropy distribution, which this script measures from the rollout dumps
-(`rollouts/step_N.pt`) that `eapo train` writes: per quadrant (high/low entropy by the group mean,
-Appendix B.1) the token share, the factor |Â^CA| / |Â| (quantiles) and the share of tokens at either bound
-of the clip.
+depends on the task's entropy distribution, which this script measures from the rollout dumps that
+`eapo train` writes (`rollouts/step_N.safetensors`, read by `eapo.train.dumps`): per quadrant (high/low
+entropy by the group mean, Appendix B.1) the token share, the factor |Â^CA| / |Â| (quantiles) and the
+share of tokens at either bound of the clip.
 
     python benchmarks/eapo_shaping.py RUN_DIR [RUN_DIR ...] --out benchmarks/results/eapo_shaping_tiny.json
 """
@@ -27,15 +27,16 @@ QUANTILES = (0.1, 0.5, 0.9)
 def run_factors(run_dir: Path) -> dict[str, Any]:
     """Per-token factors |Â^CA| / |Â|, entropies and quadrant names of every dump of one run."""
     from eapo.core import quadrant_masks
+    from eapo.train.dumps import dump_paths, load_dump
 
-    dumps = sorted((run_dir / "rollouts").glob("step_*.pt"))
+    dumps = dump_paths(run_dir)
     if not dumps:
-        raise SystemExit(f"{run_dir}: no rollouts/step_N.pt (train with run.dump_rollouts_every > 0)")
+        raise SystemExit(f"{run_dir}: no rollout dumps (train with run.dump_rollouts_every > 0)")
     factors: list[torch.Tensor] = []
     entropies: list[torch.Tensor] = []
     names: list[list[str]] = []
     for path in dumps:
-        dump = torch.load(path, weights_only=False)
+        dump = load_dump(path)
         adv, shaped, entropy = dump["advantages"], dump["shaped_advantages"], dump["entropy"]
         masks = quadrant_masks(adv, entropy, dump["response_mask"], dump["group_size"])
         for name, mask in masks.items():
@@ -43,7 +44,7 @@ def run_factors(run_dir: Path) -> dict[str, Any]:
             entropies.append(entropy[mask].double())
             names.append([name] * int(mask.sum()))
     return {
-        "algo": torch.load(dumps[0], weights_only=False).get("algo"),
+        "algo": load_dump(dumps[0]).get("algo"),
         "dumps": len(dumps),
         "factor": torch.cat(factors),
         "entropy": torch.cat(entropies),

@@ -28,6 +28,7 @@ from safetensors.torch import load_file
 
 import eapo.train.trainer as trainer_module
 from eapo.cli import main
+from eapo.train.dumps import dump_paths, load_dump
 from eapo.train.trainer import Trainer
 
 NAN = float("nan")
@@ -172,8 +173,9 @@ def _check_all_equal(run_dir: Path, rows: list[dict[str, Any]]) -> None:
 
 def _check_empty(run_dir: Path, rows: list[dict[str, Any]]) -> None:
     assert all(r["response/length_mean"] == 1.0 for r in rows)  # the eos token alone
-    for dump in run_dir.glob("rollouts/*.pt"):
-        assert torch.load(dump, weights_only=False)["completions"] == [""] * 8
+    assert dump_paths(run_dir)
+    for dump in dump_paths(run_dir):
+        assert load_dump(dump)["completions"] == [""] * 8
 
 
 def _check_max_length(run_dir: Path, rows: list[dict[str, Any]]) -> None:
@@ -235,8 +237,8 @@ def test_degenerate_batches_train_without_nan(
     rows = training_rows(result.run_dir)
     assert non_finite_metrics(result.run_dir) == []
     assert all(r["skipped_updates"] == 0.0 for r in rows)
-    for dump in sorted((result.run_dir / "rollouts").glob("step_*.pt")):
-        record = torch.load(dump, weights_only=False)
+    for dump in dump_paths(result.run_dir):
+        record = load_dump(dump)
         for key in ("rewards", "entropy", "logprobs", "advantages", "shaped_advantages"):
             assert torch.isfinite(record[key]).all(), (dump.name, key)
     check(result.run_dir, rows)

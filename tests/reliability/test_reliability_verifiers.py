@@ -15,12 +15,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import torch
 from reliability_support import tiny_config, training_rows
 
 import eapo.tasks.rewards as rewards_module
 from eapo.tasks import Problem
 from eapo.tasks.rewards import MAX_CONSECUTIVE_TIMEOUTS
+from eapo.train.dumps import load_dump
 from eapo.train.trainer import train
 
 TIMEOUT_S = 0.3
@@ -93,7 +93,7 @@ def test_a_misbehaving_reward_function_gives_0_is_counted_and_never_blocks_a_ste
     rows = training_rows(result.run_dir)
     seen = set()
     for row in rows:
-        dump = torch.load(result.run_dir / "rollouts" / f"step_{row['step']:06d}.pt", weights_only=False)
+        dump = load_dump(result.run_dir / "rollouts" / f"step_{row['step']:06d}.safetensors")
         rewards, errors, timeouts = _expected(dump["completions"])
         seen |= {_behaviour(c)[0] for c in dump["completions"]}
         assert dump["rewards"].tolist() == rewards

@@ -13,6 +13,7 @@ import torch
 from eapo.tasks import Problem
 from eapo.train.checkpoint import latest_checkpoint, verify_checkpoint
 from eapo.train.config import load_config
+from eapo.train.dumps import load_dump
 from eapo.train.logging import read_metrics
 from eapo.train.trainer import train
 
@@ -49,7 +50,8 @@ def test_train_end_to_end_writes_finite_metrics(tmp_path: Path) -> None:
     assert any((result.run_dir / "tensorboard").iterdir())
     assert (result.run_dir / "samples.jsonl").read_text().strip()
     assert all(math.isfinite(r["entropy_change/all"]) for r in train_rows)  # PAPER.md Fig. 6b data
-    dump = torch.load(result.run_dir / "rollouts" / "step_000002.pt", weights_only=False)
+    dump = load_dump(result.run_dir / "rollouts" / "step_000002.safetensors")
+    assert dump["temperature"] == config.sampling.temperature and dump["host"] == "eapo"
     assert dump["entropy"].shape == dump["shaped_advantages"].shape == dump["response_mask"].shape
     assert dump["sum_sq_probs"].shape == dump["entropy"].shape and dump["sum_sq_probs"].dtype == torch.float64
     assert len(dump["completions"]) == dump["response_mask"].shape[0] == 8

@@ -4,9 +4,10 @@ Everything here is computed from what the trainer logged:
 - `metrics.jsonl` (one row per step): each quadrant's token share, mean entropy, mean |Â|, summed Eq. 5
   logit-gradient norm (`quadrant/<Q>/...`), and the entropy change an update caused on each quadrant's
   tokens (`entropy_change/<Q>`, PAPER.md Fig. 6b);
-- `rollouts/step_N.pt` (token-level dumps): entropy histograms of positive vs negative tokens and the
-  paper's proxy Î(H; r) = H(H) − H(H | r) over binned entropies (Eq. 14, Fig. 4), and the distribution of
-  token advantages before and after the run's shaper (Fig. 8).
+- `rollouts/step_N.safetensors` + `.json` (token-level dumps read by `eapo.train.dumps`, which also reads
+  the `.pt` dumps of earlier versions): entropy histograms of positive vs negative tokens and the paper's
+  proxy Î(H; r) = H(H) − H(H | r) over binned entropies (Eq. 14, Fig. 4), and the distribution of token
+  advantages before and after the run's shaper (Fig. 8).
 
 Quadrants follow `eapo.core.quadrant_masks`: polarity = sign of the token's GRPO advantage (correct vs
 incorrect within a group with mixed outcomes), high entropy = H ≥ the group's mean token entropy.
@@ -22,11 +23,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 from tqdm.auto import tqdm
 
 from eapo.core import QUADRANTS
 from eapo.errors import DataError
+from eapo.train.dumps import DUMP_KEYS, dump_paths, load_dump
 
 __all__ = [
     "DUMP_KEYS",
@@ -43,17 +44,6 @@ __all__ = [
     "tail_density_by_polarity",
 ]
 
-DUMP_KEYS = (
-    "step",
-    "group_size",
-    "response_mask",
-    "rewards",
-    "entropy",
-    "logprobs",
-    "advantages",
-    "shaped_advantages",
-)
-
 
 # --------------------------------------------------------------------------- reading a run
 def read_run_metrics(run_dir: Path) -> list[dict[str, Any]]:
@@ -64,32 +54,6 @@ def read_run_metrics(run_dir: Path) -> list[dict[str, Any]]:
     if not (run_dir / "metrics.jsonl").is_file():
         raise DataError(f"{run_dir}: no metrics.jsonl; expected a run folder written by `eapo train`")
     return read_metrics(run_dir)
-
-
-def dump_paths(run_dir: Path) -> list[Path]:
-    """`<run>/rollouts/step_*.pt` in step order (may be empty)."""
-    return sorted((Path(run_dir) / "rollouts").glob("step_*.pt"))
-
-
-def load_dump(path: Path) -> dict[str, Any]:
-    """One token-level rollout dump, checked: every key of DUMP_KEYS, [B,T] tensors of one shape."""
-    try:
-        dump = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # a torn or foreign file: name it, say what was expected
-        raise DataError(f"{path}: cannot be read as a rollout dump of `eapo train` ({err})") from None
-    missing = [k for k in DUMP_KEYS if k not in dump]
-    if missing:
-        raise DataError(f"{path}: rollout dump lacks {', '.join(missing)}; re-run `eapo train` to write them")
-    shape = tuple(dump["response_mask"].shape)
-    for key in ("entropy", "logprobs", "advantages", "shaped_advantages"):
-        if tuple(dump[key].shape) != shape:
-            raise DataError(f"{path}: {key} has shape {tuple(dump[key].shape)}, expected {shape}")
-    if len(shape) != 2 or shape[0] % int(dump["group_size"]) != 0:
-        raise DataError(
-            f"{path}: response_mask {shape} is not [B,T] with B a multiple of {dump['group_size']}"
-        )
-    dump["response_mask"] = dump["response_mask"].bool()
-    return dump
 
 
 def _series(rows: list[dict[str, Any]], key: str) -> list[float | None]:
