@@ -107,3 +107,35 @@ def test_ablate_argument_errors_name_the_argument(tmp_path: Path) -> None:
         run_cli(["ablate", "--mode", "isolate", "--out", str(tmp_path), "--seed", "4"])
     with pytest.raises(ConfigError, match="--final-samples 0"):
         run_cli(["ablate", "--mode", "isolate", "--out", str(tmp_path), "--final-samples", "0"])
+
+
+def test_control_arms_and_share_matched_random_arms() -> None:
+    """Issue #17's controls are registered arms: each resolves to a valid algorithm that trains."""
+    from eapo.train.algorithms import resolve_algorithm
+    from eapo.train.config import AlgoConfig
+
+    arms, reference = ablation_arms("controls")
+    assert reference == "grpo" and arms[0].name == "grpo"
+    names = [arm.name for arm in arms]
+    assert names == [
+        "grpo",
+        "eapo",
+        "eapo_shuffled",
+        "w_reinf",
+        "eapo_alpha0_phi1",
+        "eapo_alpha0.2_phi1",
+        "eapo_alpha0.5_phi1",
+        "eapo_alpha1_phi1",
+    ]
+    for arm in arms:
+        algo = resolve_algorithm(AlgoConfig(**arm.overrides["algo"]))
+        if arm.name.startswith("eapo_alpha"):
+            assert algo.shaper == "eapo" and algo.shaper_params["phi"] == 1.0
+    assert resolve_algorithm(AlgoConfig(name="eapo_shuffled")).shaper == "eapo_shuffled"
+
+    arms, _ = ablation_arms("isolate", parse_quadrant_sets("PHR,NLR"), random_controls=True)
+    assert [a.name for a in arms] == ["grpo", "isolate_PHR", "random_PHR", "isolate_NLR", "random_NLR"]
+    params = arms[2].overrides["algo"]["shaper_params"]
+    assert params == {"mode": "random_isolate", "quadrants": ["PHR"]}
+    with pytest.raises(ConfigError, match="--random-controls"):
+        ablation_arms("drop", None, random_controls=True)

@@ -14,7 +14,7 @@ from eapo.core.shapers import register_shaper
 
 from .helpers import Batch, batches
 
-EXPECTED_SHAPERS = {"grpo", "eapo", "forking", "entro_adv", "w_reinf", "gtpo", "quadrant"}
+EXPECTED_SHAPERS = {"grpo", "eapo", "eapo_shuffled", "forking", "entro_adv", "w_reinf", "gtpo", "quadrant"}
 
 
 def test_eapo_worked_example_by_hand() -> None:
@@ -197,7 +197,7 @@ def test_quadrant_modes_recompose_grpo(batch: Batch) -> None:
 def test_registry_and_errors() -> None:
     assert set(SHAPERS) == EXPECTED_SHAPERS
     adv, ent, mask = torch.ones(2, 2), torch.ones(2, 2), torch.ones(2, 2)
-    with pytest.raises(ValueError, match="'nope' is unknown; choose from eapo, entro_adv, forking"):
+    with pytest.raises(ValueError, match="'nope' is unknown; choose from eapo, eapo_shuffled, entro_adv, forking"):
         shape_advantages("nope", adv, ent, mask, 2)
     with pytest.raises(ValueError, match=r"unknown parameter.*beta; valid: alpha, phi"):
         shape_advantages("eapo", adv, ent, mask, 2, beta=1.0)
@@ -220,3 +220,83 @@ def test_sequence_advantages_are_broadcast() -> None:
     out = shape_advantages("grpo", torch.tensor([1.0, -1.0]), torch.ones(2, 3), mask, 2)
     assert out.tolist() == [[1.0, 1.0, 0.0], [-1.0, 0.0, 0.0]]
     assert math.isclose(float(out.sum()), 1.0)
+
+
+@settings(max_examples=50, deadline=None)
+@given(batches(), st.integers(0, 1000))
+def test_eapo_shuffled_is_eapo_on_a_within_group_permutation(batch: Batch, seed: int) -> None:
+    """The negative control: each group keeps its entropy multiset (so µ_H, σ_H and the distribution of the
+    shaping term), only the token each value sits on changes; reproducible from its seed."""
+    from eapo.core.shapers import shuffle_within_groups
+
+    args = (batch.advantages, batch.entropy, batch.mask, batch.group_size)
+    shuffled = shuffle_within_groups(
+        batch.entropy, batch.mask, batch.group_size, torch.Generator().manual_seed(seed)
+    )
+    G = batch.group_size
+    for start in range(0, batch.mask.shape[0], G):
+        rows = slice(start, start + G)
+        before = batch.entropy[rows][batch.mask[rows]].sort().values
+        after = shuffled[rows][batch.mask[rows]].sort().values
+        assert torch.equal(before, after)
+    assert torch.equal(shuffled[~batch.mask], batch.entropy[~batch.mask])
+    got = shape_advantages("eapo_shuffled", *args, seed=seed)
+    want = eapo_advantages(batch.advantages, shuffled, batch.mask, G)
+    assert torch.equal(got, want)
+    assert torch.equal(got, shape_advantages("eapo_shuffled", *args, seed=seed))
+    # Same bound as EAPO (PAPER.md §5), since only which token gets which entropy changed.
+    a = batch.advantages.abs()
+    assert bool((got.abs() <= a * 1.1 + 1e-6).all()) and bool((got.abs() >= a * 0.9 - 1e-6).all())
+
+
+def test_eapo_shuffled_breaks_the_link_to_the_token_entropy() -> None:
+    """On one large group with distinct entropies, shuffling moves credit off the high-entropy tokens."""
+    gen = torch.Generator().manual_seed(0)
+    entropy = torch.rand(8, 50, generator=gen) * 3
+    advantages = torch.tensor([1.0, -1.0] * 4)[:, None].expand(8, 50).contiguous()
+    mask = torch.ones(8, 50, dtype=torch.bool)
+    eapo = eapo_advantages(advantages, entropy, mask, 8)
+    shuffled = shape_advantages("eapo_shuffled", advantages, entropy, mask, 8, seed=1)
+    high = entropy > entropy.mean()
+    positive = advantages > 0
+    # EAPO: every above-mean-entropy token of a correct answer gets at least its Â; shuffled: about half.
+    assert bool((eapo[high & positive] >= 1.0).all())
+    share = float((shuffled[high & positive] >= 1.0).float().mean())
+    assert 0.3 < share < 0.7
+
+
+@settings(max_examples=50, deadline=None)
+@given(batches(), st.sampled_from(QUADRANTS), st.integers(0, 1000))
+def test_random_isolate_matches_each_quadrants_count_and_polarity(
+    batch: Batch, quadrant: str, seed: int
+) -> None:
+    args = (batch.advantages, batch.entropy, batch.mask, batch.group_size)
+    masks = quadrant_masks(*args)
+    isolated = shape_advantages("quadrant", *args, mode="isolate", quadrants=[quadrant])
+    random = shape_advantages("quadrant", *args, mode="random_isolate", quadrants=[quadrant], seed=seed)
+    kept = random != 0
+    same_polarity = masks[quadrant[0] + "HR"] | masks[quadrant[0] + "LR"]
+    assert bool((kept <= same_polarity).all()), "random tokens must have the quadrant's polarity"
+    torch.testing.assert_close(random[kept], batch.advantages[kept])  # GRPO's advantage, unchanged
+    G = batch.group_size
+    for start in range(0, batch.mask.shape[0], G):
+        rows = slice(start, start + G)
+        assert int(kept[rows].sum()) == int((isolated[rows] != 0).sum())
+    assert torch.equal(
+        random, shape_advantages("quadrant", *args, mode="random_isolate", quadrants=[quadrant], seed=seed)
+    )
+
+
+def test_random_isolate_draws_from_both_entropy_levels() -> None:
+    """A quadrant's random control is not the quadrant: over a large group it mixes high and low entropy."""
+    gen = torch.Generator().manual_seed(3)
+    entropy = torch.rand(8, 60, generator=gen) * 3
+    advantages = torch.tensor([1.0, -1.0] * 4)[:, None].expand(8, 60).contiguous()
+    mask = torch.ones(8, 60, dtype=torch.bool)
+    masks = quadrant_masks(advantages, entropy, mask, 8)
+    random = shape_advantages(
+        "quadrant", advantages, entropy, mask, 8, mode="random_isolate", quadrants="PHR", seed=0
+    )
+    kept = random != 0
+    assert int(kept.sum()) == int(masks["PHR"].sum())
+    assert 0.25 < float((kept & masks["PLR"]).sum()) / float(kept.sum()) < 0.75

@@ -7,6 +7,14 @@ Modes (PAPER.md "Four Quadrant Decomposition"; the `quadrant` shaper of `eapo.co
 - `eapo-without` (§6.4, Table 3): EAPO with its entropy term switched off in one quadrant (those tokens get
   plain GRPO advantages), for each quadrant, against full EAPO.
 - `drop`: GRPO with the named quadrants' updates zeroed, against full GRPO.
+- `controls` (issue #17): the arms that say whether a difference is EAPO's entropy credit, against GRPO:
+  EAPO (α = 0.2, φ = 2); EAPO on entropies shuffled within each group (negative control: same shaping
+  magnitudes, no link to the token's own entropy); W-REINF (positive control: it separated from GRPO on the
+  tiny model); EAPO's α dose-response {0, 0.2, 0.5, 1} at φ = 1 (α = 0 is GRPO exactly).
+
+With `--random-controls`, `isolate` adds beside each quadrant a random-token arm that updates as many
+tokens of the same polarity, per group, drawn regardless of entropy (the `quadrant` shaper's
+`random_isolate` mode): the control that separates "which tokens" from "how many tokens".
 
 `--quadrants` picks the quadrants; an item joined by `+` makes one arm of several quadrants together
 (`--quadrants PLR+NLR,PHR`: drop both low-entropy quadrants in one arm, PHR in another).
@@ -39,8 +47,10 @@ from eapo.analysis.grid import (
 )
 from eapo.errors import ConfigError
 
-MODES = ("isolate", "eapo-without", "drop")
-REFERENCE_ALGO = {"isolate": "grpo", "eapo-without": "eapo", "drop": "grpo"}
+MODES = ("isolate", "eapo-without", "drop", "controls")
+REFERENCE_ALGO = {"isolate": "grpo", "eapo-without": "eapo", "drop": "grpo", "controls": "grpo"}
+# EAPO's α dose-response at φ = 1 (issue #17): α = 0 is GRPO exactly, so the curve starts at the reference.
+DOSE_ALPHAS = (0.0, 0.2, 0.5, 1.0)
 SHAPER_MODE = {"isolate": "isolate", "eapo-without": "eapo_without", "drop": "drop"}
 ARM_PREFIX = {"isolate": "isolate", "eapo-without": "eapo_without", "drop": "drop"}
 WHAT = {
@@ -73,11 +83,40 @@ def parse_quadrant_sets(text: str | None) -> list[tuple[str, ...]] | None:
     return sets
 
 
-def ablation_arms(mode: str, quadrant_sets: list[tuple[str, ...]] | None = None) -> tuple[list[Arm], str]:
+def control_arms() -> list[Arm]:
+    """The `controls` mode's arms after GRPO (see the module docstring)."""
+    arms = [
+        Arm("eapo", {"algo": {"name": "eapo"}}, "EAPO, α = 0.2, φ = 2 (PAPER.md Eq. 6-7)"),
+        Arm(
+            "eapo_shuffled",
+            {"algo": {"name": "eapo_shuffled"}},
+            "negative control: EAPO on entropies shuffled within each group",
+        ),
+        Arm("w_reinf", {"algo": {"name": "w_reinf"}}, "positive control: W-REINFORCE (positive Â × 0.1)"),
+    ]
+    for alpha in DOSE_ALPHAS:
+        arms.append(
+            Arm(
+                f"eapo_alpha{alpha:g}_phi1",
+                {"algo": {"name": "eapo", "alpha": alpha, "phi": 1.0}},
+                f"EAPO dose-response: α = {alpha:g}, φ = 1",
+            )
+        )
+    return arms
+
+
+def ablation_arms(
+    mode: str, quadrant_sets: list[tuple[str, ...]] | None = None, random_controls: bool = False
+) -> tuple[list[Arm], str]:
     """(arms, reference arm name): the full method first, then one arm per quadrant set (default: each
-    quadrant alone)."""
+    quadrant alone), each followed by its share-matched random-token arm when `random_controls` (isolate
+    only). Mode `controls` ignores the quadrant sets."""
     if mode not in MODES:
         raise ConfigError(f"--mode {mode!r}: choose from {', '.join(MODES)}")
+    if random_controls and mode != "isolate":
+        raise ConfigError(
+            f"--random-controls pairs quadrant-isolate arms with random ones: use --mode isolate, not {mode}"
+        )
     reference = REFERENCE_ALGO[mode]
     arms = [
         Arm(
@@ -86,6 +125,8 @@ def ablation_arms(mode: str, quadrant_sets: list[tuple[str, ...]] | None = None)
             "full GRPO (PAPER.md Eq. 2)" if reference == "grpo" else "full EAPO (PAPER.md Eq. 6-7)",
         )
     ]
+    if mode == "controls":
+        return arms + control_arms(), reference
     for names in quadrant_sets or [(q,) for q in QUADRANT_NAMES]:
         label = "+".join(names)
         arms.append(
@@ -100,6 +141,19 @@ def ablation_arms(mode: str, quadrant_sets: list[tuple[str, ...]] | None = None)
                 WHAT[mode].format(q=label),
             )
         )
+        if random_controls:
+            arms.append(
+                Arm(
+                    f"random_{label}",
+                    {
+                        "algo": {
+                            "name": "quadrant",
+                            "shaper_params": {"mode": "random_isolate", "quadrants": list(names)},
+                        }
+                    },
+                    f"GRPO loss on random tokens of {label}'s polarity, as many per group as {label} holds",
+                )
+            )
     return arms, reference
 
 
@@ -109,6 +163,7 @@ def run_ablation(
     seeds: list[int],
     out_dir: Path,
     quadrants: str | None = None,
+    random_controls: bool = False,
     runs_dir: Path | None = None,
     steps: int | None = None,
     config: Path | None = None,
@@ -125,7 +180,7 @@ def run_ablation(
     never retrained, and a run folder made with a different config is an error. Returns the report dict
     (what `ablation.json` holds).
     """
-    arms, reference = ablation_arms(mode, parse_quadrant_sets(quadrants))
+    arms, reference = ablation_arms(mode, parse_quadrant_sets(quadrants), random_controls)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     spec = GridSpec(

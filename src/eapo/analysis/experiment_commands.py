@@ -7,6 +7,7 @@ Arguments the command does not know are config overrides applied to every arm (`
 from __future__ import annotations
 
 import argparse
+import json
 import shlex
 import sys
 from pathlib import Path
@@ -14,12 +15,19 @@ from typing import Any
 
 from eapo.errors import ConfigError
 
+# eapo.analysis.prestated's PRIMARY_METRICS and DEFAULT_POWER_SEEDS, not imported here: it loads numpy, and
+# building the parser must stay light (a test checks they agree).
+PRIMARY_METRICS = ("auc", "final", "steps_to")
+DEFAULT_POWER_SEEDS = (4, 8, 16)
+
 ABLATE_EXAMPLES = """\
 examples:
   eapo ablate --mode isolate --seeds 3                       # PAPER.md Fig. 2: one quadrant at a time vs GRPO
   eapo ablate --mode eapo-without --seeds 3                  # Table 3: EAPO's term off in one quadrant
   eapo ablate --mode drop --quadrants PLR+NLR,PHR --steps 100
   eapo ablate --mode isolate --pass-curve --seeds 2          # Pass@k for k = 1..256
+  eapo ablate --mode isolate --random-controls --seeds 3     # each quadrant beside a share-matched random arm
+  eapo ablate --mode controls --seeds 3                      # negative/positive controls, α dose-response
 """
 
 COMPARE_EXAMPLES = """\
@@ -27,6 +35,8 @@ examples:
   eapo compare --seeds 5                                     # every algorithm on the tiny default
   eapo compare --algos grpo,dapo,forking,entro_adv,eapo --seeds 3 --steps 100 --target 0.5
   eapo compare --sweep alpha=0.1,0.2,0.3,0.4,0.5,1 --sweep phi=1,2,4 --seeds 3   # chosen on validation
+  eapo compare --algos grpo,eapo --seeds 2 --steps 20 --eval.every 5   # a pilot: prints its MDE
+  eapo compare --pilot runs/compare --power-seeds 4,8,16     # size a grid from a pilot, no training
 """
 
 
@@ -78,7 +88,7 @@ def register(subparsers: Any) -> None:
     """Add `ablate` and `compare` to eapo's argparse subparsers (`parser.add_subparsers(...)`)."""
     p = subparsers.add_parser(
         "ablate",
-        help="the paper's quadrant experiments: isolate, eapo-without, drop (arms x seeds)",
+        help="the paper's quadrant experiments (isolate, eapo-without, drop) and the controls (arms x seeds)",
         description="Quadrant ablations (PAPER.md §4.2 Fig. 2, §6.4 Table 3) as a resumable grid of arms x "
         "seeds with identical data, budget, initial weights and evaluation. Unknown arguments are config "
         "overrides for every arm (--train.lr 1e-3).",
@@ -86,11 +96,17 @@ def register(subparsers: Any) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
         allow_abbrev=False,  # `--seed 4` must not silently mean `--seeds 4`: it is a config override
     )
-    p.add_argument("--mode", required=True, choices=["isolate", "eapo-without", "drop"])
+    p.add_argument("--mode", required=True, choices=["isolate", "eapo-without", "drop", "controls"])
     p.add_argument(
         "--quadrants",
         default=None,
         help="quadrants, comma-separated; join with + for one arm of several (default: each of the four)",
+    )
+    p.add_argument(
+        "--random-controls",
+        action="store_true",
+        help="isolate only: beside each quadrant, an arm on as many random tokens of the same polarity per "
+        "group (separates which tokens from how many)",
     )
     _add_common(p)
     p.set_defaults(func=_ablate)
@@ -120,6 +136,29 @@ def register(subparsers: Any) -> None:
     )
     p.add_argument("--sweep-grid", action="store_true", help="sweep the product, not one at a time")
     p.add_argument("--val-problems", type=int, default=200, help="validation problems for --sweep")
+    p.add_argument(
+        "--primary",
+        choices=list(PRIMARY_METRICS),
+        default="auc",
+        help="the primary metric, stated before the grid: auc = area under the held-out Avg@k curve over "
+        "training ÷ horizon (default); final = final held-out Avg@n; steps_to = steps to Avg@k >= --target "
+        "(default: the run's start + 0.05). The others are secondaries, Holm-corrected",
+    )
+    p.add_argument(
+        "--power-seeds",
+        default=",".join(map(str, DEFAULT_POWER_SEEDS)),
+        metavar="N1,N2,...",
+        help="print the minimum detectable effect on the primary metric (paired t-test, α = 0.05, 80%% "
+        "power) for these seed counts (default: %(default)s)",
+    )
+    p.add_argument(
+        "--pilot",
+        type=Path,
+        default=None,
+        metavar="PATH",
+        help="no training: the minimum detectable effect from a pilot (a runs folder, or a compare.json "
+        "or the folder holding it)",
+    )
     _add_common(p)
     p.set_defaults(func=_compare)
 
@@ -158,6 +197,7 @@ def _ablate(args: argparse.Namespace, rest: list[str]) -> int:
             seeds=args.seeds,
             out_dir=out,
             quadrants=args.quadrants,
+            random_controls=args.random_controls,
             runs_dir=args.runs_dir,
             steps=args.steps,
             config=args.config,
@@ -177,7 +217,21 @@ def _ablate(args: argparse.Namespace, rest: list[str]) -> int:
 def _compare(args: argparse.Namespace, rest: list[str]) -> int:
     from eapo.analysis.compare import parse_algos, parse_sweeps, run_compare
     from eapo.analysis.grid import GridInterrupted
+    from eapo.analysis.prestated import format_power, parse_power_seeds, pilot_power, primary_summary
 
+    power_seeds = parse_power_seeds(args.power_seeds)
+    if args.pilot is not None:
+        if args.sweep or rest:
+            raise ConfigError("--pilot reads a finished grid; it takes no --sweep or config overrides")
+        power = pilot_power(
+            args.pilot, primary=args.primary, focus=args.focus, seed_counts=power_seeds, target=args.target
+        )
+        if args.out is not None:
+            args.out.mkdir(parents=True, exist_ok=True)
+            (args.out / "power.json").write_text(json.dumps(power, indent=1) + "\n")
+            print(f"report:  {args.out / 'power.json'}")
+        print(format_power(power))
+        return 0
     sweeps = parse_sweeps(args.sweep) if args.sweep else None
     algos = parse_algos(args.algos) if args.algos else None
     if sweeps and algos:
@@ -207,11 +261,16 @@ def _compare(args: argparse.Namespace, rest: list[str]) -> int:
             validation_problems=args.val_problems,
             progress=not args.no_progress,
             command=_command_line(),
+            primary=args.primary,
+            power_seeds=power_seeds,
         )
     except GridInterrupted as err:
         print(f"\n{err}", file=sys.stderr)
         return 130
     _print_outputs(out, report["kind"], report)
+    if "prestated" in report:
+        print(primary_summary(report["prestated"]))
+        print(format_power(report["prestated"]["power"]))
     return 0
 
 

@@ -157,6 +157,56 @@ def eapo_advantages(
     return torch.where(valid, shaped, 0.0).float()
 
 
+def _random_generator(seed: int | None) -> torch.Generator | None:
+    """A generator for the controls' random draws: seeded when `seed` is given, else None (torch's global
+    RNG, which `eapo train` reseeds every step, so runs and resumes stay reproducible)."""
+    if seed is None:
+        return None
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise ValueError(f"seed must be a non-negative integer or None; got {seed!r}")
+    return torch.Generator().manual_seed(seed)
+
+
+def shuffle_within_groups(
+    values: torch.Tensor, response_mask: torch.Tensor, group_size: int, generator: torch.Generator | None
+) -> torch.Tensor:
+    """`values` [B,T] with the valid entries of each group (G contiguous rows) randomly permuted among
+    themselves; masked entries are unchanged. Each group keeps its multiset of values."""
+    valid = response_mask != 0
+    out = values.clone()
+    for start in range(0, values.shape[0], group_size):
+        rows = slice(start, start + group_size)
+        group_valid = valid[rows]
+        picked = values[rows][group_valid]
+        order = torch.randperm(picked.numel(), generator=generator).to(picked.device)
+        block = out[rows]
+        block[group_valid] = picked[order]
+        out[rows] = block
+    return out
+
+
+@register_shaper("eapo_shuffled")
+def eapo_shuffled_advantages(
+    advantages: torch.Tensor,
+    entropy: torch.Tensor,
+    response_mask: torch.Tensor,
+    group_size: int,
+    alpha: float = 0.2,
+    phi: float = 2.0,
+    seed: int | None = None,
+) -> torch.Tensor:
+    """Negative control for EAPO (issue #17): Eq. 6-7 on entropies shuffled among each group's valid tokens.
+
+    Every group keeps its entropy distribution, so µ_H, σ_H and the distribution of the shaping term
+    are EAPO's, but which token gets more or less credit no longer depends on its own entropy. If EAPO's
+    gain comes from crediting uncertain tokens, this arm loses it; if it equals EAPO, the gain (if any) was
+    the reweighting's noise. `seed`: None draws from torch's global RNG (reseeded per step by the trainer).
+    """
+    _, ent, valid = _prepare(advantages, entropy, response_mask, group_size)
+    shuffled = shuffle_within_groups(ent, valid, group_size, _random_generator(seed))
+    return eapo_advantages(advantages, shuffled, response_mask, group_size, alpha=alpha, phi=phi)
+
+
 @register_shaper("forking")
 def forking_advantages(
     advantages: torch.Tensor,
@@ -293,7 +343,39 @@ def _quadrant_names(quadrants: str | Sequence[str]) -> tuple[str, ...]:
     return names
 
 
-_QUADRANT_MODES = ("isolate", "drop", "eapo_without")
+_QUADRANT_MODES = ("isolate", "drop", "eapo_without", "random_isolate")
+
+
+def random_share_matched_mask(
+    masks: dict[str, torch.Tensor],
+    names: Sequence[str],
+    valid: torch.Tensor,
+    group_size: int,
+    generator: torch.Generator | None,
+) -> torch.Tensor:
+    """[B,T] bool: for each named quadrant and each group, as many tokens as the quadrant holds there,
+    drawn uniformly from the group's tokens of the same polarity (high and low entropy alike).
+
+    The control for quadrant isolation (issue #17): it updates the same number of tokens of the same
+    polarity as isolating the quadrant does, so a difference between the two is the entropy level's.
+    """
+    selected = torch.zeros_like(valid)
+    polarity = {"P": masks["PHR"] | masks["PLR"], "N": masks["NHR"] | masks["NLR"]}
+    for name in names:
+        same_polarity = polarity[name[0]]
+        for start in range(0, valid.shape[0], group_size):
+            rows = slice(start, start + group_size)
+            count = int(masks[name][rows].sum())
+            candidates = (same_polarity[rows] & ~selected[rows]).nonzero()
+            if count == 0 or len(candidates) == 0:
+                continue
+            pick = candidates[
+                torch.randperm(len(candidates), generator=generator)[:count].to(candidates.device)
+            ]
+            block = selected[rows]
+            block[pick[:, 0], pick[:, 1]] = True
+            selected[rows] = block
+    return selected
 
 
 @register_shaper("quadrant")
@@ -307,6 +389,7 @@ def quadrant_advantages(
     alpha: float = 0.2,
     phi: float = 2.0,
     threshold: str | float | Sequence[Any] = "group_mean",
+    seed: int | None = None,
 ) -> torch.Tensor:
     """The paper's quadrant experiments, on the quadrants of `quadrant_masks` (group-mean threshold).
 
@@ -315,6 +398,8 @@ def quadrant_advantages(
     - `drop`: zero the named quadrants, keep the rest.
     - `eapo_without` (§6.4, Table 3): EAPO (Eq. 6-7, `alpha`, `phi`) everywhere except the named
       quadrants, whose tokens keep plain GRPO advantages. `alpha` and `phi` are used only here.
+    - `random_isolate` (control, issue #17): keep a random set of tokens of the same polarity and the same
+      count per group as `isolate` keeps (`random_share_matched_mask`); `seed` as in `eapo_shuffled`.
     Quadrants are decided on the incoming advantages.
     """
     if mode not in _QUADRANT_MODES:
@@ -327,6 +412,9 @@ def quadrant_advantages(
         selected |= masks[name]
     if mode == "isolate":
         return torch.where(selected, adv, 0.0)
+    if mode == "random_isolate":
+        matched = random_share_matched_mask(masks, names, valid, group_size, _random_generator(seed))
+        return torch.where(matched, adv, 0.0)
     if mode == "drop":
         return torch.where(selected, 0.0, adv)
     shaped = eapo_advantages(adv, ent, valid, group_size, alpha=alpha, phi=phi)

@@ -98,6 +98,12 @@ ALGORITHMS: dict[str, Algorithm] = {
             description="EAPO (PAPER.md §5, Eq. 6-7): A + α·sign(A)·clip(z(H), ±|A|/φ), α = 0.2, φ = 2",
         ),
         Algorithm(
+            "eapo_shuffled",
+            shaper="eapo_shuffled",
+            shaper_params={"alpha": 0.2, "phi": 2.0},
+            description="Negative control: EAPO (α = 0.2, φ = 2) on entropies shuffled within each group",
+        ),
+        Algorithm(
             "quadrant",
             shaper="quadrant",
             shaper_params={"mode": "isolate", "quadrants": ["PHR"]},
