@@ -142,3 +142,24 @@ def test_positions_are_stratified_by_entropy_decile() -> None:
     bins = deciles[mask]
     for d in range(9):
         assert values[bins == d].max() <= values[bins == d + 1].min()
+
+
+def test_the_summary_tests_the_bound_only_below_log_2() -> None:
+    """With a 0/1 reward I ≤ log 2, so positions with H ≥ log 2 cannot violate Proposition 1: the summary
+    reports the test on the positions below log 2 and counts the others apart."""
+    from eapo.analysis.credit import CMIEstimate, PositionCredit, credit_summary
+
+    def position(entropy: float, ci_low: float) -> PositionCredit:
+        estimate = CMIEstimate(ci_low, ci_low, ci_low, ci_low + 0.1, ci_low, 1.0, ci_low)
+        return PositionCredit(
+            row=0, problem=0, position=0, entropy=entropy, quadrant="PHR", reward=1.0, token="1",
+            alternatives=["1"], probs=[1.0], successes=[1], trials=[1], remainder_entropy=0.0,
+            estimate=estimate,
+        )  # fmt: skip
+
+    # Two low-entropy positions, one of them above its bound; three at H ≥ log 2, all within it.
+    results = [position(0.1, 0.2), position(0.3, 0.0), *(position(h, 0.5) for h in (0.7, 1.0, 2.0))]
+    summary = credit_summary(results, n_bootstrap=0)
+    assert summary["all"]["n"] == 5 and summary["all"]["exceed_fraction"] == pytest.approx(0.2)
+    assert summary["below_log2"]["n"] == 2 and summary["below_log2"]["exceed_fraction"] == pytest.approx(0.5)
+    assert summary["at_or_above_log2"]["n"] == 3

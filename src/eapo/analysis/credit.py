@@ -5,7 +5,8 @@ The paper only argues the bound and checks a proxy over binned entropies (Eq. 14
 estimated at real positions of real rollouts, by branching.
 
 The probe, at one position t of a sampled response (state s = prompt + o_<t):
-  1. π(·|s): the policy's full-vocabulary softmax at temperature 1 (the distribution whose entropy is H_t).
+  1. π(·|s): the policy's full-vocabulary softmax(logits / T) at the sampling temperature T, the
+     distribution the responses are drawn from (whose entropy is H_t, as the trainer computes it).
   2. A set S of distinct candidate tokens: by default the K most probable (`alternatives="top"`), or the
      distinct tokens among K draws from π (`"sample"`). Their probabilities π(v|s) are known exactly.
   3. For each v in S, M completions of prefix + v with the run's sampling settings (temperature, top-p,
@@ -467,7 +468,11 @@ def probe_credit(
                 model, batch.sequences[rows], batch.attention_mask[rows], batch.prompt_length
             )
         _, entropy = token_logprobs_and_entropy(
-            logits, batch.response_ids[rows], batch.response_mask[rows], chunk_size
+            logits,
+            batch.response_ids[rows],
+            batch.response_mask[rows],
+            chunk_size,
+            temperature=sampling.temperature,
         )
         entropy_parts.append(entropy.float().cpu())
     entropy = torch.cat(entropy_parts)
@@ -489,7 +494,9 @@ def probe_credit(
             )
         for j, row in enumerate(rows):
             for t in by_row[row]:
-                distributions[(row, t)] = torch.softmax(logits[j, t].double(), dim=-1).cpu()
+                distributions[(row, t)] = torch.softmax(
+                    logits[j, t].double() / sampling.temperature, dim=-1
+                ).cpu()
 
     generator = torch.Generator().manual_seed(seed + 1)
     eos_ids = set(model_eos_token_ids(model, tokenizer))
@@ -587,6 +594,8 @@ def credit_summary(
 
     - `exceed_fraction`: positions whose whole interval lies above H_t (ci_low > H_t): a violation of
       Proposition 1 beyond estimation noise. `point_exceed_fraction`: the point estimate alone above H_t.
+    - `below_log2`: the same statistics over the positions with H_t < log 2, the only ones where a 0/1
+      reward lets the bound fail (elsewhere I ≤ log 2 ≤ H_t); `at_or_above_log2`: how many are not.
     - `spearman` between H_t and the corrected estimate, with a bootstrap interval over positions.
     - `credit_to_entropy`: Σ Î / Σ H, the share of the entropy budget that is realised as credit.
     """
@@ -620,6 +629,10 @@ def credit_summary(
         return out
 
     summary: dict[str, Any] = {"all": block(results)}
+    # With a 0/1 reward I ≤ H(r | s) ≤ log 2, so where H_t ≥ log 2 the bound holds by construction: only
+    # positions below log 2 can test Proposition 1.
+    summary["below_log2"] = block([p for p in results if p.entropy < math.log(2)])
+    summary["at_or_above_log2"] = {"n": sum(p.entropy >= math.log(2) for p in results)}
     summary["by_quadrant"] = {
         q: block([p for p in results if p.quadrant == q]) for q in ("PHR", "PLR", "NHR", "NLR", "ZERO")
     }

@@ -174,7 +174,7 @@ def rescore_sum_sq(
     """Σπ² [B,T] (float64) of a dumped batch under `model`, and max |Δ log π| against the dump.
 
     Rebuilds the rollout layout of `eapo.rollout.generate_rollouts` (left-padded prompts, then the
-    responses) and scores it with the trainer's own no-grad pass.
+    responses) and scores it with the trainer's own no-grad pass at the run's sampling temperature.
     """
     from eapo.models import autocast_context
     from eapo.rollout import RolloutBatch
@@ -207,6 +207,7 @@ def rescore_sum_sq(
         config.train.logprob_chunk_size,
         config.train.micro_batch_rows,
         lambda: autocast_context(device, config.model.dtype),
+        temperature=config.sampling.temperature,  # the dump's π_old is softmax(logits / T)
     )
     diff = float((logprobs.cpu() - dump["logprobs"].float()).abs()[mask].max()) if mask.any() else 0.0
     return sum_sq.cpu(), diff

@@ -18,6 +18,8 @@ EXAMPLES = """\
 examples:
   eapo quadrants --run runs/eapo-basic_arithmetic-20261125-120000
   eapo gradients --run runs/eapo-basic_arithmetic-20261125-120000 --max-dumps 10
+  eapo gradients --cosine --prompts 16 --output gradients_cosine_tiny.json
+  eapo gradients --cosine --config configs/smollm2_chain_sum.yaml --prompts 8 --algos grpo,eapo,forking
   eapo credit --run runs/eapo-basic_arithmetic-20261125-120000 --positions 200 --k 8 --m 16
   eapo credit --model tiny --task basic_arithmetic --positions 50
   eapo report --runs runs/a,runs/b --out report.html
@@ -51,9 +53,47 @@ def _quadrants(args: argparse.Namespace, overrides: list[str]) -> int:
     return 0
 
 
+def _gradient_cosine(args: argparse.Namespace, overrides: list[str]) -> int:
+    import shlex
+    import sys
+
+    from eapo.analysis.gradient_cosine import analyze_gradient_cosine, markdown_table
+
+    if args.run is not None and args.model is not None:
+        raise ConfigError("eapo gradients --cosine takes --run RUN_DIR or --model MODEL, not both")
+    algos = [a.strip() for a in args.algos.split(",") if a.strip()] if args.algos else None
+    result = analyze_gradient_cosine(
+        run=args.run,
+        model=args.model,
+        config=args.config,
+        overrides=overrides,
+        algorithms=algos,
+        num_prompts=args.prompts,
+        seed=args.seed,
+        output=args.output,
+        command="eapo " + shlex.join(sys.argv[1:]),
+        progress=not args.no_progress,
+    )
+    b = result["batch"]
+    print(
+        f"{b['rows']} rows, {b['tokens']} tokens, accuracy {b['accuracy']:.3f}, "
+        f"{b['informative_groups']}/{b['groups']} groups with mixed rewards; {result['seconds']:.0f} s"
+    )
+    print("\n".join(markdown_table(result)))
+    print(f"written to {result['output']} (and .md)")
+    return 0
+
+
 def _gradients(args: argparse.Namespace, overrides: list[str]) -> int:
     from eapo.analysis.gradients import analyze_gradients
 
+    if args.cosine:
+        return _gradient_cosine(args, overrides)
+    if args.run is None:
+        raise ConfigError("eapo gradients needs --run RUN_DIR (or --cosine, which can also take --model)")
+    for flag in ("model", "config", "algos", "output"):
+        if getattr(args, flag) is not None:
+            raise ConfigError(f"eapo gradients --{flag} belongs to --cosine")
     _no_extra("gradients", overrides)
     steps = [int(s) for s in args.steps.split(",") if s.strip()] if args.steps else None
     summary = analyze_gradients(
@@ -142,16 +182,38 @@ def register(subparsers: Any) -> None:
 
     p = subparsers.add_parser(
         "gradients",
-        help="where GRPO and every shaper put their gradient signal, by entropy decile (Eq. 5)",
+        help="where GRPO and every shaper put their gradient signal, by entropy decile (Eq. 5); with "
+        "--cosine, how far each algorithm's gradient and update are from GRPO's",
         description="Applies every registered shaper to the same dumped batches and tabulates each method's "
-        "share of the Eq. 5 logit-gradient norm per token-entropy decile. Writes RUN/analysis/gradients/.",
+        "share of the Eq. 5 logit-gradient norm per token-entropy decile. Writes RUN/analysis/gradients/. "
+        "With --cosine: samples one seeded rollout batch from a checkpoint (--run's newest, or --model / "
+        "--config's model) and reports, for each algorithm, the cosine and norm ratio of its policy "
+        "gradient to GRPO's on that batch (ratio 1), overall and per quadrant, the same for the parameter "
+        "change of one AdamW step, and GRPO on a second independent batch as the noise floor; any other "
+        "--section.field VALUE overrides the config.",
         epilog=EXAMPLES,
         formatter_class=formatter,
     )
-    p.add_argument("--run", type=Path, required=True, help="a run folder written by eapo train")
+    p.add_argument("--run", type=Path, default=None, help="a run folder written by eapo train")
     p.add_argument("--out", type=Path, default=None, help="output folder (default RUN/analysis/gradients)")
     p.add_argument("--max-dumps", type=int, default=20, help="dumps to use, spread over training (0 = all)")
     p.add_argument("--steps", default=None, help="comma-separated dump steps to use instead")
+    p.add_argument(
+        "--cosine", action="store_true", help="gradient and update cosines of each algorithm to GRPO's"
+    )
+    p.add_argument("--model", default=None, help="--cosine: checkpoint folder, tiny, smollm2, Hub id or path")
+    p.add_argument(
+        "--config", default=None, help="--cosine: YAML config or built-in name (default: the tiny default)"
+    )
+    p.add_argument("--prompts", type=int, default=16, help="--cosine: prompts per batch (G from the config)")
+    p.add_argument(
+        "--algos",
+        default=None,
+        help="--cosine: comma-separated presets, optionally NAME:FIELD=VALUE (e.g. eapo:alpha=1); "
+        "default all",
+    )
+    p.add_argument("--seed", type=int, default=0, help="--cosine: the batch's seed (the control uses +1)")
+    p.add_argument("--output", type=Path, default=None, help="--cosine: the JSON to write (.md beside it)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.set_defaults(func=_gradients)
 

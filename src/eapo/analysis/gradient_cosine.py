@@ -1,0 +1,514 @@
+"""`eapo gradients --cosine`: how different is each algorithm's update from GRPO's on the same batch?
+
+EAPO changes a token's advantage by at most ±α/φ of |Â| (PAPER.md Eq. 6-7: ±10% at α = 0.2, φ = 2), and
+low-entropy tokens carry little gradient anyway (Eq. 5). If the parameter gradient of EAPO's loss points
+where GRPO's does (cosine near 1, norm ratio near 1), no affordable grid can tell the two apart; this
+command measures that directly, on one fixed rollout batch:
+
+1. One seeded rollout batch from the checkpoint (G responses to each of P training prompts), the task's
+   verifier rewards, π_old's log-probs and entropies at the sampling temperature (logits / T), and the
+   GRPO advantages (Eq. 2). Quadrants: the sign of the GRPO advantage and the group-mean entropy rule
+   (`eapo.core.quadrant_masks`, §4.1); tokens of all-equal groups (Â = 0) form a fifth part, ZERO.
+2. For each algorithm (`eapo.train.algorithms.resolve_algorithm`): its rewards (DAPO's overlong penalty
+   where the preset has one), group advantages and shaped advantages (`eapo.core.shape_advantages`),
+   then the flattened parameter gradient of its policy loss (`eapo.core.policy_loss`, the preset's clip,
+   entropy bonus, loss and aggregation) on the batch at ratio 1 (π_old = π_θ: the first update of a step).
+   The gradient of part Q is the gradient that flows through Q's tokens only (the other tokens' log-probs
+   and entropies are detached); the five parts sum to the whole gradient exactly.
+3. Cosine and norm ratio of each algorithm's gradient to GRPO's, overall and per part; the same for the
+   parameter change of one AdamW step from a fresh optimizer state (the run's lr, weight decay and
+   gradient clipping). Adam's first step is about lr·sign(g), so its cosine can differ a lot from the
+   gradient's.
+4. Control: GRPO on a second, independent batch (other prompts, another seed) against GRPO on the first:
+   the cosine that sampling noise alone gives, the yardstick for "different".
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from tqdm.auto import tqdm
+
+from eapo.errors import ConfigError
+
+__all__ = [
+    "PARTS",
+    "CosineBatch",
+    "adamw_delta",
+    "algorithm_gradients",
+    "batch_from_rewards",
+    "compare",
+    "gradient_cosine",
+    "parse_algorithm",
+    "sample_batch",
+    "shaped_advantages",
+]
+
+# The four quadrants of PAPER.md §4.1, then the valid tokens with a zero GRPO advantage.
+PARTS = ("PHR", "PLR", "NHR", "NLR", "ZERO")
+
+
+@dataclass
+class CosineBatch:
+    """One scored rollout batch: everything an algorithm's loss needs except the model's gradient."""
+
+    rollout: Any  # eapo.rollout.RolloutBatch
+    correct: torch.Tensor  # [B] verifier reward in {0, 1}
+    entropy: torch.Tensor  # [B,T] at the sampling temperature, detached
+    grpo_advantages: torch.Tensor  # [B,T] Eq. 2, 0 outside the mask
+    parts: dict[str, torch.Tensor]  # PARTS -> bool [B,T]
+    group_size: int
+
+
+def sample_batch(
+    model: Any,
+    tokenizer: Any,
+    task: Any,
+    config: Any,
+    problems: Sequence[Any],
+    *,
+    seed: int,
+    autocast: Callable[[], Any] = contextlib.nullcontext,
+) -> CosineBatch:
+    """G responses per problem from `model` at `config.sampling`, scored by the task's verifier and by
+    the trainer's own no-grad pass at the sampling temperature."""
+    from eapo.rollout import generate_rollouts
+    from eapo.tasks import build_prompt, score_completions
+    from eapo.train.trainer import score_policy
+
+    G = config.train.group_size
+    prompts = [build_prompt(p, tokenizer, config.task) for p in problems]
+    model.eval()
+    with autocast():
+        rollout = generate_rollouts(model, tokenizer, prompts, G, config.sampling, seed=seed)
+    row_problems = [problems[i] for i in rollout.prompt_index.tolist()]
+    scored = score_completions(rollout.completions, row_problems, task, config.task.verifier_timeout_s)
+    correct = torch.tensor(scored.rewards, dtype=torch.float32)
+    _, entropy, _ = score_policy(
+        model,
+        rollout,
+        config.train.logprob_chunk_size,
+        config.train.micro_batch_rows,
+        autocast,
+        config.sampling.temperature,
+    )
+    return batch_from_rewards(rollout, correct, entropy, G)
+
+
+def batch_from_rewards(
+    rollout: Any, correct: torch.Tensor, entropy: torch.Tensor, group_size: int
+) -> CosineBatch:
+    """A CosineBatch from a rollout, its 0/1 rewards [B] and token entropies [B,T]: GRPO advantages
+    (Eq. 2) and the parts (quadrants by the GRPO advantage's sign and the group-mean entropy rule)."""
+    from eapo.core import group_advantages, quadrant_masks
+
+    mask = rollout.response_mask
+    advantages = group_advantages(correct, group_size, "grpo")[0][:, None] * mask
+    parts = quadrant_masks(advantages, entropy, mask, group_size)
+    parts["ZERO"] = (mask != 0) & (advantages == 0)
+    return CosineBatch(rollout, correct, entropy, advantages, parts, group_size)
+
+
+def shaped_advantages(algorithm: Any, batch: CosineBatch, max_new_tokens: int) -> torch.Tensor:
+    """The algorithm's token advantages [B,T] on `batch`, computed as the trainer computes them."""
+    from eapo.core import group_advantages, shape_advantages
+    from eapo.train.trainer import overlong_penalty
+
+    mask = batch.rollout.response_mask
+    buffer = algorithm.overlong_buffer if algorithm.overlong_buffer >= 0 else max_new_tokens // 4
+    rewards = batch.correct + overlong_penalty(mask.sum(dim=1), max_new_tokens, buffer)
+    seq_adv, _ = group_advantages(rewards, batch.group_size, algorithm.advantage)
+    advantages = seq_adv[:, None] * mask
+    return shape_advantages(
+        algorithm.shaper, advantages, batch.entropy, mask, batch.group_size, **algorithm.shaper_params
+    )
+
+
+def parse_algorithm(label: str) -> Any:
+    """An `AlgoConfig` from `name` or `name:field=value:field=value` (e.g. `eapo:alpha=1:phi=1`).
+
+    Fields are those of `eapo.train.config.AlgoConfig`; values are read as YAML scalars.
+    """
+    import yaml
+
+    from eapo.train.config import AlgoConfig
+
+    name, *assignments = label.split(":")
+    fields = {f.name for f in dataclasses.fields(AlgoConfig)} - {"name"}
+    values: dict[str, Any] = {}
+    for assignment in assignments:
+        key, sep, raw = assignment.partition("=")
+        if not sep or key not in fields:
+            raise ConfigError(
+                f"gradients --algos {label!r}: {assignment!r} is not FIELD=VALUE with FIELD one of "
+                f"{', '.join(sorted(fields))}"
+            )
+        values[key] = yaml.safe_load(raw)
+    return AlgoConfig(name=name, **values)
+
+
+def _update_mask(batch: CosineBatch, drop_zero_variance_groups: bool) -> torch.Tensor:
+    """The tokens the trainer's loss averages over (all-equal groups dropped when the config says so)."""
+    mask = batch.rollout.response_mask
+    if not drop_zero_variance_groups:
+        return mask
+    informative = batch.correct.view(-1, batch.group_size).std(dim=1) > 0
+    return mask & informative.repeat_interleave(batch.group_size)[:, None].to(mask.device)
+
+
+def _zero_part_is_inert(algorithm: Any, shaped: torch.Tensor, batch: CosineBatch) -> bool:
+    """True when no gradient can flow through the ZERO tokens: PPO-clip with Â = 0 there and no entropy or
+    KL term (their per-token loss is −0·ρ). Saves one backward pass per micro-batch."""
+    return (
+        algorithm.loss == "ppo_clip"
+        and algorithm.entropy_coef == 0
+        and algorithm.kl_coef == 0
+        and not bool((shaped[batch.parts["ZERO"]] != 0).any())
+    )
+
+
+def algorithm_gradients(
+    model: Any,
+    batch: CosineBatch,
+    algorithm: Any,
+    shaped: torch.Tensor,
+    config: Any,
+    autocast: Callable[[], Any] = contextlib.nullcontext,
+) -> dict[str, torch.Tensor]:
+    """The flattened parameter gradient [N] (fp32) of `algorithm`'s policy loss, per part of PARTS.
+
+    Ratio 1 (π_old = π_θ, the first update of a trainer step); the trainer's micro-batching, token count
+    and aggregation, so the parts sum to the gradient the trainer would accumulate before clipping.
+    """
+    from eapo.core import policy_loss, token_logprobs_and_entropy
+    from eapo.rollout import response_logits
+
+    rollout = batch.rollout
+    update_mask = _update_mask(batch, config.train.drop_zero_variance_groups)
+    params = [p for p in model.parameters() if p.requires_grad]
+    size = sum(p.numel() for p in params)
+    parts = [q for q in PARTS if not (q == "ZERO" and _zero_part_is_inert(algorithm, shaped, batch))]
+    total = {q: torch.zeros(size, dtype=torch.float32) for q in PARTS}
+    rows_total = rollout.sequences.shape[0]
+    num_tokens = int(update_mask.sum())
+    need_entropy_grad = algorithm.entropy_coef != 0
+    model.train()
+    for start in range(0, rows_total, config.train.micro_batch_rows):
+        rows = slice(start, min(start + config.train.micro_batch_rows, rows_total))
+        with autocast():
+            logits = response_logits(
+                model, rollout.sequences[rows], rollout.attention_mask[rows], rollout.prompt_length
+            )
+        logprobs, entropy = token_logprobs_and_entropy(
+            logits,
+            rollout.response_ids[rows],
+            update_mask[rows],
+            config.train.logprob_chunk_size,
+            entropy_grad=need_entropy_grad,
+            temperature=config.sampling.temperature,
+        )[:2]
+        logprobs = logprobs.float()
+        for i, part in enumerate(parts):
+            through = batch.parts[part][rows].to(logprobs.device)
+            # The loss's value is unchanged; only the gradient through `part`'s tokens survives.
+            part_logprobs = torch.where(through, logprobs, logprobs.detach())
+            part_entropy = torch.where(through, entropy, entropy.detach()).float()
+            loss, _, _ = policy_loss(
+                part_logprobs,
+                logprobs.detach(),
+                shaped[rows],
+                update_mask[rows],
+                loss_type=algorithm.loss,
+                clip_low=algorithm.clip_low,
+                clip_high=algorithm.clip_high,
+                dual_clip=algorithm.dual_clip,
+                # The reference is the checkpoint itself here (a KL term's gradient is 0 at ratio 1).
+                ref_logprobs=logprobs.detach() if algorithm.kl_coef > 0 else None,
+                kl_coef=algorithm.kl_coef,
+                entropy=part_entropy if need_entropy_grad else None,
+                entropy_coef=algorithm.entropy_coef,
+                agg=algorithm.agg,
+                num_tokens=num_tokens,
+                num_seqs=rows_total,
+                **algorithm.loss_params,
+            )
+            if not loss.requires_grad:
+                continue
+            grads = torch.autograd.grad(loss, params, retain_graph=i < len(parts) - 1, allow_unused=True)
+            total[part] += torch.cat(
+                [
+                    (g if g is not None else torch.zeros_like(p)).detach().float().reshape(-1).cpu()
+                    for g, p in zip(grads, params, strict=True)
+                ]
+            )
+    model.eval()
+    return total
+
+
+def adamw_delta(
+    params: torch.Tensor, gradient: torch.Tensor, *, lr: float, weight_decay: float, max_grad_norm: float
+) -> torch.Tensor:
+    """The parameter change [N] of one `torch.optim.AdamW` step from a fresh state, after the trainer's
+    gradient clipping (`clip_grad_norm_` to `max_grad_norm`). AdamW is elementwise, so one flat leaf
+    tensor stands for all the model's parameters."""
+    leaf = params.detach().clone().requires_grad_(True)
+    leaf.grad = gradient.detach().clone()
+    torch.nn.utils.clip_grad_norm_([leaf], max_grad_norm)
+    torch.optim.AdamW([leaf], lr=lr, weight_decay=weight_decay).step()
+    return leaf.detach() - params
+
+
+def compare(vector: torch.Tensor, reference: torch.Tensor) -> dict[str, float | None]:
+    """Cosine and norm ratio ‖vector‖ / ‖reference‖ (float64); None where a norm is 0."""
+    a, b = vector.double(), reference.double()
+    norm_a, norm_b = float(a.norm()), float(b.norm())
+    return {
+        "cosine": float(a @ b) / (norm_a * norm_b) if norm_a > 0 and norm_b > 0 else None,
+        "norm_ratio": norm_a / norm_b if norm_b > 0 else None,
+        "norm": norm_a,
+    }
+
+
+def _with_whole(parts: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    return {"all": torch.stack(list(parts.values())).sum(dim=0), **parts}
+
+
+def _part_shares(batch: CosineBatch) -> dict[str, float]:
+    valid = int(batch.rollout.response_mask.sum())
+    return {q: int(batch.parts[q].sum()) / valid if valid else 0.0 for q in PARTS}
+
+
+def gradient_cosine(
+    model: Any,
+    tokenizer: Any,
+    task: Any,
+    config: Any,
+    *,
+    algorithms: Sequence[str] | None = None,
+    num_prompts: int = 16,
+    seed: int = 0,
+    autocast: Callable[[], Any] = contextlib.nullcontext,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Gradient and one-step-update cosines of every algorithm against GRPO, overall and per part.
+
+    `algorithms`: preset names (default: every preset of `eapo.train.algorithms.ALGORITHMS`); GRPO is
+    always computed as the reference. Problems come from the task's train split in a seeded order: the
+    first `num_prompts` make the batch, the next `num_prompts` the control batch (seed + 1).
+    Returns a JSON-ready dict (settings, batch statistics, results per algorithm, control, seconds).
+    """
+    from eapo.train.algorithms import ALGORITHMS, resolve_algorithm
+
+    names = list(algorithms) if algorithms else list(ALGORITHMS)
+    for label in names:  # every label parses and resolves before any model work
+        resolve_algorithm(parse_algorithm(label))
+    if num_prompts < 1:
+        raise ConfigError(f"gradients --prompts must be >= 1; got {num_prompts}")
+    if len(task.train) < 2 * num_prompts:
+        raise ConfigError(
+            f"gradients --prompts {num_prompts}: the task's train split has {len(task.train)} problems; "
+            f"the batch and the control batch need {2 * num_prompts}"
+        )
+    names = ["grpo", *[n for n in names if n != "grpo"]]
+    start_time = time.perf_counter()
+    order = torch.randperm(len(task.train), generator=torch.Generator().manual_seed(seed)).tolist()
+    problems = [task.train[i] for i in order[:num_prompts]]
+    control_problems = [task.train[i] for i in order[num_prompts : 2 * num_prompts]]
+    t = config.train
+
+    def algorithm_of(label: str) -> Any:
+        algo_config = parse_algorithm(label)
+        if label == config.algo.name:  # the run's own algorithm, with the run's overrides
+            algo_config = config.algo
+        return resolve_algorithm(algo_config)
+
+    batch = sample_batch(model, tokenizer, task, config, problems, seed=seed, autocast=autocast)
+    params = torch.cat([p.detach().float().reshape(-1).cpu() for p in model.parameters() if p.requires_grad])
+
+    def step(gradient: torch.Tensor) -> torch.Tensor:
+        return adamw_delta(
+            params, gradient, lr=t.lr, weight_decay=t.weight_decay, max_grad_norm=t.max_grad_norm
+        )
+
+    max_new = config.sampling.max_new_tokens
+    reference: dict[str, dict[str, torch.Tensor]] = {}
+    results: dict[str, Any] = {}
+    seen: dict[tuple[Any, ...], str] = {}
+    for name in tqdm(names, desc="gradients", unit="algo", disable=not progress, leave=False):
+        algorithm = algorithm_of(name)
+        shaped = shaped_advantages(algorithm, batch, max_new)
+        # Presets with the same loss settings and the same shaped advantages give the same gradient.
+        key = (
+            algorithm.loss, algorithm.clip_low, algorithm.clip_high, algorithm.dual_clip, algorithm.kl_coef,
+            algorithm.entropy_coef, algorithm.agg, tuple(sorted(algorithm.loss_params.items())),
+            shaped.numpy().tobytes(),
+        )  # fmt: skip
+        entry: dict[str, Any] = {
+            "description": algorithm.description,
+            "shaper": algorithm.shaper,
+            "shaper_params": algorithm.shaper_params,
+            "loss": algorithm.loss,
+            "mean_abs_shaped_advantage": float(shaped.abs().sum() / batch.rollout.response_mask.sum()),
+        }
+        if key in seen and name != "grpo":
+            entry["same_gradient_as"] = seen[key]
+            results[name] = {**results[seen[key]], **entry}
+            continue
+        seen[key] = name
+        gradients = _with_whole(algorithm_gradients(model, batch, algorithm, shaped, config, autocast))
+        updates = {part: step(g) for part, g in gradients.items()}
+        if name == "grpo":
+            reference = {"gradient": gradients, "update": updates}
+        entry["gradient"] = {p: compare(g, reference["gradient"][p]) for p, g in gradients.items()}
+        entry["update"] = {p: compare(u, reference["update"][p]) for p, u in updates.items()}
+        results[name] = entry
+
+    control_batch = sample_batch(
+        model, tokenizer, task, config, control_problems, seed=seed + 1, autocast=autocast
+    )
+    grpo = algorithm_of("grpo")
+    control_gradients = _with_whole(
+        algorithm_gradients(
+            model, control_batch, grpo, shaped_advantages(grpo, control_batch, max_new), config, autocast
+        )
+    )
+    control = {
+        "gradient": {p: compare(g, reference["gradient"][p]) for p, g in control_gradients.items()},
+        "update": {p: compare(step(g), reference["update"][p]) for p, g in control_gradients.items()},
+        "part_shares": _part_shares(control_batch),
+        "accuracy": float(control_batch.correct.mean()),
+    }
+    mask = batch.rollout.response_mask
+    groups = batch.correct.view(-1, batch.group_size)
+    return {
+        "kind": "gradient_cosine",
+        "settings": {
+            "task": config.task.source,
+            "prompts": num_prompts,
+            "group_size": batch.group_size,
+            "max_new_tokens": max_new,
+            "temperature": config.sampling.temperature,
+            "top_p": config.sampling.top_p,
+            "lr": t.lr,
+            "weight_decay": t.weight_decay,
+            "max_grad_norm": t.max_grad_norm,
+            "drop_zero_variance_groups": t.drop_zero_variance_groups,
+            "seed": seed,
+            "parameters": int(params.numel()),
+        },
+        "batch": {
+            "rows": int(mask.shape[0]),
+            "tokens": int(mask.sum()),
+            "accuracy": float(batch.correct.mean()),
+            "informative_groups": int((groups.std(dim=1) > 0).sum()),
+            "groups": int(groups.shape[0]),
+            "part_shares": _part_shares(batch),
+            "mean_entropy": float((batch.entropy * mask).sum() / mask.sum().clamp(min=1)),
+        },
+        "algorithms": results,
+        "control": control,
+        "seconds": time.perf_counter() - start_time,
+    }
+
+
+def _cell(value: float | None, digits: int = 3) -> str:
+    return "–" if value is None else f"{value:.{digits}f}"
+
+
+def markdown_table(result: dict[str, Any]) -> list[str]:
+    """The result as Markdown lines: one row per algorithm (and the control), gradient and update cosines
+    overall and per quadrant, and the overall norm ratios."""
+    header = [
+        "vs GRPO",
+        "grad cos",
+        "grad norm ratio",
+        *(f"grad cos {q}" for q in PARTS[:4]),
+        "update cos",
+        "update norm ratio",
+        *(f"update cos {q}" for q in PARTS[:4]),
+    ]
+
+    def row(label: str, entry: dict[str, Any]) -> str:
+        g, u = entry["gradient"], entry["update"]
+        cells = [
+            label,
+            _cell(g["all"]["cosine"], 4),
+            _cell(g["all"]["norm_ratio"]),
+            *(_cell(g[q]["cosine"], 4) for q in PARTS[:4]),
+            _cell(u["all"]["cosine"], 4),
+            _cell(u["all"]["norm_ratio"]),
+            *(_cell(u[q]["cosine"], 4) for q in PARTS[:4]),
+        ]
+        return "| " + " | ".join(cells) + " |"
+
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for label, entry in result["algorithms"].items():
+        if label == "grpo":
+            continue
+        same = entry.get("same_gradient_as")
+        lines.append(row(f"{label} (= {same})" if same and same != "grpo" else label, entry))
+    lines.append(row("control: GRPO, 2nd batch", result["control"]))
+    return lines
+
+
+def analyze_gradient_cosine(
+    *,
+    run: Any = None,
+    model: str | None = None,
+    config: Any = None,
+    overrides: Sequence[str] | None = None,
+    algorithms: Sequence[str] | None = None,
+    num_prompts: int = 16,
+    seed: int = 0,
+    output: Any = None,
+    command: str | None = None,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """`eapo gradients --cosine`: load a run's newest checkpoint (or --model with --config), measure, and
+    write the JSON to `output` (default `<run>/analysis/gradients/cosine.json` or `gradient_cosine.json`)
+    with a Markdown table beside it (`.md`). `config`: a YAML path or a built-in name (`smoke`); `command`:
+    the command line to record. Returns the result with `output`."""
+    import json
+    from pathlib import Path
+
+    from eapo.models import autocast_context, load_policy
+    from eapo.tasks import load_task
+    from eapo.train.evaluate import resolve_eval_target
+    from eapo.train.trainer import seed_everything
+
+    if run is None and model is None:  # the config's own model (the tiny default's when no config)
+        from eapo.train.config import load_config
+
+        model = load_config(config, list(overrides or [])).model.name
+    cfg, model_name = resolve_eval_target(Path(run) if run else None, model, config, list(overrides or []))
+    seed_everything(seed)
+    task = load_task(cfg.task)
+    policy, tokenizer = load_policy(cfg.model, task, progress=progress)
+    device = next(policy.parameters()).device
+    result = gradient_cosine(
+        policy,
+        tokenizer,
+        task,
+        cfg,
+        algorithms=algorithms,
+        num_prompts=num_prompts,
+        seed=seed,
+        autocast=lambda: autocast_context(device, cfg.model.dtype),
+        progress=progress,
+    )
+    result["model"] = model_name
+    result["command"] = command
+    if output is None:
+        output = Path(run) / "analysis" / "gradients" / "cosine.json" if run else Path("gradient_cosine.json")
+    output = Path(output)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(json.dumps(result, indent=2) + "\n")
+    output.with_suffix(".md").write_text("\n".join(markdown_table(result)) + "\n")
+    result["output"] = str(output)
+    return result

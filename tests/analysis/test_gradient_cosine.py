@@ -1,0 +1,161 @@
+"""`eapo gradients --cosine`: per-algorithm parameter gradients and one-step updates against GRPO's, on one
+rollout batch of the smoke model, checked against exact properties (not just GRPO against itself)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+import torch
+
+from eapo.analysis.gradient_cosine import (
+    PARTS,
+    adamw_delta,
+    algorithm_gradients,
+    batch_from_rewards,
+    compare,
+    gradient_cosine,
+    parse_algorithm,
+    sample_batch,
+    shaped_advantages,
+)
+from eapo.errors import ConfigError
+from eapo.train.algorithms import resolve_algorithm
+from eapo.train.config import AlgoConfig, load_config
+
+
+@pytest.fixture(scope="module")
+def smoke() -> tuple[Any, Any, Any, Any]:
+    from eapo.models import load_policy
+    from eapo.tasks import load_task
+
+    config = load_config("smoke", ["--train.micro_batch_rows", "5"])  # micro-batches that split groups
+    task = load_task(config.task)
+    model, tokenizer = load_policy(config.model, task, progress=False)
+    return model, tokenizer, task, config
+
+
+@pytest.fixture(scope="module")
+def batch(smoke: tuple[Any, Any, Any, Any]) -> Any:
+    """4 prompts x G = 4 sampled by the smoke model, with rewards fixed by hand so that every group is
+    mixed (the smoke model rarely answers right) and all four quadrants have tokens."""
+    model, tokenizer, task, config = smoke
+    sampled = sample_batch(model, tokenizer, task, config, task.train[:4], seed=0)
+    correct = torch.tensor([1.0, 0, 0, 1, 0, 1, 1, 1, 1, 0, 0, 0, 0, 1, 0, 1])
+    return batch_from_rewards(sampled.rollout, correct, sampled.entropy, sampled.group_size)
+
+
+def _gradients(
+    smoke: tuple[Any, Any, Any, Any], batch: Any, label: str | AlgoConfig
+) -> dict[str, torch.Tensor]:
+    model, _, _, config = smoke
+    algorithm = resolve_algorithm(parse_algorithm(label) if isinstance(label, str) else label)
+    shaped = shaped_advantages(algorithm, batch, config.sampling.max_new_tokens)
+    return algorithm_gradients(model, batch, algorithm, shaped, config)
+
+
+def test_the_batch_has_every_quadrant(batch: Any) -> None:
+    for part in PARTS[:4]:
+        assert int(batch.parts[part].sum()) > 0, part
+
+
+def test_eapo_at_alpha_zero_has_grpos_gradient_and_update(smoke: Any, batch: Any) -> None:
+    grpo, eapo0 = _gradients(smoke, batch, "grpo"), _gradients(smoke, batch, "eapo:alpha=0")
+    params = torch.cat([p.detach().reshape(-1) for p in smoke[0].parameters()])
+    for part in PARTS[:4]:
+        assert float(grpo[part].norm()) > 0, part
+        c = compare(eapo0[part], grpo[part])
+        assert c["cosine"] == pytest.approx(1.0, abs=1e-6) and c["norm_ratio"] == pytest.approx(1.0, abs=1e-6)
+        step = {"lr": 1e-3, "weight_decay": 0.0, "max_grad_norm": 1.0}
+        u = compare(adamw_delta(params, eapo0[part], **step), adamw_delta(params, grpo[part], **step))
+        assert u["cosine"] == pytest.approx(1.0, abs=1e-6) and u["norm_ratio"] == pytest.approx(1.0, abs=1e-6)
+    # EAPO at its defaults is not GRPO: it moves each token's |Â| by up to ±10%.
+    eapo = _gradients(smoke, batch, "eapo")
+    assert compare(eapo["PHR"], grpo["PHR"])["cosine"] < 1 - 1e-7
+
+
+def test_the_parts_sum_to_the_trainers_whole_batch_gradient(smoke: Any, batch: Any) -> None:
+    """Σ parts equals one backward of the full token-mean loss over the whole batch."""
+    from eapo.core import policy_loss, token_logprobs_and_entropy
+    from eapo.rollout import response_logits
+
+    model, _, _, config = smoke
+    parts = _gradients(smoke, batch, "eapo")
+    algorithm = resolve_algorithm(AlgoConfig(name="eapo"))
+    shaped = shaped_advantages(algorithm, batch, config.sampling.max_new_tokens)
+    r = batch.rollout
+    informative = batch.correct.view(-1, 4).std(dim=1) > 0
+    mask = r.response_mask & informative.repeat_interleave(4)[:, None]
+    model.zero_grad(set_to_none=True)
+    logits = response_logits(model, r.sequences, r.attention_mask, r.prompt_length)
+    logprobs, _ = token_logprobs_and_entropy(logits, r.response_ids, mask)
+    loss, _, _ = policy_loss(logprobs, logprobs.detach(), shaped, mask)
+    loss.backward()
+    direct = torch.cat([p.grad.reshape(-1) for p in model.parameters()])
+    whole = torch.stack(list(parts.values())).sum(dim=0)
+    assert torch.allclose(whole, direct, rtol=1e-4, atol=1e-7)
+    assert float(parts["ZERO"].norm()) == 0.0  # Â = 0 and no entropy term: nothing flows there
+
+
+def test_isolating_a_quadrant_zeroes_the_others_and_keeps_its_own(smoke: Any, batch: Any) -> None:
+    grpo = _gradients(smoke, batch, "grpo")
+    isolate = _gradients(smoke, batch, "quadrant")  # the preset: isolate PHR
+    for part in ("PLR", "NHR", "NLR", "ZERO"):
+        assert float(isolate[part].norm()) == 0.0, part
+    c = compare(isolate["PHR"], grpo["PHR"])
+    assert c["cosine"] == pytest.approx(1.0, abs=1e-6) and c["norm_ratio"] == pytest.approx(1.0, abs=1e-6)
+    drop_negative = AlgoConfig(name="quadrant", shaper_params={"mode": "drop", "quadrants": ["NHR", "NLR"]})
+    drop = _gradients(smoke, batch, drop_negative)
+    assert float(drop["NHR"].norm()) == 0.0 and float(drop["NLR"].norm()) == 0.0
+    assert compare(drop["PLR"], grpo["PLR"])["cosine"] == pytest.approx(1.0, abs=1e-6)
+
+
+def test_forking_and_w_reinf_point_elsewhere(smoke: Any, batch: Any) -> None:
+    grpo = _gradients(smoke, batch, "grpo")
+    whole = torch.stack(list(grpo.values())).sum(dim=0)
+    forking = _gradients(smoke, batch, "forking")
+    assert compare(torch.stack(list(forking.values())).sum(dim=0), whole)["cosine"] < 0.99
+    # W-REINFORCE scales positive advantages by 0.1: positive parts shrink exactly 10x, negative stay.
+    w = _gradients(smoke, batch, "w_reinf")
+    assert compare(w["PHR"], grpo["PHR"])["norm_ratio"] == pytest.approx(0.1, rel=1e-5)
+    assert compare(w["NLR"], grpo["NLR"])["norm_ratio"] == pytest.approx(1.0, rel=1e-5)
+
+
+def test_adamw_delta_is_one_adamw_step_of_the_whole_model() -> None:
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.Linear(4, 2))
+    model(torch.randn(5, 3)).square().sum().backward()
+    before = torch.cat([p.detach().reshape(-1).clone() for p in model.parameters()])
+    grad = torch.cat([p.grad.reshape(-1).clone() for p in model.parameters()])
+    torch.nn.utils.clip_grad_norm_(list(model.parameters()), 0.5)
+    torch.optim.AdamW(model.parameters(), lr=0.01, weight_decay=0.1).step()
+    after = torch.cat([p.detach().reshape(-1) for p in model.parameters()])
+    delta = adamw_delta(before, grad, lr=0.01, weight_decay=0.1, max_grad_norm=0.5)
+    assert torch.allclose(delta, after - before, atol=1e-7)
+
+
+def test_the_command_reports_every_algorithm_and_the_control(smoke: Any, tmp_path: Any) -> None:
+    model, tokenizer, task, config = smoke
+    result = gradient_cosine(
+        model,
+        tokenizer,
+        task,
+        config,
+        algorithms=["eapo", "dapo", "forking"],
+        num_prompts=4,
+        seed=0,
+        progress=False,
+    )
+    assert list(result["algorithms"]) == ["grpo", "eapo", "dapo", "forking"]
+    for entry in result["algorithms"].values():
+        assert set(entry["gradient"]) == {"all", *PARTS} and set(entry["update"]) == {"all", *PARTS}
+    assert set(result["control"]["gradient"]) == {"all", *PARTS}
+    assert sum(result["batch"]["part_shares"].values()) == pytest.approx(1.0)
+    json.dumps(result)  # JSON-ready as returned
+
+
+def test_algorithm_labels_are_checked() -> None:
+    assert parse_algorithm("eapo:alpha=1:phi=1") == AlgoConfig(name="eapo", alpha=1, phi=1)
+    with pytest.raises(ConfigError, match="FIELD=VALUE"):
+        parse_algorithm("eapo:beta=1")
