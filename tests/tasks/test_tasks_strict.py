@@ -114,3 +114,10 @@ def test_strict_answer_is_a_config_field() -> None:
     config.validate()
     assert not TaskConfig().strict_answer  # default unchanged for existing configs
     assert "n_well_formed" in {f.name for f in dataclasses.fields(ScoreResult)}
+
+
+def test_format_rate_is_the_share_of_strict_answers() -> None:
+    from eapo.tasks import format_rate
+
+    assert format_rate(COMPLETIONS) == 2 / 5
+    assert format_rate([]) == 0.0

@@ -11,12 +11,20 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from eapo._lazy import lazy_exports
-from eapo.models.config import LoraConfig, ModelConfig, TinyConfig
+from eapo.models.config import FormatWarmupConfig, LoraConfig, ModelConfig, TinyConfig
 
 if TYPE_CHECKING:
     from eapo.models.char_tokenizer import build_char_tokenizer
     from eapo.models.device import autocast_context, cpu_has_fast_bf16, resolve_device, resolve_dtype
-    from eapo.models.loading import add_lora, default_cache_dir, load_policy, load_pretrained
+    from eapo.models.format_warmup import ensure_format_warmup, format_warmup, format_warmup_summary
+    from eapo.models.loading import (
+        add_lora,
+        default_cache_dir,
+        load_policy,
+        load_pretrained,
+        policy_location,
+        record_format_warmup,
+    )
     from eapo.models.smollm2 import ensure_smollm2
     from eapo.models.tiny import build_tiny_model, ensure_tiny_model, supervised_warmup
 
@@ -27,10 +35,15 @@ _LAZY = {
     "cpu_has_fast_bf16": "device",
     "resolve_device": "device",
     "resolve_dtype": "device",
+    "ensure_format_warmup": "format_warmup",
+    "format_warmup": "format_warmup",
+    "format_warmup_summary": "format_warmup",
     "add_lora": "loading",
     "default_cache_dir": "loading",
     "load_policy": "loading",
     "load_pretrained": "loading",
+    "policy_location": "loading",
+    "record_format_warmup": "loading",
     "ensure_smollm2": "smollm2",
     "build_tiny_model": "tiny",
     "ensure_tiny_model": "tiny",
@@ -41,6 +54,7 @@ _LAZY = {
 __getattr__ = lazy_exports(__name__, _LAZY)
 
 __all__ = [
+    "FormatWarmupConfig",
     "LoraConfig",
     "ModelConfig",
     "TinyConfig",
@@ -50,10 +64,15 @@ __all__ = [
     "build_tiny_model",
     "cpu_has_fast_bf16",
     "default_cache_dir",
+    "ensure_format_warmup",
     "ensure_smollm2",
     "ensure_tiny_model",
+    "format_warmup",
+    "format_warmup_summary",
     "load_policy",
     "load_pretrained",
+    "policy_location",
+    "record_format_warmup",
     "resolve_device",
     "resolve_dtype",
     "supervised_warmup",

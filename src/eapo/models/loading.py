@@ -7,17 +7,25 @@
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import platformdirs
 import torch
+from tqdm.auto import tqdm
 from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
 
 from eapo.errors import ConfigError, ModelLoadError
 from eapo.models.config import LoraConfig, ModelConfig
 from eapo.models.device import resolve_device, resolve_dtype
+from eapo.models.format_warmup import (
+    RECORD,
+    ensure_format_warmup,
+    format_warmup_summary,
+    read_format_warmup_record,
+)
 from eapo.models.smollm2 import ensure_smollm2
 from eapo.models.tiny import ensure_tiny_model
 
@@ -49,21 +57,13 @@ def load_policy(
     The tokenizer always has a pad token (eos when it had none) and pads on the left, for generation.
     Weights are bf16 on CUDA and fp32 on CPU with `dtype: auto` (see `eapo.models.device`). With
     `config.lora.enabled` the model is a `peft` model with trainable adapters only.
-    `task` is needed for `tiny`, which is pre-trained on that task's train split on first use.
+    `task` is needed for `tiny`, which is pre-trained on that task's train split on first use, and with
+    `config.format_warmup.enabled`, which fine-tunes the model on the task's answer format first (cached;
+    `eapo.models.format_warmup`).
     """
     device = resolve_device(config.device)
     dtype = resolve_dtype(device, config.dtype)
-    cache = default_cache_dir(cache_dir)
-    if config.name == "tiny":
-        if task is None:
-            raise ConfigError("model.name 'tiny' is pre-trained on a task: pass the task to load_policy")
-        folder = ensure_tiny_model(task, config.tiny, cache, progress=progress, device=config.device)
-        revision = None
-    elif config.name == "smollm2":
-        folder, revision = ensure_smollm2(cache), None
-    else:
-        folder, revision = _checked_location(config.name), config.revision
-
+    folder, revision = policy_location(config, task, cache_dir=cache_dir, progress=progress)
     model, tokenizer = load_pretrained(
         folder, revision=revision, trust_remote_code=config.trust_remote_code, dtype=dtype
     )
@@ -71,6 +71,51 @@ def load_policy(
     if config.lora.enabled:
         model = add_lora(model, config.lora)
     return model, tokenizer
+
+
+def policy_location(
+    config: ModelConfig,
+    task: Task | None = None,
+    *,
+    cache_dir: Path | None = None,
+    progress: bool = True,
+) -> tuple[str | Path, str | None]:
+    """(folder or Hub id, revision) that `load_policy` reads the weights from.
+
+    Runs the tiny model's SFT and the format warm-up first where they are not cached yet.
+    """
+    if config.format_warmup.enabled and task is None:
+        raise ConfigError("model.format_warmup is enabled: pass the task to load_policy")
+    cache = default_cache_dir(cache_dir)
+    location: str | Path
+    if config.name == "tiny":
+        if task is None:
+            raise ConfigError("model.name 'tiny' is pre-trained on a task: pass the task to load_policy")
+        location = ensure_tiny_model(task, config.tiny, cache, progress=progress, device=config.device)
+        revision = None
+    elif config.name == "smollm2":
+        location, revision = ensure_smollm2(cache), None
+    else:
+        location, revision = _checked_location(config.name), config.revision
+    if config.format_warmup.enabled:
+        assert task is not None  # checked above
+        location = ensure_format_warmup(location, config, task, cache, revision=revision, progress=progress)
+        revision = None
+    return location, revision
+
+
+def record_format_warmup(
+    run_dir: Path, config: ModelConfig, task: Task, *, cache_dir: Path | None = None
+) -> dict[str, Any] | None:
+    """Copy the format warm-up's record into `run_dir/format_warmup.json` and print its one-line summary;
+    None (nothing written) when `config.format_warmup` is off."""
+    if not config.format_warmup.enabled:
+        return None
+    folder, _ = policy_location(config, task, cache_dir=cache_dir, progress=False)
+    record = read_format_warmup_record(Path(folder))
+    (Path(run_dir) / RECORD).write_text(json.dumps(record, indent=2) + "\n")
+    tqdm.write(format_warmup_summary(record))
+    return record
 
 
 def load_pretrained(

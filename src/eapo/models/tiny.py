@@ -171,7 +171,9 @@ def supervised_warmup(
     for step in range(1, tiny_config.sft_max_steps + 1):
         model.train()
         rows = torch.randint(len(examples), (tiny_config.sft_batch_size,), generator=batch_rng).tolist()
-        input_ids, attention_mask, labels = _collate([examples[i] for i in rows], tokenizer.pad_token_id)
+        input_ids, attention_mask, labels = collate_sft_batch(
+            [examples[i] for i in rows], tokenizer.pad_token_id
+        )
         with autocast_context(device, "auto"):
             output = model(
                 input_ids=input_ids.to(device),
@@ -265,7 +267,7 @@ def _tokenize_examples(
     return examples
 
 
-def _collate(
+def collate_sft_batch(
     examples: list[tuple[list[int], int]], pad_token_id: int
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Right-padded input ids, attention mask and labels [batch, longest]; labels are -100 except on the

@@ -9,7 +9,13 @@ result = score_completions(completions, problems, task)  # result.rewards: 0/1 p
 """
 
 from eapo.tasks.config import TaskConfig
-from eapo.tasks.extraction import extract_answer, last_number, parse_number, strict_answer
+from eapo.tasks.extraction import (
+    extract_answer,
+    format_rate,
+    last_number,
+    parse_number,
+    strict_answer,
+)
 from eapo.tasks.loading import load_task
 from eapo.tasks.problem import Problem, Task
 from eapo.tasks.prompts import DEFAULT_SYSTEM_PROMPTS, build_prompt, reference_completion, system_prompt
@@ -26,6 +32,7 @@ __all__ = [
     "TaskConfig",
     "build_prompt",
     "extract_answer",
+    "format_rate",
     "generator_names",
     "last_number",
     "load_task",

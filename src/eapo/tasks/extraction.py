@@ -114,6 +114,13 @@ def strict_answer(text: str, answer_format: str = "answer_tag") -> str | None:
     raise ValueError(f"answer_format {answer_format!r}: expected one of {ANSWER_FORMATS}")
 
 
+def format_rate(completions: list[str], answer_format: str = "answer_tag") -> float:
+    """Fraction of `completions` with a strict final answer (`strict_answer`); 0.0 for none."""
+    if not completions:
+        return 0.0
+    return sum(strict_answer(c, answer_format) is not None for c in completions) / len(completions)
+
+
 def _closing_brace(text: str, start: int) -> int | None:
     """Position of the `}` that closes the `{` at `start`, or None when the braces never balance."""
     depth = 0

@@ -508,6 +508,7 @@ def validate(config: Config) -> None:
         ("run.seed", r.seed),
         ("task.seed", config.task.seed),
         ("model.tiny.seed", m.tiny.seed),
+        ("model.format_warmup.seed", m.format_warmup.seed),
     ):
         _require(0 <= seed <= MAX_SEED, name, seed, f"an integer in [0, {MAX_SEED}]")
     _require(t.steps >= 0, "train.steps", t.steps, ">= 0")
@@ -630,6 +631,7 @@ def _validate_model(config: Config) -> None:
             list(tc.target_accuracy),
             "0 <= low <= high <= 1",
         )
+    m.format_warmup.validate(training_temperature=config.sampling.temperature)
 
 
 def to_dict(config: Config) -> dict[str, Any]:

@@ -38,7 +38,7 @@ from eapo.core import (
     zero_variance_groups,
 )
 from eapo.errors import CheckpointError, ConfigError
-from eapo.models import autocast_context, load_policy
+from eapo.models import autocast_context, load_policy, record_format_warmup
 from eapo.rollout import (
     RolloutBatch,
     SamplingConfig,
@@ -48,7 +48,7 @@ from eapo.rollout import (
     response_logits,
     select_rollout_rows,
 )
-from eapo.tasks import Problem, Task, build_prompt, load_task, score_completions
+from eapo.tasks import Problem, Task, build_prompt, format_rate, load_task, score_completions
 from eapo.train.algorithms import Algorithm, resolve_algorithm
 from eapo.train.checkpoint import (
     REPLACED_PREFIX,
@@ -358,6 +358,7 @@ class Trainer:
             self.run_dir = create_run_dir(Path(run_dir)) if run_dir is not None else make_run_dir(config)
             self._lock = RunLock(self.run_dir).acquire()
             (self.run_dir / CONFIG_FILE).write_text(dump_yaml(config))
+            record_format_warmup(self.run_dir, config.model, self.task)  # format_warmup.json, if any
         if self.resumed_from is not None:  # the steps after the checkpoint are replayed: drop their samples
             trim_jsonl_after(self.run_dir / "samples.jsonl", self.step)
         self.logger = MetricsLogger(
@@ -597,6 +598,7 @@ class Trainer:
             "verifier/errors": float(rollout.verifier_errors),
             "verifier/timeouts": float(rollout.verifier_timeouts),
             "verifier/extracted_frac": rollout.extracted / max(len(batch.completions), 1),
+            "verifier/format_rate": format_rate(batch.completions, cfg.task.answer_format),
             # DAPO's dynamic sampling: extra rollout rounds and prompts drawn to fill the batch with
             # informative groups, and how many informative groups the update finally got.
             "sampling/refill_rounds": float(refill_rounds),
