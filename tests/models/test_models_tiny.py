@@ -136,3 +136,55 @@ def test_default_warmup_lands_in_the_band_within_four_minutes(tmp_path: Path) ->
     low, high = tiny_config.target_accuracy
     assert record["in_band"] and low <= record["accuracy"] <= high
     assert record["seconds"] < 240
+
+
+def test_the_default_warm_up_ships_in_the_package_pinned_by_hash(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`eapo train`'s default starts from packaged weights on every machine: the manifest answers to the
+    default config's cache key (re-make it with `python scripts/ship_tiny_model.py` when this fails), its
+    files match their pinned SHA-256, and the cache gets a copy without any training."""
+    from eapo.tasks import load_task
+    from eapo.train.config import load_config
+
+    config = load_config(None)
+    assert config.model.dtype == "float32"  # the tiny default is fp32 on every CPU
+    task = load_task(config.task)
+    key = tiny_module.tiny_cache_key(task, config.model.tiny)
+    manifest = json.loads((tiny_module.SHIPPED_TINY_DIR / tiny_module.SHIPPED_TINY_MANIFEST).read_text())
+    assert manifest["cache_key"] == key, "the packaged tiny model is stale: run scripts/ship_tiny_model.py"
+    files = tiny_module.shipped_tiny_files(key)
+    assert files is not None and "model.safetensors" in files
+    assert (tiny_module.SHIPPED_TINY_DIR / "model.safetensors").stat().st_size < 1_000_000
+    record = json.loads((tiny_module.SHIPPED_TINY_DIR / tiny_module.SFT_RECORD).read_text())
+    assert record["stop_split"] == "validation" and record["in_band"]
+
+    def no_training(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the shipped default must be copied, not trained")
+
+    monkeypatch.setattr(tiny_module, "supervised_warmup", no_training)
+    path = ensure_tiny_model(task, config.model.tiny, tmp_path, progress=False)
+    for name in files:
+        assert (path / name).read_bytes() == (tiny_module.SHIPPED_TINY_DIR / name).read_bytes()
+    model, _ = load_policy(config.model, task, cache_dir=tmp_path, progress=False)
+    assert sum(p.numel() for p in model.parameters()) == record["parameters"]
+
+
+def test_a_damaged_shipped_model_is_an_error_not_a_silent_retrain(tmp_path: Path) -> None:
+    shipped = tmp_path / "shipped"
+    folder = tmp_path / "model"
+    folder.mkdir()
+    (folder / "model.safetensors").write_bytes(b"weights")
+    (folder / "eapo_sft.json").write_text("{}")
+    manifest = tiny_module.ship_tiny_model(folder, "abc", shipped)
+    assert set(manifest["sha256"]) == {"model.safetensors", "eapo_sft.json"}
+    original = tiny_module.SHIPPED_TINY_DIR
+    try:
+        tiny_module.SHIPPED_TINY_DIR = shipped
+        assert tiny_module.shipped_tiny_files("other-key") is None
+        assert tiny_module.shipped_tiny_files("abc") == ["eapo_sft.json", "model.safetensors"]
+        (shipped / "model.safetensors").write_bytes(b"tampered")
+        with pytest.raises(ConfigError, match="SHA-256"):
+            tiny_module.shipped_tiny_files("abc")
+    finally:
+        tiny_module.SHIPPED_TINY_DIR = original

@@ -3,8 +3,11 @@
 RL needs a policy that is right sometimes and wrong often (a group with all-equal rewards has no
 advantage, PAPER.md Eq. 2). So the tiny model is trained from random init on the task's train split
 (prompt -> worked solution + answer + eos, loss on the completion only) and stops as soon as its sampled
-held-out accuracy at T = 1.0 falls in `TinyConfig.target_accuracy` (DESIGN.md §4). The result is cached
-per (task config, tiny config, format version), so the warm-up runs once.
+accuracy at T = 1.0 on the task's validation split (never the held-out eval split, which reports results)
+falls in `TinyConfig.target_accuracy` (DESIGN.md §4). The warm-up runs in fp32 on every machine. The result
+is cached per (task config, tiny config, format version), so the warm-up runs once; the default config's
+warm-up ships inside the package (`SHIPPED_TINY`), so `eapo train` starts from the same weights on every
+CPU.
 """
 
 from __future__ import annotations
@@ -18,12 +21,13 @@ import shutil
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import torch
 from tqdm.auto import tqdm
 from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
 
-from eapo.errors import ConfigError
+from eapo.errors import ConfigError, DataError
 from eapo.models.char_tokenizer import build_char_tokenizer
 from eapo.models.config import TinyConfig
 from eapo.models.device import autocast_context, resolve_device
@@ -34,8 +38,12 @@ from eapo.tasks import Problem, Task, build_prompt, reference_completion, score_
 logger = logging.getLogger(__name__)
 
 # Bump when the model, tokenizer or SFT recipe changes, so stale caches are not reused.
-FORMAT_VERSION = 1
+# 2: fp32 on every machine (no bf16 autocast), stop rule on the validation split instead of eval.
+FORMAT_VERSION = 2
 SFT_RECORD = "eapo_sft.json"
+# The default config's warm-up, shipped in the package (issue #17: the same start on every CPU).
+SHIPPED_TINY_DIR = Path(__file__).resolve().parent / "assets" / "tiny_default"
+SHIPPED_TINY_MANIFEST = "manifest.json"
 # Extra new tokens allowed when sampling held-out answers, beyond the longest reference completion.
 EVAL_SLACK_TOKENS = 16
 
@@ -84,25 +92,40 @@ def ensure_tiny_model(
     *,
     device: str = "auto",
 ) -> Path:
-    """Folder of the warmed-up tiny model for `task`, training it first unless it is cached.
+    """Folder of the warmed-up tiny model for `task`, from the cache, the package or a fresh warm-up.
 
     The folder holds the model and tokenizer (`save_pretrained` format) and `eapo_sft.json`, the record of
-    the warm-up (steps, held-out accuracy per evaluation, seconds). A warm-up that is interrupted leaves
-    nothing behind: it writes to a temporary folder that is renamed into place when complete.
+    the warm-up (steps, validation accuracy per evaluation, seconds). The default config's warm-up ships
+    inside the package (`SHIPPED_TINY_DIR`, files pinned by SHA-256 in its manifest) and is copied to the
+    cache instead of trained, so every machine starts RL from the same weights. A warm-up or copy that is
+    interrupted leaves nothing behind: it writes to a temporary folder that is renamed into place when
+    complete.
     """
-    target = Path(cache_dir) / "tiny" / f"{_safe_name(task.name)}-{tiny_cache_key(task, tiny_config)}"
+    key = tiny_cache_key(task, tiny_config)
+    target = Path(cache_dir) / "tiny" / f"{_safe_name(task.name)}-{key}"
     if (target / SFT_RECORD).is_file():
         return target
-    model, tokenizer, record = supervised_warmup(
-        task, tiny_config, device=resolve_device(device), progress=progress
-    )
+    shipped = shipped_tiny_files(key)
+    if shipped is not None:
+
+        def write(staging: Path) -> None:
+            for name in shipped:
+                shutil.copyfile(SHIPPED_TINY_DIR / name, staging / name)
+
+    else:
+        model, tokenizer, record = supervised_warmup(
+            task, tiny_config, device=resolve_device(device), progress=progress
+        )
+
+        def write(staging: Path) -> None:
+            model.save_pretrained(staging, safe_serialization=True)
+            tokenizer.save_pretrained(staging)
+            (staging / SFT_RECORD).write_text(json.dumps(record, indent=2) + "\n")
 
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
     try:
-        model.save_pretrained(staging, safe_serialization=True)
-        tokenizer.save_pretrained(staging)
-        (staging / SFT_RECORD).write_text(json.dumps(record, indent=2) + "\n")
+        write(staging)
         staging.chmod(0o755)  # mkdtemp creates 0700; the cache is an ordinary folder
         staging.rename(target)
     except BaseException as error:  # also on Ctrl-C: never leave a half-written folder
@@ -113,6 +136,48 @@ def ensure_tiny_model(
     return target
 
 
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def shipped_tiny_files(key: str) -> list[str] | None:
+    """The files of the packaged tiny model when its cache key is `key`, after checking each against the
+    SHA-256 its manifest pins; None when no packaged model has this key (then the warm-up runs).
+
+    Raises ConfigError when a packaged file is missing or altered (a broken installation: reinstall)."""
+    manifest_path = SHIPPED_TINY_DIR / SHIPPED_TINY_MANIFEST
+    if not manifest_path.is_file():
+        return None
+    manifest = json.loads(manifest_path.read_text())
+    if manifest.get("cache_key") != key:
+        return None
+    for name, digest in manifest["sha256"].items():
+        path = SHIPPED_TINY_DIR / name
+        if not path.is_file() or _sha256(path) != digest:
+            raise ConfigError(
+                f"the packaged tiny model file {path} is missing or does not match its pinned SHA-256 "
+                f"({digest[:12]}...): the installation is damaged; reinstall eapo"
+            )
+    return sorted(manifest["sha256"])
+
+
+def ship_tiny_model(folder: Path, key: str, destination: Path | None = None) -> dict[str, Any]:
+    """Copy a warmed-up tiny model folder into the package and write its manifest (cache key and each
+    file's SHA-256). Used by `python -m eapo.models.ship_tiny`; returns the manifest."""
+    destination = Path(destination or SHIPPED_TINY_DIR)
+    if destination.exists():
+        shutil.rmtree(destination)
+    destination.mkdir(parents=True)
+    hashes = {}
+    for path in sorted(Path(folder).iterdir()):
+        if path.is_file():
+            shutil.copyfile(path, destination / path.name)
+            hashes[path.name] = _sha256(destination / path.name)
+    manifest = {"cache_key": key, "format_version": FORMAT_VERSION, "sha256": hashes}
+    (destination / SHIPPED_TINY_MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
+    return manifest
+
+
 def supervised_warmup(
     task: Task,
     tiny_config: TinyConfig,
@@ -120,10 +185,11 @@ def supervised_warmup(
     device: torch.device | None = None,
     progress: bool = True,
 ) -> tuple[LlamaForCausalLM, PreTrainedTokenizerFast, dict]:
-    """Train a fresh tiny model on `task.train` until its held-out accuracy enters the target band.
+    """Train a fresh tiny model on `task.train` until its validation accuracy enters the target band.
 
-    Every `sft_eval_every` steps, one response per held-out problem (the first `sft_eval_problems` of
-    `task.eval`) is sampled at T = 1.0, top-p 1.0 and scored with the task's verifier; training stops at
+    Every `sft_eval_every` steps, one response per validation problem (`sft_eval_problems` of them, from
+    the task's validation split, outside train and eval) is sampled at T = 1.0, top-p 1.0 and scored with
+    the task's verifier; training stops at
     the first accuracy inside `target_accuracy`. If none is, the weights whose accuracy was closest to the
     band are kept and a warning says so. Returns (model on CPU, tokenizer, record).
     """
@@ -133,15 +199,16 @@ def supervised_warmup(
     problems = task.train
     if not problems:
         raise ConfigError(f"task {task.name!r} has no train problems for the tiny model's warm-up")
-    eval_problems = task.eval[: tiny_config.sft_eval_problems]
-    if not eval_problems:
-        raise ConfigError(f"task {task.name!r} has no held-out problems to measure the tiny model's warm-up")
+    eval_problems, stop_split = _stop_rule_problems(task, tiny_config.sft_eval_problems)
 
     # The vocabulary covers the base characters plus every character of the prompts and completions.
     completions = [reference_completion(problem, task.config.answer_format) for problem in problems]
     prompts = [build_prompt(problem, None, task.config) for problem in problems]
     eval_prompts = [build_prompt(problem, None, task.config) for problem in eval_problems]
-    tokenizer = build_char_tokenizer([*prompts, *completions, *eval_prompts])
+    # The held-out prompts' characters are in the vocabulary too (RL evaluates on them); nothing is
+    # selected on their answers.
+    held_out_prompts = [build_prompt(problem, None, task.config) for problem in task.eval]
+    tokenizer = build_char_tokenizer([*prompts, *completions, *eval_prompts, *held_out_prompts])
     model = build_tiny_model(tiny_config, tokenizer).to(device)
 
     examples = _tokenize_examples(tokenizer, prompts, completions, tiny_config.max_len)
@@ -174,7 +241,8 @@ def supervised_warmup(
         input_ids, attention_mask, labels = collate_sft_batch(
             [examples[i] for i in rows], tokenizer.pad_token_id
         )
-        with autocast_context(device, "auto"):
+        # fp32 everywhere: bf16 autocast on some CPUs would give every machine its own starting weights.
+        with autocast_context(device, "float32"):
             output = model(
                 input_ids=input_ids.to(device),
                 attention_mask=attention_mask.to(device),
@@ -219,6 +287,7 @@ def supervised_warmup(
         "in_band": in_band,
         "target_accuracy": [low, high],
         "eval_problems": len(eval_problems),
+        "stop_split": stop_split,
         "seconds": round(time.perf_counter() - started, 1),
         "device": str(device),
         "parameters": sum(p.numel() for p in model.parameters()),
@@ -245,6 +314,29 @@ def sampled_accuracy(
     result = score_completions(batch.completions, problems, task, task.config.verifier_timeout_s)
     rewards = torch.as_tensor(result.rewards, dtype=torch.float64)
     return float((rewards > 0).double().mean())
+
+
+def _stop_rule_problems(task: Task, count: int) -> tuple[list[Problem], str]:
+    """The problems whose sampled accuracy stops the warm-up, and the split's name: the task's validation
+    split (outside train and eval, `eapo.tasks.splits`), so the held-out results are never selected on. A
+    source that cannot give one (a small data file) falls back to the eval split, with a warning."""
+    from eapo.tasks.splits import validation_problems
+
+    try:
+        return validation_problems(task.config, count), "validation"
+    except (ConfigError, DataError) as error:
+        problems = task.eval[:count]
+        if not problems:
+            raise ConfigError(
+                f"task {task.name!r} has no validation or held-out problems to measure the tiny model's "
+                "warm-up"
+            ) from None
+        logger.warning(
+            "tiny warm-up: no validation split for task %r (%s); the stop rule uses the first %d held-out "
+            "problems instead, a mild selection on the starting accuracy.",
+            task.name, error, len(problems),
+        )  # fmt: skip
+        return problems, "eval"
 
 
 def _tokenize_examples(
