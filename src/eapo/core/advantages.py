@@ -9,6 +9,8 @@ from typing import NamedTuple
 
 import torch
 
+from eapo.core.checks import check_finite_number, check_integer
+
 __all__ = [
     "ADVANTAGE_METHODS",
     "GroupAdvantages",
@@ -59,10 +61,10 @@ def group_advantages(
     if rewards.dim() != 1:
         raise ValueError(f"rewards must be 1-D [B]; got shape {tuple(rewards.shape)}")
     batch = rewards.shape[0]
-    if group_size < 1 or batch % group_size != 0:
+    group_size = check_integer("group_size", group_size, low=1)
+    if batch % group_size != 0:
         raise ValueError(f"group_size {group_size} must be >= 1 and divide the number of rewards {batch}")
-    if eps < 0:
-        raise ValueError(f"eps must be >= 0; got {eps}")
+    eps = check_finite_number("eps", eps, low=0.0)
     finite = torch.isfinite(rewards)
     if not bool(finite.all()):
         first = int((~finite).nonzero()[0, 0])

@@ -35,6 +35,8 @@ def _check_inputs(
         )
     if not logits.is_floating_point():
         raise ValueError(f"logits must be a floating-point tensor; got dtype {logits.dtype}")
+    if tokens.is_floating_point() or tokens.is_complex() or tokens.dtype == torch.bool:
+        raise ValueError(f"tokens must hold integer token ids; got dtype {tokens.dtype} (they are not cast)")
     if int(chunk_size) < 1:
         raise ValueError(f"chunk_size must be >= 1; got {chunk_size}")
     if not (math.isfinite(temperature) and temperature > 0):

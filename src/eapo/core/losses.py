@@ -15,6 +15,8 @@ from typing import Any
 
 import torch
 
+from eapo.core.checks import check_finite_number, check_integer
+
 __all__ = [
     "AGG_MODES",
     "POLICY_LOSSES",
@@ -97,6 +99,13 @@ def agg_loss(
             f"per_token and response_mask must share a [B,T] shape; got {tuple(per_token.shape)} "
             f"and {tuple(response_mask.shape)}"
         )
+    # A NaN count would make every comparison below False and the loss silently 0.
+    if num_tokens is not None:
+        num_tokens = check_finite_number("num_tokens", num_tokens, low=0.0)
+    if num_seqs is not None:
+        num_seqs = check_finite_number("num_seqs", num_seqs, low=0.0)
+    if max_len is not None:
+        max_len = check_integer("max_len", max_len, low=1)
     valid = response_mask != 0
     # where (not multiply), so inf/NaN in masked positions cannot leak into the sum or its gradient.
     masked = torch.where(valid, per_token.float(), 0.0)

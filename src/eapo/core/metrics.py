@@ -6,6 +6,8 @@ from collections.abc import Sequence
 
 import torch
 
+from eapo.core.checks import check_integer_tensor
+
 __all__ = ["avg_at_k", "pass_at_k"]
 
 ArrayLike = torch.Tensor | Sequence[float] | Sequence[Sequence[float]] | float | int
@@ -57,8 +59,8 @@ def pass_at_k(n: int | ArrayLike, c: int | ArrayLike, k: int) -> float | torch.T
         them for the benchmark's Pass@k).
     """
     scalar = not isinstance(n, torch.Tensor | Sequence) and not isinstance(c, torch.Tensor | Sequence)
-    n_t = torch.as_tensor(n, dtype=torch.int64).reshape(-1)
-    c_t = torch.as_tensor(c, dtype=torch.int64).reshape(-1)
+    n_t = check_integer_tensor("n", n).reshape(-1)  # 8.9 samples is an error, not 8
+    c_t = check_integer_tensor("c", c).reshape(-1)
     n_t, c_t = torch.broadcast_tensors(n_t, c_t)
     if isinstance(k, bool) or not isinstance(k, int) or k < 1:
         raise ValueError(f"k must be an integer >= 1; got {k!r}")

@@ -19,6 +19,7 @@ from typing import Any
 
 import torch
 
+from eapo.core.checks import check_same_shape
 from eapo.core.entropy import group_entropy_stats
 
 __all__ = [
@@ -133,6 +134,7 @@ def logit_grad_norm(
 
     Args: advantages, logprobs, sum_sq_probs: [B,T]. Returns: [B,T] fp32 (≥ 0).
     """
+    check_same_shape("advantages", advantages.shape, logprobs=logprobs, sum_sq_probs=sum_sq_probs)
     logprobs = logprobs.detach().double()
     one_minus_pi = -torch.expm1(logprobs)
     others = (sum_sq_probs.detach().double() - logprobs.mul(2.0).exp()).clamp(min=0.0)
@@ -197,8 +199,8 @@ def quadrant_stats(
             a linear aggregate such as token-mean when it is pre-divided by the token count).
         shaped_advantages: [B,T], optional; the advantages after the algorithm's shaper (e.g. Eq. 7).
             Quadrants stay those of `advantages`; this only adds `mean_abs_shaped_adv`.
-        clipped: [B,T] bool, optional; True where the token's PPO ratio was clipped in the update (Eq. 2).
-            Adds `clip_frac`, the clipped fraction of the quadrant's tokens.
+        clipped: [B,T] bool, optional; True where the token's PPO ratio was clipped in the update (Eq. 2),
+            or the fraction of the token's updates that clipped it. Adds `clip_frac`, its quadrant mean.
 
     Returns:
         {"PHR", "PLR", "NHR", "NLR", "ZERO"} → {name: float}. "ZERO" holds the valid tokens with Â = 0,
@@ -207,11 +209,15 @@ def quadrant_stats(
         clipped is given; `loss_sum` when per_token_loss is given; `grad_norm_sum` and `grad_norm_mean`
         when logprobs and sum_sq_probs are given. Empty sets give 0 counts and 0.0 means.
     """
-    for name, extra in (("shaped_advantages", shaped_advantages), ("clipped", clipped)):
-        if extra is not None and extra.shape != advantages.shape:
-            raise ValueError(
-                f"{name} must have the advantages' shape {tuple(advantages.shape)}; got {tuple(extra.shape)}"
-            )
+    check_same_shape(
+        "advantages",
+        advantages.shape,
+        shaped_advantages=shaped_advantages,
+        clipped=clipped,
+        logprobs=logprobs,
+        sum_sq_probs=sum_sq_probs,
+        per_token_loss=per_token_loss,
+    )
     masks = quadrant_masks(advantages, entropy, response_mask, group_size, threshold)
     valid = response_mask != 0
     masks["ZERO"] = valid & (advantages == 0)

@@ -15,6 +15,7 @@ from typing import Any
 
 import torch
 
+from eapo.core.checks import check_finite_tensor
 from eapo.core.entropy import group_entropy_stats
 from eapo.core.quadrants import QUADRANTS, quadrant_masks, top_entropy_mask
 
@@ -62,6 +63,10 @@ def _prepare(
         )
     if group_size < 1 or valid.shape[0] % group_size != 0:
         raise ValueError(f"group_size {group_size} must be >= 1 and divide the batch size {valid.shape[0]}")
+    # One NaN/inf entropy would spread through its group's statistics (µ_H, σ_H, GTPO's sums) and make
+    # every advantage of the group NaN: refuse it instead (masked positions may hold anything).
+    check_finite_tensor("entropy", entropy, valid)
+    check_finite_tensor("advantages", advantages, valid)
     advantages = torch.where(valid, advantages.detach().float(), 0.0)
     entropy = torch.where(valid, entropy.detach().float(), 0.0)
     return advantages, entropy, valid
