@@ -1,7 +1,8 @@
 """The `eapo` command line. Every subcommand is a thin wrapper over a library function.
 
-Exit codes: 0 done (also after SIGINT/SIGTERM, which save a checkpoint first); 2 an error a user can fix (a
-bad config field, a broken data file, a model path that is not a model, a checkpoint that cannot be
+Exit codes: 0 done (also after SIGINT/SIGTERM/SIGHUP, which save a checkpoint first); 2 an error a user can
+fix (a bad config field, a broken data file, a model path that is not a model, a run folder that exists or is
+in use, an output path that cannot be written, a checkpoint that cannot be
 written or read): one message, no traceback unless `--debug`; 3 training stopped after
 `train.max_bad_steps` consecutive non-finite steps; 130 interrupted outside training (nothing to save).
 
@@ -20,7 +21,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from eapo.errors import ConfigError, EapoError
+from eapo.argtypes import check_output_file, positive_int
+from eapo.errors import ConfigError, EapoError, clip_text
 
 EXAMPLES = """\
 examples:
@@ -35,6 +37,7 @@ examples:
 EXIT_USER_ERROR = 2
 EXIT_BAD_STEPS = 3
 EXIT_INTERRUPTED = 130
+MAX_MESSAGE = 1000  # characters of an error message; the rest is cut from its middle
 
 # run(args, rest) -> exit code; `rest` holds the unparsed `--section.field VALUE` config overrides.
 RunFn = Callable[[argparse.Namespace, list[str]], int]
@@ -78,7 +81,19 @@ def _train_arguments(p: argparse.ArgumentParser) -> None:
         type=Path,
         default=None,
         metavar="RUN_DIR",
-        help="continue a run from its newest valid checkpoint",
+        help="continue a run from its newest valid checkpoint, with its recorded config",
+    )
+    p.add_argument(
+        "--allow-config-change",
+        action="store_true",
+        help="with --resume: apply overrides that change the math (e.g. --train.lr); they are recorded in "
+        "RUN_DIR/config_changes.jsonl with the step they take effect from",
+    )
+    p.add_argument(
+        "--trust-checkpoint",
+        action="store_true",
+        help="with --resume: load an old-format trainer.pt even if it holds pickled objects (this runs code "
+        "from the file; only for checkpoints you trust). Same as EAPO_TRUST_CHECKPOINT=1",
     )
 
 
@@ -90,7 +105,20 @@ def _train(args: argparse.Namespace, overrides: list[str]) -> int:
         config, overrides = load_config(args.config, overrides), None
     from eapo.train.trainer import train
 
-    result = train(config, overrides, resume=args.resume, progress=not args.no_progress)
+    result = train(
+        config,
+        overrides,
+        resume=args.resume,
+        progress=not args.no_progress,
+        allow_config_change=args.allow_config_change,
+        trust_checkpoint=True if args.trust_checkpoint else None,
+    )
+    if result.stopped == "nothing_to_do":
+        print(
+            f"{result.run_dir} already finished at step {result.steps_done}: nothing to do, nothing written. "
+            f"To train longer: eapo train --resume {result.run_dir} --steps N (N > {result.steps_done})"
+        )
+        return 0
     print()
     print(f"run folder:  {result.run_dir}")
     print(f"metrics:     {result.run_dir / 'metrics.jsonl'} (TensorBoard: {result.run_dir / 'tensorboard'})")
@@ -116,7 +144,7 @@ def _eval_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--task", default=None, help="task source (reasoning-gym name, jsonl:PATH, hf:NAME)")
     p.add_argument("--config", type=Path, default=None, help="YAML config for task/model/eval settings")
     p.add_argument("--k", default="1,8", help="comma-separated k values (samples per problem = the largest)")
-    p.add_argument("--num-problems", type=int, default=None, help="held-out problems to use")
+    p.add_argument("--num-problems", type=positive_int, default=None, help="held-out problems to use (>= 1)")
     p.add_argument("--output", type=Path, default=None, help="also write the JSON report here")
 
 
@@ -133,6 +161,8 @@ def parse_ks(text: str) -> list[int]:
 
 def _eval(args: argparse.Namespace, overrides: list[str]) -> int:
     ks = parse_ks(args.k)  # before the heavy imports: a typo is reported at once
+    if args.output is not None:  # and before the model loads: not after a whole evaluation
+        check_output_file(args.output, "--output")
     from eapo.train.evaluate import evaluate_cli
 
     report = evaluate_cli(
@@ -147,7 +177,10 @@ def _eval(args: argparse.Namespace, overrides: list[str]) -> int:
     )
     print(json.dumps(report, indent=2))
     if args.output:
-        args.output.write_text(json.dumps(report, indent=2))
+        try:
+            args.output.write_text(json.dumps(report, indent=2))
+        except OSError as err:
+            raise ConfigError(f"--output {args.output}: cannot write: {err.strerror or err}") from None
     return 0
 
 
@@ -214,15 +247,20 @@ def main(argv: list[str] | None = None) -> int:
     func: RunFn = args.func
     # SIGTERM outside the training loop (loading, warm-up) stops like Ctrl-C; the loop installs its own
     # handlers, which finish the step and save a checkpoint.
-    previous = None
+    # SIGHUP (a closed terminal or SSH session) is treated the same way.
+    previous: dict[int, Any] = {}
     with contextlib.suppress(ValueError):  # not the main thread: signals cannot be handled there
-        previous = signal.signal(signal.SIGTERM, _interrupt)
+        for sig in (signal.SIGTERM, getattr(signal, "SIGHUP", None)):
+            if sig is not None:
+                previous[sig] = signal.signal(sig, _interrupt)
     try:
         return func(args, rest)
     except EapoError as err:
         if args.debug:
             raise
-        print(f"eapo: error: {err}", file=sys.stderr)
+        # One line, of readable length, whatever the message echoes (a 100 kB prompt, a multi-line value).
+        message = " ".join(str(err).split("\n"))
+        print(f"eapo: error: {clip_text(message, MAX_MESSAGE)}", file=sys.stderr)
         return EXIT_USER_ERROR
     except KeyboardInterrupt:
         if args.debug:
@@ -230,8 +268,8 @@ def main(argv: list[str] | None = None) -> int:
         print("eapo: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
     finally:
-        if previous is not None:
-            signal.signal(signal.SIGTERM, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 if __name__ == "__main__":

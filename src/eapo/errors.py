@@ -6,6 +6,8 @@ The CLI prints an `EapoError` as one clear message and exits with code 2 (no tra
 
 from __future__ import annotations
 
+from pathlib import Path
+
 
 class EapoError(Exception):
     """Base class for every error that a user can fix by changing their input."""
@@ -40,3 +42,21 @@ def clip_text(text: str, limit: int = MAX_ECHO) -> str:
     tail = max(limit - head, 0)
     cut = len(text) - head - tail
     return f"{text[:head]}…[{cut} characters cut]…{text[len(text) - tail :] if tail else ''}"
+
+
+def read_utf8(path: str | Path) -> str:
+    """The text of a UTF-8 file; DataError naming the file, the line and the byte when it is not UTF-8 (or
+    cannot be read), instead of a UnicodeDecodeError traceback."""
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+    except OSError as err:
+        raise DataError(f"{path}: cannot read the file: {err.strerror or err}") from None
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as err:
+        line = data.count(b"\n", 0, err.start) + 1
+        raise DataError(
+            f"{path}, line {line}: not UTF-8 text (byte 0x{data[err.start]:02x} at offset {err.start}); "
+            "save the file as UTF-8"
+        ) from None

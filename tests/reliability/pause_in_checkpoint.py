@@ -4,7 +4,7 @@
 
 When checkpoint STEP is being written, the process prints `PAUSED <phase> <folder>` and sleeps; nothing
 else changes, so every byte on disk is written by eapo's own `save_checkpoint`. PHASE:
-  files    the model, trainer.pt and state.json are written, the manifest is not
+  files    the model, the trainer state and state.json are written, the manifest is not
   rename   the manifest is written and synced, the folder is not yet renamed into place
 """
 

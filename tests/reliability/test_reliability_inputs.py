@@ -62,7 +62,17 @@ FILES = {
     "number.jsonl": '{"prompt": 7, "answer": "7"}\n',
     "blank.jsonl": "\n\n",
     "small.jsonl": GOOD_ROW * 2,
+    "duplicate.yaml": "train:\n  lr: 0.1\nrun:\n  seed: 1\ntrain:\n  steps: 3\n",
+    "section_list.yaml": "extends: {config}\ntrain: [1, 2, 3]\n",
+    "empty.yaml": "# nothing but a comment\n",
+    "a_file": "not a folder\n",
 }
+# Files that are not UTF-8 (Latin-1 bytes).
+BYTE_FILES = {
+    "latin1.yaml": "train:\n  lr: 0.1  # r\u00e9glage\n".encode("latin-1"),
+    "latin1.jsonl": GOOD_ROW.encode() + '{"prompt": "caf\u00e9?", "answer": "1"}\n'.encode("latin-1"),
+}
+HUGE = "x" * 100_000  # a 100 kB value: the message must stay readable
 
 # (case id, arguments, fragments the one error line must contain). "{config}" is a valid tiny setting, so
 # only the named fault is wrong; "{tmp}" the test's folder; "{model}", "{corrupt}", "{no_eos}" model folders.
@@ -175,6 +185,142 @@ CASES: list[tuple[str, list[str], list[str]]] = [
     ("resume_not_a_run", ["train", "--resume", "{tmp}"], ["--resume", "not a run folder"]),
     ("eval_bad_k", ["eval", "--model", "{model}", "--k", "one"], ["--k 'one'", "comma-separated integers"]),
     ("eval_without_target", ["eval", "--config", "{config}"], ["eapo eval needs --run RUN_DIR or --model"]),
+    # Issue #20, class 3: values that would make a run meaningless or crash later, refused up front.
+    (
+        "training_temperature_0",
+        ["train", "--config", "{config}", "--sampling.temperature", "0"],
+        ["sampling.temperature = 0.0", "> 0", "greedy"],
+    ),
+    (
+        "training_temperature_inf",
+        ["train", "--config", "{config}", "--sampling.temperature", ".inf"],
+        ["sampling.temperature = inf is not a finite number"],
+    ),
+    (
+        "lr_1e400",
+        ["train", "--config", "{config}", "--train.lr", "1e400"],
+        ["train.lr = inf is not a finite"],
+    ),
+    ("lr_nan", ["train", "--config", "{config}", "--train.lr", ".nan"], ["train.lr = nan is not a finite"]),
+    (
+        "alpha_nan",
+        ["train", "--config", "{config}", "--algo.alpha", ".nan"],
+        ["algo.alpha = nan is not a finite number"],
+    ),
+    (
+        "clip_low_1",
+        ["train", "--config", "{config}", "--algo.clip_low", "1.0"],
+        ["algo.clip_low = 1.0", "in [0, 1)"],
+    ),
+    (
+        "clip_high_negative",
+        ["train", "--config", "{config}", "--algo.clip_high", "-0.1"],
+        ["algo.clip_high = -0.1", ">= 0"],
+    ),
+    ("negative_seed", ["train", "--config", "{config}", "--seed", "-1"], ["run.seed = -1", "[0, "]),
+    (
+        "seed_2_to_64",
+        ["train", "--config", "{config}", "--seed", str(2**64)],
+        ["run.seed = 18446744073709551616"],
+    ),
+    (
+        "negative_task_seed",
+        ["train", "--config", "{config}", "--task.seed", "-5"],
+        ["task.seed = -5", "[0, "],
+    ),
+    (
+        "empty_stop_string",
+        ["train", "--config", "{config}", "--sampling.stop_strings", "['']"],
+        ["sampling.stop_strings[0] = ''", "non-empty"],
+    ),
+    (
+        "empty_model_name",
+        ["train", "--config", "{config}", "--model", "''"],
+        ["model.name = ''", "non-empty"],
+    ),
+    (
+        "absurd_sizes",
+        [
+            "train",
+            "--config",
+            "{config}",
+            "--train.prompts_per_step",
+            "100000000",
+            "--train.group_size",
+            "100000000",
+        ],
+        ["one training step or evaluation needs at least", "GiB", "lower these sizes"],
+    ),
+    (
+        "absurd_generation_length",
+        ["train", "--config", "{config}", "--sampling.max_new_tokens", "10000000000"],
+        ["one training step or evaluation needs at least", "sampling.max_new_tokens 10000000000"],
+    ),
+    (
+        "eval_max_new_tokens_negative",
+        ["train", "--config", "{config}", "--eval.max_new_tokens", "-5"],
+        ["eval.max_new_tokens = -5", ">= 1"],
+    ),
+    (
+        "tiny_n_head_not_a_divisor",
+        ["train", "--config", "{config}", "--model.tiny.n_head", "3"],
+        ["model.tiny.n_head = 3", "divisor of n_embd"],
+    ),
+    (
+        "duplicate_yaml_key",
+        ["train", "--config", "{tmp}/duplicate.yaml"],
+        ["duplicate.yaml", "duplicate key 'train'"],
+    ),
+    (
+        "broken_section_under_an_override",
+        ["train", "--config", "{tmp}/section_list.yaml", "--train.lr", "0.1"],
+        ["section_list.yaml", "train: expected a mapping of fields, got [1, 2, 3]"],
+    ),
+    ("empty_config_file", ["train", "--config", "{tmp}/empty.yaml"], ["empty.yaml: the file is empty"]),
+    (
+        "config_not_utf8",
+        ["train", "--config", "{tmp}/latin1.yaml"],
+        ["latin1.yaml", "not UTF-8", "byte 0xe9"],
+    ),
+    (
+        "jsonl_not_utf8",
+        ["train", "--config", "{config}", "--task.source", "jsonl:{tmp}/latin1.jsonl"],
+        ["latin1.jsonl, line 2: not UTF-8", "save the file as UTF-8"],
+    ),
+    # Issue #20, class 1: a run folder stays inside run.output_dir.
+    (
+        "run_name_escapes",
+        ["train", "--config", "{config}", "--run.name", "../../x"],
+        ["run.name = '../../x'"],
+    ),
+    ("run_name_absolute", ["train", "--config", "{config}", "--run.name", "/tmp/x"], ["one folder name"]),
+    ("run_name_dotdot", ["train", "--config", "{config}", "--run.name", ".."], ["one folder name"]),
+    # Issue #20, class 5: output paths checked before the model loads.
+    (
+        "output_dir_under_a_file",
+        ["train", "--config", "{config}", "--run.output_dir", "{tmp}/a_file/runs"],
+        ["run.output_dir", "a_file, which is a file"],
+    ),
+    (
+        "output_dir_is_a_file",
+        ["train", "--config", "{config}", "--run.output_dir", "{tmp}/a_file"],
+        ["run.output_dir", "a_file is a file"],
+    ),
+    (
+        "eval_output_is_a_folder",
+        ["eval", "--model", "{model}", "--output", "{tmp}"],
+        ["--output", "is a folder"],
+    ),
+    (
+        "eval_output_under_a_file",
+        ["eval", "--model", "{model}", "--output", "{tmp}/a_file/report.json"],
+        ["--output", "a_file is a file; give a folder"],
+    ),
+    (
+        "huge_value_is_cut",
+        ["train", "--config", "{config}", "--train.lr", HUGE],
+        ["train.lr", "characters cut"],
+    ),
 ]
 
 
@@ -189,11 +335,14 @@ def test_bad_input_is_one_message_and_exit_code_2(
 ) -> None:
     inputs = tmp_path / "inputs"
     inputs.mkdir()
-    for name, text in FILES.items():
-        (inputs / name).write_text(text)
     runs = tmp_path / "runs"
+    base_config = str(write_config(tmp_path / "base.yaml", tiny_values(problems_file, runs)))
+    for name, text in FILES.items():
+        (inputs / name).write_text(text.replace("{config}", base_config))
+    for name, data in BYTE_FILES.items():
+        (inputs / name).write_bytes(data)
     places = {
-        "{config}": str(write_config(tmp_path / "base.yaml", tiny_values(problems_file, runs))),
+        "{config}": base_config,
         "{tmp}": str(inputs),
         "{model}": str(saved_model),
     }
@@ -209,6 +358,7 @@ def test_bad_input_is_one_message_and_exit_code_2(
     assert code == 2, err
     errors = [line for line in err.splitlines() if line.startswith("eapo: error:")]
     assert len(errors) == 1, err
+    assert len(errors[0]) <= 1100, "an error message stays readable, whatever it echoes"
     for fragment in fragments:
         assert fragment in errors[0], (fragment, errors[0])
     assert "Traceback" not in err
@@ -252,3 +402,29 @@ def test_real_process_exit_code_and_no_traceback(tmp_path: Path) -> None:
     process = start_eapo(["eval", "--model", "tiny", "--k", "one"], log)
     assert process.wait(timeout=120) == 2
     assert log.read_text() == "eapo: error: --k 'one': expected comma-separated integers >= 1, e.g. --k 1,8\n"
+
+
+@pytest.mark.parametrize(
+    ("argv", "expected"),
+    [
+        (["eval", "--model", "tiny", "--num-problems", "-3"], "--num-problems: expected a positive integer"),
+        (["eval", "--model", "tiny", "--num-problems", "0"], "--num-problems: expected a positive integer"),
+        (["credit", "--model", "tiny", "--problems", "-1"], "--problems: expected a positive integer"),
+        (["credit", "--model", "tiny", "--bootstrap", "0"], "--bootstrap: expected a positive integer"),
+        (["credit", "--model", "tiny", "--positions", "2.5"], "--positions: expected a positive integer"),
+        (["credit", "--model", "tiny", "--seed", "-1"], "--seed: expected an integer >= 0"),
+        (["quadrants", "--run", ".", "--max-dumps", "-2"], "--max-dumps: expected an integer >= 0"),
+        (["compare", "--final-samples", "0"], "--final-samples: expected a positive integer"),
+        (["compare", "--seeds", "0"], "--seeds"),
+        (["compare", "--seeds", "1,-2"], "--seeds"),
+    ],
+    ids=lambda v: "_".join(v[:2]).strip("-") if isinstance(v, list) else None,
+)
+def test_counts_at_the_command_line_are_positive_integers(
+    argv: list[str], expected: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Issue #20, class 4: a negative count used to slice from the end, 0 to fall back to a default."""
+    with pytest.raises(SystemExit) as caught:
+        main(argv)
+    assert caught.value.code == 2
+    assert expected in capsys.readouterr().err

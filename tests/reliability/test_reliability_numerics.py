@@ -28,6 +28,7 @@ from safetensors.torch import load_file
 
 import eapo.train.trainer as trainer_module
 from eapo.cli import main
+from eapo.train.checkpoint import read_trainer_state
 from eapo.train.dumps import dump_paths, load_dump
 from eapo.train.trainer import Trainer
 
@@ -58,7 +59,7 @@ def _weights(checkpoint: Path) -> dict[str, torch.Tensor]:
 
 
 def _adam_state(checkpoint: Path) -> dict[int, dict[str, torch.Tensor]]:
-    state = torch.load(checkpoint / "trainer.pt", weights_only=False)["optimizer"]["state"]
+    state = read_trainer_state(checkpoint)["optimizer"]["state"]
     return {k: {name: t.clone() for name, t in v.items()} for k, v in state.items()}
 
 

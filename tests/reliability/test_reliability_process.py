@@ -1,6 +1,6 @@
-"""Process faults on real `eapo train` processes: SIGINT/SIGTERM save and exit 0; SIGKILL during a checkpoint
-write leaves the previous checkpoint loadable; `--resume` says where it resumes from and what it skipped,
-and reproduces the uninterrupted run's metrics exactly (CPU, same seed, one thread on both sides).
+"""Process faults on real `eapo train` processes: SIGINT/SIGTERM/SIGHUP save and exit 0; SIGKILL during a
+checkpoint write leaves the previous checkpoint loadable; `--resume` says where it resumes from and what it
+skipped, and reproduces the uninterrupted run's metrics exactly (CPU, same seed, one thread on both sides).
 """
 
 from __future__ import annotations
@@ -76,7 +76,7 @@ def _assert_matches_reference(run: Path, steps: int, reference: list[dict[str, A
     assert samples == list(range(1, steps + 1))
 
 
-def test_sigint_and_sigterm_save_exit_0_and_resume_matches_the_uninterrupted_run(
+def test_sigint_sigterm_and_sighup_save_exit_0_and_resume_matches_the_uninterrupted_run(
     tmp_path: Path,
     problems_file: Path,
     reference_rows: list[dict[str, Any]],
@@ -84,7 +84,8 @@ def test_sigint_and_sigterm_save_exit_0_and_resume_matches_the_uninterrupted_run
 ) -> None:
     # One child per signal, started together so that their imports overlap on a multi-core machine.
     children = {}
-    for signum in (signal.SIGINT, signal.SIGTERM):
+    # SIGHUP: the terminal or SSH session of the run closed (issue #20, class 6).
+    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         runs = tmp_path / signum.name
         config = write_config(tmp_path / f"{signum.name}.yaml", _values(problems_file, runs, 1000, 0))
         log = tmp_path / f"{signum.name}.log"
@@ -161,14 +162,14 @@ def test_resume_skips_a_damaged_newer_checkpoint_and_says_which(
     config = load_config(overrides=_values(problems_file, tmp_path / "runs", 3, 1))
     run = train(config, progress=False).run_dir
     newest = run / "checkpoints" / "step_000003"
-    with (newest / "trainer.pt").open("r+b") as f:  # one flipped byte, as a bad disk would do
+    with (newest / "trainer_state.safetensors").open("r+b") as f:  # one flipped byte, as a bad disk would do
         f.seek(100)
         byte = f.read(1)
         f.seek(100)
         f.write(bytes([byte[0] ^ 0xFF]))
     out = _resume(run, 4, capsys)
     aside = run / "checkpoints" / "damaged-step_000003"
-    skipped = "Skipped damaged checkpoint step_000003 (checksum mismatch in trainer.pt)"
+    skipped = "Skipped damaged checkpoint step_000003 (checksum mismatch in trainer_state.safetensors)"
     assert f"{skipped}; moved to {aside}." in out
     assert f"Resuming from {run / 'checkpoints' / 'step_000002'} (step 2)." in out
     assert aside.is_dir() and verify_checkpoint(run / "checkpoints" / "step_000003") is None  # rewritten

@@ -1,8 +1,9 @@
 """A full disk while saving, and a second Ctrl-C during a step, in a real training run.
 
-The disk is made full by making the write itself fail the way it does on a full disk: `torch.save` raising
-OSError(ENOSPC) for trainer.pt, safetensors raising its SafetensorError for the weights. (A real full disk
-needs a small filesystem, which needs root; /dev/full is not on every machine.)
+The disk is made full by making the write itself fail the way it does on a full disk: safetensors'
+`save_file` raising OSError(ENOSPC) for the trainer state, transformers' safetensors writer raising its
+SafetensorError for the weights. (A real full disk needs a small filesystem, which needs root; /dev/full is
+not on every machine.)
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import Any
 
 import pytest
 import safetensors
+import safetensors.torch
 import transformers.modeling_utils
 from reliability_support import tiny_config, tiny_values, training_rows, write_config
 
@@ -32,14 +34,14 @@ def _fill_the_disk(monkeypatch: pytest.MonkeyPatch, what: str, from_step: int) -
         return any(part in failing for part in Path(path).parts)
 
     if what == "trainer_state":
-        real_save = checkpoint_module.torch.save
+        real_save = safetensors.torch.save_file
 
-        def save(obj: Any, path: Any, *args: Any, **kwargs: Any) -> None:
-            if in_failing_folder(path):
+        def save(tensors: Any, path: Any, *args: Any, **kwargs: Any) -> None:
+            if in_failing_folder(path) and Path(path).name == checkpoint_module.TRAINER_TENSORS:
                 raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
-            real_save(obj, path, *args, **kwargs)
+            real_save(tensors, path, *args, **kwargs)
 
-        monkeypatch.setattr(checkpoint_module.torch, "save", save)
+        monkeypatch.setattr(safetensors.torch, "save_file", save)
     else:
         real_save_file = transformers.modeling_utils.safe_save_file
 

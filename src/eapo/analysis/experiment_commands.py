@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from eapo.argtypes import non_negative_int, positive_int
 from eapo.errors import ConfigError
 
 # eapo.analysis.prestated's PRIMARY_METRICS and DEFAULT_POWER_SEEDS, not imported here: it loads numpy, and
@@ -45,6 +46,8 @@ def _seeds(text: str) -> list[int]:
     try:
         if "," in text:
             seeds = [int(s) for s in text.split(",") if s.strip()]
+            if not seeds or min(seeds) < 0:
+                raise ValueError
         else:
             count = int(text)
             if count < 1:
@@ -59,7 +62,9 @@ def _seeds(text: str) -> list[int]:
 
 def _add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seeds", type=_seeds, default=[0, 1, 2], help="a count N (seeds 0..N-1) or a list")
-    p.add_argument("--steps", type=int, default=None, help="RL steps per run (default: the config's)")
+    p.add_argument(
+        "--steps", type=non_negative_int, default=None, help="RL steps per run (default: the config's)"
+    )
     p.add_argument("--config", type=Path, default=None, help="YAML config (default: tiny default)")
     p.add_argument("--out", type=Path, default=None, help="output folder for the report")
     p.add_argument(
@@ -74,13 +79,19 @@ def _add_common(p: argparse.ArgumentParser) -> None:
         default="per_seed",
         help="tiny model: each seed warms up its own initial weights (default) or all seeds share one",
     )
-    p.add_argument("--final-samples", type=int, default=16, help="samples per problem in the final eval")
-    p.add_argument("--final-problems", type=int, default=None, help="held-out problems (eval.num_problems)")
+    p.add_argument(
+        "--final-samples", type=positive_int, default=16, help="samples per problem in the final eval"
+    )
+    p.add_argument(
+        "--final-problems", type=positive_int, default=None, help="held-out problems (eval.num_problems)"
+    )
     p.add_argument("--pass-curve", action="store_true", help="also a Pass@k curve, many samples")
     p.add_argument(
-        "--pass-curve-samples", type=int, default=256, help="n for --pass-curve (k = 1, 2, 4, .., n)"
+        "--pass-curve-samples", type=positive_int, default=256, help="n for --pass-curve (k = 1, 2, 4, .., n)"
     )
-    p.add_argument("--pass-curve-problems", type=int, default=32, help="held-out problems for --pass-curve")
+    p.add_argument(
+        "--pass-curve-problems", type=positive_int, default=32, help="held-out problems for --pass-curve"
+    )
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
 
 
@@ -135,7 +146,7 @@ def register(subparsers: Any) -> None:
         help="sensitivity mode: EAPO's alpha or phi over these values (repeatable)",
     )
     p.add_argument("--sweep-grid", action="store_true", help="sweep the product, not one at a time")
-    p.add_argument("--val-problems", type=int, default=200, help="validation problems for --sweep")
+    p.add_argument("--val-problems", type=positive_int, default=200, help="validation problems for --sweep")
     p.add_argument(
         "--primary",
         choices=list(PRIMARY_METRICS),

@@ -389,6 +389,11 @@ def build_report(
             name += "'"
         names[name] = Path(run)
     metrics = {name: read_run_metrics(path) for name, path in names.items()}
+    if not any(metrics.values()):
+        raise DataError(
+            f"nothing to report: the metrics.jsonl of {', '.join(str(p) for p in names.values())} "
+            "hold no rows yet; train (or wait for the first step) first"
+        )
 
     summary_rows, quadrants, samples_blocks, analysis_blocks = [], {}, [], []
     all_h, all_a, all_d = [], [], []
@@ -514,10 +519,12 @@ def build_report(
 
 def _read_config(run_dir: Path) -> dict[str, Any]:
     """A few fields of the run's config.yaml for the results table (empty when it is missing)."""
-    import yaml
+    from eapo.train.config import load_yaml_text
 
     path = run_dir / "config.yaml"
     if not path.is_file():
         return {}
-    data = yaml.safe_load(path.read_text()) or {}
+    data = load_yaml_text(path) or {}
+    if not isinstance(data, dict):
+        return {}
     return {"algo": (data.get("algo") or {}).get("name", "?"), "task": (data.get("task") or {}).get("source")}

@@ -10,6 +10,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from eapo.argtypes import check_output_file, check_writable_dir, non_negative_int, positive_int
 from eapo.errors import ConfigError
 
 __all__ = ["register"]
@@ -33,6 +34,13 @@ def _no_extra(command: str, overrides: list[str]) -> None:
         )
 
 
+def _check_run(run: Path) -> None:
+    """A `--run`/`--runs` folder must exist and be a folder (checked before anything heavy loads)."""
+    if not Path(run).is_dir():
+        what = "is not a folder" if Path(run).exists() else "does not exist"
+        raise ConfigError(f"run folder {run} {what}; give a folder written by eapo train")
+
+
 def _print_outputs(out_dir: str | Path, files: list[str]) -> None:
     print(f"written to {out_dir}:")
     for name in files:
@@ -43,6 +51,8 @@ def _quadrants(args: argparse.Namespace, overrides: list[str]) -> int:
     from eapo.analysis.quadrants import analyze_quadrants
 
     _no_extra("quadrants", overrides)
+    _check_run(args.run)
+    check_writable_dir(args.out or args.run / "analysis" / "quadrants", "--out")
     summary = analyze_quadrants(
         args.run, out_dir=args.out, max_dumps=args.max_dumps or None, progress=not args.no_progress
     )
@@ -62,12 +72,14 @@ def _gradient_cosine(args: argparse.Namespace, overrides: list[str]) -> int:
     if args.run is not None and args.model is not None:
         raise ConfigError("eapo gradients --cosine takes --run RUN_DIR or --model MODEL, not both")
     algos = [a.strip() for a in args.algos.split(",") if a.strip()] if args.algos else None
+    split = [a.strip() for a in args.split_algos.split(",") if a.strip()] if args.split_algos else None
     result = analyze_gradient_cosine(
         run=args.run,
         model=args.model,
         config=args.config,
         overrides=overrides,
         algorithms=algos,
+        split_algorithms=split,
         num_prompts=args.prompts,
         seed=args.seed,
         output=args.output,
@@ -91,11 +103,18 @@ def _gradients(args: argparse.Namespace, overrides: list[str]) -> int:
         return _gradient_cosine(args, overrides)
     if args.run is None:
         raise ConfigError("eapo gradients needs --run RUN_DIR (or --cosine, which can also take --model)")
-    for flag in ("model", "config", "algos", "output"):
+    for flag in ("model", "config", "algos", "split_algos", "output"):
         if getattr(args, flag) is not None:
-            raise ConfigError(f"eapo gradients --{flag} belongs to --cosine")
+            raise ConfigError(f"eapo gradients --{flag.replace('_', '-')} belongs to --cosine")
     _no_extra("gradients", overrides)
-    steps = [int(s) for s in args.steps.split(",") if s.strip()] if args.steps else None
+    _check_run(args.run)
+    check_writable_dir(args.out or args.run / "analysis" / "gradients", "--out")
+    try:
+        steps = [int(s) for s in args.steps.split(",") if s.strip()] if args.steps else None
+    except ValueError:
+        raise ConfigError(
+            f"--steps {args.steps!r}: expected comma-separated step numbers, e.g. 10,20"
+        ) from None
     summary = analyze_gradients(
         args.run,
         out_dir=args.out,
@@ -119,6 +138,10 @@ def _credit(args: argparse.Namespace, overrides: list[str]) -> int:
 
     if (args.run is None) == (args.model is None):
         raise ConfigError("eapo credit needs exactly one of --run RUN_DIR or --model MODEL")
+    if args.run is not None:
+        _check_run(args.run)
+    if args.out is not None:
+        check_writable_dir(args.out, "--out")
     summary = analyze_credit(
         run=args.run,
         model=args.model,
@@ -154,6 +177,11 @@ def _report(args: argparse.Namespace, overrides: list[str]) -> int:
 
     _no_extra("report", overrides)
     runs = [Path(r.strip()) for r in args.runs.split(",") if r.strip()]
+    if not runs:
+        raise ConfigError(f"--runs {args.runs!r}: expected comma-separated run folders")
+    for run in runs:
+        _check_run(run)
+    check_output_file(args.out, "--out")
     path = build_report(runs, args.out, samples_per_run=args.samples, progress=not args.no_progress)
     print(f"report: {path.resolve()} (self-contained; open it in any browser)")
     return 0
@@ -175,7 +203,10 @@ def register(subparsers: Any) -> None:
     p.add_argument("--run", type=Path, required=True, help="a run folder written by eapo train")
     p.add_argument("--out", type=Path, default=None, help="output folder (default RUN/analysis/quadrants)")
     p.add_argument(
-        "--max-dumps", type=int, default=100, help="rollout dumps to read, spread over training (0 = all)"
+        "--max-dumps",
+        type=non_negative_int,
+        default=100,
+        help="rollout dumps to read, spread over training (0 = all)",
     )
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.set_defaults(func=_quadrants)
@@ -196,7 +227,9 @@ def register(subparsers: Any) -> None:
     )
     p.add_argument("--run", type=Path, default=None, help="a run folder written by eapo train")
     p.add_argument("--out", type=Path, default=None, help="output folder (default RUN/analysis/gradients)")
-    p.add_argument("--max-dumps", type=int, default=20, help="dumps to use, spread over training (0 = all)")
+    p.add_argument(
+        "--max-dumps", type=non_negative_int, default=20, help="dumps to use, spread over training (0 = all)"
+    )
     p.add_argument("--steps", default=None, help="comma-separated dump steps to use instead")
     p.add_argument(
         "--cosine", action="store_true", help="gradient and update cosines of each algorithm to GRPO's"
@@ -211,6 +244,12 @@ def register(subparsers: Any) -> None:
         default=None,
         help="--cosine: comma-separated presets, optionally NAME:FIELD=VALUE (e.g. eapo:alpha=1); "
         "default all",
+    )
+    p.add_argument(
+        "--split-algos",
+        default=None,
+        help="--cosine: the algorithms whose gradient is also split per quadrant (default all; GRPO and "
+        "the control always are); each split costs four backward passes instead of one",
     )
     p.add_argument("--seed", type=int, default=0, help="--cosine: the batch's seed (the control uses +1)")
     p.add_argument("--output", type=Path, default=None, help="--cosine: the JSON to write (.md beside it)")
@@ -234,10 +273,10 @@ def register(subparsers: Any) -> None:
     p.add_argument("--task", default=None, help="task source (with --model)")
     p.add_argument("--config", type=Path, default=None, help="YAML config for task/model/sampling settings")
     p.add_argument("--out", type=Path, default=None, help="output folder (default RUN/analysis/credit)")
-    p.add_argument("--positions", type=int, default=200, help="positions to probe")
-    p.add_argument("--k", type=int, default=8, help="alternative tokens per position")
-    p.add_argument("--m", type=int, default=16, help="completions per alternative token")
-    p.add_argument("--problems", type=int, default=32, help="problems to sample responses for")
+    p.add_argument("--positions", type=positive_int, default=200, help="positions to probe")
+    p.add_argument("--k", type=positive_int, default=8, help="alternative tokens per position")
+    p.add_argument("--m", type=positive_int, default=16, help="completions per alternative token")
+    p.add_argument("--problems", type=positive_int, default=32, help="problems to sample responses for")
     p.add_argument("--split", choices=("eval", "train"), default="eval", help="which split's problems")
     p.add_argument(
         "--alternatives",
@@ -246,8 +285,8 @@ def register(subparsers: Any) -> None:
         help="the K most probable tokens (default) or the distinct tokens of K draws from the policy",
     )
     p.add_argument("--uniform", action="store_true", help="pick positions uniformly, not by entropy decile")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--bootstrap", type=int, default=1000, help="bootstrap replicates per position")
+    p.add_argument("--seed", type=non_negative_int, default=0)
+    p.add_argument("--bootstrap", type=positive_int, default=1000, help="bootstrap replicates per position")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.set_defaults(func=_credit)
 
@@ -262,6 +301,6 @@ def register(subparsers: Any) -> None:
     )
     p.add_argument("--runs", required=True, help="comma-separated run folders")
     p.add_argument("--out", type=Path, default=Path("report.html"), help="the HTML file to write")
-    p.add_argument("--samples", type=int, default=4, help="sample responses per run")
+    p.add_argument("--samples", type=non_negative_int, default=4, help="sample responses per run")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.set_defaults(func=_report)

@@ -31,6 +31,7 @@ from tqdm.auto import tqdm
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from eapo.errors import ConfigError, DataError
+from eapo.files import follow_umask
 from eapo.models.config import FormatWarmupConfig, ModelConfig
 from eapo.models.device import autocast_context, resolve_device
 from eapo.models.tiny import collate_sft_batch
@@ -118,7 +119,7 @@ def ensure_format_warmup(
         model.cpu().save_pretrained(staging, safe_serialization=True)
         tokenizer.save_pretrained(staging)
         (staging / RECORD).write_text(json.dumps(record, indent=2) + "\n")
-        staging.chmod(0o755)  # mkdtemp creates 0700; the cache is an ordinary folder
+        follow_umask(staging)  # mkdtemp makes 0700 and safetensors 0600; the cache is shared like any file
         staging.rename(target)
     except BaseException as error:  # also on Ctrl-C: never leave a half-written folder
         shutil.rmtree(staging, ignore_errors=True)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -43,6 +44,81 @@ def default_cache_dir(cache_dir: Path | str | None = None) -> Path:
     if os.environ.get(CACHE_ENV):
         return Path(os.environ[CACHE_ENV]).expanduser()
     return Path(platformdirs.user_cache_dir("eapo"))
+
+
+def _unwritable(path: Path) -> str | None:
+    """Why `path` cannot serve as a cache folder, or None."""
+    if str(path).startswith("~") or not path.is_absolute():
+        return "cannot be resolved (HOME is not set)"
+    probe = path
+    while not probe.exists() and probe.parent != probe:
+        probe = probe.parent
+    if not probe.is_dir():
+        return f"lies under {probe}, which is a file"
+    if not os.access(probe, os.W_OK | os.X_OK):
+        return f"is not writable ({probe} is read-only for this user)"
+    return None
+
+
+def usable_cache_dir(cache_dir: Path | str | None = None) -> Path:
+    """`default_cache_dir`, checked before anything is written to it.
+
+    A cache folder given explicitly (argument or `$EAPO_CACHE_DIR`) that cannot be written is a ConfigError
+    naming it; the default one (under HOME) falls back to `<tmp>/eapo-cache-<uid>` with a warning, so that
+    an unset HOME or a read-only home still runs.
+    """
+    path = default_cache_dir(cache_dir)
+    problem = _unwritable(path)
+    if problem is None:
+        return path
+    if cache_dir is not None or os.environ.get(CACHE_ENV):
+        raise ConfigError(f"model cache {path} {problem}; set {CACHE_ENV} to a folder you can write")
+    fallback = Path(tempfile.gettempdir()) / f"eapo-cache-{os.getuid() if hasattr(os, 'getuid') else 0}"
+    if _unwritable(fallback) is not None:
+        raise ConfigError(
+            f"model cache {path} {problem}, and the fallback {fallback} {_unwritable(fallback)}; set "
+            f"{CACHE_ENV} to a folder you can write"
+        )
+    tqdm.write(f"warning: the model cache {path} {problem}; using {fallback} (set {CACHE_ENV} to choose)")
+    return fallback
+
+
+HUB_TIMEOUT_S = 3.0  # a Hub id that is not cached: how long to wait for the Hub before saying so
+
+
+def hub_is_offline(name: str, revision: str | None = None) -> bool:
+    """Whether Hub id `name` must be loaded from the local cache only (it is cached, and the Hub is
+    unreachable or HF_HUB_OFFLINE is set). Raises ModelLoadError at once, with what to do, when the id is
+    not cached and the Hub cannot be reached: without this, transformers retries for about a minute."""
+    import socket
+    from urllib.parse import urlparse
+
+    from huggingface_hub import try_to_load_from_cache
+
+    try:
+        cached = isinstance(try_to_load_from_cache(name, "config.json", revision=revision), str)
+    except ValueError:  # not a valid repo id: from_pretrained reports it
+        return False
+    offline_env = os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes", "on")
+    reachable = False
+    if not offline_env:
+        endpoint = urlparse(os.environ.get("HF_ENDPOINT") or "https://huggingface.co")
+        try:
+            port = endpoint.port or (443 if endpoint.scheme == "https" else 80)
+            socket.create_connection((endpoint.hostname or "huggingface.co", port), HUB_TIMEOUT_S).close()
+            reachable = True
+        except (OSError, ValueError):
+            reachable = False
+    if reachable:
+        return False
+    if cached:
+        return True
+    why = "HF_HUB_OFFLINE is set" if offline_env else f"the Hub did not answer within {HUB_TIMEOUT_S:g} s"
+    raise ModelLoadError(
+        f"model {name!r} is not a local folder nor in the local Hugging Face cache, and {why}. Working "
+        f"offline: download it on a connected machine (`huggingface-cli download {name}`) and copy the "
+        "cache (~/.cache/huggingface), or save it with save_pretrained and give that folder"
+    )
 
 
 def load_policy(
@@ -86,7 +162,7 @@ def policy_location(
     """
     if config.format_warmup.enabled and task is None:
         raise ConfigError("model.format_warmup is enabled: pass the task to load_policy")
-    cache = default_cache_dir(cache_dir)
+    cache = usable_cache_dir(cache_dir)
     location: str | Path
     if config.name == "tiny":
         if task is None:
@@ -128,7 +204,9 @@ def load_pretrained(
     """`from_pretrained` for model and tokenizer, with errors that name the location."""
     from safetensors import SafetensorError
 
-    kwargs = {"revision": revision, "trust_remote_code": trust_remote_code}
+    kwargs: dict[str, Any] = {"revision": revision, "trust_remote_code": trust_remote_code}
+    if not Path(location).exists() and hub_is_offline(str(location), revision):
+        kwargs["local_files_only"] = True  # cached: no network round trips (and no minute of retries)
     try:
         tokenizer = AutoTokenizer.from_pretrained(location, **kwargs)
         model = AutoModelForCausalLM.from_pretrained(location, dtype=dtype, **kwargs)

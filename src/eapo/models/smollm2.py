@@ -19,6 +19,7 @@ from pathlib import Path
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from eapo.errors import ModelLoadError
+from eapo.files import follow_umask
 
 logger = logging.getLogger(__name__)
 
@@ -86,7 +87,7 @@ def ensure_smollm2(cache_dir: Path) -> Path:
         }
         record["seconds"] = round(time.perf_counter() - started, 1)
         (staging / "eapo_source.json").write_text(json.dumps(record, indent=2) + "\n")
-        staging.chmod(0o755)  # mkdtemp creates 0700; the cache is an ordinary folder
+        follow_umask(staging)  # mkdtemp makes 0700 and safetensors 0600; the cache is shared like any file
         staging.rename(target)
     except BaseException as error:  # also on Ctrl-C: never leave a half-written folder
         shutil.rmtree(staging, ignore_errors=True)

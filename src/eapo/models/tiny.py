@@ -28,6 +28,7 @@ from tqdm.auto import tqdm
 from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
 
 from eapo.errors import ConfigError, DataError
+from eapo.files import follow_umask
 from eapo.models.char_tokenizer import build_char_tokenizer
 from eapo.models.config import TinyConfig
 from eapo.models.device import autocast_context, resolve_device
@@ -126,7 +127,7 @@ def ensure_tiny_model(
     staging = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
     try:
         write(staging)
-        staging.chmod(0o755)  # mkdtemp creates 0700; the cache is an ordinary folder
+        follow_umask(staging)  # mkdtemp makes 0700 and safetensors 0600; the cache is shared like any file
         staging.rename(target)
     except BaseException as error:  # also on Ctrl-C: never leave a half-written folder
         shutil.rmtree(staging, ignore_errors=True)

@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from eapo.errors import ConfigError, DataError
+from eapo.errors import ConfigError, DataError, read_utf8
 from eapo.tasks.config import TaskConfig
 from eapo.tasks.extraction import parse_number
 from eapo.tasks.problem import Problem, Task
@@ -112,20 +112,19 @@ def _read_jsonl(path: Path, fields: dict[str, str]) -> list[Problem]:
     if not path.is_file():
         raise DataError(f"{path}: file not found (task.source = 'jsonl:{path}')")
     problems = []
-    with path.open(encoding="utf-8") as file:
-        for line_number, line in enumerate(file, start=1):
-            if not line.strip():
-                continue
-            where = f"{path}, line {line_number}"
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as err:
-                raise DataError(f"{where}: invalid JSON ({err.msg} at column {err.colno})") from None
-            if not isinstance(row, dict):
-                raise DataError(
-                    f"{where}: expected a JSON object with fields {_required(fields)}, got {_kind(row)}"
-                )
-            problems.append(_row_problem(row, fields, where, default_id=f"{path.name}:{line_number}"))
+    for line_number, line in enumerate(read_utf8(path).split("\n"), start=1):
+        if not line.strip():
+            continue
+        where = f"{path}, line {line_number}"
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as err:
+            raise DataError(f"{where}: invalid JSON ({err.msg} at column {err.colno})") from None
+        if not isinstance(row, dict):
+            raise DataError(
+                f"{where}: expected a JSON object with fields {_required(fields)}, got {_kind(row)}"
+            )
+        problems.append(_row_problem(row, fields, where, default_id=f"{path.name}:{line_number}"))
     if not problems:
         raise DataError(
             f"{path}: empty file: expected one JSON object a line with fields {_required(fields)}"

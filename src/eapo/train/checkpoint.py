@@ -2,7 +2,8 @@
 
 Layout of one checkpoint, `<run>/checkpoints/step_000050/`:
   model/          the policy, `save_pretrained` (safetensors) plus its tokenizer: `eapo eval` loads it
-  trainer.pt      optimizer and scheduler state, RNG states
+  trainer_state.safetensors  the tensors of the optimizer and scheduler state and the RNG states
+  trainer_state.json         the rest of that state (plain JSON; tensors referenced by key)
   state.json      step, data position, counters (human-readable)
   manifest.json   sha256 of every file above; written last, so its presence marks a complete write
 
@@ -10,6 +11,13 @@ A save writes everything into `.tmp-step_000050/`, fsyncs each file, renames the
 fsyncs the parent: on POSIX the rename is atomic, so a crash leaves either the old set or the new one.
 A failed save (a full disk, a quota, a serialisation error) removes its temporary folder and raises
 CheckpointError; the checkpoints already on disk are never touched before the new one is complete.
+
+Loading a checkpoint executes no code from it: weights are safetensors, the trainer state is safetensors plus
+JSON. Checkpoints written before this format hold `trainer.pt`, a pickle; it is read with
+`torch.load(weights_only=True)` (tensors and plain data only), and a file that needs more (arbitrary pickled
+objects, which can run code) is refused unless the user trusts it explicitly: `--trust-checkpoint` or
+`EAPO_TRUST_CHECKPOINT=1`. Files are written with the permissions the umask gives (safetensors itself
+writes 0600, which would keep a teammate from evaluating a shared run).
 """
 
 from __future__ import annotations
@@ -24,15 +32,98 @@ from typing import Any
 
 import torch
 
-from eapo.errors import CheckpointError
+from eapo.errors import CheckpointError, clip_text
+from eapo.files import follow_umask
 
 MANIFEST = "manifest.json"
 TMP_PREFIX = ".tmp-"
 # A re-saved step's previous folder while the new one is renamed into place (see save_checkpoint).
 REPLACED_PREFIX = f"{TMP_PREFIX}old-"
 DAMAGED_PREFIX = "damaged-"
+TRAINER_TENSORS = "trainer_state.safetensors"
+TRAINER_JSON = "trainer_state.json"
+LEGACY_TRAINER_STATE = "trainer.pt"  # pickled; written before issue #20
 # Files every checkpoint's manifest must list (besides the model): without them a resume is impossible.
-REQUIRED_FILES = ("trainer.pt", "state.json")
+REQUIRED_FILES = (TRAINER_TENSORS, TRAINER_JSON, "state.json")
+LEGACY_REQUIRED_FILES = (LEGACY_TRAINER_STATE, "state.json")
+TRUST_ENV = "EAPO_TRUST_CHECKPOINT"
+
+
+def _flatten(obj: Any, tensors: dict[str, torch.Tensor]) -> Any:
+    """Plain JSON for `obj`, its tensors moved into `tensors` (under "t<N>") and referenced by key.
+
+    Dicts keep their key types ({"__dict__": [[key, value], ...]} when a key is not a string: optimizer
+    state is keyed by parameter index), tuples stay tuples; other objects are refused.
+    """
+    if isinstance(obj, torch.Tensor):
+        key = f"t{len(tensors)}"
+        tensors[key] = obj.detach().cpu().contiguous()
+        return {"__tensor__": key}
+    if isinstance(obj, dict):
+        if all(isinstance(k, str) and not k.startswith("__") for k in obj):
+            return {k: _flatten(v, tensors) for k, v in obj.items()}
+        return {"__dict__": [[_flatten(k, tensors), _flatten(v, tensors)] for k, v in obj.items()]}
+    if isinstance(obj, tuple):
+        return {"__tuple__": [_flatten(v, tensors) for v in obj]}
+    if isinstance(obj, list):
+        return [_flatten(v, tensors) for v in obj]
+    if obj is None or isinstance(obj, bool | int | float | str):
+        return obj
+    raise TypeError(f"trainer state holds a {type(obj).__name__}, which has no safe on-disk form")
+
+
+def _unflatten(obj: Any, tensors: dict[str, torch.Tensor]) -> Any:
+    if isinstance(obj, dict):
+        if "__tensor__" in obj:
+            return tensors[obj["__tensor__"]]
+        if "__tuple__" in obj:
+            return tuple(_unflatten(v, tensors) for v in obj["__tuple__"])
+        if "__dict__" in obj:
+            return {_unflatten(k, tensors): _unflatten(v, tensors) for k, v in obj["__dict__"]}
+        return {k: _unflatten(v, tensors) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_unflatten(v, tensors) for v in obj]
+    return obj
+
+
+def write_trainer_state(folder: Path, trainer_state: dict[str, Any]) -> None:
+    """`trainer_state` (optimizer, scheduler, RNG) as safetensors + JSON: nothing that loads by pickle."""
+    from safetensors.torch import save_file
+
+    tensors: dict[str, torch.Tensor] = {}
+    plain = _flatten(trainer_state, tensors)
+    save_file(tensors, str(folder / TRAINER_TENSORS))
+    (folder / TRAINER_JSON).write_text(json.dumps(plain))
+
+
+def read_trainer_state(folder: Path, *, trust: bool | None = None) -> dict[str, Any]:
+    """The trainer state of a checkpoint folder, loaded without running code from it.
+
+    A legacy `trainer.pt` loads with `weights_only=True`; one that holds arbitrary objects needs `trust`
+    (default: the `EAPO_TRUST_CHECKPOINT` environment variable) and raises CheckpointError otherwise.
+    """
+    if (folder / TRAINER_JSON).is_file():
+        from safetensors.torch import load_file
+
+        try:
+            tensors = load_file(str(folder / TRAINER_TENSORS))
+            return _unflatten(json.loads((folder / TRAINER_JSON).read_text()), tensors)
+        except (OSError, ValueError, KeyError, TypeError) as err:
+            raise CheckpointError(f"checkpoint {folder}: unreadable trainer state ({err})") from None
+    legacy = folder / LEGACY_TRAINER_STATE
+    if trust is None:
+        trust = os.environ.get(TRUST_ENV, "") not in ("", "0")
+    try:
+        return torch.load(legacy, map_location="cpu", weights_only=True)
+    except Exception as err:  # an UnpicklingError names the global that weights_only refused
+        if not trust:
+            raise CheckpointError(
+                f"checkpoint {folder}: {LEGACY_TRAINER_STATE} (the pre-safetensors format) holds pickled "
+                f"objects beyond tensors and plain data ({clip_text(str(err).splitlines()[0])}); loading it "
+                "would run code from the file. If you trust whoever wrote it, pass --trust-checkpoint (or "
+                f"set {TRUST_ENV}=1); the next checkpoint is saved in the safe format"
+            ) from None
+    return torch.load(legacy, map_location="cpu", weights_only=False)
 
 
 def _sha256(path: Path) -> str:
@@ -78,8 +169,9 @@ def save_checkpoint(
         tmp.mkdir()
         model.save_pretrained(tmp / "model", safe_serialization=True)
         tokenizer.save_pretrained(tmp / "model")
-        torch.save(trainer_state, tmp / "trainer.pt")
+        write_trainer_state(tmp, trainer_state)
         (tmp / "state.json").write_text(json.dumps(state, indent=2, sort_keys=True))
+        follow_umask(tmp)
         files = sorted(p for p in tmp.rglob("*") if p.is_file())
         manifest = {str(p.relative_to(tmp)): _sha256(p) for p in files}
         for p in files:
@@ -140,7 +232,8 @@ def verify_checkpoint(path: Path) -> str | None:
         files = manifest["files"]
     except (OSError, ValueError, KeyError, TypeError) as err:
         return f"unreadable manifest: {err}"
-    missing = [name for name in REQUIRED_FILES if name not in files]
+    required = LEGACY_REQUIRED_FILES if LEGACY_TRAINER_STATE in files else REQUIRED_FILES
+    missing = [name for name in required if name not in files]
     if missing:
         return f"manifest lists no {missing[0]}"
     for name, digest in files.items():
@@ -226,11 +319,11 @@ def _step_of(path: Path) -> int | None:
         return None
 
 
-def load_trainer_state(path: Path) -> tuple[dict[str, Any], dict[str, Any]]:
-    """(trainer.pt contents, state.json contents) of a checkpoint folder."""
+def load_trainer_state(path: Path, *, trust: bool | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(trainer state, state.json contents) of a checkpoint folder; see `read_trainer_state` for `trust`."""
     problem = verify_checkpoint(path)
     if problem is not None:
         raise CheckpointError(f"checkpoint {path} is damaged: {problem}")
-    trainer_state = torch.load(path / "trainer.pt", map_location="cpu", weights_only=False)
+    trainer_state = read_trainer_state(path, trust=trust)
     state = json.loads((path / "state.json").read_text())
     return trainer_state, state

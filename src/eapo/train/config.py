@@ -417,10 +417,10 @@ def _check_run_name(name: str | None) -> None:
         or Path(name).is_absolute()
         or name.startswith(".")
     )
-    if bad:
+    if bad or len(name.encode()) > 255:
         raise ConfigError(
-            f"run.name = {clip_text(repr(name))}: expected one folder name (no '/', '..', absolute path or "
-            "leading '.'); the run folder is run.output_dir/run.name"
+            f"run.name = {clip_text(repr(name))}: expected one folder name of at most 255 bytes (no '/', "
+            "'..', absolute path or leading '.'); the run folder is run.output_dir/run.name"
         )
 
 
@@ -489,7 +489,7 @@ def _check_memory(config: Config) -> None:
     if limit and need > limit:
         t, s = config.train, config.sampling
         raise ConfigError(
-            f"one training step needs at least {need / 2**30:,.1f} GiB (train.prompts_per_step "
+            f"one training step or evaluation needs at least {need / 2**30:,.1f} GiB (train.prompts_per_step "
             f"{t.prompts_per_step} x train.group_size {t.group_size} rows x sampling.max_new_tokens "
             f"{s.max_new_tokens}, train.micro_batch_rows {t.micro_batch_rows}, eval.num_problems x eval.k "
             f"{config.eval.num_problems} x {config.eval.k}); this machine has {limit / 2**30:,.1f} GiB: "

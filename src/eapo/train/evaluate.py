@@ -13,7 +13,7 @@ from eapo.models import load_policy
 from eapo.rollout import SamplingConfig, evaluate
 from eapo.tasks import load_task
 from eapo.train.checkpoint import latest_checkpoint
-from eapo.train.config import Config, load_config
+from eapo.train.config import Config, load_config, validate
 from eapo.train.trainer import seed_everything
 
 
@@ -74,6 +74,12 @@ def evaluate_cli(
         extra += ["--task.source", task]
     cfg, model_name = resolve_eval_target(run, model, config, extra)
     n = max(ks)
+    # The memory estimate of the config check sees this evaluation's size (`--k 1,1000000000` must not
+    # start sampling a billion completions per problem).
+    cfg.eval.k = n
+    if num_problems is not None:
+        cfg.eval.num_problems = num_problems
+    validate(cfg)
     seed_everything(cfg.run.seed)
     the_task = load_task(cfg.task)
     policy, tokenizer = load_policy(cfg.model, the_task, progress=progress)

@@ -7,6 +7,8 @@ import math
 from pathlib import Path
 from typing import Any
 
+from eapo.errors import DataError, clip_text, read_utf8
+
 
 def _finite_or_none(value: float) -> float | None:
     return value if math.isfinite(value) else None
@@ -71,12 +73,59 @@ def _step_of(line: str) -> int:
 
 
 def read_metrics(run_dir: Path) -> list[dict[str, Any]]:
-    """All rows of a run's metrics.jsonl (torn lines skipped)."""
+    """All rows of a run's metrics.jsonl: `{"step": n, ...}` objects.
+
+    A torn last line (a run killed while writing it) is skipped; any other line that is not a JSON object
+    with an integer `step`, and a file that is not UTF-8, raise DataError naming the file and the line.
+    """
     path = Path(run_dir) / "metrics.jsonl"
+    lines = read_utf8(path).split("\n")
+    last = max((i for i, line in enumerate(lines) if line.strip()), default=-1)
     rows = []
+    for i, line in enumerate(lines):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except ValueError as err:
+            if i == last:
+                continue  # torn by a kill mid-write
+            raise DataError(
+                f"{path}, line {i + 1}: not JSON ({err}); the file is damaged: delete or repair that line"
+            ) from None
+        if not isinstance(row, dict) or not isinstance(row.get("step"), int) or isinstance(row["step"], bool):
+            kind = "an object without an integer step" if isinstance(row, dict) else type(row).__name__
+            raise DataError(
+                f'{path}, line {i + 1}: expected a JSON object {{"step": N, ...}}, got {kind}: '
+                f"{clip_text(line.strip(), 80)}; delete or repair that line"
+            )
+        rows.append(row)
+    return rows
+
+
+EVAL_PROBLEMS = "eval_problems.jsonl"  # per-problem correct counts of every held-out evaluation
+
+
+def append_eval_counts(run_dir: Path, step: int, k: int, correct_per_problem: list[int]) -> None:
+    """Append one evaluation's correct counts per held-out problem (each out of `k` samples) to
+    `<run>/eval_problems.jsonl`, so that statistics can resample problems (`eapo.analysis.prestated`)."""
+    row = {"step": step, "k": k, "correct_per_problem": [int(c) for c in correct_per_problem]}
+    with (Path(run_dir) / EVAL_PROBLEMS).open("a") as f:
+        f.write(json.dumps(row) + "\n")
+
+
+def read_eval_counts(run_dir: Path) -> dict[int, dict[str, Any]]:
+    """{step: {"k", "correct_per_problem"}} from `<run>/eval_problems.jsonl` ({} if the run has none, as
+    runs made before it existed). A step evaluated twice (a resumed run redoing steps after its
+    checkpoint) keeps its last row; torn lines are skipped."""
+    path = Path(run_dir) / EVAL_PROBLEMS
+    if not path.is_file():
+        return {}
+    out: dict[int, dict[str, Any]] = {}
     for line in path.read_text().splitlines():
         try:
-            rows.append(json.loads(line))
-        except ValueError:
+            row = json.loads(line)
+            out[int(row["step"])] = {"k": int(row["k"]), "correct_per_problem": row["correct_per_problem"]}
+        except (ValueError, KeyError, TypeError):
             continue
-    return rows
+    return out

@@ -990,7 +990,10 @@ def train(
                 f"{step}; give --steps {step} or more"
             )
         check_resume_changes(run_dir, recorded, requested, allow=allow_config_change)
-        if state.get("completed") and step >= requested.train.steps:
+        completed = state.get("completed")
+        if completed is None:  # a checkpoint written before state.json recorded it
+            completed = step > 0 and _has_final_eval(run_dir, step)
+        if completed and step >= requested.train.steps:
             return TrainResult(run_dir, step, "nothing_to_do", scan.latest)
         trainer = Trainer(
             requested,
@@ -1005,6 +1008,19 @@ def train(
     if not isinstance(config, Config):
         config = load_config(config, overrides)
     return Trainer(config, progress=progress, reward_fn=reward_fn).run()
+
+
+def _has_final_eval(run_dir: Path, step: int) -> bool:
+    """Whether metrics.jsonl holds the final evaluation of step `step` (an eval row without a loss: the
+    periodic evaluations share their step's training row)."""
+    from eapo.errors import DataError
+    from eapo.train.logging import read_metrics
+
+    try:
+        rows = read_metrics(run_dir)
+    except (DataError, OSError):
+        return False
+    return any(r["step"] == step and "loss" not in r and any(k.startswith("eval/") for k in r) for r in rows)
 
 
 def _checkpoint_state(path: Path) -> dict[str, Any]:
