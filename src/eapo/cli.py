@@ -251,7 +251,7 @@ def main(argv: list[str] | None = None) -> int:
     previous: dict[int, Any] = {}
     with contextlib.suppress(ValueError):  # not the main thread: signals cannot be handled there
         for sig in (signal.SIGTERM, getattr(signal, "SIGHUP", None)):
-            if sig is not None:
+            if sig is not None and signal.getsignal(sig) != signal.SIG_IGN:  # e.g. `nohup eapo train`
                 previous[sig] = signal.signal(sig, _interrupt)
     try:
         return func(args, rest)

@@ -14,13 +14,14 @@ from __future__ import annotations
 import json
 import os
 import re
+import signal
 import stat
 from pathlib import Path
 from typing import Any
 
 import pytest
 import torch
-from reliability_support import start_eapo, tiny_values, write_config
+from reliability_support import HERE, start_eapo, tiny_values, training_rows, wait_until, write_config
 
 from eapo.cli import main
 from eapo.errors import CheckpointError
@@ -245,3 +246,27 @@ def test_checkpoint_files_follow_the_umask(umask: int, tmp_path: Path, problems_
     for path in [checkpoint, *checkpoint.rglob("*")]:
         expected = (0o777 if path.is_dir() else 0o666) & ~umask
         assert stat.S_IMODE(path.stat().st_mode) == expected, path
+
+
+def test_a_run_started_under_nohup_keeps_ignoring_sighup(tmp_path: Path, problems_file: Path) -> None:
+    """SIGHUP stops a run gracefully (test_reliability_process.py) unless the run was started ignoring it."""
+    config = write_config(
+        tmp_path / "c.yaml", tiny_values(problems_file, tmp_path / "runs", train={"steps": 1000})
+    )
+    log = tmp_path / "nohup.log"
+    process = start_eapo(
+        ["train", "--config", str(config), "--no-progress"], log, script=HERE / "nohup_eapo.py"
+    )
+    run = tmp_path / "runs" / "run"
+
+    def steps() -> int:
+        return len(training_rows(run)) if (run / "metrics.jsonl").exists() else 0
+
+    wait_until(lambda: steps() >= 1, START_TIMEOUT_S, process, log)
+    process.send_signal(signal.SIGHUP)
+    hup_at = steps()
+    wait_until(lambda: steps() >= hup_at + 3, START_TIMEOUT_S, process, log)  # still training
+    process.send_signal(signal.SIGTERM)
+    assert process.wait(timeout=120) == 0, log.read_text()
+    output = log.read_text()
+    assert "SIGHUP" not in output and "Stopped by SIGTERM" in output

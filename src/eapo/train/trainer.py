@@ -122,6 +122,9 @@ class _StopRequest:
     def __enter__(self) -> _StopRequest:
         with contextlib.suppress(ValueError):  # not the main thread: no handlers, no graceful stop
             for sig in STOP_SIGNALS:
+                # A run started under `nohup` ignores SIGHUP on purpose: keep it ignored.
+                if sig != signal.SIGINT and signal.getsignal(sig) == signal.SIG_IGN:
+                    continue
                 self._previous[sig] = signal.signal(sig, self._handle)
         return self
 
