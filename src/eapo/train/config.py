@@ -210,7 +210,7 @@ def _merge(base: dict[str, Any], extra: dict[str, Any], where: str = "") -> dict
         name = f"{where}.{key}" if where else str(key)
         if isinstance(value, dict) and isinstance(out.get(key), dict):
             out[key] = _merge(out[key], value, name)
-        elif isinstance(value, dict) and key in out and out[key] is not None:
+        elif isinstance(value, dict) and key in out:  # also `train:` left empty (None) in the file
             raise ConfigError(f"{name}: expected a mapping of fields, got {clip_text(repr(out[key]))}")
         else:
             out[key] = value
