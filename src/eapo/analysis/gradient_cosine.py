@@ -28,7 +28,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -180,11 +180,16 @@ def algorithm_gradients(
     shaped: torch.Tensor,
     config: Any,
     autocast: Callable[[], Any] = contextlib.nullcontext,
+    *,
+    split: bool = True,
 ) -> dict[str, torch.Tensor]:
-    """The flattened parameter gradient [N] (fp32) of `algorithm`'s policy loss, per part of PARTS.
+    """The flattened parameter gradient [N] (fp32, CPU) of `algorithm`'s policy loss: `"all"`, and with
+    `split` also each part of PARTS (one backward pass per part instead of one in all).
 
     Ratio 1 (π_old = π_θ, the first update of a trainer step); the trainer's micro-batching, token count
-    and aggregation, so the parts sum to the gradient the trainer would accumulate before clipping.
+    and aggregation, so `"all"` is the gradient the trainer accumulates before clipping, and the parts sum
+    to it. A part through which no gradient can flow (ZERO, for PPO-clip without entropy or KL terms) is
+    left out: read a missing part as a zero vector.
     """
     from eapo.core import policy_loss, token_logprobs_and_entropy
     from eapo.rollout import response_logits
@@ -192,9 +197,11 @@ def algorithm_gradients(
     rollout = batch.rollout
     update_mask = _update_mask(batch, config.train.drop_zero_variance_groups)
     params = [p for p in model.parameters() if p.requires_grad]
-    size = sum(p.numel() for p in params)
-    parts = [q for q in PARTS if not (q == "ZERO" and _zero_part_is_inert(algorithm, shaped, batch))]
-    total = {q: torch.zeros(size, dtype=torch.float32) for q in PARTS}
+    if split:
+        parts = [q for q in PARTS if not (q == "ZERO" and _zero_part_is_inert(algorithm, shaped, batch))]
+    else:
+        parts = ["all"]
+    total: dict[str, torch.Tensor] = {}
     rows_total = rollout.sequences.shape[0]
     num_tokens = int(update_mask.sum())
     need_entropy_grad = algorithm.entropy_coef != 0
@@ -215,10 +222,12 @@ def algorithm_gradients(
         )[:2]
         logprobs = logprobs.float()
         for i, part in enumerate(parts):
-            through = batch.parts[part][rows].to(logprobs.device)
-            # The loss's value is unchanged; only the gradient through `part`'s tokens survives.
-            part_logprobs = torch.where(through, logprobs, logprobs.detach())
-            part_entropy = torch.where(through, entropy, entropy.detach()).float()
+            part_logprobs, part_entropy = logprobs, entropy.float()
+            if part != "all":
+                # The loss's value is unchanged; only the gradient through `part`'s tokens survives.
+                through = batch.parts[part][rows].to(logprobs.device)
+                part_logprobs = torch.where(through, logprobs, logprobs.detach())
+                part_entropy = torch.where(through, entropy, entropy.detach()).float()
             loss, _, _ = policy_loss(
                 part_logprobs,
                 logprobs.detach(),
@@ -241,42 +250,73 @@ def algorithm_gradients(
             if not loss.requires_grad:
                 continue
             grads = torch.autograd.grad(loss, params, retain_graph=i < len(parts) - 1, allow_unused=True)
-            total[part] += torch.cat(
+            flat = torch.cat(
                 [
                     (g if g is not None else torch.zeros_like(p)).detach().float().reshape(-1).cpu()
                     for g, p in zip(grads, params, strict=True)
                 ]
             )
+            if part in total:
+                total[part] += flat
+            else:
+                total[part] = flat
+            del grads, flat
     model.eval()
+    if split:
+        whole = torch.zeros(sum(p.numel() for p in params), dtype=torch.float32)
+        for vector in total.values():
+            whole += vector
+        total["all"] = whole
     return total
 
 
 def adamw_delta(
     params: torch.Tensor, gradient: torch.Tensor, *, lr: float, weight_decay: float, max_grad_norm: float
 ) -> torch.Tensor:
-    """The parameter change [N] of one `torch.optim.AdamW` step from a fresh state, after the trainer's
-    gradient clipping (`clip_grad_norm_` to `max_grad_norm`). AdamW is elementwise, so one flat leaf
-    tensor stands for all the model's parameters."""
-    leaf = params.detach().clone().requires_grad_(True)
-    leaf.grad = gradient.detach().clone()
-    torch.nn.utils.clip_grad_norm_([leaf], max_grad_norm)
-    torch.optim.AdamW([leaf], lr=lr, weight_decay=weight_decay).step()
-    return leaf.detach() - params
+    """The parameter change [N] of one `torch.optim.AdamW` step (β's any, ε = 1e-8) from a fresh state,
+    after the trainer's `clip_grad_norm_` to `max_grad_norm`, in closed form (no optimizer state: SmolLM2's
+    would take another 1 GB per call).
+
+    Step 1 of AdamW: θ ← θ(1 − lr·wd), then m̂ = g and v̂ = g² after bias correction, so
+    Δθ = −lr·wd·θ − lr·g / (|g| + ε) with g scaled by min(1, max_grad_norm / (‖g‖ + 1e-6)).
+    `tests/analysis/test_gradient_cosine.py` checks it against `torch.optim.AdamW` itself.
+    """
+    scale = min(1.0, max_grad_norm / (float(gradient.double().norm()) + 1e-6))
+    g = gradient * scale
+    delta = g.div(g.abs().add_(1e-8)).mul_(-lr)
+    if weight_decay:
+        delta.sub_(params, alpha=lr * weight_decay)
+    return delta
 
 
-def compare(vector: torch.Tensor, reference: torch.Tensor) -> dict[str, float | None]:
-    """Cosine and norm ratio ‖vector‖ / ‖reference‖ (float64); None where a norm is 0."""
-    a, b = vector.double(), reference.double()
-    norm_a, norm_b = float(a.norm()), float(b.norm())
-    return {
-        "cosine": float(a @ b) / (norm_a * norm_b) if norm_a > 0 and norm_b > 0 else None,
-        "norm_ratio": norm_a / norm_b if norm_b > 0 else None,
-        "norm": norm_a,
-    }
+def compare(vector: torch.Tensor | None, reference: torch.Tensor | None) -> dict[str, float | None]:
+    """Cosine and norm ratio ‖vector‖ / ‖reference‖ (float64), and ‖vector‖; None reads as a zero vector,
+    and the cosine (or ratio) is None where a norm is 0."""
+    norm_a = float(vector.double().norm()) if vector is not None else 0.0
+    norm_b = float(reference.double().norm()) if reference is not None else 0.0
+    cosine = None
+    if vector is not None and reference is not None and norm_a > 0 and norm_b > 0:
+        cosine = float(vector.double() @ reference.double()) / (norm_a * norm_b)
+    return {"cosine": cosine, "norm_ratio": norm_a / norm_b if norm_b > 0 else None, "norm": norm_a}
 
 
-def _with_whole(parts: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    return {"all": torch.stack(list(parts.values())).sum(dim=0), **parts}
+def _comparisons(
+    gradients: dict[str, torch.Tensor],
+    reference: dict[str, torch.Tensor],
+    step: Callable[[torch.Tensor | None], torch.Tensor],
+    split: bool,
+) -> dict[str, dict[str, Any]]:
+    """{"gradient": {part: compare}, "update": {part: compare}} over "all" and, when split, every part;
+    a part that was not split is None. Updates are recomputed from the gradients (elementwise, cheap)."""
+    out: dict[str, dict[str, Any]] = {"gradient": {}, "update": {}}
+    for part in ("all", *PARTS):
+        if part != "all" and not split:
+            out["gradient"][part] = out["update"][part] = None
+            continue
+        g, r = gradients.get(part), reference.get(part)
+        out["gradient"][part] = compare(g, r)
+        out["update"][part] = compare(step(g), step(r))
+    return out
 
 
 def _part_shares(batch: CosineBatch) -> dict[str, float]:
@@ -291,6 +331,7 @@ def gradient_cosine(
     config: Any,
     *,
     algorithms: Sequence[str] | None = None,
+    split_algorithms: Collection[str] | None = None,
     num_prompts: int = 16,
     seed: int = 0,
     autocast: Callable[[], Any] = contextlib.nullcontext,
@@ -298,9 +339,12 @@ def gradient_cosine(
 ) -> dict[str, Any]:
     """Gradient and one-step-update cosines of every algorithm against GRPO, overall and per part.
 
-    `algorithms`: preset names (default: every preset of `eapo.train.algorithms.ALGORITHMS`); GRPO is
-    always computed as the reference. Problems come from the task's train split in a seeded order: the
-    first `num_prompts` make the batch, the next `num_prompts` the control batch (seed + 1).
+    `algorithms`: preset labels (`parse_algorithm`; default: every preset of
+    `eapo.train.algorithms.ALGORITHMS`); GRPO is always computed as the reference. `split_algorithms`:
+    the labels whose gradient is also split per part (default all; GRPO and the control always are):
+    each split costs one backward pass per part instead of one in all. Problems come from the task's
+    train split in a seeded order: the first `num_prompts` make the batch, the next `num_prompts` the
+    control batch (seed + 1).
     Returns a JSON-ready dict (settings, batch statistics, results per algorithm, control, seconds).
     """
     from eapo.train.algorithms import ALGORITHMS, resolve_algorithm
@@ -331,13 +375,20 @@ def gradient_cosine(
     batch = sample_batch(model, tokenizer, task, config, problems, seed=seed, autocast=autocast)
     params = torch.cat([p.detach().float().reshape(-1).cpu() for p in model.parameters() if p.requires_grad])
 
-    def step(gradient: torch.Tensor) -> torch.Tensor:
+    def step(gradient: torch.Tensor | None) -> torch.Tensor:
         return adamw_delta(
-            params, gradient, lr=t.lr, weight_decay=t.weight_decay, max_grad_norm=t.max_grad_norm
+            params,
+            gradient if gradient is not None else torch.zeros_like(params),
+            lr=t.lr,
+            weight_decay=t.weight_decay,
+            max_grad_norm=t.max_grad_norm,
         )
 
+    def splits(label: str) -> bool:
+        return split_algorithms is None or label == "grpo" or label in split_algorithms
+
     max_new = config.sampling.max_new_tokens
-    reference: dict[str, dict[str, torch.Tensor]] = {}
+    reference: dict[str, torch.Tensor] = {}
     results: dict[str, Any] = {}
     seen: dict[tuple[Any, ...], str] = {}
     for name in tqdm(names, desc="gradients", unit="algo", disable=not progress, leave=False):
@@ -347,7 +398,7 @@ def gradient_cosine(
         key = (
             algorithm.loss, algorithm.clip_low, algorithm.clip_high, algorithm.dual_clip, algorithm.kl_coef,
             algorithm.entropy_coef, algorithm.agg, tuple(sorted(algorithm.loss_params.items())),
-            shaped.numpy().tobytes(),
+            shaped.numpy().tobytes(), splits(name),
         )  # fmt: skip
         entry: dict[str, Any] = {
             "description": algorithm.description,
@@ -355,32 +406,29 @@ def gradient_cosine(
             "shaper_params": algorithm.shaper_params,
             "loss": algorithm.loss,
             "mean_abs_shaped_advantage": float(shaped.abs().sum() / batch.rollout.response_mask.sum()),
+            "split": splits(name),
         }
         if key in seen and name != "grpo":
             entry["same_gradient_as"] = seen[key]
             results[name] = {**results[seen[key]], **entry}
             continue
         seen[key] = name
-        gradients = _with_whole(algorithm_gradients(model, batch, algorithm, shaped, config, autocast))
-        updates = {part: step(g) for part, g in gradients.items()}
+        gradients = algorithm_gradients(model, batch, algorithm, shaped, config, autocast, split=splits(name))
         if name == "grpo":
-            reference = {"gradient": gradients, "update": updates}
-        entry["gradient"] = {p: compare(g, reference["gradient"][p]) for p, g in gradients.items()}
-        entry["update"] = {p: compare(u, reference["update"][p]) for p, u in updates.items()}
+            reference = gradients
+        entry.update(_comparisons(gradients, reference, step, splits(name)))
         results[name] = entry
+        del gradients
 
     control_batch = sample_batch(
         model, tokenizer, task, config, control_problems, seed=seed + 1, autocast=autocast
     )
     grpo = algorithm_of("grpo")
-    control_gradients = _with_whole(
-        algorithm_gradients(
-            model, control_batch, grpo, shaped_advantages(grpo, control_batch, max_new), config, autocast
-        )
+    control_gradients = algorithm_gradients(
+        model, control_batch, grpo, shaped_advantages(grpo, control_batch, max_new), config, autocast
     )
     control = {
-        "gradient": {p: compare(g, reference["gradient"][p]) for p, g in control_gradients.items()},
-        "update": {p: compare(step(g), reference["update"][p]) for p, g in control_gradients.items()},
+        **_comparisons(control_gradients, reference, step, True),
         "part_shares": _part_shares(control_batch),
         "accuracy": float(control_batch.correct.mean()),
     }
@@ -401,6 +449,8 @@ def gradient_cosine(
             "drop_zero_variance_groups": t.drop_zero_variance_groups,
             "seed": seed,
             "parameters": int(params.numel()),
+            "micro_batch_rows": t.micro_batch_rows,
+            "dtype": str(config.model.dtype),
         },
         "batch": {
             "rows": int(mask.shape[0]),
@@ -421,6 +471,13 @@ def _cell(value: float | None, digits: int = 3) -> str:
     return "–" if value is None else f"{value:.{digits}f}"
 
 
+def _cosine_cell(entry: dict[str, Any] | None) -> str:
+    """A cosine to 5 decimals; `n/s` for a part that was not split, `–` where a vector is zero."""
+    if entry is None:
+        return "n/s"
+    return "–" if entry["cosine"] is None else f"{entry['cosine']:.5f}"
+
+
 def markdown_table(result: dict[str, Any]) -> list[str]:
     """The result as Markdown lines: one row per algorithm (and the control), gradient and update cosines
     overall and per quadrant, and the overall norm ratios."""
@@ -438,12 +495,12 @@ def markdown_table(result: dict[str, Any]) -> list[str]:
         g, u = entry["gradient"], entry["update"]
         cells = [
             label,
-            _cell(g["all"]["cosine"], 4),
+            _cosine_cell(g["all"]),
             _cell(g["all"]["norm_ratio"]),
-            *(_cell(g[q]["cosine"], 4) for q in PARTS[:4]),
-            _cell(u["all"]["cosine"], 4),
+            *(_cosine_cell(g[q]) for q in PARTS[:4]),
+            _cosine_cell(u["all"]),
             _cell(u["all"]["norm_ratio"]),
-            *(_cell(u[q]["cosine"], 4) for q in PARTS[:4]),
+            *(_cosine_cell(u[q]) for q in PARTS[:4]),
         ]
         return "| " + " | ".join(cells) + " |"
 
@@ -464,6 +521,7 @@ def analyze_gradient_cosine(
     config: Any = None,
     overrides: Sequence[str] | None = None,
     algorithms: Sequence[str] | None = None,
+    split_algorithms: Collection[str] | None = None,
     num_prompts: int = 16,
     seed: int = 0,
     output: Any = None,
@@ -497,6 +555,7 @@ def analyze_gradient_cosine(
         task,
         cfg,
         algorithms=algorithms,
+        split_algorithms=split_algorithms,
         num_prompts=num_prompts,
         seed=seed,
         autocast=lambda: autocast_context(device, cfg.model.dtype),

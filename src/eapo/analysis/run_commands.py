@@ -57,6 +57,10 @@ def _quadrants(args: argparse.Namespace, overrides: list[str]) -> int:
         args.run, out_dir=args.out, max_dumps=args.max_dumps or None, progress=not args.no_progress
     )
     _print_outputs(summary["out_dir"], ["summary.md", "summary.json", *summary["figures"]])
+    table = [
+        line for line in (Path(summary["out_dir"]) / "summary.md").read_text().splitlines() if line[:1] == "|"
+    ]
+    print("\n".join(table))
     info = summary.get("entropy_information")
     if info:
         print(f"Eq. 14 proxy I(H; r) = {info['corrected']:.5f} nats (Miller-Madow), {info['n']} tokens")
