@@ -18,19 +18,28 @@ from __future__ import annotations
 
 import functools
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
 
 __all__ = [
+    "BootstrapResult",
     "Interval",
     "PairedDifference",
     "bootstrap_mean_interval",
+    "chi2_quantile",
+    "curve_auc",
     "curve_interval",
+    "hierarchical_bootstrap",
+    "holm_adjust",
     "mean_interval",
+    "min_detectable_effect",
     "paired_difference",
+    "paired_t_power",
+    "sd_upper_bound",
+    "steps_to_threshold",
     "t_quantile",
 ]
 
@@ -234,3 +243,249 @@ def curve_interval(
         out["high"].append(interval.high)
         out["n"].append(float(interval.n))
     return out
+
+
+# ---------------------------------------------------------------------------------------- curves
+
+
+def curve_auc(steps: Sequence[float], values: Any) -> Any:
+    """Area under an accuracy curve over training, divided by the horizon: a mean accuracy.
+
+    `steps` [T] are the evaluated steps (strictly increasing, T >= 2), `values` [..., T] the accuracy at
+    each (any leading dimensions: problems, seeds). Trapezoid rule over [steps[0], steps[-1]], divided by
+    steps[-1] − steps[0], so a flat curve at a gives a. Linear in `values`: the AUC of a mean curve is the
+    mean of the per-problem AUCs, which lets the hierarchical bootstrap resample problems.
+    """
+    x = np.asarray(steps, dtype=np.float64)
+    y = np.asarray(values, dtype=np.float64)
+    if x.ndim != 1 or x.size < 2:
+        raise ValueError(f"curve_auc: need at least 2 evaluated steps, got {x.tolist()}")
+    if not (np.diff(x) > 0).all():
+        raise ValueError(f"curve_auc: steps must increase strictly, got {x.tolist()}")
+    if y.shape[-1] != x.size:
+        raise ValueError(f"curve_auc: values have {y.shape[-1]} points on their last axis, steps {x.size}")
+    area = ((y[..., 1:] + y[..., :-1]) / 2 * np.diff(x)).sum(axis=-1)
+    return area / (x[-1] - x[0])
+
+
+def steps_to_threshold(steps: Sequence[float], values: Any, threshold: Any, censor: float) -> Any:
+    """The first evaluated step whose value reaches `threshold` (values [..., T], threshold broadcast to
+    [...]); `censor` where the curve never reaches it."""
+    x = np.asarray(steps, dtype=np.float64)
+    y = np.asarray(values, dtype=np.float64)
+    reached = y >= np.asarray(threshold, dtype=np.float64)[..., None]
+    first = x[np.argmax(reached, axis=-1)]
+    return np.where(reached.any(axis=-1), first, censor)
+
+
+# ---------------------------------------------------------------------------------------- multiplicity
+
+
+def holm_adjust(p_values: Sequence[float]) -> list[float]:
+    """Holm's step-down adjusted p-values (Holm 1979): with p_(1) <= ... <= p_(m) sorted,
+    p̃_(i) = max_{j <= i} min(1, (m − j + 1) · p_(j)). Rejecting where p̃ <= α controls the family-wise
+    error rate at α for any dependence between the tests. Returned in the input order."""
+    p = [float(v) for v in p_values]
+    if any(not 0 <= v <= 1 for v in p):
+        raise ValueError(f"holm_adjust: p-values must be in [0, 1], got {p}")
+    m = len(p)
+    adjusted = [0.0] * m
+    running = 0.0
+    for rank, i in enumerate(sorted(range(m), key=lambda j: p[j])):
+        running = max(running, min(1.0, (m - rank) * p[i]))
+        adjusted[i] = running
+    return adjusted
+
+
+# ---------------------------------------------------------------------------------------- bootstrap
+
+PROBLEM_RESAMPLING = ("shared", "nested")
+
+
+@dataclass
+class BootstrapResult:
+    """A statistic over seeds (and problems) with its hierarchical bootstrap interval and p-value.
+
+    `p_value`: two-sided percentile-bootstrap p of "the statistic is `null`" (None below 2 seeds).
+    `problems`: how problems were resampled (`shared`, `nested`, or `none` when there was one value per
+    seed); `num_problems` per seed.
+    """
+
+    estimate: float
+    interval: Interval
+    p_value: float | None
+    seeds: int
+    num_problems: int
+    problems: str
+    resamples: int
+
+    def to_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["interval"] = self.interval.to_dict()
+        return out
+
+
+def hierarchical_bootstrap(
+    values: Any,
+    statistic: Callable[[np.ndarray], np.ndarray] | None = None,
+    *,
+    problems: str = "shared",
+    level: float = DEFAULT_LEVEL,
+    resamples: int = DEFAULT_RESAMPLES,
+    seed: int = 0,
+    null: float = 0.0,
+) -> BootstrapResult:
+    """Two-stage bootstrap of a mean over seeds of a per-seed statistic of problem means.
+
+    `values` [S, P, *rest]: one entry per (seed, problem), e.g. a paired difference EAPO − baseline of a
+    per-problem accuracy (pairing by seed and problem is kept: both arms' values move together). Each
+    replicate draws S seeds with replacement, then P problems with replacement, averages the drawn
+    problems of each drawn seed to [*rest], applies `statistic` ([..., *rest] -> [...]; default: the mean
+    itself, for scalar entries) and averages over the drawn seeds. The estimate is the same computation
+    without resampling; the interval is the percentile interval of the replicates and the p-value
+    2·min(P*(θ* <= null), P*(θ* >= null)) with the +1 correction, the test the interval inverts.
+
+    `problems="shared"` (default) draws one problem sample per replicate and uses it for every drawn seed:
+    every seed of a grid is evaluated on the same held-out problems, so seed and problem effects are
+    crossed, and only a shared draw carries a problem effect common to all seeds into the spread (an
+    independent draw per seed would divide its variance by S). `problems="nested"` draws problems anew for
+    each drawn seed (seeds then problems within seed). With P = 1 only seeds are resampled.
+    """
+    if problems not in PROBLEM_RESAMPLING:
+        raise ValueError(f"hierarchical_bootstrap: problems={problems!r}; choose from {PROBLEM_RESAMPLING}")
+    data = np.asarray(values, dtype=np.float64)
+    if data.ndim < 2 or 0 in data.shape[:2]:
+        raise ValueError(f"hierarchical_bootstrap: values must be [seeds, problems, ...], got {data.shape}")
+    if not np.isfinite(data).all():
+        raise ValueError("hierarchical_bootstrap: non-finite values")
+    stat = statistic if statistic is not None else (lambda means: means)
+    num_seeds, num_problems, rest = data.shape[0], data.shape[1], data.shape[2:]
+    per_seed = np.asarray(stat(data.mean(axis=1)), dtype=np.float64)
+    if per_seed.shape != (num_seeds,):
+        raise ValueError(
+            f"hierarchical_bootstrap: the statistic gave shape {per_seed.shape}, not ({num_seeds},)"
+        )
+    estimate = float(per_seed.mean())
+    mode = problems if num_problems > 1 else "none"
+    method = f"hierarchical-bootstrap ({mode} problems)"
+    if num_seeds < 2:
+        interval = Interval(estimate, None, None, num_seeds, method, level, per_seed.tolist())
+        return BootstrapResult(estimate, interval, None, num_seeds, num_problems, mode, 0)
+    flat = data.reshape(num_seeds, num_problems, -1)
+    width = flat.shape[2]
+    rng = np.random.default_rng(seed)
+    uniform = np.full(num_problems, 1.0 / num_problems)
+    draws = np.empty(resamples)
+    chunk = max(1, 4_000_000 // (num_seeds * num_problems * width))
+    done = 0
+    while done < resamples:
+        b = min(chunk, resamples - done)
+        seeds = rng.integers(0, num_seeds, size=(b, num_seeds))
+        if mode == "none":
+            means = flat[:, 0, :][seeds]
+        elif mode == "shared":
+            weights = rng.multinomial(num_problems, uniform, size=b).astype(np.float64)
+            every_seed = np.einsum("bp,spr->bsr", weights, flat) / num_problems
+            means = np.take_along_axis(every_seed, seeds[:, :, None], axis=1)
+        else:
+            weights = rng.multinomial(num_problems, uniform, size=(b, num_seeds)).astype(np.float64)
+            means = np.einsum("bip,bipr->bir", weights, flat[seeds]) / num_problems
+        draws[done : done + b] = np.asarray(stat(means.reshape(b, num_seeds, *rest))).mean(axis=1)
+        done += b
+    tail = (1 - level) / 2 * 100
+    low, high = np.percentile(draws, [tail, 100 - tail])
+    below, above = int((draws <= null).sum()), int((draws >= null).sum())
+    p_value = min(1.0, 2 * (min(below, above) + 1) / (resamples + 1))
+    interval = Interval(estimate, float(low), float(high), num_seeds, method, level, per_seed.tolist())
+    return BootstrapResult(estimate, interval, p_value, num_seeds, num_problems, mode, resamples)
+
+
+# ---------------------------------------------------------------------------------------- power
+
+
+def normal_cdf(x: Any) -> Any:
+    """Φ(x), elementwise."""
+    erfc = np.vectorize(math.erfc, otypes=[np.float64])
+    return 0.5 * erfc(-np.asarray(x, dtype=np.float64) / math.sqrt(2.0))
+
+
+def chi2_cdf(x: float, df: float) -> float:
+    """P(χ²_df <= x): the regularized lower incomplete gamma P(df/2, x/2) by its power series."""
+    if not df > 0:
+        raise ValueError(f"chi2_cdf: df = {df!r} must be > 0")
+    if x <= 0:
+        return 0.0
+    a, half = df / 2, x / 2
+    term = math.exp(a * math.log(half) - half - math.lgamma(a + 1))
+    total, n = term, 0
+    while term > 1e-17 * total and n < 100_000:
+        n += 1
+        term *= half / (a + n)
+        total += term
+    return min(1.0, total)
+
+
+def chi2_quantile(p: float, df: float) -> float:
+    """The p-quantile of χ² with `df` degrees of freedom (bisection on `chi2_cdf`)."""
+    if not 0 < p < 1:
+        raise ValueError(f"chi2_quantile: p = {p!r} must be in (0, 1)")
+    low, high = 0.0, max(1.0, 2.0 * df)
+    while chi2_cdf(high, df) < p:
+        high *= 2
+    for _ in range(100):
+        mid = (low + high) / 2
+        if chi2_cdf(mid, df) < p:
+            low = mid
+        else:
+            high = mid
+    return (low + high) / 2
+
+
+def paired_t_power(effect: float, sd: float, n: int, alpha: float = 0.05) -> float:
+    """Power of the two-sided one-sample t-test on n paired differences with mean `effect` and standard
+    deviation `sd`, at level `alpha`: P(|T| > t_{1−α/2, n−1}) with T noncentral t (df n − 1, noncentrality
+    effect·√n/sd). Computed exactly as E_V[Φ(δ − c·√(V/df)) + Φ(−δ − c·√(V/df))], V ~ χ²_df, by Simpson's
+    rule over the χ distribution of √V."""
+    if n < 2:
+        raise ValueError(f"paired_t_power: n = {n} seeds; a t-test needs at least 2")
+    if not sd > 0:
+        raise ValueError(f"paired_t_power: sd = {sd!r} must be > 0")
+    df = n - 1
+    c = t_quantile(1 - alpha / 2, df)
+    delta = effect * math.sqrt(n) / sd
+    w = np.linspace(0.0, math.sqrt(df) + 12.0, 4001)
+    log_density = (df - 1) * np.log(np.maximum(w, 1e-300)) - w * w / 2 - (df / 2 - 1) * math.log(2)
+    density = np.exp(log_density - math.lgamma(df / 2))
+    if df == 1:
+        density[0] = math.sqrt(2 / math.pi)
+    scaled = c * w / math.sqrt(df)
+    f = density * (normal_cdf(delta - scaled) + normal_cdf(-delta - scaled))
+    h = w[1] - w[0]
+    return float(h / 3 * (f[0] + f[-1] + 4 * f[1:-1:2].sum() + 2 * f[2:-1:2].sum()))
+
+
+def min_detectable_effect(sd: float, n: int, alpha: float = 0.05, power: float = 0.8) -> float:
+    """The smallest true mean paired difference a two-sided paired t-test over n seeds detects with the
+    given power at level `alpha`, for per-seed differences of standard deviation `sd` (exact noncentral t,
+    `paired_t_power`). For large n it tends to (z_{1−α/2} + z_power)·sd/√n = 2.80·sd/√n at the defaults."""
+    if not 0 < power < 1:
+        raise ValueError(f"min_detectable_effect: power = {power!r} must be in (0, 1)")
+    if not alpha < power:
+        raise ValueError(f"min_detectable_effect: power {power} must exceed alpha {alpha}")
+    low, high = 0.0, sd
+    while paired_t_power(high, sd, n, alpha) < power:
+        high *= 2
+    for _ in range(60):
+        mid = (low + high) / 2
+        if paired_t_power(mid, sd, n, alpha) < power:
+            low = mid
+        else:
+            high = mid
+    return (low + high) / 2
+
+
+def sd_upper_bound(sd: float, df: int, confidence: float = 0.8) -> float:
+    """One-sided upper confidence bound of a normal standard deviation estimated with `df` degrees of
+    freedom: sd·√(df / χ²_{1−confidence, df}). A pilot's 2-3 seeds estimate sd poorly; sizing a grid on
+    this bound instead of the estimate guards against an optimistic pilot."""
+    return sd * math.sqrt(df / chi2_quantile(1 - confidence, df))
