@@ -5,6 +5,11 @@ evaluation (see `eapo.analysis.grid`). For each seed, the final held-out Avg@n o
 (EAPO by default) minus each baseline's gives a paired difference; the report claims "EAPO beats X" only
 where its paired bootstrap 95% interval excludes 0 (PAPER.md §6.1 baselines, Tables 1-2).
 
+Beside it, the pre-stated analysis (`eapo.analysis.prestated`): the primary metric named before the grid
+(`primary`, default the area under the held-out Avg@k curve), Holm-corrected secondaries, hierarchical
+bootstrap intervals over seeds and problems, Pass@k against the base model and a guessing baseline, and
+the minimum detectable effect for `power_seeds` seeds.
+
 Sensitivity mode (`sweeps`): EAPO's α (Eq. 7) and φ (Eq. 6) over the given values (one at a time around
 the defaults α = 0.2, φ = 2, as in Table 9; or their full product with `sweep_grid`). The best setting is
 chosen on a VALIDATION split (problems outside both the train and the held-out split, drawn by
@@ -26,6 +31,7 @@ from eapo.analysis.grid import (
     Arm,
     FinalEvalSettings,
     GridSpec,
+    base_model_evaluations,
     fmt_interval,
     grid_summary,
     markdown_table,
@@ -35,6 +41,14 @@ from eapo.analysis.grid import (
     run_grid,
     write_figures,
     write_report_json,
+)
+from eapo.analysis.prestated import (
+    DEFAULT_POWER_SEEDS,
+    PRIMARY_METRICS,
+    analyse,
+    pass_ks,
+    prestated_markdown,
+    task_guessing_baseline,
 )
 from eapo.errors import ConfigError
 
@@ -167,8 +181,15 @@ def run_compare(
     validation_problems: int = 200,
     progress: bool = True,
     command: str | None = None,
+    primary: str = "auc",
+    power_seeds: list[int] | tuple[int, ...] = DEFAULT_POWER_SEEDS,
 ) -> dict[str, Any]:
     """Run (or resume) the comparison grid and write `compare.json`, `compare.md` and the figures.
+
+    `primary` (one of `prestated.PRIMARY_METRICS`) is the metric the verdict is read from, stated before
+    the grid runs; the report's `prestated` section holds it, the secondaries, Pass@k against the base
+    model (evaluated once per seed in `<runs>/base_model/`) and the guessing baseline, and the minimum
+    detectable effect for each of `power_seeds` seeds.
 
     With `sweeps`, run EAPO's sensitivity instead (`sensitivity.json`, `sensitivity.md`, figures), the
     setting chosen on the validation split. Run folders go in `runs_dir` (default `out_dir`), shareable
@@ -199,6 +220,8 @@ def run_compare(
     names = list(algos or DEFAULT_ALGOS)
     if focus not in names:
         raise ConfigError(f"--focus {focus!r} is not among --algos {','.join(names)}")
+    if primary not in PRIMARY_METRICS:
+        raise ConfigError(f"--primary {primary!r}: choose from {', '.join(PRIMARY_METRICS)}")
     arms = [Arm(name, {"algo": {"name": name}}, _description(name)) for name in names]
     spec = GridSpec(arms, list(seeds), runs, base, overrides or {}, steps, init, final_eval)
     records = run_grid(spec, progress=progress)
@@ -209,17 +232,28 @@ def run_compare(
     paired_avg = paired_comparisons(records, pairs, "avg", f"avg@{n}")
     paired_pass = paired_comparisons(records, pairs, f"pass@{n}")
     figures = write_figures(summary, paired_avg, out_dir, "compare", "compare")
+    prestated = analyse(
+        records,
+        names,
+        focus,
+        primary=primary,
+        target=target,
+        base=base_model_evaluations(spec, progress=False),
+        guessing=_guessing(base, overrides or {}, final_eval),
+        power_seeds=power_seeds,
+    )
     report: dict[str, Any] = {
         "kind": "compare",
         "command": command,
         "created": dt.datetime.now().isoformat(timespec="seconds"),
         "focus": focus,
-        "settings": _settings(spec, target),
+        "settings": {**_settings(spec, target), "primary": primary},
         "arms": summary,
         "paired": {
             f"avg@{n}": [p.to_dict() for p in paired_avg],
             f"pass@{n}": [p.to_dict() for p in paired_pass],
         },
+        "prestated": prestated,
         "runs": {arm.name: [record_brief(r, target) for r in records if r.arm == arm.name] for arm in arms},
         "figures": [f.name for f in figures],
     }
@@ -236,10 +270,38 @@ def run_compare(
         f"{p.wins}/{len(p.differences)} seeds ahead -> {_claim(p, focus)}"
         for p in paired_avg
     ]
+    claims = [
+        f"Primary (stated before the grid): {prestated['primary']['label']}; see the pre-stated analysis. "
+        f"Final Avg@{n} by seed-level bootstrap (the earlier protocol):",
+        "",
+        *claims,
+    ]
     (out_dir / "compare.md").write_text(
-        _markdown("eapo compare", report, table, pass_curve_table(summary), figures, claims)
+        _markdown(
+            "eapo compare",
+            report,
+            table,
+            pass_curve_table(summary),
+            figures,
+            claims,
+            prestated_markdown(prestated),
+        )
     )
     return report
+
+
+def _guessing(base: Path | None, overrides: dict[str, Any], final_eval: FinalEvalSettings) -> dict[str, Any]:
+    """The guessing baseline on the problems the Pass@k comparison uses (the Pass@k curve's where the
+    grid runs one, else the final evaluation's)."""
+    from eapo.tasks import load_task
+    from eapo.train.config import load_config
+
+    config = load_config(base, overrides)
+    if final_eval.pass_curve_samples:
+        n, problems = final_eval.pass_curve_samples, final_eval.pass_curve_problems
+    else:
+        n, problems = final_eval.samples, final_eval.problems or config.eval.num_problems
+    return task_guessing_baseline(load_task(config.task), problems, pass_ks(n))
 
 
 def _claim(p: Any, focus: str) -> str:
@@ -382,6 +444,7 @@ def _markdown(
     pass_table: str,
     figures: list[Path],
     claims: list[str],
+    prestated: str = "",
 ) -> str:
     s = report["settings"]
     fe = s["final_eval"]
@@ -395,8 +458,14 @@ def _markdown(
         + (f", first {fe['problems']} problems" if fe["problems"] else "")
         + " at the config's eval temperature / top-p.  ",
         f"Intervals: {s['intervals']}. Paired: {s['paired']}.",
+        *(
+            [f"Primary metric, stated before the grid: **{report['prestated']['primary']['label']}**."]
+            if report.get("prestated")
+            else []
+        ),
         "",
         table,
+        *([prestated] if prestated else []),
         "## Claims",
         "",
         *claims,

@@ -158,6 +158,9 @@ class RunRecord:
     tokens_generated: float
     train_seconds: float  # Σ time/step over the logged training steps (survives resumes)
     wall_seconds: float | None  # the grid's clock around training and final evaluations, summed
+    # {step: {"k", "correct_per_problem"}} of the in-training evaluations (`eval_problems.jsonl`); empty
+    # for runs made before the trainer wrote it
+    eval_counts: dict[int, dict[str, Any]] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -312,11 +315,14 @@ def _eval_settings(config: Any, kind: str, samples: int, problems: int, extra: s
     }
 
 
-def final_evaluations(run_dir: Path, settings: FinalEvalSettings, progress: bool = False) -> dict[str, Any]:
+def final_evaluations(
+    run_dir: Path, settings: FinalEvalSettings, progress: bool = False, *, base_model: bool = False
+) -> dict[str, Any]:
     """The final evaluations of a finished run (cached in `<run>/grid_eval.json` by their settings).
 
-    Loads the run's newest checkpoint once and samples, at the config's evaluation temperature and top-p
-    with `run.seed` as the sampling seed (the same in every arm):
+    Loads the run's newest checkpoint (`base_model`: the config's starting weights instead) once and
+    samples, at the config's evaluation temperature and top-p with `run.seed` as the sampling seed (the
+    same in every arm):
       - `final`: `settings.samples` per problem on the first `settings.problems` held-out problems;
       - `pass_curve` (if `pass_curve_samples`): that many per problem on the first `pass_curve_problems`;
       - `validation` (if `settings.validation`): `settings.samples` per validation problem.
@@ -347,7 +353,7 @@ def final_evaluations(run_dir: Path, settings: FinalEvalSettings, progress: bool
     if not missing:
         return {k: cached[k] for k in wanted}
 
-    model, tokenizer, task, sampling, autocast = _load_final_policy(run_dir)
+    model, tokenizer, task, sampling, autocast = _load_final_policy(run_dir, base_model)
     from eapo.rollout import evaluate
 
     for kind, eval_settings in missing.items():
@@ -385,13 +391,17 @@ def final_evaluations(run_dir: Path, settings: FinalEvalSettings, progress: bool
     return {k: cached[k] for k in wanted}
 
 
-def _load_final_policy(run_dir: Path) -> tuple[Any, Any, Any, Any, Any]:
+def _load_final_policy(run_dir: Path, base_model: bool = False) -> tuple[Any, Any, Any, Any, Any]:
     from eapo.models import autocast_context, load_policy
     from eapo.rollout import SamplingConfig
     from eapo.tasks import load_task
+    from eapo.train.config import load_config
     from eapo.train.evaluate import resolve_eval_target
 
-    config, _ = resolve_eval_target(Path(run_dir), None, None, None)
+    if base_model:
+        config = load_config(Path(run_dir) / "config.yaml")
+    else:
+        config, _ = resolve_eval_target(Path(run_dir), None, None, None)
     task = load_task(config.task)
     model, tokenizer = load_policy(config.model, task, progress=False)
     model.eval()
@@ -404,6 +414,38 @@ def _load_final_policy(run_dir: Path) -> tuple[Any, Any, Any, Any, Any]:
         batch_rows=config.sampling.batch_rows,
     )
     return model, tokenizer, task, sampling, lambda: autocast_context(device, config.model.dtype)
+
+
+BASE_MODEL_DIR = "base_model"  # <out>/base_model/seed<k>/: the starting policy's evaluations
+
+
+def base_model_evaluations(spec: GridSpec, progress: bool = False) -> dict[int, dict[str, Any]]:
+    """{seed: evaluations} of the policy every run of that seed starts from, evaluated exactly like the
+    finished runs (`final`, and `pass_curve` when asked; same problems, samples, temperature and sampling
+    seed): the base model of the Pass@k comparisons (PAPER.md §4.2 compares Pass@k with the base's).
+
+    Every arm of a seed starts from the same weights, so each seed is evaluated once, from the first arm's
+    config, in `<out>/base_model/seed<k>/` (its config.yaml and a cached grid_eval.json, dropped when the
+    model, task, sampling or eval section changes).
+    """
+    from eapo.train.config import dump_yaml, load_config, to_dict
+
+    def sections(config: Any) -> dict[str, Any]:
+        values = to_dict(config)
+        return {name: values[name] for name in ("model", "task", "sampling", "eval")}
+
+    settings = dataclasses.replace(spec.final_eval, validation=None)
+    out: dict[int, dict[str, Any]] = {}
+    for seed in spec.seeds:
+        folder = Path(spec.out_dir) / BASE_MODEL_DIR / f"seed{seed}"
+        folder.mkdir(parents=True, exist_ok=True)
+        config = run_config(spec, spec.arms[0], seed)
+        config_path = folder / "config.yaml"
+        if not config_path.is_file() or sections(load_config(config_path)) != sections(config):
+            (folder / GRID_EVAL).unlink(missing_ok=True)
+            config_path.write_text(dump_yaml(config))
+        out[seed] = final_evaluations(folder, settings, progress=progress, base_model=True)
+    return out
 
 
 # ---------------------------------------------------------------------------------------- running
@@ -493,7 +535,7 @@ def _add_wall_time(run_dir: Path, seconds: float, stopped: str | None) -> None:
 def collect_run(arm: str, seed: int, run_dir: Path, settings: FinalEvalSettings | None = None) -> RunRecord:
     """A RunRecord from a run folder's metrics.jsonl, grid_eval.json and grid_run.json."""
     from eapo.train.config import load_config
-    from eapo.train.logging import read_metrics
+    from eapo.train.logging import read_eval_counts, read_metrics
 
     run_dir = Path(run_dir)
     config = load_config(run_dir / "config.yaml")
@@ -537,6 +579,7 @@ def collect_run(arm: str, seed: int, run_dir: Path, settings: FinalEvalSettings 
         tokens_generated=float(sum(r.get("tokens/generated") or 0.0 for r in train_rows)),
         train_seconds=float(sum(r.get("time/step") or 0.0 for r in train_rows)),
         wall_seconds=grid_run.get("wall_seconds"),
+        eval_counts=read_eval_counts(run_dir),
     )
 
 
