@@ -3,6 +3,10 @@
     # offline smoke test on CPU: a random 2-layer Llama, a word-level tokenizer, 2 steps (~10 s)
     python examples/trl/train_eapo_trl.py --tiny
 
+    # the same, writing an eapo run folder (metrics every step, a rollout dump every step) to analyse
+    python examples/trl/train_eapo_trl.py --tiny --max-steps 4 --dump-every 1 --output-dir runs/trl-tiny
+    eapo quadrants --run runs/trl-tiny && eapo report --runs runs/trl-tiny
+
     # a real model on GSM8K (downloads both; use a GPU, and `accelerate launch` for several)
     accelerate launch examples/trl/train_eapo_trl.py --model Qwen/Qwen2.5-Math-1.5B --max-steps 200
 
@@ -28,6 +32,16 @@ def last_number_reward(completions: list, answer: list[str], **_: object) -> lis
         numbers = re.findall(r"-?\d+(?:\.\d+)?", text.replace(",", ""))
         target = reference.split("####")[-1].strip().replace(",", "")
         rewards.append(float(bool(numbers) and numbers[-1] == target))
+    return rewards
+
+
+def mentions_answer_reward(completions: list, answer: list[str], **_: object) -> list[float]:
+    """1.0 when the reference answer appears anywhere among the completion's words, else 0 (the --tiny
+    setting's reward: a random model's groups then mix 0s and 1s, so every quadrant has tokens)."""
+    rewards = []
+    for completion, reference in zip(completions, answer, strict=True):
+        text = completion if isinstance(completion, str) else completion[-1]["content"]
+        rewards.append(float(reference.split("####")[-1].strip() in text.split()))
     return rewards
 
 
@@ -75,7 +89,13 @@ def main() -> None:
     parser.add_argument("--alpha", type=float, default=0.2)
     parser.add_argument("--phi", type=float, default=2.0)
     parser.add_argument("--max-steps", type=int, default=2)
-    parser.add_argument("--output-dir", default="runs/trl-eapo")
+    parser.add_argument("--output-dir", default="runs/trl-eapo", help="TRL's output_dir (the run folder)")
+    parser.add_argument(
+        "--dump-every",
+        type=int,
+        default=0,
+        help="make --output-dir an eapo run folder with a rollout dump every N steps (0 = off)",
+    )
     options = parser.parse_args()
 
     common = {
@@ -83,6 +103,7 @@ def main() -> None:
         "eapo_algo": options.algo,
         "eapo_alpha": options.alpha,
         "eapo_phi": options.phi,
+        "eapo_dump_every": options.dump_every,
         "max_steps": options.max_steps,
         "logging_steps": 1,
         "save_strategy": "no",
@@ -90,6 +111,7 @@ def main() -> None:
     }
     if options.tiny:
         model, tokenizer, dataset = tiny_setup()
+        reward = mentions_answer_reward
         args = EAPOConfig(
             **common,
             use_cpu=True,
@@ -104,6 +126,7 @@ def main() -> None:
         from datasets import load_dataset
 
         model, tokenizer = options.model, None
+        reward = last_number_reward
         dataset = load_dataset("openai/gsm8k", "main", split="train").rename_column("question", "prompt")
         args = EAPOConfig(
             **common,
@@ -116,14 +139,14 @@ def main() -> None:
         )
     trainer = EAPOTrainer(
         model=model,
-        reward_funcs=last_number_reward,
+        reward_funcs=reward,
         args=args,
         train_dataset=dataset,
         processing_class=tokenizer,
     )
     trainer.train()
     last = [entry for entry in trainer.state.log_history if "loss" in entry][-1]
-    shares = ", ".join(f"{q} {last[f'eapo/{q}/share']:.2f}" for q in ("PHR", "PLR", "NHR", "NLR"))
+    shares = ", ".join(f"{q} {last[f'quadrant/{q}/share']:.2f}" for q in ("PHR", "PLR", "NHR", "NLR"))
     print(f"last step: loss {last['loss']:.4f}, reward {last['reward']:.3f}, token shares: {shares}")
 
 

@@ -14,7 +14,7 @@ from trl import GRPOTrainer
 
 from eapo.core import QUADRANTS, policy_loss, shape_advantages, token_advantages, token_logprobs_and_entropy
 from eapo.errors import ConfigError
-from eapo.integrations.trl import EAPOConfig, EAPOTrainer
+from eapo.integrations.trl import EAPOConfig, EAPOTrainer, add_eapo_diagnostics, rollout_scores
 
 GROUP = 4
 
@@ -63,11 +63,12 @@ def test_eapo_trainer_trains_two_steps_and_logs_quadrants(tmp_path, tiny_model_a
     assert len(steps) == 2
     for entry in steps:
         assert math.isfinite(entry["loss"])
-        shares = [entry[f"eapo/{name}/share"] for name in (*QUADRANTS, "ZERO")]
+        shares = [entry[f"quadrant/{name}/share"] for name in (*QUADRANTS, "ZERO")]
         assert sum(shares) == pytest.approx(1.0)
         for name in QUADRANTS:
-            assert math.isfinite(entry[f"eapo/{name}/loss"])
-            assert entry[f"eapo/{name}/mean_entropy"] >= 0.0
+            assert math.isfinite(entry[f"quadrant/{name}/loss"])
+            assert entry[f"quadrant/{name}/mean_entropy"] >= 0.0
+            assert entry[f"quadrant/{name}/mean_abs_shaped_adv"] >= 0.0
     moved = sum(
         float((p.detach() - b).abs().sum()) for p, b in zip(trainer.model.parameters(), before, strict=True)
     )
@@ -149,10 +150,11 @@ def test_eapo_loss_equals_core_policy_loss_on_shaped_advantages(tmp_path, tiny_m
     assert float(trl_with_shaped) == pytest.approx(float(expected), abs=1e-6)
 
 
+@pytest.mark.parametrize("temperature", [1.0, 0.7])
 def test_generation_step_shapes_whole_groups_with_rollout_entropy(
-    tmp_path, tiny_model_and_tokenizer, monkeypatch
+    tmp_path, tiny_model_and_tokenizer, monkeypatch, temperature
 ):
-    trainer = make_trainer(tmp_path, tiny_model_and_tokenizer)
+    trainer = make_trainer(tmp_path, tiny_model_and_tokenizer, temperature=temperature)
     trainer.model.train()
     batch = loss_inputs(trainer, seed=2)
     del batch["old_per_token_logps"], batch["ref_per_token_logps"]
@@ -160,13 +162,22 @@ def test_generation_step_shapes_whole_groups_with_rollout_entropy(
     output = trainer._generate_and_score_completions([])
 
     mask = batch["completion_mask"]
-    rollout_entropy = trainer._rollout_entropy(batch, "train")
+    logprobs, rollout_entropy, sum_sq = rollout_scores(trainer, batch, "train")
     input_ids = torch.cat([batch["prompt_ids"], batch["completion_ids"]], dim=1)
     with torch.no_grad():
-        logits = trainer.model(input_ids=input_ids).logits[:, 2:-1] / trainer.temperature
-    _, entropy = token_logprobs_and_entropy(logits, batch["completion_ids"], mask)
-    # TRL's fused head and eapo.core compute the same entropy (fp32, in different chunks).
-    torch.testing.assert_close(rollout_entropy * mask, entropy * mask, atol=1e-5, rtol=0)
+        logits = trainer.model(input_ids=input_ids).logits[:, 2:-1] / temperature
+        # TRL's own scoring (its fused LM head divides by self.temperature) gives the same numbers.
+        trl_logprobs, trl_entropy, _ = trainer._get_per_token_logps_and_entropies(
+            trainer.model, input_ids, torch.ones_like(input_ids), mask.size(1), compute_entropy=True
+        )
+    expected_logprobs, entropy = token_logprobs_and_entropy(logits, batch["completion_ids"], mask)
+    # The entropy of softmax(z / T), the distribution TRL sampled from; Σπ² of the same distribution.
+    torch.testing.assert_close(rollout_entropy, entropy * mask, atol=1e-5, rtol=0)
+    torch.testing.assert_close(logprobs, expected_logprobs * mask, atol=1e-5, rtol=0)
+    torch.testing.assert_close(rollout_entropy, trl_entropy.float() * mask, atol=1e-5, rtol=0)
+    torch.testing.assert_close(logprobs, trl_logprobs.float() * mask, atol=1e-5, rtol=0)
+    probs = torch.softmax(logits.double(), dim=-1)
+    torch.testing.assert_close(sum_sq, probs.square().sum(-1) * mask, atol=1e-6, rtol=0)
     expected = shape_advantages(
         "eapo", token_advantages(batch["advantages"], mask), rollout_entropy, mask, GROUP
     )

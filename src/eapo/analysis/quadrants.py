@@ -625,7 +625,7 @@ def _markdown(summary: dict[str, Any]) -> str:
         "advantage, high entropy = H ≥ the group's mean token entropy. Means over all steps "
         "(first 10% → last 10%).",
         "",
-        "| quadrant | token share | mean entropy | mean \\|Â\\| (shaped) | share of Σ grad norm (Eq. 5) "
+        "| quadrant | token share | mean entropy | mean \\|Â\\| (GRPO) | share of Σ grad norm (Eq. 5) "
         "| entropy change per update (± s.e.m.) |",
         "|---|---|---|---|---|---|",
     ]

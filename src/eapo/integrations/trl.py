@@ -12,8 +12,10 @@ What changes against `trl.GRPOTrainer` (tested with trl 1.16.0):
 
 1. **Shaping, once per generation batch.** After TRL has generated, scored and normalised the rewards
    (its own `_generate_and_score_completions`), the trainer runs one no-grad forward of the rollout
-   policy π_old through TRL's own `_get_per_token_logps_and_entropies` to get the token entropies
-   H_{i,t} (PAPER.md Notation: from the rollout policy's logits, at the sampling temperature). It then
+   policy π_old and scores it with `eapo.core.token_logprobs_and_entropy` at the sampling temperature
+   (logits / `temperature`, as TRL's own fused head scores them) to get the token entropies H_{i,t}
+   (PAPER.md Notation), the log-probs and Σπ² (multimodal batches go through TRL's
+   `_get_per_token_logps_and_entropies`, which gives no Σπ²). It then
    gathers advantages, entropies and masks from every process and shapes the token advantages with
    `eapo.core.shape_advantages` over the **whole** batch. TRL lays the gathered batch out as whole
    groups (its `RepeatSampler` repeats each prompt `num_generations` times in a row and TRL normalises
@@ -29,10 +31,19 @@ What changes against `trl.GRPOTrainer` (tested with trl 1.16.0):
    (the paper's token-mean, PAPER.md Eq. 2). With `algo="grpo"` it equals TRL's own loss (tested to
    1e-6). vLLM's importance-sampling ratio w ≥ 0 multiplies the advantages, which for PPO-clip is the
    same as TRL multiplying the per-token loss by w.
-3. **Metrics.** Per quadrant (PAPER.md §4.1: PHR, PLR, NHR, NLR, and ZERO for Â = 0) the batch share,
-   mean entropy, mean |Â| before and after shaping (`eapo/<Q>/...`, from the generation step) and the
-   quadrant's part of the policy loss (`eapo/<Q>/loss`, from each loss step, summing to
+3. **Metrics.** The quadrant metrics of `eapo train` (`eapo.core.quadrant_metrics`, polarity = sign of the
+   GRPO advantage, PAPER.md §4.1: `quadrant/<Q>/share`, `mean_entropy`, `mean_abs_advantage`,
+   `mean_abs_shaped_adv`, `grad_norm_sum`, ... for PHR, PLR, NHR, NLR and ZERO, from the generation
+   step) and the quadrant's part of the policy loss (`quadrant/<Q>/loss`, from each loss step, summing to
    `eapo/policy_loss`), logged through TRL's `self._metrics` like TRL's own.
+4. **An eapo run folder** (`eapo_dump_every` N > 0, off by default): `output_dir` gets `config.yaml`,
+   `metrics.jsonl` (every optimizer step) and a rollout dump every N steps (`eapo.train.dumps`), so
+   `eapo quadrants --run`, `eapo gradients --run` and `eapo report --runs` read a TRL run as they read
+   one of `eapo train`.
+
+A plain `trl.GRPOTrainer` gets the same diagnostics without changing its math: `add_eapo_diagnostics(trainer,
+dump_every=1)` (one call before `trainer.train()`; the advantages are left as TRL computed them). So does
+`EAPOTrainer` with `eapo_algo="grpo"`, which is TRL's GRPO loss (tested) plus the diagnostics.
 
 Not supported (the config raises `ConfigError` naming the field): TRL's other loss types (`cispo`,
 `sapo`, `luspo`, `vespo`), sequence-level importance sampling, `top_entropy_quantile` < 1 (use
@@ -44,23 +55,33 @@ runs, does not return entropies).
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 
-from eapo.core import QUADRANTS, agg_loss, policy_loss, quadrant_masks, quadrant_stats, token_advantages
+from eapo.core import (
+    QUADRANTS,
+    agg_loss,
+    policy_loss,
+    quadrant_masks,
+    token_advantages,
+    token_logprobs_and_entropy,
+)
 from eapo.core.shapers import SHAPERS, shape_advantages, shaper_params
 from eapo.errors import ConfigError
+from eapo.integrations.run_folder import RunRecorder, generation_metrics
 
 try:
+    from transformers import TrainerCallback
     from trl import GRPOConfig, GRPOTrainer
 except ImportError as error:  # pragma: no cover - exercised only where trl is absent
     raise ImportError(
         "eapo.integrations.trl needs TRL: pip install 'eapo[trl]' (tested with trl 1.16.0)"
     ) from error
 
-__all__ = ["EAPOConfig", "EAPOTrainer"]
+__all__ = ["EAPOConfig", "EAPOTrainer", "add_eapo_diagnostics"]
 
 # TRL loss_type -> eapo.core aggregation mode; the normaliser of each is set in `_aggregation`.
 _AGGREGATION = {
@@ -96,6 +117,8 @@ class EAPOConfig(GRPOConfig):
     eapo_params: the shaper's other parameters, e.g. `{"top_fraction": 0.2}` for `forking`,
         `{"alpha": 0.4, "kappa": 2.0}` for `entro_adv`, `{"mode": "isolate", "quadrants": ["PHR"]}` for
         `quadrant`. eapo_quadrant_metrics: log the per-quadrant statistics.
+    eapo_dump_every: N > 0 makes `output_dir` an eapo run folder (config.yaml, metrics.jsonl every step, a
+        rollout dump every N steps) for `eapo quadrants`, `gradients` and `report`; 0 (default) writes none.
     `epsilon_high` defaults to the paper's 0.28 (TRL's default is `epsilon`); everything else is TRL's.
     """
 
@@ -113,6 +136,13 @@ class EAPOConfig(GRPOConfig):
     eapo_quadrant_metrics: bool = field(
         default=True, metadata={"help": "Log per-quadrant statistics (PAPER.md §4.1) through TRL's metrics."}
     )
+    eapo_dump_every: int = field(
+        default=0,
+        metadata={
+            "help": "Every N optimizer steps write a rollout dump, and every step a metrics row, into "
+            "output_dir as an eapo run folder (0 = off)."
+        },
+    )
     epsilon_high: float | None = field(
         default=0.28, metadata={"help": "Upper clip ε_high (PAPER.md Eq. 2; DAPO's clip-higher)."}
     )
@@ -120,6 +150,11 @@ class EAPOConfig(GRPOConfig):
     def __post_init__(self) -> None:
         super().__post_init__()
         self.eapo_shaper_kwargs()  # validates the shaper name and its parameters
+        if isinstance(self.eapo_dump_every, bool) or int(self.eapo_dump_every) < 0:
+            raise ConfigError(
+                f"EAPOConfig.eapo_dump_every = {self.eapo_dump_every!r}: expected an integer >= 0 "
+                "(N > 0 writes a rollout dump every N steps, 0 writes none)"
+            )
         unsupported = {
             "importance_sampling_level": (self.importance_sampling_level != "token", "'token'"),
             "top_entropy_quantile": (self.top_entropy_quantile < 1.0, "1.0 (use eapo_algo='forking')"),
@@ -163,6 +198,282 @@ class EAPOConfig(GRPOConfig):
         return kwargs
 
 
+def _loss_mask(batch: dict[str, Any]) -> torch.Tensor:
+    """The tokens TRL's loss counts: the completion mask, times the tool mask where tools answered."""
+    mask = batch["completion_mask"]
+    return mask if "tool_mask" not in batch else mask * batch["tool_mask"]
+
+
+@torch.no_grad()
+def rollout_scores(
+    trainer: GRPOTrainer, batch: dict[str, Any], mode: str
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+    """π_old's log-probs, entropy and Σπ² [B,T] on a generation batch's completions, at temperature T.
+
+    One no-grad forward of `trainer.model` in chunks of the per-device batch size, scored by
+    `eapo.core.token_logprobs_and_entropy` on logits / `trainer.temperature` (the distribution TRL sampled
+    from and scores with its fused head), zero outside the loss mask; Σπ² is float64. Multimodal batches
+    go through TRL's own `_get_per_token_logps_and_entropies` (same temperature) and give Σπ² = None.
+    """
+    from eapo.rollout import response_logits
+
+    prompt_ids, completion_ids = batch["prompt_ids"], batch["completion_ids"]
+    input_ids = torch.cat([prompt_ids, completion_ids], dim=1)
+    attention_mask = torch.cat([batch["prompt_mask"], batch["completion_mask"]], dim=1)
+    mask = _loss_mask(batch)
+    args = trainer.args
+    chunk = args.per_device_train_batch_size if mode == "train" else args.per_device_eval_batch_size
+    extra = {key: batch.get(key) for key in _FORWARD_KEYS}
+    if any(value is not None for value in extra.values()):
+        logprobs, entropy, _ = trainer._get_per_token_logps_and_entropies(
+            trainer.model,
+            input_ids,
+            attention_mask,
+            completion_ids.size(1),
+            batch_size=chunk,
+            compute_entropy=True,
+            **extra,
+        )
+        return logprobs.float() * mask, entropy.float() * mask, None
+    parts: list[tuple[torch.Tensor, ...]] = []
+    for start in range(0, input_ids.size(0), chunk):
+        rows = slice(start, start + chunk)
+        with trainer.accelerator.autocast():
+            logits = response_logits(trainer.model, input_ids[rows], attention_mask[rows], prompt_ids.size(1))
+        parts.append(
+            token_logprobs_and_entropy(
+                logits,
+                completion_ids[rows],
+                mask[rows],
+                return_sum_sq_probs=True,
+                temperature=float(trainer.temperature),
+            )
+        )
+    logprobs, entropy, sum_sq = (torch.cat(values) for values in zip(*parts, strict=True))
+    return logprobs.float(), entropy.float(), sum_sq
+
+
+class _Diagnostics:
+    """What a trainer keeps between TRL's hooks: latest rewards, metrics, step loss, and the run folder."""
+
+    def __init__(self, trainer: GRPOTrainer, algo: str, dump_every: int, log_quadrants: bool) -> None:
+        self.trainer = trainer
+        self.algo = algo
+        self.dump_every = int(dump_every)
+        self.log_quadrants = log_quadrants
+        self.recorder: RunRecorder | None = None
+        self.rewards: torch.Tensor | None = None  # [B] of the gathered generation batch
+        self.pending: dict[str, float] = {}  # the latest generation batch's metrics
+        self.step_loss = 0.0
+
+    def capture_rewards(self, rewards_per_func: torch.Tensor) -> None:
+        """TRL's scalar reward per response (gathered over processes): Σ_f w_f r_f, NaN-skipping, as TRL's."""
+        weights = self.trainer.reward_weights.to(rewards_per_func.device).unsqueeze(0)
+        self.rewards = (rewards_per_func * weights).nansum(dim=1).detach().float()
+
+    def start(self, step: int) -> None:
+        """Open the run folder (main process only) at the first training step `step` + 1."""
+        if self.dump_every < 1 or not self.trainer.accelerator.is_main_process or self.recorder is not None:
+            return
+        args = self.trainer.args
+        settings = json.loads(args.to_json_string())
+        config = {
+            "host": "trl",
+            "algo": {"name": self.algo, **_algo_settings(args)},
+            "model": {"name": getattr(self.trainer.model.config, "_name_or_path", "")},
+            "train": {"group_size": self.trainer.num_generations, "dump_rollouts_every": self.dump_every},
+            "sampling": {
+                "temperature": float(self.trainer.temperature),
+                "top_p": settings.get("top_p"),
+                "max_new_tokens": settings.get("max_completion_length"),
+            },
+            "trl": settings,
+        }
+        self.recorder = RunRecorder(
+            args.output_dir, host="trl", config=config, dump_every=self.dump_every, start_step=step
+        )
+
+    def end_step(self, step: int) -> None:
+        if self.recorder is not None:
+            self.recorder.log(step, {"loss": self.step_loss, **self.pending})
+        self.step_loss = 0.0
+
+    def close(self) -> None:
+        if self.recorder is not None:
+            self.recorder.close()
+            self.recorder = None
+
+
+def _algo_settings(args: Any) -> dict[str, Any]:
+    if isinstance(args, EAPOConfig):
+        return {"alpha": args.eapo_alpha, "phi": args.eapo_phi, "params": dict(args.eapo_params or {})}
+    return {}
+
+
+class _DiagnosticsCallback(TrainerCallback):
+    """Opens the run folder at the start of training, writes a metrics row after each optimizer step."""
+
+    def __init__(self, diagnostics: _Diagnostics) -> None:
+        self.diagnostics = diagnostics
+
+    def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        self.diagnostics.start(state.global_step)
+
+    def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        self.diagnostics.end_step(state.global_step)
+
+    def on_train_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        self.diagnostics.close()
+
+
+def _after_generation(
+    trainer: GRPOTrainer,
+    output: dict[str, Any],
+    mode: str,
+    shaper: str,
+    shaper_kwargs: dict[str, Any],
+    diagnostics: _Diagnostics,
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Score π_old, shape over the gathered batch, log the quadrant metrics and, on a dump step, dump.
+
+    Returns this process's rows of (shaped token advantages [b,T], quadrant id [b,T] int8 or None).
+    """
+    group_size = trainer.num_generations if mode == "train" else trainer.num_generations_eval
+    accelerator = trainer.accelerator
+    mask = _loss_mask(output)
+    logprobs, entropy, sum_sq = rollout_scores(trainer, output, mode)
+
+    def gather_tokens(values: torch.Tensor, pad: int = 0, first: bool = False) -> torch.Tensor:
+        padded = accelerator.pad_across_processes(values, dim=1, pad_index=pad, pad_first=first)
+        return accelerator.gather(padded)
+
+    # Every process shapes the gathered batch (whole groups, see the module doc) and keeps its rows.
+    local_rows, local_length = mask.shape
+    gathered_mask = gather_tokens(mask)
+    gathered_entropy = gather_tokens(entropy)
+    gathered_adv = accelerator.gather(output["advantages"].float())
+    if gathered_adv.shape[0] % group_size != 0:
+        raise ConfigError(
+            f"the gathered generation batch has {gathered_adv.shape[0]} rows, not a multiple of "
+            f"num_generations = {group_size}: make per_device_*_batch_size × processes × "
+            "steps_per_generation a multiple of num_generations"
+        )
+    base = token_advantages(gathered_adv, gathered_mask)
+    shaped = shape_advantages(shaper, base, gathered_entropy, gathered_mask, group_size, **shaper_kwargs)
+    rows = slice(accelerator.process_index * local_rows, (accelerator.process_index + 1) * local_rows)
+    quadrant_local = None
+    record = mode == "train" and diagnostics.dump_every > 0
+    if not (diagnostics.log_quadrants or record):
+        return shaped[rows, :local_length], None
+
+    masks = quadrant_masks(base, gathered_entropy, gathered_mask, group_size)
+    quadrant_id = torch.full(base.shape, _NO_QUADRANT, dtype=torch.int8, device=base.device)
+    for index, name in enumerate(QUADRANTS):
+        quadrant_id[masks[name]] = index
+    quadrant_local = quadrant_id[rows, :local_length]
+    gathered_logprobs = gather_tokens(logprobs)
+    gathered_sum_sq = None if sum_sq is None else gather_tokens(sum_sq)
+    rewards = diagnostics.rewards
+    if rewards is None or rewards.shape[0] != base.shape[0]:
+        rewards = None  # not captured (a generation step that bypassed `_calculate_rewards`)
+    metrics = generation_metrics(
+        rewards,
+        base,
+        shaped,
+        gathered_entropy,
+        gathered_mask,
+        group_size,
+        logprobs=gathered_logprobs,
+        sum_sq_probs=gathered_sum_sq,
+    )
+    if diagnostics.log_quadrants:
+        for key, value in metrics.items():
+            if key.startswith("quadrant/"):
+                trainer._metrics[mode][key].append(value)
+    if not record:
+        return shaped[rows, :local_length], quadrant_local
+    diagnostics.pending = metrics
+    step = trainer.state.global_step + 1
+    if step % diagnostics.dump_every == 0:
+        tokenizer = getattr(trainer.processing_class, "tokenizer", trainer.processing_class)
+        pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+        response_ids = gather_tokens(output["completion_ids"], pad=pad)
+        prompt_ids = gather_tokens(output["prompt_ids"], pad=pad, first=True)
+        if diagnostics.recorder is not None:
+            valid = gathered_mask.bool().cpu()
+            ids = response_ids.cpu()
+            diagnostics.recorder.dump(
+                step,
+                algo=diagnostics.algo,
+                group_size=group_size,
+                temperature=float(trainer.temperature),
+                response_ids=ids,
+                response_mask=valid,
+                rewards=rewards if rewards is not None else torch.full((ids.shape[0],), float("nan")),
+                entropy=gathered_entropy,
+                logprobs=gathered_logprobs,
+                sum_sq_probs=gathered_sum_sq,
+                advantages=base,
+                shaped_advantages=shaped,
+                prompts=tokenizer.batch_decode(prompt_ids[::group_size].cpu(), skip_special_tokens=True),
+                completions=[
+                    tokenizer.decode(row[m], skip_special_tokens=True)
+                    for row, m in zip(ids, valid, strict=True)
+                ],
+                response_tokens=[
+                    [tokenizer.decode([int(t)]) for t in row[m]] for row, m in zip(ids, valid, strict=True)
+                ],
+                world_size=accelerator.num_processes,
+            )
+    return shaped[rows, :local_length], quadrant_local
+
+
+def add_eapo_diagnostics(trainer: GRPOTrainer, dump_every: int = 1) -> GRPOTrainer:
+    """Add eapo's diagnostics to a plain `trl.GRPOTrainer`, leaving its math as it is; returns the trainer.
+
+    One call before `trainer.train()`. Each generation batch then gets one extra no-grad forward of π_old
+    (entropy, log-probs and Σπ² at the sampling temperature), its `quadrant/<Q>/<stat>` metrics are logged
+    with TRL's own, and `output_dir` becomes an eapo run folder: config.yaml, metrics.jsonl (every step)
+    and a rollout dump every `dump_every` steps, which `eapo quadrants`, `gradients` and `report` read.
+    The advantages the loss uses are TRL's, untouched (the dump's `shaped_advantages` equal `advantages`).
+    """
+    if isinstance(trainer, EAPOTrainer):
+        raise ConfigError(
+            "add_eapo_diagnostics is for a plain trl.GRPOTrainer; EAPOTrainer writes the same run folder "
+            "with EAPOConfig(eapo_dump_every=N)"
+        )
+    if isinstance(dump_every, bool) or int(dump_every) < 1:
+        raise ConfigError(f"add_eapo_diagnostics: dump_every = {dump_every!r}; expected an integer >= 1")
+    diagnostics = _Diagnostics(trainer, "grpo", int(dump_every), log_quadrants=True)
+    generate = trainer._generate_and_score_completions
+    calculate_rewards = trainer._calculate_rewards
+    compute_loss = trainer._compute_loss
+
+    def _calculate_rewards(*args: Any, **kwargs: Any) -> torch.Tensor:
+        rewards_per_func = calculate_rewards(*args, **kwargs)
+        diagnostics.capture_rewards(rewards_per_func)
+        return rewards_per_func
+
+    def _generate_and_score_completions(inputs: Any) -> dict[str, Any]:
+        output = generate(inputs)
+        mode = "train" if trainer.model.training else "eval"
+        _after_generation(trainer, output, mode, "grpo", {}, diagnostics)
+        return output
+
+    def _compute_loss(model: Any, inputs: dict[str, Any]) -> torch.Tensor:
+        loss = compute_loss(model, inputs)
+        if trainer.model.training:
+            diagnostics.step_loss += float(loss.detach())
+        return loss
+
+    trainer._calculate_rewards = _calculate_rewards  # type: ignore[method-assign]
+    trainer._generate_and_score_completions = _generate_and_score_completions  # type: ignore[method-assign]
+    trainer._compute_loss = _compute_loss  # type: ignore[method-assign]
+    trainer.add_callback(_DiagnosticsCallback(diagnostics))
+    trainer.eapo_diagnostics = diagnostics  # type: ignore[attr-defined]
+    return trainer
+
+
 class EAPOTrainer(GRPOTrainer):
     """`trl.GRPOTrainer` with eapo's shaped token advantages and `eapo.core.policy_loss` (module doc)."""
 
@@ -175,93 +486,36 @@ class EAPOTrainer(GRPOTrainer):
             )
         super().__init__(*args, **kwargs)
         self.eapo_shaper_kwargs = config.eapo_shaper_kwargs()
+        self.eapo_diagnostics = _Diagnostics(
+            self, config.eapo_algo, config.eapo_dump_every, config.eapo_quadrant_metrics
+        )
+        if config.eapo_dump_every:
+            self.add_callback(_DiagnosticsCallback(self.eapo_diagnostics))
 
     # ---- shaping: once per generation batch, over whole groups -------------------------------------------
+
+    def _calculate_rewards(self, *args: Any, **kwargs: Any) -> torch.Tensor:
+        rewards_per_func = super()._calculate_rewards(*args, **kwargs)
+        self.eapo_diagnostics.capture_rewards(rewards_per_func)
+        return rewards_per_func
 
     def _generate_and_score_completions(self, inputs: list[dict[str, Any]]) -> dict[str, Any]:
         output = super()._generate_and_score_completions(inputs)
         mode = "train" if self.model.training else "eval"
-        group_size = self.num_generations if mode == "train" else self.num_generations_eval
-        mask = self._loss_mask(output)
-        entropy = self._rollout_entropy(output, mode)
-
-        # Every process shapes the gathered batch (whole groups, see the module doc) and keeps its rows.
-        local_rows, local_length = mask.shape
-        gathered_mask = self.accelerator.gather(self.accelerator.pad_across_processes(mask, dim=1))
-        gathered_entropy = self.accelerator.gather(self.accelerator.pad_across_processes(entropy, dim=1))
-        gathered_adv = self.accelerator.gather(output["advantages"].float())
-        if gathered_adv.shape[0] % group_size != 0:
-            raise ConfigError(
-                f"the gathered generation batch has {gathered_adv.shape[0]} rows, not a multiple of "
-                f"num_generations = {group_size}: make per_device_*_batch_size × processes × "
-                "steps_per_generation a multiple of num_generations"
-            )
-        base = token_advantages(gathered_adv, gathered_mask)
-        shaped = shape_advantages(
-            self.args.eapo_algo, base, gathered_entropy, gathered_mask, group_size, **self.eapo_shaper_kwargs
+        shaped, quadrant_id = _after_generation(
+            self, output, mode, self.args.eapo_algo, self.eapo_shaper_kwargs, self.eapo_diagnostics
         )
-        rows = slice(
-            self.accelerator.process_index * local_rows, (self.accelerator.process_index + 1) * local_rows
-        )
-        output["advantages"] = shaped[rows, :local_length].to(mask.device)
-
-        if self.args.eapo_quadrant_metrics:
-            masks = quadrant_masks(base, gathered_entropy, gathered_mask, group_size)
-            quadrant_id = torch.full(base.shape, _NO_QUADRANT, dtype=torch.int8, device=base.device)
-            for index, name in enumerate(QUADRANTS):
-                quadrant_id[masks[name]] = index
-            output["eapo_quadrant"] = quadrant_id[rows, :local_length].to(mask.device)
-            self._log_quadrant_batch(base, shaped, gathered_entropy, gathered_mask, group_size, mode)
+        device = output["completion_mask"].device
+        output["advantages"] = shaped.to(device)
+        if quadrant_id is not None and self.args.eapo_quadrant_metrics:
+            output["eapo_quadrant"] = quadrant_id.to(device)
         return output
-
-    @torch.no_grad()
-    def _rollout_entropy(self, batch: dict[str, Any], mode: str) -> torch.Tensor:
-        """H_{i,t} [B,T] fp32 of the policy that sampled the batch, from TRL's own chunked forward."""
-        input_ids = torch.cat([batch["prompt_ids"], batch["completion_ids"]], dim=1)
-        attention_mask = torch.cat([batch["prompt_mask"], batch["completion_mask"]], dim=1)
-        chunk = (
-            self.args.per_device_train_batch_size if mode == "train" else self.args.per_device_eval_batch_size
-        )
-        _, entropy, _ = self._get_per_token_logps_and_entropies(
-            self.model,
-            input_ids,
-            attention_mask,
-            batch["completion_ids"].size(1),
-            batch_size=chunk,
-            compute_entropy=True,
-            **{key: batch.get(key) for key in _FORWARD_KEYS},
-        )
-        return entropy.float()
-
-    def _log_quadrant_batch(
-        self,
-        base: torch.Tensor,
-        shaped: torch.Tensor,
-        entropy: torch.Tensor,
-        mask: torch.Tensor,
-        group_size: int,
-        mode: str,
-    ) -> None:
-        """Per-quadrant share, mean entropy, mean |Â| (GRPO's and shaped) of the gathered batch."""
-        stats = quadrant_stats(base, entropy, mask, group_size)
-        masks = quadrant_masks(base, entropy, mask, group_size)
-        for name, values in stats.items():
-            for key in ("share", "mean_entropy", "mean_abs_advantage"):
-                self._metrics[mode][f"eapo/{name}/{key}"].append(values[key])
-        # Shaping keeps the sign of Â but may zero it (forking, quadrant isolation), so the shaped |Â| is
-        # averaged over the quadrant of the *unshaped* advantage.
-        for name in QUADRANTS:
-            selected = masks[name]
-            count = int(selected.sum())
-            mean = float(shaped[selected].abs().double().mean()) if count else 0.0
-            self._metrics[mode][f"eapo/{name}/mean_abs_shaped_advantage"].append(mean)
 
     # ---- the loss ----------------------------------------------------------------------------------------
 
     @staticmethod
     def _loss_mask(batch: dict[str, Any]) -> torch.Tensor:
-        mask = batch["completion_mask"]
-        return mask if "tool_mask" not in batch else mask * batch["tool_mask"]
+        return _loss_mask(batch)
 
     def _aggregation(
         self, mask: torch.Tensor, inputs: dict[str, Any], mode: str
@@ -344,7 +598,11 @@ class EAPOTrainer(GRPOTrainer):
             for index, name in enumerate(QUADRANTS):
                 # agg is linear in the per-token loss, so the quadrants' parts add up to the policy loss.
                 part = agg_loss(per_token_loss * (quadrant_id == index), mask, agg, num_tokens, num_seqs)
-                self._metrics[mode][f"eapo/{name}/loss"].append(self.accelerator.gather(part).mean().item())
+                self._metrics[mode][f"quadrant/{name}/loss"].append(
+                    self.accelerator.gather(part).mean().item()
+                )
+        if mode == "train":
+            self.eapo_diagnostics.step_loss += float(loss.detach())
         return loss
 
     def _global_masked_mean(self, values: torch.Tensor, mask: torch.Tensor) -> float:
