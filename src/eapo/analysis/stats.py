@@ -10,6 +10,11 @@ Two intervals, chosen for what they are used on:
   the experiment briefs ask, reported beside the paired t-interval. A claim "A beats B" is made only where
   the bootstrap interval excludes 0; with few seeds that interval is optimistic, so read it with the t one.
 
+For the pre-stated analysis of `eapo compare` (`eapo.analysis.prestated`): the area under an accuracy
+curve (`curve_auc`), the step a curve reaches a threshold, Holm's adjustment, a hierarchical bootstrap
+over seeds and problems, and the power and minimum detectable effect of a paired t-test (exact, by the
+noncentral t) with the upper confidence bound of a pilot's SD.
+
 Pure functions of numbers: no torch, no I/O. The t quantile is computed here (the CDF by Simpson's rule
 on the density, inverted by bisection) so that the library needs no scipy.
 """
