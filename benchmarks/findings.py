@@ -798,14 +798,15 @@ def gradient_cosine_section(results_dir: Path = RESULTS) -> list[str]:
         "## Is EAPO's update different from GRPO's? (`eapo gradients --cosine`)",
         "",
         "One seeded rollout batch per model; for each algorithm its own advantages on that batch "
-        "(`resolve_algorithm` + `shape_advantages`) and the flattened parameter gradient of its policy loss "
-        "at ratio 1 (the first update of a step), then the cosine and norm ratio to GRPO's gradient, overall "
-        "and through each quadrant's tokens only (quadrants by the GRPO advantage's sign and the group-mean "
-        "entropy rule), and the same for the parameter change of one AdamW step from a fresh state at the "
-        "config's lr (Adam's first step is about lr·sign(g), so its cosine can differ from the gradient's). "
-        "The last row is the control: GRPO on a second, independent batch (other prompts, another seed), the "
-        "cosine that sampling noise alone gives. `n/s`: not split per quadrant (one backward pass instead of "
-        "four); `–`: a zero vector (e.g. a quadrant the algorithm does not train).",
+        "(`resolve_algorithm` + `shape_advantages`) and the flattened parameter gradient of its policy loss"
+        " on the whole batch at ratio 1 (the first update of a step), then the cosine and norm ratio to "
+        "GRPO's gradient, overall and through each quadrant's tokens only (quadrants by the GRPO "
+        "advantage's sign and the group-mean entropy rule), and the same for the parameter change of one "
+        "AdamW step from a fresh state at the config's lr (Adam's first step is about lr·sign(g), so its "
+        "cosine can differ from the gradient's). The last row is the control: GRPO on a second, independent"
+        " batch (other prompts, another seed), the cosine that sampling noise alone gives. `n/s`: not split"
+        " per quadrant (one backward pass instead of four); `–`: a zero vector (e.g. a quadrant the "
+        "algorithm does not train).",
         "",
     ]
     for title, name in COSINE_RESULTS:

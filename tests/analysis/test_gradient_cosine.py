@@ -102,6 +102,18 @@ def test_the_parts_sum_to_the_trainers_whole_batch_gradient(smoke: Any, batch: A
     assert list(unsplit) == ["all"] and torch.allclose(unsplit["all"], parts["all"], rtol=1e-5, atol=1e-8)
 
 
+def test_a_loss_with_random_draws_still_splits_into_parts_that_sum_to_it(smoke: Any, batch: Any) -> None:
+    """Clip-Cov picks random tokens: every part must see the same pick, as the trainer's one loss does."""
+    model, _, _, config = smoke
+    algorithm = resolve_algorithm(AlgoConfig(name="clip_cov"))
+    shaped = shaped_advantages(algorithm, batch, config.sampling.max_new_tokens)
+    torch.manual_seed(3)
+    parts = algorithm_gradients(model, batch, algorithm, shaped, config)
+    torch.manual_seed(3)
+    whole = algorithm_gradients(model, batch, algorithm, shaped, config, split=False)["all"]
+    assert torch.allclose(parts["all"], whole, rtol=1e-5, atol=1e-8)
+
+
 def test_isolating_a_quadrant_zeroes_the_others_and_keeps_its_own(smoke: Any, batch: Any) -> None:
     grpo = _gradients(smoke, batch, "grpo")
     isolate = _gradients(smoke, batch, "quadrant")  # the preset: isolate PHR

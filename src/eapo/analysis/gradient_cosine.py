@@ -12,7 +12,8 @@ command measures that directly, on one fixed rollout batch:
 2. For each algorithm (`eapo.train.algorithms.resolve_algorithm`): its rewards (DAPO's overlong penalty
    where the preset has one), group advantages and shaped advantages (`eapo.core.shape_advantages`),
    then the flattened parameter gradient of its policy loss (`eapo.core.policy_loss`, the preset's clip,
-   entropy bonus, loss and aggregation) on the batch at ratio 1 (π_old = π_θ: the first update of a step).
+   entropy bonus, loss and aggregation) on the whole batch at ratio 1 (π_old = π_θ: the first update of a
+   step; with several mini-batches per rollout that first update sees one mini-batch of such a batch).
    The gradient of part Q is the gradient that flows through Q's tokens only (the other tokens' log-probs
    and entropies are detached); the five parts sum to the whole gradient exactly.
 3. Cosine and norm ratio of each algorithm's gradient to GRPO's, overall and per part; the same for the
@@ -221,7 +222,11 @@ def algorithm_gradients(
             temperature=config.sampling.temperature,
         )[:2]
         logprobs = logprobs.float()
+        rng_state = torch.get_rng_state()
         for i, part in enumerate(parts):
+            # Every part sees the same random draws of a loss that makes some (Clip-Cov's token pick), so
+            # the parts are pieces of one loss and sum to its gradient.
+            torch.set_rng_state(rng_state)
             part_logprobs, part_entropy = logprobs, entropy.float()
             if part != "all":
                 # The loss's value is unchanged; only the gradient through `part`'s tokens survives.
@@ -392,6 +397,7 @@ def gradient_cosine(
     results: dict[str, Any] = {}
     seen: dict[tuple[Any, ...], str] = {}
     for name in tqdm(names, desc="gradients", unit="algo", disable=not progress, leave=False):
+        torch.manual_seed(seed)  # shapers and losses that draw at random (Clip-Cov's token pick) repeat
         algorithm = algorithm_of(name)
         shaped = shaped_advantages(algorithm, batch, max_new)
         # Presets with the same loss settings and the same shaped advantages give the same gradient.
