@@ -7,6 +7,8 @@ light (no torch, no transformers):
 - `stats`: means with intervals over seeds and paired differences between arms.
 - `ablate`: the paper's quadrant experiments (PAPER.md §4.2 Fig. 2, §6.4 Table 3), `eapo ablate`.
 - `compare`: EAPO against the baselines with paired statistics, and the α/φ sensitivity, `eapo compare`.
+- `prestated`: compare's pre-stated analysis: primary metric, Holm-corrected secondaries, hierarchical
+  bootstrap, Pass@k against the base model and guessing, minimum detectable effect (`--pilot`).
 - `experiment_commands`: the `ablate` and `compare` subcommands of the `eapo` command line.
 
 The analyses of single runs (`quadrants`, `credit`, `gradients`, `report`, `plots`, `run_commands`) are
