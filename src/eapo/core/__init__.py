@@ -14,7 +14,12 @@ from eapo.core.advantages import (
     token_advantages,
     zero_variance_groups,
 )
-from eapo.core.entropy import default_chunk_size, group_entropy_stats, token_logprobs_and_entropy
+from eapo.core.entropy import (
+    default_chunk_size,
+    group_entropy_stats,
+    row_logprobs_and_entropy,
+    token_logprobs_and_entropy,
+)
 from eapo.core.losses import (
     AGG_MODES,
     POLICY_LOSSES,
@@ -60,6 +65,7 @@ __all__ = [
     "quadrant_stats",
     "register_policy_loss",
     "register_shaper",
+    "row_logprobs_and_entropy",
     "shape_advantages",
     "shaper_params",
     "token_advantages",

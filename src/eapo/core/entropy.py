@@ -15,7 +15,12 @@ from typing import Any
 
 import torch
 
-__all__ = ["default_chunk_size", "group_entropy_stats", "token_logprobs_and_entropy"]
+__all__ = [
+    "default_chunk_size",
+    "group_entropy_stats",
+    "row_logprobs_and_entropy",
+    "token_logprobs_and_entropy",
+]
 
 
 def _check_inputs(
@@ -253,6 +258,48 @@ def token_logprobs_and_entropy(
     if return_sum_sq_probs:
         outputs = (*outputs, scatter(sum_sq_v).detach())
     return outputs
+
+
+@torch.no_grad()
+def row_logprobs_and_entropy(
+    logits: torch.Tensor,
+    tokens: torch.Tensor,
+    temperature: float = 1.0,
+    chunk_size: int | None = None,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Log-prob of `tokens`, full-vocabulary entropy and Σπ² for rows of logits, without gradients.
+
+    The per-position statistics of `token_logprobs_and_entropy` (PAPER.md "Notation", the log π of Eq. 2 and
+    Eq. 5's Σπ²) for one [N,V] slice, e.g. the logits one decode step of `generate` makes: the same chunked
+    code (`_chunk_stats`), so a decode step's values equal a full forward's up to the rounding of the logits.
+
+    Args:
+        logits: [N,V] any float dtype (upcast to fp32 a chunk at a time; never modified).
+        tokens: [N] int, the sampled token of each row.
+        temperature: the sampling temperature T (statistics of softmax(logits / T)); finite and > 0.
+        chunk_size: rows per chunk; None: `default_chunk_size(V, logits.device)`.
+
+    Returns:
+        (logprob [N] fp32, entropy [N] fp32, sum_sq_probs [N] float64).
+    """
+    if logits.dim() != 2 or tokens.shape != logits.shape[:1]:
+        raise ValueError(
+            f"logits must be [N,V] and tokens [N]; got {tuple(logits.shape)} and {tuple(tokens.shape)}"
+        )
+    if chunk_size is None:
+        chunk_size = default_chunk_size(logits.shape[-1], logits.device)
+    _check_inputs(logits[None], tokens[None], tokens[None] >= 0, chunk_size, float(temperature))
+    n = logits.shape[0]
+    logprob = torch.zeros(n, dtype=torch.float32, device=logits.device)
+    entropy = torch.zeros_like(logprob)
+    sum_sq = torch.zeros(n, dtype=torch.float64, device=logits.device)
+    for start in range(0, n, chunk_size):
+        span = slice(start, min(start + chunk_size, n))
+        chunk = logits[span].to(dtype=torch.float32, copy=True)
+        if temperature != 1.0:
+            chunk.div_(temperature)
+        _, logprob[span], entropy[span], sum_sq[span] = _chunk_stats(chunk, tokens[span].long(), True)
+    return logprob, entropy, sum_sq
 
 
 def group_entropy_stats(

@@ -16,12 +16,15 @@ import torch
 from tqdm.auto import tqdm
 from transformers import (
     GenerationConfig,
+    LogitsProcessor,
+    LogitsProcessorList,
     PreTrainedModel,
     PreTrainedTokenizerBase,
     StoppingCriteria,
     StoppingCriteriaList,
 )
 
+from eapo.core.entropy import row_logprobs_and_entropy
 from eapo.errors import ConfigError
 from eapo.rollout.config import SamplingConfig
 
@@ -41,6 +44,11 @@ class RolloutBatch:
       ends with that stop string (kept, so that e.g. `</answer>` still closes the answer tag).
     - `prompt_index` [B] long: which prompt each row answers.
     - `num_generated_tokens`: number of True entries of `response_mask`.
+    - `logprobs`, `entropy` [B, T] fp32 and `sum_sq_probs` [B, T] float64 (optional, all three or none):
+      the sampled token's log-prob, the full-vocabulary entropy and Σπ² of softmax(logits / T) at each
+      response position, computed inside the decode loop from the logits `generate` made
+      (`generate_rollouts(..., with_logprobs=True)`); 0 outside `response_mask`. They are π_old's only when
+      the sampling model is the training model in the training precision (see the trainer).
     """
 
     sequences: torch.Tensor
@@ -52,6 +60,9 @@ class RolloutBatch:
     completions: list[str]
     prompt_index: torch.Tensor
     num_generated_tokens: int
+    logprobs: torch.Tensor | None = None
+    entropy: torch.Tensor | None = None
+    sum_sq_probs: torch.Tensor | None = None
 
     @property
     def response_lengths(self) -> torch.Tensor:
@@ -66,6 +77,9 @@ def select_rollout_rows(batch: RolloutBatch, rows: torch.Tensor) -> RolloutBatch
     old_index = batch.prompt_index[rows]
     _, dense = torch.unique_consecutive(old_index, return_inverse=True)
     response_mask = batch.response_mask[rows]
+    stats = {
+        name: None if getattr(batch, name) is None else getattr(batch, name)[rows] for name in DECODE_STATS
+    }
     return RolloutBatch(
         sequences=batch.sequences[rows],
         attention_mask=batch.attention_mask[rows],
@@ -76,6 +90,7 @@ def select_rollout_rows(batch: RolloutBatch, rows: torch.Tensor) -> RolloutBatch
         completions=[batch.completions[int(i)] for i in rows.tolist()],
         prompt_index=dense,
         num_generated_tokens=int(response_mask.sum()),
+        **stats,
     )
 
 
@@ -122,6 +137,18 @@ def concat_rollouts(batches: list[RolloutBatch], pad_token_id: int) -> RolloutBa
         parts["idx"].append(b.prompt_index + offset)
         offset += int(b.prompt_index.max()) + 1 if b.prompt_index.numel() else 0
     response_mask = torch.cat(parts["mask"])
+    # The decode-time statistics travel only when every part has them (else the trainer scores by forward).
+    stats: dict[str, torch.Tensor | None] = {name: None for name in DECODE_STATS}
+    if all(getattr(b, name) is not None for b in batches for name in DECODE_STATS):
+        for name in DECODE_STATS:
+            stats[name] = torch.cat(
+                [
+                    torch.nn.functional.pad(
+                        getattr(b, name), (0, width_t - b.response_ids.shape[1]), value=0.0
+                    )
+                    for b in batches
+                ]
+            )
     return RolloutBatch(
         sequences=torch.cat(parts["seq"]),
         attention_mask=torch.cat(parts["att"]),
@@ -132,6 +159,7 @@ def concat_rollouts(batches: list[RolloutBatch], pad_token_id: int) -> RolloutBa
         completions=[text for b in batches for text in b.completions],
         prompt_index=torch.cat(parts["idx"]),
         num_generated_tokens=int(response_mask.sum()),
+        **stats,
     )
 
 
@@ -144,6 +172,8 @@ def generate_rollouts(
     *,
     seed: int | None = None,
     progress: bool = False,
+    with_logprobs: bool = False,
+    logprob_chunk_size: int | None = None,
 ) -> RolloutBatch:
     """Sample `group_size` responses to each prompt in chunks of `sampling.batch_rows` rows.
 
@@ -155,8 +185,18 @@ def generate_rollouts(
     forked RNG seeded with `seed`, so the same seed gives the same samples (on the same device and batch
     layout) and the caller's RNG state is left untouched. With `seed=None` the global RNG is used and
     advanced; the trainer passes `seed = run_seed + step` to make runs and resumes reproducible.
+
+    `with_logprobs`: also fill the batch's `logprobs`, `entropy` and `sum_sq_probs` from the logits of each
+    decode step (`DecodeStatistics`, chunks of `logprob_chunk_size` rows), for the full distribution
+    softmax(logits / T) at `sampling.temperature` (not the top-p-truncated one the tokens were drawn from,
+    as π_old is scored). The samples are the same with and without it. Needs a temperature > 0.
     """
     _check_sampling(sampling, group_size, prompts)
+    if with_logprobs and sampling.temperature <= 0:
+        raise ConfigError(
+            f"generate_rollouts(with_logprobs=True): sampling.temperature = {sampling.temperature}; "
+            "log-probs of softmax(logits / T) need T > 0"
+        )
     if tokenizer.pad_token_id is None or tokenizer.eos_token_id is None:
         raise ConfigError("the tokenizer needs a pad and an eos token; load it with eapo.models.load_policy")
     device = model.device
@@ -178,6 +218,7 @@ def generate_rollouts(
     generation_config = sampling_generation_config(sampling, eos_token_ids, pad_token_id)
 
     response_chunks: list[torch.Tensor] = []
+    stat_chunks: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = []
     rows = prompt_ids.shape[0]
     chunk_starts = range(0, rows, sampling.batch_rows)
     was_training = model.training
@@ -195,13 +236,21 @@ def generate_rollouts(
                     stopping_criteria.append(
                         StopStringsInText(tokenizer, sampling.stop_strings, chunk_ids.shape[1])
                     )
+                recorder = (
+                    DecodeStatistics(chunk_ids.shape[1], sampling.temperature, logprob_chunk_size)
+                    if with_logprobs
+                    else None
+                )
                 output = model.generate(
                     input_ids=chunk_ids.to(device),
                     attention_mask=chunk_mask.to(device),
                     generation_config=generation_config,
                     stopping_criteria=stopping_criteria,
+                    logits_processor=LogitsProcessorList([recorder] if recorder is not None else []),
                 )
                 response_chunks.append(output[:, chunk_ids.shape[1] :].cpu())
+                if recorder is not None:
+                    stat_chunks.append(recorder.finish(output[:, chunk_ids.shape[1] :]))
     finally:
         model.train(was_training)
 
@@ -224,6 +273,17 @@ def generate_rollouts(
         skip_special_tokens=True,
     )
     completions = [cut_after_stop_string(text, sampling.stop_strings) for text in completions]
+    stats: dict[str, torch.Tensor | None] = {name: None for name in DECODE_STATS}
+    if with_logprobs:
+        for index, name in enumerate(DECODE_STATS):
+            dtype = torch.float64 if name == "sum_sq_probs" else torch.float32
+            values = torch.zeros((rows, response_width), dtype=dtype)
+            row = 0
+            for chunk in stat_chunks:
+                part = chunk[index].cpu()
+                values[row : row + part.shape[0], : part.shape[1]] = part
+                row += part.shape[0]
+            stats[name] = values.masked_fill(~response_mask, 0.0).to(device)
     return RolloutBatch(
         sequences=torch.cat([prompt_ids, response_ids], dim=1).to(device),
         attention_mask=torch.cat([prompt_mask, response_mask.long()], dim=1).to(device),
@@ -234,6 +294,7 @@ def generate_rollouts(
         completions=completions,
         prompt_index=prompt_index.to(device),
         num_generated_tokens=int(response_mask.sum()),
+        **stats,
     )
 
 
@@ -287,6 +348,51 @@ def response_logits(
     else:
         logits = model(**kwargs).logits[:, -response_length:]
     return logits
+
+
+# The optional decode-time fields of a RolloutBatch, in the order `DecodeStatistics.finish` returns them.
+DECODE_STATS = ("logprobs", "entropy", "sum_sq_probs")
+
+
+class DecodeStatistics(LogitsProcessor):
+    """Records, at every decode step, the sampled token's log-prob, the full-vocabulary entropy and Σπ² of
+    softmax(logits / T), from the raw logits `generate` just made; it returns the scores unchanged.
+
+    `generate` runs custom processors before its own temperature and top-p warpers, so this one sees the
+    model's logits. The token drawn at step t is known only at step t + 1 (the last column of `input_ids`)
+    or, for the last step, from the output: one [rows, V] fp32 copy is kept meanwhile, never [rows, T, V].
+    Steps that `generate` computes and then undoes are dropped by `finish`.
+    """
+
+    def __init__(self, prompt_width: int, temperature: float, chunk_size: int | None = None) -> None:
+        self.prompt_width = prompt_width
+        self.temperature = float(temperature)
+        self.chunk_size = chunk_size
+        self._pending: torch.Tensor | None = None
+        self._steps: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = []
+
+    def _flush(self, tokens: torch.Tensor) -> None:
+        assert self._pending is not None
+        self._steps.append(row_logprobs_and_entropy(self._pending, tokens, self.temperature, self.chunk_size))
+        self._pending = None
+
+    def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
+        if self._pending is not None:
+            self._flush(input_ids[:, -1])
+        self._pending = scores.detach().to(dtype=torch.float32, copy=True)
+        return scores
+
+    def finish(self, response_ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(logprobs, entropy, sum_sq_probs), each [rows, T] for the T = `response_ids.shape[1]` columns
+        that `generate` returned."""
+        width = response_ids.shape[1]
+        if self._pending is not None and len(self._steps) < width:
+            self._flush(response_ids[:, len(self._steps)])
+        self._pending = None
+        steps = self._steps[:width]
+        if len(steps) != width:
+            raise RuntimeError(f"DecodeStatistics saw {len(steps)} decode steps for {width} response columns")
+        return tuple(torch.stack(column, dim=1) for column in zip(*steps, strict=True))  # type: ignore[return-value]
 
 
 class StopStringsInText(StoppingCriteria):
