@@ -138,11 +138,21 @@ def clipped_tokens(
 ) -> torch.Tensor:
     """[B,T] bool: tokens where PPO's clip is active, i.e. the clipped term of Eq. 2 is the larger loss:
     Â > 0 with ρ > 1 + ε_high, or Â < 0 with ρ < 1 − ε_low. Such tokens get no gradient from the ratio."""
+    unclipped, clipped = _ratio_terms(logprobs, old_logprobs, advantages, clip_low, clip_high)
+    return (valid != 0) & (clipped > unclipped)
+
+
+def _ratio_terms(
+    logprobs: torch.Tensor,
+    old_logprobs: torch.Tensor,
+    advantages: torch.Tensor,
+    clip_low: float,
+    clip_high: float,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Eq. 2's two per-token terms: −ρ·Â and −clip(ρ, 1 − ε_low, 1 + ε_high)·Â, with ρ = π_θ / π_old."""
     log_ratio = (logprobs - old_logprobs).clamp(-_LOG_RATIO_BOUND, _LOG_RATIO_BOUND)
     ratio = log_ratio.exp()
-    unclipped = -advantages * ratio
-    clipped = -advantages * ratio.clamp(1.0 - clip_low, 1.0 + clip_high)
-    return (valid != 0) & (clipped > unclipped)
+    return -advantages * ratio, -advantages * ratio.clamp(1.0 - clip_low, 1.0 + clip_high)
 
 
 def _ppo_clip_terms(
@@ -159,12 +169,9 @@ def _ppo_clip_terms(
 
     Returns (per-token loss [B,T], clipped-by-range mask, metrics).
     """
-    log_ratio = (logprobs - old_logprobs).clamp(-_LOG_RATIO_BOUND, _LOG_RATIO_BOUND)
-    ratio = log_ratio.exp()
-    unclipped = -advantages * ratio
-    clipped = -advantages * ratio.clamp(1.0 - clip_low, 1.0 + clip_high)
+    unclipped, clipped = _ratio_terms(logprobs, old_logprobs, advantages, clip_low, clip_high)
     loss = torch.maximum(unclipped, clipped)
-    clipped_by_range = clipped_tokens(logprobs, old_logprobs, advantages, valid, clip_low, clip_high)
+    clipped_by_range = (valid != 0) & (clipped > unclipped)
     metrics = {"clip_fraction": _masked_mean(clipped_by_range.float(), valid)}
     if dual_clip is not None:
         cap = -advantages * dual_clip
