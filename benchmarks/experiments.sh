@@ -5,7 +5,7 @@
 # (a finished arm x seed is never rerun), so an interrupted run continues where it stopped.
 #
 #   bash benchmarks/experiments.sh                 # everything
-#   bash benchmarks/experiments.sh compare smollm2 # some of: compare sensitivity smollm2 ablate
+#   bash benchmarks/experiments.sh compare smollm2 # some of: compare sensitivity smollm2 ablate cosine
 #
 # OUT (default runs/experiments) holds the runs; OMP_NUM_THREADS=1 lets two grids share two cores.
 set -euo pipefail
@@ -13,7 +13,7 @@ cd "$(dirname "$0")/.."
 OUT="${OUT:-runs/experiments}"
 export OMP_NUM_THREADS="${OMP_NUM_THREADS:-1}"
 parts=("$@")
-[ ${#parts[@]} -eq 0 ] && parts=(compare sensitivity smollm2 ablate)
+[ ${#parts[@]} -eq 0 ] && parts=(compare sensitivity smollm2 ablate cosine)
 
 # The tiny default with every seed starting from one SFT warm-up; in-training eval every 20 steps on 100
 # held-out problems; final eval 8 samples on 200 held-out problems (T = 0.6, top-p 0.95).
@@ -57,8 +57,20 @@ for part in "${parts[@]}"; do
         python benchmarks/collect.py "$OUT/ablate_isolate/ablation.json" ablation_isolate_tiny.json
         python benchmarks/collect.py "$OUT/ablate_eapo_without/ablation.json" ablation_eapo_without_tiny.json
         ;;
+    cosine)
+        # Issue #17's diagnostic: each algorithm's gradient and one-step update vs GRPO's on one batch.
+        ALL="$(python -c "from eapo.train.algorithms import ALGORITHMS; print(','.join(ALGORITHMS))")"
+        eapo gradients --cosine --prompts 16 --algos "$ALL,eapo:alpha=1:phi=1" \
+            --output "$OUT/gradients_cosine_tiny.json" --no-progress
+        python benchmarks/collect.py "$OUT/gradients_cosine_tiny.json" gradients_cosine_tiny.json
+        eapo gradients --cosine --config configs/smollm2_chain_sum.yaml --prompts 4 \
+            --algos grpo,eapo,eapo:alpha=1:phi=1,forking,w_reinf --split-algos grpo,eapo \
+            --output "$OUT/gradients_cosine_smollm2.json" --no-progress
+        python benchmarks/collect.py "$OUT/gradients_cosine_smollm2.json" gradients_cosine_smollm2.json
+        python benchmarks/findings.py --results-only
+        ;;
     *)
-        echo "unknown part '$part' (expected compare, sensitivity, smollm2 or ablate)" >&2
+        echo "unknown part '$part' (expected compare, sensitivity, smollm2, ablate or cosine)" >&2
         exit 2
         ;;
     esac

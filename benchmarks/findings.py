@@ -780,9 +780,22 @@ def cosine_verdict(data: dict[str, Any], label: str = "eapo") -> str:
         return f"{label}'s or GRPO's gradient is zero on this batch: nothing to compare"
     params = ", ".join(f"{k} = {v}" for k, v in entry["shaper_params"].items())
     separable = g["cosine"] < SEPARABLE_BELOW
+    alpha, phi = entry["shaper_params"].get("alpha"), entry["shaper_params"].get("phi")
+    rescale = ""
+    if (
+        alpha is not None
+        and phi
+        and g["cosine"] > 0.999
+        and math.isclose(g["norm_ratio"], 1 + alpha / phi, rel_tol=0.01)
+    ):
+        rescale = (
+            " (= 1 + α/φ: nearly all of the gradient flows through tokens whose entropy z-score is at "
+            "EAPO's cap +|Â|/φ, where Eq. 7 multiplies Â by 1 + α/φ; a rescaling that Adam's step, about "
+            "lr·sign(g), ignores)"
+        )
     return (
         f"{label} ({params}) vs GRPO on the same batch: gradient cosine {g['cosine']:.5f} (1 − cos = "
-        f"{1 - g['cosine']:.1e}), norm ratio {g['norm_ratio']:.3f}; one-AdamW-step cosine "
+        f"{1 - g['cosine']:.1e}), norm ratio {g['norm_ratio']:.3f}{rescale}; one-AdamW-step cosine "
         f"{_fmt(u['cosine'], 5)}. GRPO on an independent batch (the sampling-noise control): gradient "
         f"cosine {_fmt(control['cosine'])}, update cosine "
         f"{_fmt(data['control']['update']['all']['cosine'])}. "
