@@ -4,13 +4,16 @@
 entropy, Σπ²) fixed instead of computed, so that every host sees exactly the same numbers and any difference
 in the dumps or the `eapo quadrants` tables comes from the host's bookkeeping. `expected_dump` is what every
 host must write for it (the format of `eapo.train.dumps`): the GRPO advantage of PAPER.md Eq. 2 (eps 1e-6,
-as eapo and verl compute it) and EAPO's shaping (Eq. 6–7, α = 0.2, φ = 2).
+as eapo and verl compute it) and EAPO's shaping (Eq. 6–7, α = 0.2, φ = 2). `eapo_train_run` is one step of
+`eapo train` on it.
 """
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
+import pytest
 import torch
 
 from eapo.core import group_advantages, shape_advantages
@@ -18,6 +21,8 @@ from eapo.core import group_advantages, shape_advantages
 GROUP = 4
 ROWS = 2 * GROUP
 LENGTH = 5
+# The prompt every response answers (a token id valid in the smoke model and the tiny Llama).
+PROMPT_IDS = torch.tensor([[3, 4, 5]]).repeat(2 * GROUP, 1)
 TOKEN_TENSORS = ("response_mask", "entropy", "logprobs", "sum_sq_probs", "advantages", "shaped_advantages")
 
 
@@ -78,3 +83,49 @@ def assert_same_quadrant_tables(
                 assert value is other, (name, key, other, value)
             else:
                 assert abs(other - value) <= atol, (name, key, other, value)
+
+
+# The eapo trainer's reward function sees completions; each fixed response gets its fixed reward by name.
+COMPLETION_REWARDS = {f"c{row}": float(r) for row, r in enumerate(fixed_batch()["rewards"].tolist())}
+
+
+def _completion_reward(completion: str, problem: Any) -> float:
+    return COMPLETION_REWARDS[completion]
+
+
+def scores() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    batch = fixed_batch()
+    return batch["logprobs"], batch["entropy"], batch["sum_sq_probs"]
+
+
+def eapo_train_run(root: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """One step of `eapo train` (the smoke model) on the fixed batch: sampling and π_old's scores replaced."""
+    import eapo.train.trainer as trainer_module
+    from eapo.rollout import RolloutBatch
+    from eapo.train.config import load_config
+
+    batch = fixed_batch()
+    mask = batch["response_mask"]
+
+    def fixed_rollouts(model: Any, tokenizer: Any, prompts: list[str], group_size: int, *a: Any, **k: Any):
+        assert (len(prompts), group_size) == (2, GROUP)
+        return RolloutBatch(
+            sequences=torch.cat([PROMPT_IDS, batch["response_ids"]], dim=1),
+            attention_mask=torch.cat([torch.ones_like(PROMPT_IDS), mask.long()], dim=1),
+            prompt_length=PROMPT_IDS.shape[1],
+            response_ids=batch["response_ids"],
+            response_mask=mask,
+            truncated=torch.zeros(mask.shape[0], dtype=torch.bool),
+            completions=list(COMPLETION_REWARDS),
+            prompt_index=torch.arange(2).repeat_interleave(GROUP),
+            num_generated_tokens=int(mask.sum()),
+        )
+
+    monkeypatch.setattr(trainer_module, "generate_rollouts", fixed_rollouts)
+    monkeypatch.setattr(trainer_module, "score_policy", lambda *args, **kwargs: scores())
+    run = {"output_dir": str(root), "name": "eapo-run", "dump_rollouts_every": 1, "entropy_change_every": 0}
+    config = load_config("smoke", {"algo": {"name": "eapo"}, "run": run, "train": {"steps": 1}})
+    trainer = trainer_module.Trainer(config, progress=False, reward_fn=_completion_reward)
+    trainer.logger.log(1, trainer.train_step())  # what `run()` logs for the step, without its evaluations
+    trainer.logger.close()
+    return trainer.run_dir

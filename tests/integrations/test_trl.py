@@ -14,7 +14,7 @@ from trl import GRPOTrainer
 
 from eapo.core import QUADRANTS, policy_loss, shape_advantages, token_advantages, token_logprobs_and_entropy
 from eapo.errors import ConfigError
-from eapo.integrations.trl import EAPOConfig, EAPOTrainer, add_eapo_diagnostics, rollout_scores
+from eapo.integrations.trl import EAPOConfig, EAPOTrainer, rollout_scores
 
 GROUP = 4
 

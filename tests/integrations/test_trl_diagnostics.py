@@ -18,7 +18,16 @@ pytest.importorskip("trl", reason="TRL is not installed (pip install 'eapo[trl]'
 
 import torch
 from datasets import Dataset
-from fixed_batch import GROUP, assert_same_dump, assert_same_quadrant_tables, expected_dump, fixed_batch
+from fixed_batch import (
+    GROUP,
+    PROMPT_IDS,
+    assert_same_dump,
+    assert_same_quadrant_tables,
+    eapo_train_run,
+    expected_dump,
+    fixed_batch,
+    scores,
+)
 from trl import GRPOConfig, GRPOTrainer
 
 import eapo.integrations.trl as trl_adapter
@@ -26,53 +35,11 @@ import eapo.train.trainer as trainer_module
 from eapo.analysis.quadrants import analyze_quadrants
 from eapo.core import group_advantages
 from eapo.integrations.trl import EAPOConfig, EAPOTrainer, add_eapo_diagnostics
-from eapo.rollout import RolloutBatch
 from eapo.train.config import load_config
 from eapo.train.dumps import dump_paths, load_dump
 from eapo.train.logging import read_metrics
 
 REPO = Path(__file__).resolve().parents[2]
-PROMPT_IDS = torch.tensor([[3, 4, 5]]).repeat(2 * GROUP, 1)
-# The eapo trainer's reward function sees completions; each fixed response gets its fixed reward by name.
-COMPLETION_REWARDS = {f"c{row}": float(r) for row, r in enumerate(fixed_batch()["rewards"].tolist())}
-
-
-def _completion_reward(completion: str, problem: Any) -> float:
-    return COMPLETION_REWARDS[completion]
-
-
-def _scores() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    batch = fixed_batch()
-    return batch["logprobs"], batch["entropy"], batch["sum_sq_probs"]
-
-
-def _eapo_train_run(root: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """One step of `eapo train` (the smoke model) on the fixed batch: sampling and π_old's scores replaced."""
-    batch = fixed_batch()
-    mask = batch["response_mask"]
-
-    def fixed_rollouts(model: Any, tokenizer: Any, prompts: list[str], group_size: int, *a: Any, **k: Any):
-        assert (len(prompts), group_size) == (2, GROUP)
-        return RolloutBatch(
-            sequences=torch.cat([PROMPT_IDS, batch["response_ids"]], dim=1),
-            attention_mask=torch.cat([torch.ones_like(PROMPT_IDS), mask.long()], dim=1),
-            prompt_length=PROMPT_IDS.shape[1],
-            response_ids=batch["response_ids"],
-            response_mask=mask,
-            truncated=torch.zeros(mask.shape[0], dtype=torch.bool),
-            completions=list(COMPLETION_REWARDS),
-            prompt_index=torch.arange(2).repeat_interleave(GROUP),
-            num_generated_tokens=int(mask.sum()),
-        )
-
-    monkeypatch.setattr(trainer_module, "generate_rollouts", fixed_rollouts)
-    monkeypatch.setattr(trainer_module, "score_policy", lambda *args, **kwargs: _scores())
-    run = {"output_dir": str(root), "name": "eapo-run", "dump_rollouts_every": 1, "entropy_change_every": 0}
-    config = load_config("smoke", {"algo": {"name": "eapo"}, "run": run, "train": {"steps": 1}})
-    trainer = trainer_module.Trainer(config, progress=False, reward_fn=_completion_reward)
-    trainer.logger.log(1, trainer.train_step())  # what `run()` logs for the step, without its evaluations
-    trainer.logger.close()
-    return trainer.run_dir
 
 
 def _trl_run(root: Path, model_and_tokenizer: Any, monkeypatch: pytest.MonkeyPatch) -> Path:
@@ -111,7 +78,7 @@ def _trl_run(root: Path, model_and_tokenizer: Any, monkeypatch: pytest.MonkeyPat
         }
 
     monkeypatch.setattr(GRPOTrainer, "_generate_and_score_completions", generated)
-    monkeypatch.setattr(trl_adapter, "rollout_scores", lambda *args, **kwargs: _scores())
+    monkeypatch.setattr(trl_adapter, "rollout_scores", lambda *args, **kwargs: scores())
     trainer.eapo_diagnostics.start(0)
     trainer.model.train()
     trainer._generate_and_score_completions([])
@@ -123,7 +90,7 @@ def _trl_run(root: Path, model_and_tokenizer: Any, monkeypatch: pytest.MonkeyPat
 def test_one_fixed_batch_gives_the_same_dump_and_quadrant_table_in_eapo_and_trl(
     tmp_path: Path, tiny_model_and_tokenizer: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    eapo_dir = _eapo_train_run(tmp_path, monkeypatch)
+    eapo_dir = eapo_train_run(tmp_path, monkeypatch)
     trl_dir = _trl_run(tmp_path, tiny_model_and_tokenizer, monkeypatch)
     reference = expected_dump()
     eapo_dump = load_dump(eapo_dir / "rollouts" / "step_000001.safetensors")

@@ -132,7 +132,7 @@ def test_grouping_by_uid_matches_contiguous_groups():
         alpha=0.5,
     )
     torch.testing.assert_close(shaped, expected[order], atol=1e-6, rtol=0)
-    assert sum(metrics[f"eapo/{name}/share"] for name in (*QUADRANTS, "ZERO")) == pytest.approx(1.0)
+    assert sum(metrics[f"quadrant/{name}/share"] for name in (*QUADRANTS, "ZERO")) == pytest.approx(1.0)
     with pytest.raises(DataError, match="different sizes"):
         eapo_verl.shape_grouped_advantages(
             uids[:-1], *(batch[k][:-1] for k in ("advantages", "entropy", "mask")), "eapo"
@@ -186,6 +186,7 @@ def test_trainer_step_shapes_the_queued_batch(monkeypatch):
             "advantages": nested(batch["advantages"]),
             "entropy": nested(batch["entropy"]),
             "response_mask": nested(batch["mask"].long()),
+            "rm_scores": nested(torch.zeros_like(batch["mask"])),
             "uid": NonTensorStack(*[NonTensorData(uid) for uid in uids]),
         },
         batch_size=[2 * GROUP],
@@ -208,7 +209,7 @@ def test_trainer_step_shapes_the_queued_batch(monkeypatch):
     written = queue.written["advantages"]
     for row, n in enumerate(lengths):
         torch.testing.assert_close(written[row], expected[row, :n])
-    assert metrics["verl/advantage"] == 1.0 and "eapo/PHR/share" in metrics
+    assert metrics["verl/advantage"] == 1.0 and "quadrant/PHR/share" in metrics
 
 
 def test_shaper_settings_validate_the_policy_loss_section():
@@ -271,3 +272,119 @@ def test_environment_hook_registers_losses_and_trainers_on_import_verl():
     )
     assert result.returncode == 0, result.stderr[-2000:]
     assert "EAPOPPOTrainerSync" in result.stdout
+
+
+@pytest.mark.parametrize("temperature", [1.0, 0.7])
+def test_verl_scores_at_the_sampling_temperature_as_eapo_does(temperature):
+    """verl's engine divides the logits by the rollout temperature before its log-prob and entropy
+    functions (`_scale_logits_by_temperature`); eapo.core at the same temperature gives the same numbers."""
+    from verl.utils.torch_functional import entropy_from_logits, logprobs_from_logits
+    from verl.workers.engine.fsdp.transformer_impl import _scale_logits_by_temperature
+
+    from eapo.core import token_logprobs_and_entropy
+
+    generator = torch.Generator().manual_seed(7)
+    logits = torch.randn(3, 5, 11, generator=generator) * 3
+    tokens = torch.randint(0, 11, (3, 5), generator=generator)
+    scaled = _scale_logits_by_temperature(
+        logits, torch.full((3, 1, 1), temperature), is_unit_temperature=temperature == 1.0
+    )
+    verl_logprobs = logprobs_from_logits(scaled, tokens)
+    verl_entropy = entropy_from_logits(scaled)
+    mask = torch.ones(3, 5, dtype=torch.bool)
+    logprobs, entropy = token_logprobs_and_entropy(logits, tokens, mask, temperature=temperature)
+    torch.testing.assert_close(logprobs, verl_logprobs, atol=1e-5, rtol=0)
+    torch.testing.assert_close(entropy, verl_entropy, atol=1e-5, rtol=0)
+
+
+class VerlMetricsStub(VerlTrainerStub):
+    """verl's PPOTrainer's two steps the mixin extends; the actor's loss is already in the step's metrics."""
+
+    def _compute_metrics(self, batch, metrics, timing_raw, global_steps, epoch):
+        metrics["actor/pg_loss"] = 0.0
+
+
+def test_one_fixed_batch_gives_the_same_dump_and_quadrant_table_as_eapo_train(tmp_path, monkeypatch):
+    """The verl part of #22's cross-host test: verl's batch (rows interleaved by balance_batch, in the
+    TransferQueue as nested tensors) gives the dump and `eapo quadrants` table of `eapo train`."""
+    from fixed_batch import GROUP as FIXED_GROUP
+    from fixed_batch import (
+        PROMPT_IDS,
+        assert_same_dump,
+        assert_same_quadrant_tables,
+        eapo_train_run,
+        expected_dump,
+        fixed_batch,
+    )
+    from omegaconf import OmegaConf
+
+    from eapo.analysis.quadrants import analyze_quadrants
+    from eapo.train.dumps import load_dump
+    from eapo.train.logging import read_metrics
+
+    batch, reference = fixed_batch(), expected_dump()
+    mask = batch["response_mask"]
+    order = torch.tensor([0, 4, 1, 5, 2, 6, 3, 7])  # balance_batch interleaves the two groups
+    lengths = mask.sum(dim=1).tolist()
+    rm_scores = torch.zeros(mask.shape)
+    rm_scores[torch.arange(len(lengths)), torch.tensor(lengths) - 1] = batch[
+        "rewards"
+    ]  # verl: at the last token
+
+    def nested(values: torch.Tensor, rows: list[int] | None = None) -> torch.Tensor:
+        rows = rows or [lengths[i] for i in order.tolist()]
+        return torch.nested.as_nested_tensor([values[i, :n] for i, n in enumerate(rows)], layout=torch.jagged)
+
+    queued = {name: value[order] for name, value in reference.items() if isinstance(value, torch.Tensor)}
+    store = TensorDict(
+        {
+            "advantages": nested(queued["advantages"]),  # verl's GRPO estimate (eps 1e-6, as eapo's)
+            "entropy": nested(queued["entropy"]),
+            "old_log_probs": nested(queued["logprobs"]),
+            "responses": nested(queued["response_ids"]),
+            "response_mask": nested(queued["response_mask"].long()),
+            "rm_scores": nested(rm_scores[order]),
+            "prompts": nested(PROMPT_IDS[order], [PROMPT_IDS.shape[1]] * len(order)),
+            "uid": NonTensorStack(*[NonTensorData(f"prompt-{int(row) // FIXED_GROUP}") for row in order]),
+        },
+        batch_size=[len(order)],
+    )
+    queue = FakeQueue(store)
+    monkeypatch.setattr(eapo_verl, "tq", queue)
+    trainer = type("Trainer", (eapo_verl.EAPOAdvantageMixin, VerlMetricsStub), {})()
+    trainer.global_steps = 1
+    trainer.config = OmegaConf.create(
+        {
+            "actor_rollout_ref": {
+                "actor": {"policy_loss": {"loss_mode": "eapo"}},
+                "rollout": {"n": FIXED_GROUP, "temperature": 1.0},
+                "model": {"path": "tiny"},
+            },
+            "algorithm": {},
+            "trainer": {"eapo_dump_every": 1, "default_local_dir": str(tmp_path / "verl-run")},
+        }
+    )
+    metrics: dict[str, float] = {}
+    queued_batch = QueuedBatch(keys=list(range(len(order))), partition_id="train")
+    trainer._compute_advantage(queued_batch, metrics)
+    trainer._compute_metrics(queued_batch, metrics, {}, global_steps=1, epoch=0)
+
+    verl_dir = tmp_path / "verl-run"
+    dump = load_dump(verl_dir / "rollouts" / "step_000001.safetensors")
+    assert dump["host"] == "verl" and "sum_sq_probs" not in dump
+    assert_same_dump(dump, reference)
+    eapo_dir = eapo_train_run(tmp_path, monkeypatch)
+    assert_same_dump(load_dump(eapo_dir / "rollouts" / "step_000001.safetensors"), reference)
+    verl_row = read_metrics(verl_dir)[0]
+    eapo_row = read_metrics(eapo_dir)[0]
+    shared = [k for k in verl_row if k.startswith("quadrant/") and k in eapo_row]
+    assert len(shared) == 5 * 5  # count, share, mean_entropy, mean_abs_advantage, mean_abs_shaped_adv
+    for key in [*shared, "reward/mean", "entropy/mean", "advantage/mean_abs", "advantage/shaped_mean_abs"]:
+        assert verl_row[key] == pytest.approx(eapo_row[key], abs=1e-6), key
+    tables = [
+        analyze_quadrants(run, out_dir=tmp_path / f"q-{run.name}", n_bootstrap=20)
+        for run in (eapo_dir, verl_dir)
+    ]
+    # verl's batch has no Σπ²: the Eq. 5 gradient-norm column is the one it cannot fill.
+    assert_same_quadrant_tables(tables[1], tables[0], skip=("grad_share",))
+    assert tables[0]["entropy_information"] == tables[1]["entropy_information"]

@@ -21,9 +21,21 @@ do not hold whole groups (`trainer.balance_batch` reorders rows across data-para
 does have both: verl's `_compute_old_log_prob` always computes π_old's entropy and stores it with the
 batch (field `entropy`), and every row carries its group id `uid`. So the `eapo` trainer reads `uid`,
 `advantages`, `entropy` and `response_mask` of the whole batch, groups rows by `uid`, shapes, and writes
-`advantages` back. The group statistics are exact; nothing is approximated. Per-quadrant metrics
-(PAPER.md §4.1) are logged as `eapo/<Q>/share`, `eapo/<Q>/mean_entropy`, `eapo/<Q>/mean_abs_advantage` and
-`eapo/<Q>/mean_abs_shaped_advantage`.
+`advantages` back. The group statistics are exact; nothing is approximated. The metrics of `eapo train` are
+logged with verl's: `quadrant/<Q>/<stat>` from `eapo.core.quadrant_metrics` (polarity = sign of verl's GRPO
+advantage, PAPER.md §4.1; `share`, `mean_entropy`, `mean_abs_advantage`, `mean_abs_shaped_adv`, ...),
+`reward/mean`, `entropy/mean`, `advantage/mean_abs` and `advantage/shaped_mean_abs`.
+
+Temperature: verl's driver sends `actor_rollout_ref.rollout.temperature` with every batch
+(`batch.extra_info["temperature"]` in the v1 trainer's `_step_once`) and its FSDP engine divides the logits by
+it before the log-probs and the entropy (`_scale_logits_by_temperature`), so the entropy the shaper uses is
+that of the sampling distribution, as in `eapo train` and TRL (tested against verl's functions at T = 0.7).
+
+An eapo run folder (`+trainer.eapo_dump_every=N`, off by default): `trainer.default_local_dir` gets
+`config.yaml`, `metrics.jsonl` (every step, with verl's `actor/pg_loss` as `loss`) and, every N steps, a
+rollout dump of the whole batch (`eapo.train.dumps`: token ids, mask, rewards = the summed `rm_scores`,
+entropy, π_old's log-probs, advantages before and after shaping; verl's batch has no Σπ², so the dumps and
+the `eapo quadrants` table have no Eq. 5 gradient-norm column), which `eapo quadrants`, `eapo report` read.
 
 What a user changes in a verl GRPO recipe (docs/integrations.md has a full launch script):
 
@@ -54,9 +66,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from eapo.core import QUADRANTS, policy_loss, quadrant_masks, quadrant_stats
+from eapo.core import policy_loss, quadrant_metrics
 from eapo.core.shapers import shape_advantages, shaper_params
 from eapo.errors import ConfigError, DataError
+from eapo.integrations.run_folder import RunRecorder, generation_metrics
 
 try:
     import transfer_queue as tq
@@ -155,8 +168,8 @@ def shape_grouped_advantages(
         response_mask: [B,T]. shaper: a key of `eapo.core.SHAPERS`; params: its parameters.
 
     Returns:
-        (shaped advantages [B,T] fp32 in the caller's row order, per-quadrant metrics
-        `eapo/<Q>/{share,mean_entropy,mean_abs_advantage,mean_abs_shaped_advantage}`).
+        (shaped advantages [B,T] fp32 in the caller's row order, the `quadrant/<Q>/<stat>` metrics of
+        `eapo.core.quadrant_metrics`: quadrants by the sign of the unshaped advantages, PAPER.md §4.1).
     Raises:
         DataError if the groups do not all have the same number of rows.
     """
@@ -176,18 +189,9 @@ def shape_grouped_advantages(
     restored = torch.empty_like(shaped)
     restored[order] = shaped
 
-    metrics: dict[str, float] = {}
-    stats = quadrant_stats(grouped_adv, grouped_entropy, grouped_mask, group_size)
-    for name, values in stats.items():
-        for key in ("share", "mean_entropy", "mean_abs_advantage"):
-            metrics[f"eapo/{name}/{key}"] = values[key]
-    masks = quadrant_masks(grouped_adv, grouped_entropy, grouped_mask, group_size)
-    for name in QUADRANTS:
-        selected = masks[name]
-        count = int(selected.sum())
-        metrics[f"eapo/{name}/mean_abs_shaped_advantage"] = (
-            float(shaped[selected].abs().double().mean()) if count else 0.0
-        )
+    metrics = quadrant_metrics(
+        grouped_adv, grouped_entropy, grouped_mask, group_size, shaped_advantages=shaped
+    )
     return restored, metrics
 
 
@@ -308,10 +312,20 @@ for _loss_mode in EAPO_LOSS_MODES:
 # ---- the driver step -------------------------------------------------------------------------
 
 
+def _rows(values: Any) -> list[torch.Tensor]:
+    """The rows of a TransferQueue field: a jagged nested tensor's own lengths, or a padded tensor's rows."""
+    if isinstance(values, torch.Tensor) and values.is_nested:
+        return list(values.unbind())
+    return list(values)
+
+
 class EAPOAdvantageMixin:
-    """Put before a verl v1 `PPOTrainer` subclass: shapes the batch's advantages after verl computes them."""
+    """Put before a verl v1 `PPOTrainer` subclass: shapes the batch's advantages after verl computes them,
+    logs eapo's metrics and, with `+trainer.eapo_dump_every=N`, writes an eapo run folder (module doc)."""
 
     config: Any
+    global_steps: int
+    tokenizer: Any
 
     def _compute_advantage(self, batch: Any, metrics: dict) -> Any:
         batch = super()._compute_advantage(batch, metrics=metrics)  # type: ignore[misc]
@@ -322,25 +336,142 @@ class EAPOAdvantageMixin:
                 "algorithm.rollout_correction.bypass_mode = True skips verl's π_old forward, so there are no "
                 "token entropies to shape with; set it to False for the eapo trainer"
             )
-        data = tq.kv_batch_get(
-            keys=batch.keys,
-            partition_id=batch.partition_id,
-            select_fields=["uid", "advantages", "entropy", "response_mask"],
-        )
+        dump_every = _dump_every(self.config)
+        dump = dump_every > 0 and self.global_steps % dump_every == 0
+        fields = ["uid", "advantages", "entropy", "response_mask", "rm_scores"]
+        if dump:
+            fields += ["old_log_probs", "responses", "prompts"]
+        data = tq.kv_batch_get(keys=batch.keys, partition_id=batch.partition_id, select_fields=fields)
         response_mask = data["response_mask"]
-        padded = DataProto(batch=data.to_padded_tensor())
+        prompts = data["prompts"] if dump else None
+        padded = DataProto(batch=data.select(*[f for f in fields if f != "prompts"]).to_padded_tensor())
         uids = padded.batch.pop("uid").tolist()
-        shaped, quadrant_metrics = shape_grouped_advantages(
-            uids,
-            padded.batch["advantages"],
-            padded.batch["entropy"],
-            padded.batch["response_mask"],
-            shaper,
-            **params,
+        mask = padded.batch["response_mask"]
+        rewards = (padded.batch["rm_scores"].float() * mask).sum(dim=-1)
+        shaped, _ = shape_grouped_advantages(
+            uids, padded.batch["advantages"], padded.batch["entropy"], mask, shaper, **params
         )
-        metrics.update(quadrant_metrics)
+        # The metrics and the dump hold whole groups in contiguous rows, the layout of `eapo train`.
+        order, group_size = _group_order(uids)
+        step_metrics = generation_metrics(
+            rewards[order],
+            padded.batch["advantages"][order] * mask[order],
+            shaped[order],
+            padded.batch["entropy"][order],
+            mask[order],
+            group_size,
+        )
+        metrics.update(step_metrics)
+        if dump:
+            self._eapo_dump(padded, prompts, rewards, shaped, order, group_size, shaper)
         fields = TensorDict({"advantages": response_to_nested(shaped, response_mask)}, batch_size=len(batch))
         return tq.kv_batch_put(keys=batch.keys, partition_id=batch.partition_id, fields=fields)
+
+    def _compute_metrics(
+        self, batch: Any, metrics: dict, timing_raw: Any, global_steps: int, epoch: int
+    ) -> Any:
+        result = super()._compute_metrics(batch, metrics, timing_raw, global_steps, epoch)  # type: ignore[misc]
+        recorder = self._eapo_recorder()
+        if recorder is not None:
+            row = {"loss": metrics.get("actor/pg_loss")}
+            row.update({k: v for k, v in metrics.items() if k in _RUN_METRICS or k.startswith("quadrant/")})
+            recorder.log(global_steps, row)
+        return result
+
+    def _eapo_recorder(self) -> RunRecorder | None:
+        """The run folder under `trainer.default_local_dir`, opened on first use (None when dumps are off)."""
+        if _dump_every(self.config) < 1:
+            return None
+        recorder = getattr(self, "_eapo_run", None)
+        if recorder is None:
+            shaper, params = shaper_settings(self.config.actor_rollout_ref.actor.policy_loss)
+            rollout = self.config.actor_rollout_ref.rollout
+            config = {
+                "host": "verl",
+                "algo": {"name": shaper, **{k: v for k, v in params.items() if isinstance(v, int | float)}},
+                "model": {"name": str(self.config.actor_rollout_ref.model.get("path", ""))},
+                "train": {"group_size": int(rollout.n), "dump_rollouts_every": _dump_every(self.config)},
+                "sampling": {"temperature": float(rollout.temperature)},
+                "verl": OmegaConf.to_container(self.config, resolve=False),
+            }
+            recorder = RunRecorder(
+                self.config.trainer.default_local_dir,
+                host="verl",
+                config=config,
+                dump_every=_dump_every(self.config),
+                start_step=max(int(getattr(self, "global_steps", 1)) - 1, 0),
+            )
+            self._eapo_run = recorder
+        return recorder
+
+    def _eapo_dump(
+        self,
+        padded: Any,
+        prompts: Any,
+        rewards: torch.Tensor,
+        shaped: torch.Tensor,
+        order: torch.Tensor,
+        group_size: int,
+        shaper: str,
+    ) -> None:
+        recorder = self._eapo_recorder()
+        if recorder is None:
+            return
+        mask = padded.batch["response_mask"][order].bool()
+        ids = padded.batch["responses"][order].long()
+        prompt_rows = _rows(prompts)
+        tokenizer = getattr(self, "tokenizer", None)
+
+        def decode(tokens: Any) -> str:
+            tokens = [int(t) for t in tokens]
+            return (
+                tokenizer.decode(tokens, skip_special_tokens=True) if tokenizer is not None else str(tokens)
+            )
+
+        recorder.dump(
+            self.global_steps,
+            algo=shaper,
+            group_size=group_size,
+            temperature=float(self.config.actor_rollout_ref.rollout.temperature),
+            response_ids=ids,
+            response_mask=mask,
+            rewards=rewards[order],
+            entropy=padded.batch["entropy"][order],
+            logprobs=padded.batch["old_log_probs"][order],
+            advantages=padded.batch["advantages"][order] * mask,
+            shaped_advantages=shaped[order],
+            prompts=[decode(prompt_rows[int(row)]) for row in order[::group_size]],
+            completions=[decode(row[m]) for row, m in zip(ids, mask, strict=True)],
+            response_tokens=[[decode([t]) for t in row[m]] for row, m in zip(ids, mask, strict=True)],
+        )
+
+
+# What `eapo train` logs per step and the run folder's metrics.jsonl keeps (besides `quadrant/...`).
+_RUN_METRICS = (
+    "reward/mean",
+    "entropy/mean",
+    "advantage/mean_abs",
+    "advantage/shaped_mean_abs",
+    "response/length_mean",
+    "tokens/generated",
+)
+
+
+def _dump_every(config: Any) -> int:
+    value = config.trainer.get("eapo_dump_every", 0) if "trainer" in config else 0
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ConfigError(
+            f"trainer.eapo_dump_every = {value!r}: expected an integer >= 0 (N > 0 writes an eapo run folder "
+            "with a rollout dump every N steps into trainer.default_local_dir)"
+        )
+    return value
+
+
+def _group_order(uids: list[Any]) -> tuple[torch.Tensor, int]:
+    """(row order that makes each uid's rows contiguous, stable; group size)."""
+    keys = np.asarray([str(uid) for uid in uids])
+    _, group_index, counts = np.unique(keys, return_inverse=True, return_counts=True)
+    return torch.from_numpy(np.argsort(group_index, kind="stable")), int(counts[0])
 
 
 def _register_trainers() -> None:
