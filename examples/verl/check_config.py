@@ -21,7 +21,7 @@ def main(overrides: list[str]) -> None:
     from verl.trainer.ppo.v1 import get_trainer_cls
     from verl.utils.config import omega_conf_to_dataclass
 
-    from eapo.integrations.verl import shaper_settings
+    from eapo.integrations.verl import eapo_dump_every, shaper_settings
 
     config_dir = os.path.join(os.path.dirname(verl.__file__), "trainer", "config")
     with initialize_config_dir(config_dir=config_dir, version_base=None):
@@ -34,6 +34,13 @@ def main(overrides: list[str]) -> None:
     print(f"driver shaper: {shaper} {params}")
     print(f"clip: [{actor.clip_ratio_low}, {actor.clip_ratio_high}], agg: {actor.loss_agg_mode}")
     print(f"group size (rollout.n): {config.actor_rollout_ref.rollout.n}")
+    temperature = config.actor_rollout_ref.rollout.temperature
+    print(f"sampling temperature (log-probs and entropy at logits / T): {temperature}")
+    dump_every = eapo_dump_every(config)
+    where = f"every {dump_every} steps into {config.trainer.default_local_dir}" if dump_every else "off"
+    print(f"eapo run folder (+trainer.eapo_dump_every): {where}")
+    units = config.transfer_queue.backend.SimpleStorage.num_data_storage_units
+    print(f"TransferQueue storage units: {units}")
 
 
 if __name__ == "__main__":

@@ -10,8 +10,9 @@
 #
 # What differs from verl's plain GRPO recipe: the exported VERL_USE_EXTERNAL_MODULES (verl imports
 # eapo.integrations.verl on `import verl`, in every process that inherits it, which registers the eapo
-# trainer and losses), trainer.v1.trainer_mode=eapo, policy_loss.loss_mode=eapo, and (only to change
-# α, φ) the policy_loss _target_ and its eapo_* keys. Everything else below is an ordinary verl recipe.
+# trainer and losses) and the overrides in eapo_overrides.txt beside this file (the eapo trainer, the
+# shaper, α and φ, the eapo run folder's dump interval, TransferQueue's storage units). Edit that file to
+# change them; ALGO=forking etc. picks another shaper. Everything else below is an ordinary verl recipe.
 #
 # EAPO_CHECK_ONLY=1 composes the same overrides with Hydra and builds the actor config on CPU instead
 # of launching (examples/verl/check_config.py), a quick way to validate edits to this file.
@@ -22,10 +23,11 @@ DATA=${DATA:-$HOME/data}
 NNODES=${NNODES:-1}
 GPUS=${GPUS:-8}
 ALGO=${ALGO:-eapo}            # eapo | forking | entro_adv | w_reinf | gtpo | quadrant
-ALPHA=${ALPHA:-0.2}
-PHI=${PHI:-2.0}
 
 export VERL_USE_EXTERNAL_MODULES=eapo.integrations.verl
+# eapo's overrides, one per line, comments and blank lines skipped; the shaper is $ALGO.
+mapfile -t EAPO_OVERRIDES < <(grep -v -e '^[[:space:]]*#' -e '^[[:space:]]*$' "$(dirname "$0")/eapo_overrides.txt" \
+    | sed "s/^actor_rollout_ref.actor.policy_loss.loss_mode=.*/actor_rollout_ref.actor.policy_loss.loss_mode=$ALGO/")
 
 ARGS=(
     algorithm.adv_estimator=grpo
@@ -50,12 +52,6 @@ ARGS=(
     actor_rollout_ref.actor.clip_ratio_low=0.2
     actor_rollout_ref.actor.clip_ratio_high=0.28
     actor_rollout_ref.actor.loss_agg_mode=token-mean
-    # --- eapo: the algorithm, and (optional) its parameters ---
-    actor_rollout_ref.actor.policy_loss.loss_mode="$ALGO"
-    actor_rollout_ref.actor.policy_loss._target_=eapo.integrations.verl.EAPOPolicyLossConfig
-    +actor_rollout_ref.actor.policy_loss.eapo_alpha="$ALPHA"
-    +actor_rollout_ref.actor.policy_loss.eapo_phi="$PHI"
-    trainer.v1.trainer_mode=eapo
     # --- rollouts: vLLM, G = 8 ---
     actor_rollout_ref.rollout.name=vllm
     actor_rollout_ref.rollout.n=8
@@ -72,6 +68,7 @@ ARGS=(
     trainer.project_name=eapo
     trainer.experiment_name="qwen2.5-math-7b-$ALGO"
     trainer.logger="['console','tensorboard']"
+    "${EAPO_OVERRIDES[@]}"
 )
 
 if [ "${EAPO_CHECK_ONLY:-0}" = "1" ]; then

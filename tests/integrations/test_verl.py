@@ -388,3 +388,22 @@ def test_one_fixed_batch_gives_the_same_dump_and_quadrant_table_as_eapo_train(tm
     # verl's batch has no Σπ²: the Eq. 5 gradient-norm column is the one it cannot fill.
     assert_same_quadrant_tables(tables[1], tables[0], skip=("grad_share",))
     assert tables[0]["entropy_information"] == tables[1]["entropy_information"]
+
+
+def test_overrides_file_composes_with_verl_config(capsys):
+    """examples/verl/eapo_overrides.txt is valid for verl's Hydra config (what EAPO_CHECK_ONLY runs)."""
+    import importlib.util
+    from pathlib import Path
+
+    examples = Path(__file__).resolve().parents[2] / "examples" / "verl"
+    lines = (examples / "eapo_overrides.txt").read_text().splitlines()
+    overrides = [line.strip() for line in lines if line.strip() and not line.lstrip().startswith("#")]
+    spec = importlib.util.spec_from_file_location("check_config", examples / "check_config.py")
+    check_config = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(check_config)
+    check_config.main([*overrides, "actor_rollout_ref.actor.ppo_micro_batch_size_per_gpu=2"])
+    out = capsys.readouterr().out
+    assert "trainer: eapo -> EAPOPPOTrainerSync" in out
+    assert "driver shaper: eapo {'alpha': 0.2, 'phi': 2.0}" in out
+    assert "eapo run folder (+trainer.eapo_dump_every): every 10 steps" in out
+    assert "TransferQueue storage units: 1" in out

@@ -90,6 +90,7 @@ __all__ = [
     "EAPO_LOSS_MODES",
     "EAPOAdvantageMixin",
     "EAPOPolicyLossConfig",
+    "eapo_dump_every",
     "shape_grouped_advantages",
     "shaper_settings",
     "verl_aggregation",
@@ -336,7 +337,7 @@ class EAPOAdvantageMixin:
                 "algorithm.rollout_correction.bypass_mode = True skips verl's π_old forward, so there are no "
                 "token entropies to shape with; set it to False for the eapo trainer"
             )
-        dump_every = _dump_every(self.config)
+        dump_every = eapo_dump_every(self.config)
         dump = dump_every > 0 and self.global_steps % dump_every == 0
         fields = ["uid", "advantages", "entropy", "response_mask", "rm_scores"]
         if dump:
@@ -380,7 +381,7 @@ class EAPOAdvantageMixin:
 
     def _eapo_recorder(self) -> RunRecorder | None:
         """The run folder under `trainer.default_local_dir`, opened on first use (None when dumps are off)."""
-        if _dump_every(self.config) < 1:
+        if eapo_dump_every(self.config) < 1:
             return None
         recorder = getattr(self, "_eapo_run", None)
         if recorder is None:
@@ -390,7 +391,7 @@ class EAPOAdvantageMixin:
                 "host": "verl",
                 "algo": {"name": shaper, **{k: v for k, v in params.items() if isinstance(v, int | float)}},
                 "model": {"name": str(self.config.actor_rollout_ref.model.get("path", ""))},
-                "train": {"group_size": int(rollout.n), "dump_rollouts_every": _dump_every(self.config)},
+                "train": {"group_size": int(rollout.n), "dump_rollouts_every": eapo_dump_every(self.config)},
                 "sampling": {"temperature": float(rollout.temperature)},
                 "verl": OmegaConf.to_container(self.config, resolve=False),
             }
@@ -398,7 +399,7 @@ class EAPOAdvantageMixin:
                 self.config.trainer.default_local_dir,
                 host="verl",
                 config=config,
-                dump_every=_dump_every(self.config),
+                dump_every=eapo_dump_every(self.config),
                 start_step=max(int(getattr(self, "global_steps", 1)) - 1, 0),
             )
             self._eapo_run = recorder
@@ -457,7 +458,8 @@ _RUN_METRICS = (
 )
 
 
-def _dump_every(config: Any) -> int:
+def eapo_dump_every(config: Any) -> int:
+    """`trainer.eapo_dump_every` of a verl config (0 if absent), checked; N > 0 writes an eapo run folder."""
     value = config.trainer.get("eapo_dump_every", 0) if "trainer" in config else 0
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
         raise ConfigError(
