@@ -15,7 +15,12 @@ from eapo.analysis import experiment_commands, prestated
 from eapo.analysis.experiment_commands import register
 from eapo.analysis.grid import GRID_EVAL, RunRecord, pass_at_k_curve
 from eapo.analysis.prestated import analyse, guessing_baseline, pilot_power, power_analysis
-from eapo.analysis.stats import curve_auc, min_detectable_effect
+from eapo.analysis.stats import (
+    curve_auc,
+    min_detectable_effect,
+    min_detectable_effect_crossed,
+    variance_components,
+)
 from eapo.errors import ConfigError
 from eapo.train.logging import append_eval_counts, read_eval_counts
 
@@ -101,6 +106,11 @@ def test_primary_auc_is_the_paired_mean_of_hand_computed_areas() -> None:
         and primary["tests"][0]["num_problems"] == PROBLEMS
     )
     assert analysis["per_seed"]["auc"]["eapo"]["1"] == pytest.approx(_auc(by["eapo", 1]))
+    # The power section sizes on the same comparisons, with the problems as a sample beside seeds only.
+    row = analysis["power"]["rows"][0]
+    assert row["comparison"] == "eapo − grpo" and row["variance"] == primary["tests"][0]["variance"]
+    assert row["variance"]["problems"] == PROBLEMS and row["mde_floor"] >= 0
+    assert row["mde_problems_sampled"]["16"] >= row["mde"]["16"] - 1e-12
     # Two primary tests: one Holm family of two.
     p = sorted(t["p_value"] for t in primary["tests"])
     assert sorted(t["p_holm"] for t in primary["tests"]) == pytest.approx(
@@ -193,7 +203,9 @@ def test_pilot_from_reports_new_and_old(tmp_path: Path) -> None:
     power = pilot_power(new, primary="auc", focus="eapo", seed_counts=[4])
     auc = analysis["per_seed"]["auc"]
     diffs = [auc["eapo"][s] - auc["grpo"][s] for s in "012"]
-    assert power["rows"][0]["sd"] == pytest.approx(np.std(diffs, ddof=1))
+    row = power["rows"][0]
+    assert row["sd_seeds"] == pytest.approx(np.std(diffs, ddof=1))
+    assert row["variance"] == analysis["primary"]["tests"][0]["variance"]  # read back from the report
     old = tmp_path / "old.json"
     runs = {
         arm: [{"seed": s, "final_avg": 0.3 + 0.01 * s + (arm == "eapo") * 0.02 * s} for s in range(3)]
@@ -247,14 +259,23 @@ def test_compare_pilot_cli_prints_the_minimum_detectable_effect(tmp_path: Path, 
     printed = capsys.readouterr().out
     assert "Minimum detectable effect on the primary metric (AUC of held-out Avg@4" in printed
     assert "| eapo − grpo | 3 |" in printed and "MDE @ 16 seeds" in printed
+    assert f"| eapo − grpo, {PROBLEMS} problems as a sample | 3 |" in printed
     power = json.loads((tmp_path / "o" / "power.json").read_text())
+    # By hand: per-problem AUCs from the counts, their paired differences [seed, problem], the SD over seeds
+    # of the seed means, raised to the floor √(residual / problems) of the crossed ANOVA.
     by = {(r.arm, r.seed): r for r in _grid()}
-    auc = {key: curve_auc(STEPS, r.eval_curve[f"avg@{K}"]) for key, r in by.items()}
-    diffs = [auc["eapo", s] - auc["grpo", s] for s in (0, 1, 2)]
+    per_problem = {
+        key: curve_auc(STEPS, np.array([r.eval_counts[s]["correct_per_problem"] for s in STEPS]).T / K)
+        for key, r in by.items()
+    }
+    table = np.array([per_problem["eapo", s] - per_problem["grpo", s] for s in (0, 1, 2)])
+    parts = variance_components(table)
+    sd = max(float(table.mean(axis=1).std(ddof=1)), float(np.sqrt(parts["residual_var"] / PROBLEMS)))
     row = next(r for r in power["rows"] if r["comparison"] == "eapo − grpo")
-    assert row["mde"]["16"] == pytest.approx(
-        min_detectable_effect(float(np.std(diffs, ddof=1)), 16), rel=1e-6
-    )
+    assert row["sd"] == pytest.approx(sd, rel=1e-5)  # the JSON rounds nothing here, the analysis is exact
+    assert row["mde"]["16"] == pytest.approx(min_detectable_effect(sd, 16), rel=1e-5)
+    crossed = min_detectable_effect_crossed(sd**2, parts["problem_var"], parts["residual_var"], 8, PROBLEMS)
+    assert row["mde_problems_sampled"]["8"] == pytest.approx(crossed, rel=1e-5)
     args, rest = parser.parse_known_args(["compare", "--pilot", "x", "--power-seeds", "1,4"])
     with pytest.raises(ConfigError, match="--power-seeds '1,4': expected seed counts >= 2"):
         args.func(args, rest)

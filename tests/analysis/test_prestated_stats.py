@@ -14,10 +14,12 @@ from eapo.analysis.stats import (
     hierarchical_bootstrap,
     holm_adjust,
     min_detectable_effect,
+    min_detectable_effect_crossed,
     paired_t_power,
     sd_upper_bound,
     steps_to_threshold,
     t_quantile,
+    variance_components,
 )
 
 # ------------------------------------------------------------------------------------------ AUC
@@ -237,3 +239,46 @@ def test_sd_upper_bound_of_a_two_seed_pilot() -> None:
     # One degree of freedom: sd·√(1 / χ²_{0.2, 1}) = sd · 3.947 — a 2-seed pilot's SD may be 4x too small.
     assert sd_upper_bound(0.01, 1) == pytest.approx(0.01 / math.sqrt(0.0641848), rel=1e-5)
     assert sd_upper_bound(0.01, 1000) == pytest.approx(0.01, rel=0.05)
+
+
+def test_variance_components_recover_crossed_effects() -> None:
+    rng = np.random.default_rng(6)
+    seeds, problems, sd_seed, sd_problem, sd_residual = 40, 400, 0.02, 0.3, 0.2
+    values = (
+        rng.normal(0, sd_seed, size=(seeds, 1))
+        + rng.normal(0, sd_problem, size=(1, problems))
+        + rng.normal(0, sd_residual, size=(seeds, problems))
+    )
+    parts = variance_components(values)
+    assert parts["problem_var"] == pytest.approx(sd_problem**2, rel=0.15)
+    assert parts["residual_var"] == pytest.approx(sd_residual**2, rel=0.05)
+    # What a t-test over seeds sees: σ_seed² + σ_residual² / P.
+    assert parts["seed_var"] == pytest.approx(sd_seed**2 + sd_residual**2 / problems, rel=0.4)
+    assert (parts["seeds"], parts["problems"]) == (seeds, problems)
+    with pytest.raises(ValueError, match="seeds >= 2, problems >= 2"):
+        variance_components(values[:1])
+
+
+def test_crossed_mde_adds_a_problem_floor() -> None:
+    # No problem or residual variance: the t-test's MDE; with them, more seeds approach (z + z)·√(σ_b² / P).
+    assert min_detectable_effect_crossed(0.0004, 0.0, 0.0, 8, 100) == pytest.approx(
+        min_detectable_effect(0.02, 8)
+    )
+    # The residual enters once more (the bootstrap counts it in seed means and in problem means).
+    with_residual = min_detectable_effect(math.sqrt(0.0004 + 0.05 / 100), 8)
+    assert min_detectable_effect_crossed(0.0004, 0.0, 0.05, 8, 100) == pytest.approx(with_residual)
+    few, many = (min_detectable_effect_crossed(0.0004, 0.01, 0.05, n, 100) for n in (4, 64))
+    assert few > many
+    floor = (1.959964 + 0.841621) * math.sqrt(0.01 / 100)
+    assert min_detectable_effect_crossed(0.0004, 0.01, 0.05, 5000, 100) == pytest.approx(floor, rel=0.01)
+
+
+def test_crossed_variance_predicts_the_shared_bootstrap_spread() -> None:
+    # The hierarchical (shared) bootstrap's standard error is what the crossed MDE is sized on.
+    rng = np.random.default_rng(8)
+    values = _crossed(rng, 6, 60, 0.05, 0.2) + rng.normal(0, 0.5, size=(6, 60))  # a large residual
+    parts = variance_components(values)
+    predicted = math.sqrt(parts["seed_var"] / 6 + parts["problem_var"] / 60 + parts["residual_var"] / 360)
+    result = hierarchical_bootstrap(values, resamples=4000)
+    bootstrap_se = (result.interval.high - result.interval.low) / (2 * 1.96)
+    assert bootstrap_se == pytest.approx(predicted, rel=0.2)

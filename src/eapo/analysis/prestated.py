@@ -30,8 +30,10 @@ reported beside it.
 **Power**: from per-seed primary values (a pilot grid, or this grid), the minimum detectable effect of a
 two-sided paired t-test on per-seed differences at α = 0.05 and 80% power for each seed count in
 `--power-seeds` (`stats.min_detectable_effect`, exact noncentral t), with the standard deviation as
-estimated and at its 80% upper confidence bound (a 2-3 seed pilot estimates it poorly). The effect is for
-the grid's fixed held-out problems; problems drawn anew add the problem variance the bootstrap carries.
+estimated (never below the noise of one seed's mean over its problems) and at its 80% upper confidence
+bound (a 2-3 seed pilot estimates it poorly). That is for the grid's fixed held-out problems; a second row
+sizes the hierarchical bootstrap's test, the problems counted as a sample (`stats.variance_components`,
+`stats.min_detectable_effect_crossed`), whose floor more seeds cannot lower.
 """
 
 from __future__ import annotations
@@ -52,8 +54,10 @@ from eapo.analysis.stats import (
     hierarchical_bootstrap,
     holm_adjust,
     min_detectable_effect,
+    min_detectable_effect_crossed,
     sd_upper_bound,
     steps_to_threshold,
+    variance_components,
 )
 from eapo.errors import ConfigError, DataError
 
@@ -250,20 +254,18 @@ def per_seed_values(name: str, runs: Sequence[RunData], target: float | None = N
     }
 
 
-def compare_runs(
+def metric_values(
     name: str,
     arm: Sequence[RunData],
-    reference: Sequence[RunData] | None,
+    reference: Sequence[RunData] | None = None,
     *,
     target: float | None = None,
-    problems: str = "shared",
-    resamples: int = 10_000,
-    seed: int = 0,
     reference_values: np.ndarray | None = None,
-) -> BootstrapResult:
-    """The hierarchical bootstrap of metric `name` for `arm` (one RunData per seed), minus `reference`
-    (paired by seed and problem) when given, or minus fixed per-problem `reference_values` (the guessing
-    baseline), or alone."""
+) -> tuple[np.ndarray, Callable[[np.ndarray], np.ndarray]]:
+    """(values [S, P, *rest], statistic) of metric `name` for `arm` (one RunData per seed), minus
+    `reference` (paired by seed and problem) when given, or minus fixed per-problem `reference_values`
+    (the guessing baseline), or alone: the input of `stats.hierarchical_bootstrap`. For the linear metrics
+    the values are per-problem differences and the statistic is the identity."""
     by_seed = {r.seed: r for r in arm}
     ref_by_seed = {r.seed: r for r in reference} if reference is not None else {}
     seeds = sorted(set(by_seed) & set(ref_by_seed)) if reference is not None else sorted(by_seed)
@@ -277,18 +279,41 @@ def compare_runs(
     if reference_values is not None:
         values = values - np.asarray(reference_values, dtype=np.float64)[None, :]
     if reference is None:
-        return hierarchical_bootstrap(values, stat, problems=problems, resamples=resamples, seed=seed)
+        return values, stat
     ref = np.stack([_component(ref_by_seed[s], name, per_problem) for s in seeds])
     if name != "steps_to":  # linear: the difference of problem means is the mean of differences
-        return hierarchical_bootstrap(values - ref, problems=problems, resamples=resamples, seed=seed)
+        return values - ref, stat
     both = np.stack([values, ref], axis=2)  # [S, P, 2, T]: the threshold step is not linear
-    return hierarchical_bootstrap(
-        both,
-        lambda means: stat(means[..., 0, :]) - stat(means[..., 1, :]),
-        problems=problems,
-        resamples=resamples,
-        seed=seed,
-    )
+    return both, lambda means: stat(means[..., 0, :]) - stat(means[..., 1, :])
+
+
+def compare_runs(
+    name: str,
+    arm: Sequence[RunData],
+    reference: Sequence[RunData] | None,
+    *,
+    target: float | None = None,
+    problems: str = "shared",
+    resamples: int = 10_000,
+    seed: int = 0,
+    reference_values: np.ndarray | None = None,
+) -> BootstrapResult:
+    """The hierarchical bootstrap of `metric_values(...)` (see there)."""
+    values, stat = metric_values(name, arm, reference, target=target, reference_values=reference_values)
+    return hierarchical_bootstrap(values, stat, problems=problems, resamples=resamples, seed=seed)
+
+
+def primary_components(
+    name: str, arm: Sequence[RunData], reference: Sequence[RunData], target: float | None = None
+) -> dict[str, float] | None:
+    """`stats.variance_components` of the per-(seed, problem) paired differences of a linear metric (None
+    for steps_to, or with fewer than 2 seeds or problems)."""
+    if name == "steps_to":
+        return None
+    values, _ = metric_values(name, arm, reference, target=target)
+    if values.shape[0] < 2 or values.shape[1] < 2:
+        return None
+    return variance_components(values)
 
 
 # ---------------------------------------------------------------------------------------- guessing
@@ -424,6 +449,7 @@ def analyse(
     for other in others:
         result = compare_runs(primary, data[focus], data[other], **kw)
         primary_tests.append(_test(primary, labels[primary], focus, other, result, primary == "steps_to"))
+        primary_tests[-1]["variance"] = primary_components(primary, data[focus], data[other], target)
     _holm(primary_tests)
     secondary_names = [m for m in names if m != primary]
     secondary_tests = [
@@ -482,6 +508,7 @@ def analyse(
             primary,
             labels[primary],
             source="this grid",
+            components={f"{t['arm']} − {t['reference']}": t["variance"] for t in primary_tests},
         ),
     }
 
@@ -515,11 +542,14 @@ def power_analysis(
     metric: str,
     label: str,
     source: str,
+    components: dict[str, dict[str, float] | None] | None = None,
 ) -> dict[str, Any]:
     """Minimum detectable effect of `focus` − each other arm for each seed count, from per-seed values.
 
     With one arm only, the paired SD is taken as √2 × the SD over seeds (uncorrelated arms; seeds that
-    share data order and initial weights usually correlate, so this overstates it).
+    share data order and initial weights usually correlate, so this overstates it). `components`
+    ({"focus − other": `stats.variance_components` of the paired per-problem differences}) adds the MDE
+    with the held-out problems counted as a sample, as the hierarchical bootstrap counts them.
     """
     rows = []
     others = [a for a in per_seed if a != focus and per_seed[a]]
@@ -527,7 +557,12 @@ def power_analysis(
         for other in others:
             seeds = sorted(set(per_seed[focus]) & set(per_seed[other]), key=int)
             diffs = [per_seed[focus][s] - per_seed[other][s] for s in seeds]
-            rows.append(_power_row(f"{focus} − {other}", diffs, 1.0, seed_counts, "paired differences"))
+            name = f"{focus} − {other}"
+            variance = (components or {}).get(name)
+            floor = math.sqrt(variance["residual_var"] / variance["problems"]) if variance else 0.0
+            rows.append(_power_row(name, diffs, 1.0, seed_counts, "paired differences", sd_floor=floor))
+            if variance is not None and "mde" in rows[-1]:
+                _add_sampled_problems(rows[-1], variance, seed_counts)
     else:
         arms = [a for a in per_seed if per_seed[a]]
         for arm in arms:
@@ -551,33 +586,65 @@ def power_analysis(
 
 
 def _power_row(
-    name: str, values: list[float], factor: float, seed_counts: Sequence[int], how: str, paired: bool = True
+    name: str,
+    values: list[float],
+    factor: float,
+    seed_counts: Sequence[int],
+    how: str,
+    paired: bool = True,
+    sd_floor: float = 0.0,
 ) -> dict[str, Any]:
+    """One comparison's MDE per seed count from its per-seed values (× `factor`). `sd_floor`: the noise of
+    one seed's mean over the problems, √(residual_var / P) from `stats.variance_components` (estimated with
+    (S − 1)(P − 1) degrees of freedom); a 2-3 seed SD below it is an unlucky draw, so the SD used is never
+    below it."""
     row: dict[str, Any] = {"comparison": name, "pilot_seeds": len(values), "sd_from": how}
     if len(values) < 2:
         row["note"] = "needs at least 2 pilot seeds"
         return row
-    sd = float(np.std(values, ddof=1)) * factor
+    sd_seeds = float(np.std(values, ddof=1)) * factor
     row["observed"] = float(np.mean(values)) if paired else None
+    row["sd_seeds"] = sd_seeds
+    row["sd_floor"] = sd_floor
+    sd = max(sd_seeds, sd_floor)
     row["sd"] = sd
     if sd <= 1e-12:  # identical up to rounding (e.g. KL-Cov and GRPO run for run)
         row["note"] = "the per-seed values are identical: no spread to size a grid on"
         return row
-    upper = sd_upper_bound(sd, len(values) - 1, SD_CONFIDENCE)
+    upper = max(sd_upper_bound(sd_seeds, len(values) - 1, SD_CONFIDENCE), sd_floor)
     row["sd_upper"] = upper
     row["mde"] = {str(n): min_detectable_effect(sd, n, ALPHA, POWER) for n in seed_counts}
     row["mde_sd_upper"] = {str(n): min_detectable_effect(upper, n, ALPHA, POWER) for n in seed_counts}
     return row
 
 
+def _add_sampled_problems(
+    row: dict[str, Any], variance: dict[str, float], seed_counts: Sequence[int]
+) -> None:
+    """The MDE of the hierarchical bootstrap test, the held-out problems counted as a sample
+    (`stats.min_detectable_effect_crossed`, with the row's SD as the seed part), and its floor with
+    infinitely many seeds, (z_{1−α/2} + z_power)·√(problem_var / problems)."""
+    problems = int(variance["problems"])
+    row["variance"] = variance
+    row["mde_problems_sampled"] = {
+        str(n): min_detectable_effect_crossed(
+            row["sd"] ** 2, variance["problem_var"], variance["residual_var"], n, problems, ALPHA, POWER
+        )
+        for n in seed_counts
+    }
+    z_sum = min_detectable_effect(1.0, 10_000, ALPHA, POWER) * 100.0  # the normal limit, 2.80 at the defaults
+    row["mde_floor"] = z_sum * math.sqrt(variance["problem_var"] / problems)
+
+
 def format_power(power: dict[str, Any], digits: int = 4) -> str:
-    """Console / Markdown text of a `power_analysis` result: one table per comparison."""
+    """Console / Markdown text of a `power_analysis` result: one row per comparison, and one more with the
+    held-out problems counted as a sample where the per-problem values allow it."""
     counts = power["seed_counts"]
     lines = [
         f"Minimum detectable effect on the primary metric ({power['label']}), from {power['source']}: "
         f"{power['test']}, α = {power['alpha']}, power {power['power']:.0%}.",
         "",
-        "| comparison | pilot seeds | SD | observed | "
+        "| comparison | pilot seeds | SD of a seed (upper bound) | observed | "
         + " | ".join(f"MDE @ {n} seeds" for n in counts)
         + " |",
         "|---|---|---|---|" + "---|" * len(counts),
@@ -587,18 +654,32 @@ def format_power(power: dict[str, Any], digits: int = 4) -> str:
             lines.append(f"| {row['comparison']} | {row['pilot_seeds']} | {row.get('note', '-')} |")
             continue
         observed = "-" if row["observed"] is None else f"{row['observed']:+.{digits}f}"
+        floored = " floor" if row.get("sd_floor", 0.0) > row.get("sd_seeds", row["sd"]) else ""
         cells = [
             f"{row['mde'][str(n)]:.{digits}f} ({row['mde_sd_upper'][str(n)]:.{digits}f})" for n in counts
         ]
         lines.append(
-            f"| {row['comparison']} | {row['pilot_seeds']} | {row['sd']:.{digits}f} "
+            f"| {row['comparison']} | {row['pilot_seeds']} | {row['sd']:.{digits}f}{floored} "
             f"({row['sd_upper']:.{digits}f}) | {observed} | " + " | ".join(cells) + " |"
         )
+        if "mde_problems_sampled" in row:
+            v = row["variance"]
+            sampled = [f"{row['mde_problems_sampled'][str(n)]:.{digits}f}" for n in counts]
+            problem_sd = math.sqrt(v["problem_var"])
+            lines.append(
+                f"| {row['comparison']}, {int(v['problems'])} problems as a sample | {row['pilot_seeds']} | "
+                f"problem SD {problem_sd:.{digits}f} | floor {row['mde_floor']:.{digits}f} | "
+                + " | ".join(sampled)
+                + " |"
+            )
     lines += [
         "",
         f"In parentheses: at the SD's {power['sd_confidence']:.0%} upper confidence bound. SD: "
         + "; ".join(sorted({row["sd_from"] for row in power["rows"]}))
-        + ".",
+        + ", never below the noise of one seed's mean over its problems (√(residual variance / problems), "
+        "marked 'floor' where it applies). Rows 'problems as a sample': the test the hierarchical "
+        "bootstrap makes, the held-out problems counted as drawn from the task (crossed seeds x problems); "
+        "its floor is the MDE with infinitely many seeds, which only more problems lower.",
     ]
     return "\n".join(lines) + "\n"
 
@@ -648,7 +729,9 @@ def pilot_power(
         values = prestated["per_seed"][primary]
         label = prestated["metrics"][primary]
         per_seed = {arm: values.get(arm, {}) for arm in report["arms"]}
-        return power_analysis(per_seed, focus, seed_counts, primary, label, f"the pilot {path}")
+        tests = prestated["primary"]["tests"] if prestated["primary"]["metric"] == primary else []
+        components = {f"{t['arm']} − {t['reference']}": t.get("variance") for t in tests}
+        return power_analysis(per_seed, focus, seed_counts, primary, label, f"the pilot {path}", components)
     if primary == "final":
         per_seed = {
             arm: {str(r["seed"]): r["final_avg"] for r in runs if r.get("final_avg") is not None}
@@ -662,9 +745,10 @@ def pilot_power(
     if str(runs_dir) and runs_dir.is_dir() and _run_folders(runs_dir):
         return _pilot_from_runs(runs_dir, primary, focus, seed_counts, target)
     raise ConfigError(
-        f"--pilot {path}: this report has no per-seed {primary!r} values (written before they were recorded) "
-        f"and its runs folder {str(runs_dir) or '(not named)'} is gone; use --primary final, or --pilot on a "
-        "runs folder"
+        f"--pilot {path}: this report has no per-seed {primary!r} values"
+        + (f" for --target {target:g}" if primary == "steps_to" and target is not None else "")
+        + f" (reports before the pre-stated analysis have only 'final') and its runs folder "
+        f"{str(runs_dir) or '(not named)'} is gone; use --primary final, or --pilot on a runs folder"
     )
 
 
@@ -693,7 +777,14 @@ def _pilot_from_runs(
     per_seed = {arm: per_seed_values(primary, runs, target) for arm, runs in data.items()}
     threshold = f"{target:g}" if target is not None else f"start + {DEFAULT_TARGET_GAIN:g}"
     label = metric_label(primary, any_run.eval_k, any_run.final_n, threshold)
-    return power_analysis(per_seed, focus, seed_counts, primary, label, f"the pilot runs in {path}")
+    components = {
+        f"{focus} − {other}": primary_components(primary, data[focus], data[other], target)
+        for other in data
+        if other != focus and focus in data
+    }
+    return power_analysis(
+        per_seed, focus, seed_counts, primary, label, f"the pilot runs in {path}", components
+    )
 
 
 # ---------------------------------------------------------------------------------------- text

@@ -41,11 +41,13 @@ __all__ = [
     "holm_adjust",
     "mean_interval",
     "min_detectable_effect",
+    "min_detectable_effect_crossed",
     "paired_difference",
     "paired_t_power",
     "sd_upper_bound",
     "steps_to_threshold",
     "t_quantile",
+    "variance_components",
 ]
 
 DEFAULT_LEVEL = 0.95
@@ -494,3 +496,50 @@ def sd_upper_bound(sd: float, df: int, confidence: float = 0.8) -> float:
     freedom: sd·√(df / χ²_{1−confidence, df}). A pilot's 2-3 seeds estimate sd poorly; sizing a grid on
     this bound instead of the estimate guards against an optimistic pilot."""
     return sd * math.sqrt(df / chi2_quantile(1 - confidence, df))
+
+
+def variance_components(values: Any) -> dict[str, float]:
+    """Variance components of a seeds × problems table with one value per cell (e.g. a paired difference
+    per seed and problem), by the two-way crossed random-effects ANOVA y_sj = µ + a_s + b_j + e_sj.
+
+    Returns `seed_var`, the variance of the seed means (σ_a² + σ_e²/P: what a t-test over seeds sees),
+    `problem_var` = max(0, (MS_problems − MS_residual)/S), the variance of a problem's effect (σ_b²),
+    `residual_var` = MS_residual (σ_e²), and the table's `seeds` and `problems`. Needs S >= 2 and P >= 2.
+    """
+    y = np.asarray(values, dtype=np.float64)
+    if y.ndim != 2 or y.shape[0] < 2 or y.shape[1] < 2:
+        raise ValueError(f"variance_components: need a [seeds >= 2, problems >= 2] table, got {y.shape}")
+    seeds, problems = y.shape
+    seed_means, problem_means = y.mean(axis=1), y.mean(axis=0)
+    residual = y - seed_means[:, None] - problem_means[None, :] + y.mean()
+    ms_residual = float((residual**2).sum() / ((seeds - 1) * (problems - 1)))
+    ms_problems = float(seeds * problem_means.var(ddof=1))
+    return {
+        "seed_var": float(seed_means.var(ddof=1)),
+        "problem_var": max(0.0, (ms_problems - ms_residual) / seeds),
+        "residual_var": ms_residual,
+        "seeds": seeds,
+        "problems": problems,
+    }
+
+
+def min_detectable_effect_crossed(
+    seed_var: float,
+    problem_var: float,
+    residual_var: float,
+    seeds: int,
+    problems: int,
+    alpha: float = 0.05,
+    power: float = 0.8,
+) -> float:
+    """The minimum detectable effect of the hierarchical bootstrap test (`hierarchical_bootstrap`, shared
+    problem draws), where the held-out problems count as a sample too.
+
+    With the components of `variance_components`, that bootstrap's variance of the mean over `seeds` seeds
+    and `problems` problems is seed_var/seeds + problem_var/problems + residual_var/(seeds·problems): it
+    resamples seeds (whose means carry σ_e²/P) and problems (whose means carry σ_e²/S), so the residual is
+    counted twice, a conservative choice. More seeds cannot push it below problem_var/problems. Computed as
+    `min_detectable_effect` with the per-seed SD inflated to carry that variance and seeds − 1 degrees of
+    freedom (conservative again: the problem term has many more)."""
+    sd = math.sqrt(seed_var + problem_var * seeds / problems + residual_var / problems)
+    return min_detectable_effect(sd, seeds, alpha, power)
