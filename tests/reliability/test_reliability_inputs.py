@@ -257,6 +257,16 @@ CASES: list[tuple[str, list[str], list[str]]] = [
         ["one training step or evaluation needs at least", "sampling.max_new_tokens 10000000000"],
     ),
     (
+        "absurd_generated_task",
+        ["train", "--config", "{config}", "--task.source", "chain_sum", "--task.num_train", "100000000000"],
+        ["one training step or evaluation needs at least", "task.num_train 100000000000"],
+    ),
+    (
+        "unknown_loss_param",
+        ["train", "--config", "{config}", "--algo.loss_params.foo", "1"],
+        ["algo.loss_params {'foo': 1} (ppo_clip)", "unknown parameter(s) foo"],
+    ),
+    (
         "eval_max_new_tokens_negative",
         ["train", "--config", "{config}", "--eval.max_new_tokens", "-5"],
         ["eval.max_new_tokens = -5", ">= 1"],

@@ -85,6 +85,9 @@ class TrainConfig:
     # DAPO's dynamic-sampling filter: groups whose rewards are all equal carry no GRPO signal and are
     # left out of the update (no re-sampling, so every algorithm spends the same rollout budget).
     drop_zero_variance_groups: bool = True
+    # π_old and the entropy from the decode loop instead of a separate no-grad forward, whenever they are
+    # exactly π_old's: sampling weights = training weights, all fp32, no autocast (else the forward runs).
+    rollout_logprobs: bool = True
     max_bad_steps: int = 5  # consecutive non-finite steps before the run stops with a checkpoint
 
 
@@ -467,7 +470,8 @@ def step_memory_estimate(config: Config) -> int:
       tensors it keeps (`_BYTES_PER_TOKEN_SLOT`);
     - one micro-batch's logits, their log-softmax and gradient: micro_batch_rows x max_new_tokens x
       vocabulary x 4 bytes x 3 (the entropy pass itself is chunked);
-    - the weights with their gradient and AdamW moments: parameters x 16 bytes.
+    - the weights with their gradient and AdamW moments: parameters x 16 bytes;
+    - a reasoning-gym task's generated problems: (task.num_train + task.num_eval) x 256 bytes.
 
     Used only to refuse absurd sizes before anything loads, so it counts the smallest plausible prompt
     (16 tokens) and leaves out activations.
@@ -480,7 +484,10 @@ def step_memory_estimate(config: Config) -> int:
     logits = min(t.micro_batch_rows, rows) * s.max_new_tokens * vocab * 4 * 3
     eval_positions = 16 + (e.max_new_tokens or s.max_new_tokens)
     evaluation = e.num_problems * e.k * eval_positions * 8
-    return max(rollout + logits, evaluation) + params * 16
+    # A reasoning-gym task generates its problems up front (a data set holds at most its rows).
+    task = config.task
+    generated = 0 if task.source.startswith(("jsonl:", "hf:")) else (task.num_train + task.num_eval) * 256
+    return max(rollout + logits, evaluation) + params * 16 + generated
 
 
 def _check_memory(config: Config) -> None:
@@ -492,8 +499,8 @@ def _check_memory(config: Config) -> None:
             f"one training step or evaluation needs at least {need / 2**30:,.1f} GiB (train.prompts_per_step "
             f"{t.prompts_per_step} x train.group_size {t.group_size} rows x sampling.max_new_tokens "
             f"{s.max_new_tokens}, train.micro_batch_rows {t.micro_batch_rows}, eval.num_problems x eval.k "
-            f"{config.eval.num_problems} x {config.eval.k}); this machine has {limit / 2**30:,.1f} GiB: "
-            "lower these sizes"
+            f"{config.eval.num_problems} x {config.eval.k}, task.num_train {config.task.num_train}); this "
+            f"machine has {limit / 2**30:,.1f} GiB: lower these sizes"
         )
 
 
@@ -594,14 +601,51 @@ def validate(config: Config) -> None:
     # Resolving the algorithm checks shaper, loss, advantage and aggregation names and parameters.
     from eapo.train.algorithms import resolve_algorithm
 
-    resolve_algorithm(a)
+    _dry_run_loss(resolve_algorithm(a))
     _check_memory(config)
+
+
+def _dry_run_loss(algorithm: Any) -> None:
+    """Call the algorithm's policy loss once on a 2x3 batch, so that an unknown or out-of-range
+    `algo.loss_params` entry is a ConfigError now rather than a ValueError at the first step."""
+    import torch
+
+    from eapo.core import policy_loss
+
+    zeros, mask = torch.zeros(2, 3), torch.ones(2, 3, dtype=torch.bool)
+    try:
+        policy_loss(
+            zeros,
+            zeros,
+            torch.tensor([[1.0] * 3, [-1.0] * 3]),
+            mask,
+            loss_type=algorithm.loss,
+            clip_low=algorithm.clip_low,
+            clip_high=algorithm.clip_high,
+            dual_clip=algorithm.dual_clip,
+            ref_logprobs=zeros if algorithm.kl_coef > 0 else None,
+            kl_coef=algorithm.kl_coef,
+            entropy=zeros if algorithm.entropy_coef > 0 else None,
+            entropy_coef=algorithm.entropy_coef,
+            agg=algorithm.agg,
+            num_tokens=6,
+            num_seqs=2,
+            **algorithm.loss_params,
+        )
+    except (ValueError, TypeError) as err:
+        raise ConfigError(f"algo.loss_params {algorithm.loss_params} ({algorithm.loss}): {err}") from None
 
 
 def _validate_model(config: Config) -> None:
     """Ranges of the model section (names are checked when the model loads)."""
     m = config.model
     _require(m.dtype in ("auto", "float32", "bfloat16"), "model.dtype", m.dtype, "auto, float32 or bfloat16")
+    _require(
+        m.rollout_dtype in ("auto", "float32", "bfloat16"),
+        "model.rollout_dtype",
+        m.rollout_dtype,
+        "auto, float32 or bfloat16",
+    )
     if m.lora.enabled:
         _require(m.lora.r >= 1, "model.lora.r", m.lora.r, ">= 1")
         _require(m.lora.alpha > 0, "model.lora.alpha", m.lora.alpha, "> 0")
