@@ -207,6 +207,8 @@ def test_example_run_folder_is_read_by_quadrants_and_report(tmp_path: Path) -> N
     assert re.search(r"^\| PHR \| [0-9.]+ ", quadrants.stdout, flags=re.M), quadrants.stdout
     summary = json.loads((out / "analysis" / "quadrants" / "summary.json").read_text())
     assert summary["steps"] == 4 and summary["dumps_used"] == 4
+    gradients = _cli("-m", "eapo.cli", "gradients", "--run", str(out), "--no-progress", cwd=tmp_path)
+    assert gradients.returncode == 0, gradients.stderr[-2000:]  # Σπ² is in the dumps: no model reloaded
 
     config = load_config("smoke", {"run": {"output_dir": str(tmp_path), "name": "eapo-run"}})
     eapo_run = trainer_module.train(config, progress=False, reward_fn=lambda c, p: float(len(c) % 2 == 0))
