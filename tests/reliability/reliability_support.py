@@ -50,7 +50,15 @@ def tiny_values(problems: Path, output_dir: Path, **sections: dict[str, Any]) ->
         },
         "sampling": {"max_new_tokens": 8},
         "eval": {"every": 0, "num_problems": 2, "k": 1},
-        "train": {"steps": 3, "prompts_per_step": 2, "group_size": 2, "micro_batch_rows": 4, "lr": 1e-2},
+        # One update per rollout: tiny.yaml's 4 mini-batches cannot split 2 prompts.
+        "train": {
+            "steps": 3,
+            "prompts_per_step": 2,
+            "group_size": 2,
+            "mini_batches": 1,
+            "micro_batch_rows": 4,
+            "lr": 1e-2,
+        },
         "run": {
             "output_dir": str(output_dir),
             "name": "run",
