@@ -87,6 +87,8 @@ def test_nothing_to_show_is_an_error_not_an_empty_page(
         (["quadrants", "--run", "{run}", "--out", "{file}/q"], "--out {file}/q lies under"),
         (["gradients", "--run", "{file}"], "is not a folder"),
         (["gradients", "--run", "{run}", "--steps", "a,b"], "--steps 'a,b': expected comma-separated"),
+        (["compare", "--out", "{file}/c", "--seeds", "1"], "--out {file}/c lies under"),
+        (["ablate", "--mode", "isolate", "--runs-dir", "{file}"], "--runs-dir {file} is a file"),
     ],
 )
 def test_output_paths_are_checked_before_any_work(

@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from eapo.argtypes import non_negative_int, positive_int
+from eapo.argtypes import check_writable_dir, non_negative_int, positive_int
 from eapo.errors import ConfigError
 
 # eapo.analysis.prestated's PRIMARY_METRICS and DEFAULT_POWER_SEEDS, not imported here: it loads numpy, and
@@ -197,11 +197,19 @@ def _command_line() -> str:
     return shlex.join(["eapo", *sys.argv[1:]])
 
 
+def _check_out_dirs(out: Path, runs_dir: Path | None) -> None:
+    """--out and --runs-dir must be folders this user can write, checked before any run trains."""
+    check_writable_dir(out, "--out")
+    if runs_dir is not None:
+        check_writable_dir(runs_dir, "--runs-dir")
+
+
 def _ablate(args: argparse.Namespace, rest: list[str]) -> int:
     from eapo.analysis.ablate import run_ablation
     from eapo.analysis.grid import GridInterrupted
 
     out = args.out or Path("runs") / f"ablate-{args.mode}"
+    _check_out_dirs(out, args.runs_dir)
     try:
         report = run_ablation(
             args.mode,
@@ -238,6 +246,7 @@ def _compare(args: argparse.Namespace, rest: list[str]) -> int:
             args.pilot, primary=args.primary, focus=args.focus, seed_counts=power_seeds, target=args.target
         )
         if args.out is not None:
+            check_writable_dir(args.out, "--out")
             args.out.mkdir(parents=True, exist_ok=True)
             (args.out / "power.json").write_text(json.dumps(power, indent=1) + "\n")
             print(f"report:  {args.out / 'power.json'}")
@@ -252,6 +261,7 @@ def _compare(args: argparse.Namespace, rest: list[str]) -> int:
     if args.val_problems < 1:
         raise ConfigError(f"--val-problems {args.val_problems}: expected an integer >= 1")
     out = args.out or Path("runs") / ("sensitivity" if sweeps else "compare")
+    _check_out_dirs(out, args.runs_dir)
     try:
         report = run_compare(
             algos,
