@@ -270,3 +270,24 @@ def test_a_run_started_under_nohup_keeps_ignoring_sighup(tmp_path: Path, problem
     assert process.wait(timeout=120) == 0, log.read_text()
     output = log.read_text()
     assert "SIGHUP" not in output and "Stopped by SIGTERM" in output
+
+
+@pytest.mark.parametrize("state", [{"step": "2", "data_position": 4}, {"step": 2, "data_position": -1}, [2]])
+def test_a_crafted_state_json_is_a_checkpoint_error(
+    state: Any, finished_run: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A state.json with a valid checksum but nonsense values (written by hand or by another tool)."""
+    checkpoint = finished_run / "checkpoints" / "step_000002"
+    (checkpoint / "state.json").write_text(json.dumps(state))
+    manifest = json.loads((checkpoint / MANIFEST).read_text())
+    manifest["files"]["state.json"] = _sha256(checkpoint / "state.json")
+    (checkpoint / MANIFEST).write_text(json.dumps(manifest))
+    assert main(["train", "--resume", str(finished_run), "--steps", "3", "--no-progress"]) == 2
+    assert "state.json" in _one_line(capsys)
+
+
+def _one_line(capsys: pytest.CaptureFixture[str]) -> str:
+    err = capsys.readouterr().err
+    lines = [line for line in err.splitlines() if line.startswith("eapo: error:")]
+    assert len(lines) == 1 and "Traceback" not in err, err
+    return lines[0]

@@ -403,12 +403,12 @@ class Trainer:
         try:
             self.optimizer.load_state_dict(trainer_state["optimizer"])
             self.scheduler.load_state_dict(trainer_state["scheduler"])
-        except (KeyError, ValueError, RuntimeError) as err:
+            torch.set_rng_state(trainer_state["torch_rng"])
+        except (KeyError, ValueError, RuntimeError, TypeError) as err:
             raise CheckpointError(
                 f"checkpoint {path}: its optimizer state does not fit this model ({err}); resume with the "
                 "run's own config.yaml (model and LoRA settings unchanged)"
             ) from None
-        torch.set_rng_state(trainer_state["torch_rng"])
         self.step = state["step"]
         self.data_position = state["data_position"]
         self.bad_steps = state.get("bad_steps", 0)
@@ -1034,4 +1034,10 @@ def _checkpoint_state(path: Path) -> dict[str, Any]:
         raise CheckpointError(f"checkpoint {path}: unreadable state.json ({err})") from None
     if not isinstance(state, dict):
         raise CheckpointError(f"checkpoint {path}: state.json is not a JSON object")
+    for key in ("step", "data_position"):
+        value = state.get(key)
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise CheckpointError(
+                f"checkpoint {path}: state.json's {key} = {value!r}, expected an integer >= 0"
+            )
     return state
