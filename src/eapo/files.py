@@ -21,10 +21,11 @@ def current_umask() -> int:
 
 
 def follow_umask(root: Path) -> None:
-    """Give `root` and everything under it mode 0666 (files) or 0777 (folders) less the umask."""
+    """Give `root` (a file or a folder) and everything under it mode 0666 (files) or 0777 (folders) less
+    the umask."""
     mask = current_umask()
     root = Path(root)
-    for path in [root, *root.rglob("*")]:
+    for path in [root, *(root.rglob("*") if root.is_dir() else [])]:
         if path.is_symlink():
             continue
         os.chmod(path, (0o777 if path.is_dir() else 0o666) & ~mask)

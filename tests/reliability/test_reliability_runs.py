@@ -238,12 +238,16 @@ def test_an_old_checkpoint_of_plain_tensors_still_resumes_without_an_opt_in(
 def test_checkpoint_files_follow_the_umask(umask: int, tmp_path: Path, problems_file: Path) -> None:
     previous = os.umask(umask)
     try:
-        config = load_config(overrides=tiny_values(problems_file, tmp_path / "runs", train={"steps": 1}))
-        checkpoint = train(config, progress=False).checkpoint
+        values = tiny_values(
+            problems_file, tmp_path / "runs", train={"steps": 1}, run={"dump_rollouts_every": 1}
+        )
+        checkpoint = train(load_config(overrides=values), progress=False).checkpoint
     finally:
         os.umask(previous)
     assert checkpoint is not None
-    for path in [checkpoint, *checkpoint.rglob("*")]:
+    dumps = sorted((checkpoint.parents[1] / "rollouts").iterdir())
+    assert [p.suffix for p in dumps] == [".json", ".safetensors"]
+    for path in [checkpoint, *checkpoint.rglob("*"), *dumps]:
         expected = (0o777 if path.is_dir() else 0o666) & ~umask
         assert stat.S_IMODE(path.stat().st_mode) == expected, path
 

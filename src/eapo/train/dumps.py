@@ -34,6 +34,7 @@ from typing import Any
 import torch
 
 from eapo.errors import DataError
+from eapo.files import follow_umask
 
 __all__ = [
     "CONVENTIONS",
@@ -188,6 +189,7 @@ def write_dump(
     save_file(
         tensors, str(tensor_tmp), metadata={"format": DUMP_FORMAT, "schema_version": str(SCHEMA_VERSION)}
     )
+    follow_umask(tensor_tmp)  # safetensors writes 0600: a teammate's `eapo quadrants` must read it
     os.replace(tensor_tmp, tensor_path)
     return tensor_path
 
