@@ -425,6 +425,7 @@ def test_real_process_exit_code_and_no_traceback(tmp_path: Path) -> None:
         (["credit", "--model", "tiny", "--seed", "-1"], "--seed: expected an integer >= 0"),
         (["quadrants", "--run", ".", "--max-dumps", "-2"], "--max-dumps: expected an integer >= 0"),
         (["compare", "--final-samples", "0"], "--final-samples: expected a positive integer"),
+        (["gradients", "--cosine", "--prompts", "-4"], "--prompts: expected a positive integer"),
         (["compare", "--seeds", "0"], "--seeds"),
         (["compare", "--seeds", "1,-2"], "--seeds"),
     ],

@@ -242,7 +242,9 @@ def register(subparsers: Any) -> None:
     p.add_argument(
         "--config", default=None, help="--cosine: YAML config or built-in name (default: the tiny default)"
     )
-    p.add_argument("--prompts", type=int, default=16, help="--cosine: prompts per batch (G from the config)")
+    p.add_argument(
+        "--prompts", type=positive_int, default=16, help="--cosine: prompts per batch (G from the config)"
+    )
     p.add_argument(
         "--algos",
         default=None,
@@ -255,7 +257,9 @@ def register(subparsers: Any) -> None:
         help="--cosine: the algorithms whose gradient is also split per quadrant (default all; GRPO and "
         "the control always are); each split costs four backward passes instead of one",
     )
-    p.add_argument("--seed", type=int, default=0, help="--cosine: the batch's seed (the control uses +1)")
+    p.add_argument(
+        "--seed", type=non_negative_int, default=0, help="--cosine: the batch's seed (the control uses +1)"
+    )
     p.add_argument("--output", type=Path, default=None, help="--cosine: the JSON to write (.md beside it)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.set_defaults(func=_gradients)
