@@ -51,6 +51,7 @@ from eapo.analysis.prestated import (
     task_guessing_baseline,
 )
 from eapo.errors import ConfigError
+from eapo.train.precision import check_same_precision, read_precision
 
 DEFAULT_ALGOS = (
     "grpo",
@@ -225,6 +226,7 @@ def run_compare(
     arms = [Arm(name, {"algo": {"name": name}}, _description(name)) for name in names]
     spec = GridSpec(arms, list(seeds), runs, base, overrides or {}, steps, init, final_eval)
     records = run_grid(spec, progress=progress)
+    _check_one_precision(records)
     summary = grid_summary(records, arms, target)
     # Differences are focus − baseline, shown on the baseline's row.
     pairs = [(focus, name) for name in names if name != focus]
@@ -290,6 +292,11 @@ def run_compare(
     return report
 
 
+def _check_one_precision(records: list[Any]) -> None:
+    """ConfigError when the grid's runs computed in different precisions (their `precision.json`)."""
+    check_same_precision({r.run_dir: read_precision(Path(r.run_dir)) for r in records})
+
+
 def _guessing(base: Path | None, overrides: dict[str, Any], final_eval: FinalEvalSettings) -> dict[str, Any]:
     """The guessing baseline on the problems the Pass@k comparison uses (the Pass@k curve's where the
     grid runs one, else the final evaluation's)."""
@@ -344,6 +351,7 @@ def _run_sensitivity(
     final_eval = dataclasses.replace(final_eval, validation=validation)
     spec = GridSpec(arms, list(seeds), runs_dir, base, overrides, steps, init, final_eval)
     records = run_grid(spec, progress=progress)
+    _check_one_precision(records)
     summary = grid_summary(records, arms, target)
     n = final_eval.samples
     pairs = [(arm.name, default) for arm in arms if arm.name != default]

@@ -15,7 +15,16 @@ from eapo.models.config import FormatWarmupConfig, LoraConfig, ModelConfig, Tiny
 
 if TYPE_CHECKING:
     from eapo.models.char_tokenizer import build_char_tokenizer
-    from eapo.models.device import autocast_context, cpu_has_fast_bf16, resolve_device, resolve_dtype
+    from eapo.models.device import (
+        autocast_context,
+        autocast_enabled,
+        cpu_has_fast_bf16,
+        device_has_fast_bf16,
+        effective_precision,
+        resolve_device,
+        resolve_dtype,
+        resolve_rollout_dtype,
+    )
     from eapo.models.format_warmup import ensure_format_warmup, format_warmup, format_warmup_summary
     from eapo.models.loading import (
         add_lora,
@@ -32,9 +41,13 @@ if TYPE_CHECKING:
 _LAZY = {
     "build_char_tokenizer": "char_tokenizer",
     "autocast_context": "device",
+    "autocast_enabled": "device",
     "cpu_has_fast_bf16": "device",
+    "device_has_fast_bf16": "device",
+    "effective_precision": "device",
     "resolve_device": "device",
     "resolve_dtype": "device",
+    "resolve_rollout_dtype": "device",
     "ensure_format_warmup": "format_warmup",
     "format_warmup": "format_warmup",
     "format_warmup_summary": "format_warmup",
@@ -60,10 +73,13 @@ __all__ = [
     "TinyConfig",
     "add_lora",
     "autocast_context",
+    "autocast_enabled",
     "build_char_tokenizer",
     "build_tiny_model",
     "cpu_has_fast_bf16",
     "default_cache_dir",
+    "device_has_fast_bf16",
+    "effective_precision",
     "ensure_format_warmup",
     "ensure_smollm2",
     "ensure_tiny_model",
@@ -75,5 +91,6 @@ __all__ = [
     "record_format_warmup",
     "resolve_device",
     "resolve_dtype",
+    "resolve_rollout_dtype",
     "supervised_warmup",
 ]

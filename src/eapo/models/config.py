@@ -119,6 +119,9 @@ class ModelConfig:
 
     name: str = "tiny"
     dtype: str = "auto"  # auto | float32 | bfloat16 (auto: bf16 on CUDA, fp32 master weights on CPU)
+    # Weights that sample rollouts: auto | float32 | bfloat16. auto: a bf16 copy (refreshed every step)
+    # where `dtype` is not float32 and the device has bf16 matrix units, else the training weights.
+    rollout_dtype: str = "auto"
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     revision: str | None = None
     trust_remote_code: bool = False

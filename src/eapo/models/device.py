@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import contextlib
 import functools
+from typing import Any
 
 import torch
 
 from eapo.errors import ConfigError
 
 DTYPE_SETTINGS = ("auto", "float32", "bfloat16")
+_DTYPE_NAMES = {torch.float32: "float32", torch.bfloat16: "bfloat16", torch.float16: "float16"}
 
 
 def resolve_device(name: str = "auto") -> torch.device:
@@ -59,6 +61,63 @@ def cpu_has_fast_bf16() -> bool:
     return any(getattr(torch.cpu, probe, lambda: False)() for probe in probes)
 
 
+def device_has_fast_bf16(device: torch.device | str) -> bool:
+    """bf16 matrix units on this device: a bf16-capable CUDA GPU, or a CPU with `cpu_has_fast_bf16()`."""
+    device = torch.device(device)
+    if device.type == "cuda":
+        return bool(torch.cuda.is_available() and torch.cuda.is_bf16_supported())
+    return device.type == "cpu" and cpu_has_fast_bf16()
+
+
+def autocast_enabled(device: torch.device | str, dtype_setting: str = "auto") -> bool:
+    """Whether `autocast_context(device, dtype_setting)` turns bf16 autocast on."""
+    _check_dtype_setting(dtype_setting)
+    return dtype_setting != "float32" and device_has_fast_bf16(device)
+
+
+def resolve_rollout_dtype(
+    device: torch.device | str, dtype_setting: str = "auto", rollout_setting: str = "auto"
+) -> torch.dtype:
+    """The dtype of the weights that sample rollouts (`model.rollout_dtype`).
+
+    - `float32` / `bfloat16`: that dtype (a bf16 copy of fp32 master weights where they differ).
+    - `auto`: bf16 where the training precision already uses bf16 (`model.dtype` not `float32`) and the
+      device has bf16 matrix units (`device_has_fast_bf16`), else the weights' own dtype. So a run pinned to
+      fp32 (`model.dtype: float32`, the tiny default) samples in fp32 on every machine.
+    The policy's log-probs for the loss always come from the training-precision forward (π_old included
+      when the rollout dtype differs), as verl and TRL do with vLLM rollouts.
+    """
+    _check_dtype_setting(rollout_setting, "model.rollout_dtype")
+    if rollout_setting == "float32":
+        return torch.float32
+    if rollout_setting == "bfloat16":
+        return torch.bfloat16
+    weights = resolve_dtype(torch.device(device), dtype_setting)
+    if weights == torch.float32 and autocast_enabled(device, dtype_setting):
+        return torch.bfloat16
+    return weights
+
+
+def effective_precision(
+    device: torch.device | str, dtype_setting: str = "auto", rollout_setting: str = "auto"
+) -> dict[str, Any]:
+    """What a run computes in on this machine (part of a run's identity; recorded in `precision.json`):
+    `weights` (master weights), `rollout` (the sampling weights' dtype; no autocast while sampling),
+    `training_forward` (`<weights dtype>` or `bfloat16 autocast`, the scoring and update forwards),
+    `autocast`, and for the record `device` and `fast_bf16` (whether the device has bf16 matrix units)."""
+    device = torch.device(device)
+    weights = resolve_dtype(device, dtype_setting)
+    autocast = autocast_enabled(device, dtype_setting)
+    return {
+        "weights": _DTYPE_NAMES.get(weights, str(weights)),
+        "rollout": _DTYPE_NAMES.get(resolve_rollout_dtype(device, dtype_setting, rollout_setting)),
+        "training_forward": "bfloat16 autocast" if autocast else _DTYPE_NAMES.get(weights, str(weights)),
+        "autocast": autocast,
+        "device": device.type,
+        "fast_bf16": device_has_fast_bf16(device),
+    }
+
+
 def autocast_context(
     device: torch.device | str, dtype_setting: str = "auto"
 ) -> contextlib.AbstractContextManager:
@@ -82,8 +141,8 @@ def autocast_context(
     return contextlib.nullcontext()
 
 
-def _check_dtype_setting(setting: str) -> None:
+def _check_dtype_setting(setting: str, field: str = "model.dtype") -> None:
     if setting not in DTYPE_SETTINGS:
         raise ConfigError(
-            f"model.dtype: {setting!r} is not supported; expected one of {', '.join(DTYPE_SETTINGS)}"
+            f"{field}: {setting!r} is not supported; expected one of {', '.join(DTYPE_SETTINGS)}"
         )

@@ -85,6 +85,9 @@ class TrainConfig:
     # DAPO's dynamic-sampling filter: groups whose rewards are all equal carry no GRPO signal and are
     # left out of the update (no re-sampling, so every algorithm spends the same rollout budget).
     drop_zero_variance_groups: bool = True
+    # π_old and the entropy from the decode loop instead of a separate no-grad forward, whenever they are
+    # exactly π_old's: sampling weights = training weights, all fp32, no autocast (else the forward runs).
+    rollout_logprobs: bool = True
     max_bad_steps: int = 5  # consecutive non-finite steps before the run stops with a checkpoint
 
 
@@ -637,6 +640,12 @@ def _validate_model(config: Config) -> None:
     """Ranges of the model section (names are checked when the model loads)."""
     m = config.model
     _require(m.dtype in ("auto", "float32", "bfloat16"), "model.dtype", m.dtype, "auto, float32 or bfloat16")
+    _require(
+        m.rollout_dtype in ("auto", "float32", "bfloat16"),
+        "model.rollout_dtype",
+        m.rollout_dtype,
+        "auto, float32 or bfloat16",
+    )
     if m.lora.enabled:
         _require(m.lora.r >= 1, "model.lora.r", m.lora.r, ">= 1")
         _require(m.lora.alpha > 0, "model.lora.alpha", m.lora.alpha, "> 0")

@@ -10,6 +10,7 @@ All the math lives in `eapo.core`; this file only orders the calls, times them a
 from __future__ import annotations
 
 import contextlib
+import copy
 import dataclasses
 import json
 import math
@@ -38,7 +39,14 @@ from eapo.core import (
     zero_variance_groups,
 )
 from eapo.errors import CheckpointError, ConfigError
-from eapo.models import autocast_context, load_policy, record_format_warmup
+from eapo.models import (
+    autocast_context,
+    effective_precision,
+    load_policy,
+    record_format_warmup,
+    resolve_device,
+    resolve_rollout_dtype,
+)
 from eapo.rollout import (
     RolloutBatch,
     SamplingConfig,
@@ -63,6 +71,7 @@ from eapo.train.checkpoint import (
 from eapo.train.config import Config, dump_yaml, load_config
 from eapo.train.dumps import write_dump
 from eapo.train.logging import MetricsLogger, append_eval_counts, trim_jsonl_after
+from eapo.train.precision import check_resume_precision, write_precision
 from eapo.train.run_dir import (
     CONFIG_FILE,
     RunLock,
@@ -311,6 +320,7 @@ class Trainer:
         # with `config`; a new run's output folder is checked (it is created only after the model loads).
         self._lock: RunLock | None = None
         self._config_changes: list[tuple[str, Any, Any]] = []
+        self._precision_changes: list[tuple[str, Any, Any]] = []
         self.completed = False  # saved in state.json: a resume of a finished run has nothing to do
         if resume:
             if run_dir is None:
@@ -318,6 +328,14 @@ class Trainer:
             self._lock = RunLock(Path(run_dir)).acquire()
             self._config_changes = check_resume_changes(
                 Path(run_dir), recorded_config(Path(run_dir)), config, allow=allow_config_change
+            )
+            # Precision is part of the run's identity (eapo.train.precision): another one is refused.
+            self._precision_changes = check_resume_precision(
+                Path(run_dir),
+                effective_precision(
+                    resolve_device(config.model.device), config.model.dtype, config.model.rollout_dtype
+                ),
+                allow=allow_config_change,
             )
         else:
             check_output_dir(config.run.output_dir)
@@ -332,6 +350,23 @@ class Trainer:
         self.model, self.tokenizer = load_policy(config.model, self.task, progress=progress)
         self.device = next(self.model.parameters()).device
         self.autocast = lambda: autocast_context(self.device, config.model.dtype)
+        # Rollouts sample from `rollout_model()`: the training weights, or a bf16 copy of them
+        # (model.rollout_dtype) refreshed before every rollout; π_old then comes from the training-precision
+        # forward. When sampling weights = training weights in fp32 without autocast, the decode loop's
+        # log-probs and entropy are π_old's exactly (to rounding) and replace that forward
+        # (train.rollout_logprobs).
+        self.precision = effective_precision(self.device, config.model.dtype, config.model.rollout_dtype)
+        self.rollout_dtype = resolve_rollout_dtype(
+            self.device, config.model.dtype, config.model.rollout_dtype
+        )
+        self._rollout_copy: Any = None
+        weights_dtype = next(self.model.parameters()).dtype
+        self.rollout_logprobs = bool(
+            config.train.rollout_logprobs
+            and self.rollout_dtype == weights_dtype == torch.float32
+            and not self.precision["autocast"]
+        )
+        self.precision["old_logprobs"] = "decode loop" if self.rollout_logprobs else "forward"
         self.ref_model = None
         if self.algorithm.kl_coef > 0:
             self.ref_model, _ = load_policy(config.model, self.task, progress=False)
@@ -357,11 +392,16 @@ class Trainer:
             self._restore()
             # config.yaml keeps the config the run started with; accepted changes are appended beside it.
             record_changes(self.run_dir, self.step, self._config_changes)
+            # An allowed precision change is recorded like a config change; precision.json holds the latest.
+            record_changes(self.run_dir, self.step, self._precision_changes)
+            if self._precision_changes or not (self.run_dir / "precision.json").is_file():
+                write_precision(self.run_dir, self.precision)
         else:
             self.run_dir = create_run_dir(Path(run_dir)) if run_dir is not None else make_run_dir(config)
             self._lock = RunLock(self.run_dir).acquire()
             (self.run_dir / CONFIG_FILE).write_text(dump_yaml(config))
             record_format_warmup(self.run_dir, config.model, self.task)  # format_warmup.json, if any
+            write_precision(self.run_dir, self.precision)
         if self.resumed_from is not None:  # the steps after the checkpoint are replayed: drop their samples
             trim_jsonl_after(self.run_dir / "samples.jsonl", self.step)
         self.logger = MetricsLogger(
@@ -461,17 +501,43 @@ class Trainer:
         self.data_position += n
         return problems
 
+    def rollout_model(self) -> Any:
+        """The model that samples: the policy itself, or its copy in `model.rollout_dtype` with the current
+        weights (made on first use, every parameter copied and cast at each call; buffers such as RoPE's
+        inverse frequencies keep their dtype)."""
+        if self.rollout_dtype == next(self.model.parameters()).dtype:
+            return self.model
+        with torch.no_grad():
+            if self._rollout_copy is None:
+                self._rollout_copy = copy.deepcopy(self.model).requires_grad_(False).eval()
+                for parameter in self._rollout_copy.parameters():
+                    parameter.data = parameter.data.to(self.rollout_dtype)
+            else:
+                sources = list(self.model.parameters())
+                targets = list(self._rollout_copy.parameters())
+                for target, source in zip(targets, sources, strict=True):
+                    target.copy_(source)
+        return self._rollout_copy
+
     def _sample_and_score(self, problems: list[Problem]) -> ScoredRollout:
         """G responses to each problem from the current policy, and their rewards (with DAPO's overlong
         penalty where the algorithm has one); verifier failures are counted and warned about once."""
         cfg, algo = self.config, self.algorithm
         prompts = [build_prompt(p, self.tokenizer, cfg.task) for p in problems]
         t0 = time.perf_counter()
-        self.model.eval()
-        with self.autocast():
-            batch = generate_rollouts(
-                self.model, self.tokenizer, prompts, cfg.train.group_size, cfg.sampling, seed=None
-            )
+        self.model.eval()  # no dropout while sampling or scoring
+        sampler = self.rollout_model()
+        # No autocast while sampling: the rollout runs in the sampling weights' own dtype.
+        batch = generate_rollouts(
+            sampler,
+            self.tokenizer,
+            prompts,
+            cfg.train.group_size,
+            cfg.sampling,
+            seed=None,
+            with_logprobs=self.rollout_logprobs,
+            logprob_chunk_size=cfg.train.logprob_chunk_size,
+        )
         sampling_time = time.perf_counter() - t0
         t0 = time.perf_counter()
         row_problems = [problems[i] for i in batch.prompt_index.tolist()]
@@ -533,9 +599,13 @@ class Trainer:
         # (logits / T: the distribution the tokens were drawn from, as TRL and verl score them).
         t0 = time.perf_counter()
         T = cfg.sampling.temperature
-        old_logprobs, entropy, sum_sq = score_policy(
-            self.model, batch, cfg.train.logprob_chunk_size, cfg.train.micro_batch_rows, self.autocast, T
-        )
+        if batch.logprobs is not None and batch.entropy is not None and batch.sum_sq_probs is not None:
+            # Recorded by the decode loop from the training weights in fp32 (self.rollout_logprobs).
+            old_logprobs, entropy, sum_sq = batch.logprobs, batch.entropy, batch.sum_sq_probs
+        else:
+            old_logprobs, entropy, sum_sq = score_policy(
+                self.model, batch, cfg.train.logprob_chunk_size, cfg.train.micro_batch_rows, self.autocast, T
+            )
         ref_logprobs = None
         if self.ref_model is not None:
             ref_logprobs, _, _ = score_policy(

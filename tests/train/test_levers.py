@@ -1,0 +1,132 @@
+"""The speed levers of issue #18 and precision as part of a run's identity.
+
+- `train.rollout_logprobs`: π_old and the entropy from the decode loop (fp32) give the same first step as the
+  separate forward (same samples, loss to 1e-4), and later steps drift only by rounding.
+- `model.rollout_dtype`: a bf16 copy samples, refreshed before every rollout; π_old comes from the forward.
+- `precision.json`: written by every run; `--resume` and `eapo compare` refuse another precision.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+
+from eapo.errors import ConfigError
+from eapo.models import device as device_module
+from eapo.models import effective_precision, resolve_rollout_dtype
+from eapo.train.config import load_config
+from eapo.train.logging import read_metrics
+from eapo.train.precision import check_same_precision, read_precision
+from eapo.train.trainer import Trainer, train
+
+
+def tiny_config(tmp_path: Path, **sections: dict[str, Any]):
+    values: dict[str, Any] = {"run": {"output_dir": str(tmp_path / "runs")}}
+    for section, fields in sections.items():
+        values.setdefault(section, {}).update(fields)
+    return load_config("smoke", values)
+
+
+def _samples(run_dir: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in (run_dir / "samples.jsonl").read_text().splitlines()]
+
+
+def _train_rows(run_dir: Path) -> list[dict[str, Any]]:
+    return [r for r in read_metrics(run_dir) if "loss" in r]
+
+
+def test_rollout_logprobs_on_and_off_give_the_same_first_step(tmp_path: Path) -> None:
+    """No bf16 involved (the smoke config pins fp32): same first-step samples and loss (1e-4) with the
+    decode-loop log-probs on and off; the separate forward is skipped when on; later steps stay within
+    rounding drift (bounded here: losses within 1e-3, the same completions drawn)."""
+    runs = {}
+    for name, on in (("on", True), ("off", False)):
+        config = tiny_config(
+            tmp_path,
+            train={"steps": 3, "rollout_logprobs": on},
+            run={"name": name, "log_samples": 8, "entropy_change_every": 0},
+        )
+        runs[name] = train(config, progress=False).run_dir
+    on_rows, off_rows = _train_rows(runs["on"]), _train_rows(runs["off"])
+    assert read_precision(runs["on"])["old_logprobs"] == "decode loop"
+    assert read_precision(runs["off"])["old_logprobs"] == "forward"
+    samples_on, samples_off = _samples(runs["on"]), _samples(runs["off"])
+    first_on = [s for s in samples_on if s["step"] == 1]
+    assert first_on == [s for s in samples_off if s["step"] == 1]
+    for key in ("loss", "pg_loss", "entropy/mean", "reward/mean", "grad_norm"):
+        assert abs(on_rows[0][key] - off_rows[0][key]) < 1e-4, key
+    # The old-log-prob forward is not run with the lever on (its time is the bookkeeping only).
+    assert on_rows[0]["time/old_logprobs"] < off_rows[0]["time/old_logprobs"]
+    for row_on, row_off in zip(on_rows[1:], off_rows[1:], strict=True):
+        assert abs(row_on["loss"] - row_off["loss"]) < 1e-3
+        assert abs(row_on["entropy/mean"] - row_off["entropy/mean"]) < 1e-3
+    assert [s["completion"] for s in samples_on] == [s["completion"] for s in samples_off]
+
+
+def test_bf16_rollout_copy_samples_and_is_refreshed(tmp_path: Path) -> None:
+    config = tiny_config(
+        tmp_path, model={"rollout_dtype": "bfloat16"}, train={"steps": 2}, run={"name": "bf16"}
+    )
+    trainer = Trainer(config, progress=False)
+    assert not trainer.rollout_logprobs  # rollout precision differs from training: keep the forward
+    assert trainer.precision["rollout"] == "bfloat16" and trainer.precision["weights"] == "float32"
+    metrics = trainer.train_step()
+    assert metrics["tokens/generated"] > 0 and torch.isfinite(torch.tensor(metrics["loss"]))
+    copy = trainer.rollout_model()  # refreshed with the weights after the update
+    assert copy is not trainer.model
+    for target, source in zip(copy.parameters(), trainer.model.parameters(), strict=True):
+        assert target.dtype == torch.bfloat16 and not target.requires_grad
+        assert torch.equal(target, source.detach().to(torch.bfloat16))
+    # Buffers (e.g. RoPE's inverse frequencies) keep their dtype.
+    assert all(b.dtype == s.dtype for b, s in zip(copy.buffers(), trainer.model.buffers(), strict=True))
+    trainer.run()
+    assert read_precision(trainer.run_dir)["rollout"] == "bfloat16"
+
+
+def test_rollout_dtype_resolution(monkeypatch: pytest.MonkeyPatch) -> None:
+    """auto: bf16 only where the training precision already uses bf16 units; fp32 pinned stays fp32."""
+    monkeypatch.setattr(device_module, "cpu_has_fast_bf16", lambda: True)
+    assert resolve_rollout_dtype("cpu", "auto", "auto") == torch.bfloat16
+    assert resolve_rollout_dtype("cpu", "float32", "auto") == torch.float32
+    assert resolve_rollout_dtype("cpu", "auto", "float32") == torch.float32
+    assert effective_precision("cpu", "auto")["training_forward"] == "bfloat16 autocast"
+    monkeypatch.setattr(device_module, "cpu_has_fast_bf16", lambda: False)
+    assert resolve_rollout_dtype("cpu", "auto", "auto") == torch.float32
+    assert resolve_rollout_dtype("cpu", "auto", "bfloat16") == torch.bfloat16
+    precision = effective_precision("cpu", "auto")
+    assert precision["training_forward"] == "float32" and precision["autocast"] is False
+    with pytest.raises(ConfigError, match=r"model\.rollout_dtype"):
+        resolve_rollout_dtype("cpu", "auto", "fp8")
+    with pytest.raises(ConfigError, match=r"model\.rollout_dtype"):
+        tiny_config(Path("/tmp"), model={"rollout_dtype": "half"})
+
+
+def test_resume_refuses_another_precision(tmp_path: Path) -> None:
+    part = train(tiny_config(tmp_path, train={"steps": 1}, run={"name": "p"}), progress=False)
+    recorded = read_precision(part.run_dir)
+    assert recorded is not None and recorded["weights"] == "float32"
+    # The same config on a machine where it would resolve to another precision (simulated by the record).
+    (part.run_dir / "precision.json").write_text(
+        json.dumps({**recorded, "training_forward": "bfloat16 autocast"})
+    )
+    with pytest.raises(ConfigError, match=r"precision\.training_forward"):
+        train(resume=part.run_dir, overrides=["--train.steps", "2"], progress=False)
+    result = train(
+        resume=part.run_dir, overrides=["--train.steps", "2"], progress=False, allow_config_change=True
+    )
+    assert result.steps_done == 2
+    assert read_precision(part.run_dir)["training_forward"] == "float32"
+    changes = [json.loads(line) for line in (part.run_dir / "config_changes.jsonl").read_text().splitlines()]
+    assert any(c["field"] == "precision.training_forward" for c in changes)
+
+
+def test_compare_refuses_mixed_precisions() -> None:
+    fp32 = {"weights": "float32", "rollout": "float32", "training_forward": "float32", "autocast": False}
+    bf16 = {**fp32, "rollout": "bfloat16", "training_forward": "bfloat16 autocast", "autocast": True}
+    check_same_precision({"a": fp32, "b": dict(fp32, device="cuda"), "old": None})
+    with pytest.raises(ConfigError, match="different precisions"):
+        check_same_precision({"a": fp32, "b": bf16})
