@@ -38,7 +38,7 @@ def run_cli(argv: list[str]) -> int:
     return args.func(args, rest)
 
 
-def test_compare_end_to_end(tmp_path: Path) -> None:
+def test_compare_end_to_end(tmp_path: Path, capsys: Any) -> None:
     out = tmp_path / "compare"
     argv = ["compare", "--algos", "grpo,eapo", "--seeds", "2", "--steps", "2", "--target", "0.0"]
     argv += ["--out", str(out), "--runs-dir", str(tmp_path / "runs"), "--final-samples", "4"]
@@ -66,6 +66,28 @@ def test_compare_end_to_end(tmp_path: Path) -> None:
     assert "| grpo | 2 |" in table and "eapo vs grpo:" in table
     for name in ("compare_accuracy.png", "compare_entropy.png", "compare_quadrant_shares.png"):
         assert (out / name).stat().st_size > 1000
+    # The pre-stated analysis: AUC primary by default, resampling the 4 held-out problems of every in-training
+    # evaluation (the trainer wrote their counts), Pass@k against the base model evaluated once per seed.
+    assert report["settings"]["primary"] == "auc"
+    prestated = report["prestated"]
+    (primary,) = prestated["primary"]["tests"]
+    assert (primary["arm"], primary["reference"], primary["metric"]) == ("eapo", "grpo", "auc")
+    assert (primary["seeds"], primary["num_problems"], primary["problems_resampled"]) == (2, 4, "shared")
+    counts = [
+        json.loads(line)
+        for line in (tmp_path / "runs/eapo/seed1/eval_problems.jsonl").read_text().splitlines()
+    ]
+    assert [c["step"] for c in counts] == [0, 1, 2] and all(
+        len(c["correct_per_problem"]) == 4 for c in counts
+    )
+    base = json.loads((tmp_path / "runs" / "base_model" / "seed0" / "grid_eval.json").read_text())
+    assert base["final"]["samples"] == 4 and base["final"]["num_problems"] == 4
+    assert set(prestated["per_seed"]["final"]) == {"grpo", "eapo", "base_model"}
+    assert [t["reference"] for t in prestated["secondary"]["tests"]][-2:] == ["base_model", "guessing"]
+    assert set(prestated["pass_at_k"]["arms"]) == {"grpo", "eapo", "base_model"}
+    assert prestated["power"]["seed_counts"] == [4, 8, 16] and prestated["power"]["rows"]
+    assert "## Pre-stated analysis" in table and "### Power" in table
+    assert "Minimum detectable effect on the primary metric (AUC" in capsys.readouterr().out
 
 
 def test_sensitivity_is_chosen_on_validation(tmp_path: Path) -> None:
