@@ -137,6 +137,17 @@ def test_forking_and_w_reinf_point_elsewhere(smoke: Any, batch: Any) -> None:
     assert compare(w["NLR"], grpo["NLR"])["norm_ratio"] == pytest.approx(1.0, rel=1e-5)
 
 
+def test_an_informative_batch_holds_only_groups_with_mixed_rewards(smoke: Any) -> None:
+    model, tokenizer, task, config = smoke
+    filled = sample_batch(model, tokenizer, task, config, task.train[:32], seed=0, informative_groups=2)
+    groups = filled.correct.view(-1, 4)
+    assert 1 <= groups.shape[0] <= 2 and bool((groups.std(dim=1) > 0).all())
+    assert filled.prompts_sampled == 2 * filled.rounds and filled.rollout.sequences.shape[0] == 4 * len(
+        groups
+    )
+    assert int(filled.parts["ZERO"].sum()) == 0
+
+
 def test_adamw_delta_is_one_adamw_step_of_the_whole_model() -> None:
     torch.manual_seed(0)
     model = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.Linear(4, 2))

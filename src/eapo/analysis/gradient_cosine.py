@@ -5,9 +5,10 @@ low-entropy tokens carry little gradient anyway (Eq. 5). If the parameter gradie
 where GRPO's does (cosine near 1, norm ratio near 1), no affordable grid can tell the two apart; this
 command measures that directly, on one fixed rollout batch:
 
-1. One seeded rollout batch from the checkpoint (G responses to each of P training prompts), the task's
-   verifier rewards, π_old's log-probs and entropies at the sampling temperature (logits / T), and the
-   GRPO advantages (Eq. 2). Quadrants: the sign of the GRPO advantage and the group-mean entropy rule
+1. One seeded rollout batch from the checkpoint (G responses to each of P training prompts; by default P
+   groups with mixed rewards, filled as DAPO's dynamic sampling fills a batch), the task's verifier
+   rewards, π_old's log-probs and entropies at the sampling temperature (logits / T), and the GRPO
+   advantages (Eq. 2). Quadrants: the sign of the GRPO advantage and the group-mean entropy rule
    (`eapo.core.quadrant_masks`, §4.1); tokens of all-equal groups (Â = 0) form a fifth part, ZERO.
 2. For each algorithm (`eapo.train.algorithms.resolve_algorithm`): its rewards (DAPO's overlong penalty
    where the preset has one), group advantages and shaped advantages (`eapo.core.shape_advantages`),
@@ -36,7 +37,7 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
-from eapo.errors import ConfigError
+from eapo.errors import ConfigError, DataError
 
 __all__ = [
     "PARTS",
@@ -65,6 +66,12 @@ class CosineBatch:
     grpo_advantages: torch.Tensor  # [B,T] Eq. 2, 0 outside the mask
     parts: dict[str, torch.Tensor]  # PARTS -> bool [B,T]
     group_size: int
+    prompts_sampled: int = 0  # prompts whose groups were sampled to fill the batch
+    rounds: int = 1  # sampling rounds
+
+
+# Sampling rounds `sample_batch` may use to fill a batch with informative groups.
+MAX_ROUNDS = 8
 
 
 def sample_batch(
@@ -76,21 +83,56 @@ def sample_batch(
     *,
     seed: int,
     autocast: Callable[[], Any] = contextlib.nullcontext,
+    informative_groups: int | None = None,
 ) -> CosineBatch:
     """G responses per problem from `model` at `config.sampling`, scored by the task's verifier and by
-    the trainer's own no-grad pass at the sampling temperature."""
-    from eapo.rollout import generate_rollouts
+    the trainer's own no-grad pass at the sampling temperature.
+
+    With `informative_groups` = n, the batch is n groups with mixed rewards, filled as DAPO's dynamic
+    sampling (the paper's GRPO, PAPER.md Eq. 2) fills one: rounds of n prompts taken in order from
+    `problems` (round r sampled with seed + r), keeping only groups whose rewards differ, for up to
+    MAX_ROUNDS rounds (fewer groups when the problems or rounds run out). Groups with equal rewards have
+    Â = 0 and no weight in a trainer whose `drop_zero_variance_groups` is on; they would cost gradient
+    passes and add nothing. Otherwise every problem's group is kept.
+    """
+    from eapo.rollout import concat_rollouts, generate_rollouts, select_rollout_rows
     from eapo.tasks import build_prompt, score_completions
     from eapo.train.trainer import score_policy
 
     G = config.train.group_size
-    prompts = [build_prompt(p, tokenizer, config.task) for p in problems]
-    model.eval()
-    with autocast():
-        rollout = generate_rollouts(model, tokenizer, prompts, G, config.sampling, seed=seed)
-    row_problems = [problems[i] for i in rollout.prompt_index.tolist()]
-    scored = score_completions(rollout.completions, row_problems, task, config.task.verifier_timeout_s)
-    correct = torch.tensor(scored.rewards, dtype=torch.float32)
+    chunk = informative_groups or len(problems)
+    kept: list[Any] = []
+    kept_correct: list[torch.Tensor] = []
+    groups = sampled = rounds = 0
+    while sampled < len(problems) and rounds < (MAX_ROUNDS if informative_groups else 1):
+        round_problems = list(problems[sampled : sampled + chunk])
+        prompts = [build_prompt(p, tokenizer, config.task) for p in round_problems]
+        model.eval()
+        with autocast():
+            rollout = generate_rollouts(model, tokenizer, prompts, G, config.sampling, seed=seed + rounds)
+        row_problems = [round_problems[i] for i in rollout.prompt_index.tolist()]
+        scored = score_completions(rollout.completions, row_problems, task, config.task.verifier_timeout_s)
+        correct = torch.tensor(scored.rewards, dtype=torch.float32)
+        sampled += len(round_problems)
+        rounds += 1
+        if informative_groups:
+            mixed = (correct.view(-1, G).std(dim=1) > 0).nonzero().flatten()[: informative_groups - groups]
+            rows = (mixed[:, None] * G + torch.arange(G)).flatten()
+            groups += len(mixed)
+            if not len(mixed):
+                continue
+            rollout, correct = select_rollout_rows(rollout, rows), correct[rows]
+        kept.append(rollout)
+        kept_correct.append(correct)
+        if informative_groups and groups >= informative_groups:
+            break
+    if not kept:
+        raise DataError(
+            f"no group with mixed rewards in {rounds} rounds of {chunk} prompts x G = {G}: every group was "
+            "all right or all wrong, so GRPO's gradient is 0 (try an easier task or more --prompts)"
+        )
+    rollout = concat_rollouts(kept, tokenizer.pad_token_id)
+    correct = torch.cat(kept_correct)
     _, entropy, _ = score_policy(
         model,
         rollout,
@@ -99,7 +141,9 @@ def sample_batch(
         autocast,
         config.sampling.temperature,
     )
-    return batch_from_rewards(rollout, correct, entropy, G)
+    batch = batch_from_rewards(rollout, correct, entropy, G)
+    batch.prompts_sampled, batch.rounds = sampled, rounds
+    return batch
 
 
 def batch_from_rewards(
@@ -338,6 +382,7 @@ def gradient_cosine(
     algorithms: Sequence[str] | None = None,
     split_algorithms: Collection[str] | None = None,
     num_prompts: int = 16,
+    informative: bool = True,
     seed: int = 0,
     autocast: Callable[[], Any] = contextlib.nullcontext,
     progress: bool = True,
@@ -348,8 +393,10 @@ def gradient_cosine(
     `eapo.train.algorithms.ALGORITHMS`); GRPO is always computed as the reference. `split_algorithms`:
     the labels whose gradient is also split per part (default all; GRPO and the control always are):
     each split costs one backward pass per part instead of one in all. Problems come from the task's
-    train split in a seeded order: the first `num_prompts` make the batch, the next `num_prompts` the
-    control batch (seed + 1).
+    train split in a seeded order, its first half for the batch and its second half for the control batch
+    (seeds from seed + MAX_ROUNDS). With `informative` (the default) each batch is `num_prompts` groups
+    with mixed rewards, filled as DAPO's dynamic sampling fills a batch (`sample_batch`); otherwise any
+    `num_prompts` groups.
     Returns a JSON-ready dict (settings, batch statistics, results per algorithm, control, seconds).
     """
     from eapo.train.algorithms import ALGORITHMS, resolve_algorithm
@@ -362,13 +409,17 @@ def gradient_cosine(
     if len(task.train) < 2 * num_prompts:
         raise ConfigError(
             f"gradients --prompts {num_prompts}: the task's train split has {len(task.train)} problems; "
-            f"the batch and the control batch need {2 * num_prompts}"
+            f"the batch and the control batch need at least {2 * num_prompts}"
         )
     names = ["grpo", *[n for n in names if n != "grpo"]]
     start_time = time.perf_counter()
     order = torch.randperm(len(task.train), generator=torch.Generator().manual_seed(seed)).tolist()
-    problems = [task.train[i] for i in order[:num_prompts]]
-    control_problems = [task.train[i] for i in order[num_prompts : 2 * num_prompts]]
+    half = len(order) // 2 if informative else num_prompts
+    problems = [task.train[i] for i in order[:half]]
+    control_problems = [task.train[i] for i in order[half:]]
+    if not informative:
+        control_problems = control_problems[:num_prompts]
+    wanted_groups = num_prompts if informative else None
     t = config.train
 
     def algorithm_of(label: str) -> Any:
@@ -377,7 +428,16 @@ def gradient_cosine(
             algo_config = config.algo
         return resolve_algorithm(algo_config)
 
-    batch = sample_batch(model, tokenizer, task, config, problems, seed=seed, autocast=autocast)
+    batch = sample_batch(
+        model,
+        tokenizer,
+        task,
+        config,
+        problems,
+        seed=seed,
+        autocast=autocast,
+        informative_groups=wanted_groups,
+    )
     params = torch.cat([p.detach().float().reshape(-1).cpu() for p in model.parameters() if p.requires_grad])
 
     def step(gradient: torch.Tensor | None) -> torch.Tensor:
@@ -427,7 +487,14 @@ def gradient_cosine(
         del gradients
 
     control_batch = sample_batch(
-        model, tokenizer, task, config, control_problems, seed=seed + 1, autocast=autocast
+        model,
+        tokenizer,
+        task,
+        config,
+        control_problems,
+        seed=seed + MAX_ROUNDS,
+        autocast=autocast,
+        informative_groups=wanted_groups,
     )
     grpo = algorithm_of("grpo")
     control_gradients = algorithm_gradients(
@@ -437,6 +504,8 @@ def gradient_cosine(
         **_comparisons(control_gradients, reference, step, True),
         "part_shares": _part_shares(control_batch),
         "accuracy": float(control_batch.correct.mean()),
+        "groups": int(control_batch.correct.numel() // control_batch.group_size),
+        "prompts_sampled": control_batch.prompts_sampled,
     }
     mask = batch.rollout.response_mask
     groups = batch.correct.view(-1, batch.group_size)
@@ -445,6 +514,7 @@ def gradient_cosine(
         "settings": {
             "task": config.task.source,
             "prompts": num_prompts,
+            "informative_only": informative,
             "group_size": batch.group_size,
             "max_new_tokens": max_new,
             "temperature": config.sampling.temperature,
@@ -464,6 +534,8 @@ def gradient_cosine(
             "accuracy": float(batch.correct.mean()),
             "informative_groups": int((groups.std(dim=1) > 0).sum()),
             "groups": int(groups.shape[0]),
+            "prompts_sampled": batch.prompts_sampled,
+            "sampling_rounds": batch.rounds,
             "part_shares": _part_shares(batch),
             "mean_entropy": float((batch.entropy * mask).sum() / mask.sum().clamp(min=1)),
         },
@@ -529,6 +601,7 @@ def analyze_gradient_cosine(
     algorithms: Sequence[str] | None = None,
     split_algorithms: Collection[str] | None = None,
     num_prompts: int = 16,
+    informative: bool = True,
     seed: int = 0,
     output: Any = None,
     command: str | None = None,
@@ -563,6 +636,7 @@ def analyze_gradient_cosine(
         algorithms=algorithms,
         split_algorithms=split_algorithms,
         num_prompts=num_prompts,
+        informative=informative,
         seed=seed,
         autocast=lambda: autocast_context(device, cfg.model.dtype),
         progress=progress,

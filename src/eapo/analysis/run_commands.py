@@ -85,6 +85,7 @@ def _gradient_cosine(args: argparse.Namespace, overrides: list[str]) -> int:
         algorithms=algos,
         split_algorithms=split,
         num_prompts=args.prompts,
+        informative=not args.all_groups,
         seed=args.seed,
         output=args.output,
         command="eapo " + shlex.join(sys.argv[1:]),
@@ -93,7 +94,8 @@ def _gradient_cosine(args: argparse.Namespace, overrides: list[str]) -> int:
     b = result["batch"]
     print(
         f"{b['rows']} rows, {b['tokens']} tokens, accuracy {b['accuracy']:.3f}, "
-        f"{b['informative_groups']}/{b['groups']} groups with mixed rewards; {result['seconds']:.0f} s"
+        f"{b['informative_groups']}/{b['groups']} groups with mixed rewards ({b['prompts_sampled']} prompts "
+        f"sampled); {result['seconds']:.0f} s"
     )
     print("\n".join(markdown_table(result)))
     print(f"written to {result['output']} (and .md)")
@@ -243,7 +245,16 @@ def register(subparsers: Any) -> None:
         "--config", default=None, help="--cosine: YAML config or built-in name (default: the tiny default)"
     )
     p.add_argument(
-        "--prompts", type=positive_int, default=16, help="--cosine: prompts per batch (G from the config)"
+        "--prompts",
+        type=positive_int,
+        default=16,
+        help="--cosine: groups per batch (G from the config); by default groups with mixed rewards, "
+        "sampled in rounds as DAPO's dynamic sampling fills a batch",
+    )
+    p.add_argument(
+        "--all-groups",
+        action="store_true",
+        help="--cosine: keep the groups whose rewards are all equal too (they add no gradient)",
     )
     p.add_argument(
         "--algos",
