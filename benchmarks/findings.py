@@ -833,7 +833,14 @@ def gradient_cosine_section(results_dir: Path = RESULTS) -> list[str]:
         lines += [
             f"`{data['command']}` → `benchmarks/results/{name}` ({_machine_text(data.get('machine'))}; "
             f"{data['seconds'] / 60:.1f} min). Checkpoint `{Path(data['model']).name}`, task `{s['task']}`; "
-            f"{b['rows']} rows = {s['prompts']} prompts × G = {s['group_size']}, up to "
+            f"{b['rows']} rows = {b['groups']} groups × G = {s['group_size']}"
+            + (
+                f" (the groups with mixed rewards among {b['prompts_sampled']} prompts sampled in "
+                f"{b['sampling_rounds']} rounds, as DAPO's dynamic sampling fills a batch)"
+                if s.get("informative_only")
+                else ""
+            )
+            + f", up to "
             f"{s['max_new_tokens']} new tokens at T = {s['temperature']}; {b['tokens']} response tokens, "
             f"accuracy {b['accuracy']:.3f}, {b['informative_groups']}/{b['groups']} groups with mixed "
             f"rewards, mean token entropy {b['mean_entropy']:.3f} nats; token shares {shares}; AdamW at lr "
