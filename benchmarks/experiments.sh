@@ -63,7 +63,7 @@ for part in "${parts[@]}"; do
         eapo gradients --cosine --prompts 16 --algos "$ALL,eapo:alpha=1:phi=1" \
             --output "$OUT/gradients_cosine_tiny.json" --no-progress
         python benchmarks/collect.py "$OUT/gradients_cosine_tiny.json" gradients_cosine_tiny.json
-        eapo gradients --cosine --config configs/smollm2_chain_sum.yaml --prompts 4 \
+        eapo gradients --cosine --config configs/smollm2_chain_sum.yaml --prompts 6 \
             --algos grpo,eapo,eapo:alpha=1:phi=1,forking,w_reinf --split-algos grpo,eapo \
             --output "$OUT/gradients_cosine_smollm2.json" --no-progress
         python benchmarks/collect.py "$OUT/gradients_cosine_smollm2.json" gradients_cosine_smollm2.json
