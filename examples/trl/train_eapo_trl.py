@@ -91,6 +91,13 @@ def main() -> None:
     parser.add_argument("--max-steps", type=int, default=2)
     parser.add_argument("--output-dir", default="runs/trl-eapo", help="TRL's output_dir (the run folder)")
     parser.add_argument(
+        "--per-device-batch-size",
+        type=int,
+        default=None,
+        help="rows per process and step (default: one group, 4 with --tiny, 8 otherwise); with several "
+        "processes a smaller value splits each group over processes, which EAPOTrainer shapes as a whole",
+    )
+    parser.add_argument(
         "--dump-every",
         type=int,
         default=0,
@@ -118,7 +125,7 @@ def main() -> None:
             bf16=False,
             gradient_checkpointing=False,
             num_generations=4,
-            per_device_train_batch_size=4,
+            per_device_train_batch_size=options.per_device_batch_size or 4,
             max_completion_length=6,
             learning_rate=1e-3,
         )
@@ -131,7 +138,7 @@ def main() -> None:
         args = EAPOConfig(
             **common,
             num_generations=8,
-            per_device_train_batch_size=8,
+            per_device_train_batch_size=options.per_device_batch_size or 8,
             max_completion_length=1024,
             learning_rate=1e-6,
             temperature=1.0,
