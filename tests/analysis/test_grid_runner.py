@@ -30,7 +30,7 @@ TINY_GRID = {
     },
     "sampling": {"max_new_tokens": 24},
     "eval": {"every": 1, "num_problems": 4, "k": 2},
-    "train": {"prompts_per_step": 2, "group_size": 4, "micro_batch_rows": 8, "lr": 1e-3},
+    "train": {"prompts_per_step": 2, "group_size": 4, "micro_batch_rows": 8, "lr": 1e-3, "mini_batches": 1},
     "run": {
         "checkpoint_every": 1,
         "keep_checkpoints": 3,
