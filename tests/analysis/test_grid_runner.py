@@ -13,6 +13,7 @@ import torch
 import eapo.analysis.grid as grid
 from eapo.analysis.grid import Arm, FinalEvalSettings, GridSpec, run_grid, validation_problems
 from eapo.errors import ConfigError
+from eapo.train.dumps import load_dump
 from eapo.train.logging import read_metrics
 
 # A grid small enough for a test: a 1-layer tiny model, 2 prompts x 4 samples, 2 steps.
@@ -72,7 +73,7 @@ def finished_grid(tmp_path_factory: pytest.TempPathFactory) -> tuple[GridSpec, l
 
 
 def _prompts(run_dir: Path, step: int) -> list[str]:
-    return torch.load(run_dir / "rollouts" / f"step_{step:06d}.pt", weights_only=False)["prompts"]
+    return load_dump(run_dir / "rollouts" / f"step_{step:06d}.safetensors")["prompts"]
 
 
 def test_arms_of_a_seed_share_data_order_and_initial_weights(finished_grid: Any) -> None:
