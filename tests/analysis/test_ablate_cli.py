@@ -105,8 +105,15 @@ def test_ablate_argument_errors_name_the_argument(tmp_path: Path) -> None:
         run_cli(["ablate", "--mode", "isolate", "--seeds", "two"])
     with pytest.raises(ConfigError, match="--seeds"):
         run_cli(["ablate", "--mode", "isolate", "--out", str(tmp_path), "--seed", "4"])
-    with pytest.raises(ConfigError, match="--final-samples 0"):
+
+
+def test_ablate_counts_are_positive_integers_at_the_edge(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    with pytest.raises(SystemExit) as exit_info:
         run_cli(["ablate", "--mode", "isolate", "--out", str(tmp_path), "--final-samples", "0"])
+    assert exit_info.value.code == 2
+    assert "--final-samples: expected a positive integer (>= 1), got 0" in capsys.readouterr().err
 
 
 def test_control_arms_and_share_matched_random_arms() -> None:
