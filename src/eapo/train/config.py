@@ -106,7 +106,8 @@ class RunConfig:
     # entropy change (PAPER.md Fig. 6b); costs one extra no-grad forward on those steps.
     entropy_change_every: int = 5
     # Every N steps (0 = never): save the step's token-level tensors (entropy, advantages, shaped
-    # advantages, masks, rewards, texts) to rollouts/step_N.pt, the input of `eapo quadrants`/`report`.
+    # advantages, masks, rewards, texts) to rollouts/step_N.safetensors + .json (`eapo.train.dumps`), the
+    # input of `eapo quadrants`/`gradients`/`report`.
     dump_rollouts_every: int = 10
     # Every N steps (0 = never): log how far the update moved the weights (drift/update_norm,
     # drift/update_relative); costs one copy of the trainable weights on those steps.
