@@ -322,7 +322,7 @@ def analyze_gradients(
         paths = [p for p in paths if _step_of(p) in wanted]
     if not paths:
         raise DataError(
-            f"{run_dir}: no rollout dumps (rollouts/step_N.safetensors); train with --run.dump_rollouts_every"
+            f"{run_dir}: no rollout dumps (rollouts/step_N.safetensors); set run.dump_rollouts_every > 0"
         )
     # Dumps of one run are alike: either all carry Σπ² or none does. Without it, a dump is usable when the
     # policy that produced it (the weights after step − 1 updates) was kept.
