@@ -88,7 +88,10 @@ def tiny_config(problems: Path, output_dir: Path, **sections: dict[str, Any]) ->
 
 
 def write_config(path: Path, values: dict[str, Any]) -> Path:
-    path.write_text(yaml.safe_dump(values, sort_keys=False))
+    """`values` as a config file that, like `load_config(overrides=values)`, starts from the built-in tiny
+    default (`extends: tiny`), so that a child `eapo train --config FILE` runs the very config of an
+    in-process reference run (tiny.yaml sets model.dtype: float32; the dataclass default is auto)."""
+    path.write_text(yaml.safe_dump({"extends": "tiny", **values}, sort_keys=False))
     return path
 
 
