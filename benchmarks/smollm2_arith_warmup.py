@@ -28,6 +28,15 @@ import bench_utils as bu
 
 DEFAULT_CONFIG = bu.REPO_ROOT / "configs" / "smollm2_arith.yaml"
 DEFAULT_OUT = bu.RESULTS_DIR / "smollm2_arith_warmup.json"
+NOTES = (
+    "before/after: the first --problems validation problems (eapo.tasks.splits, outside train, eval and the "
+    "warm-up split) x --samples at the config's training sampling (T, top-p, max_new_tokens, stop strings); "
+    "accuracy_strict is Avg@samples under strict rewards. The warm-up's own stop rule samples fewer: "
+    "model.format_warmup.eval_problems x eval_samples (32 x 4 in configs/smollm2_arith.yaml), to keep the "
+    "warm-up inside one CPU job. gate_after_warmup checks issue #19's entropy gate on the warmed-up model, "
+    "the policy RL starts from, at the training temperature; base_avg is its accuracy_strict there. One "
+    "torch thread; each phase ran under the shared lock (flock /tmp/eapo-heavy.lock)."
+)
 GATE = {"mean_entropy_nats": [0.2, 1.0], "share_above_group_mean": [0.15, 0.35], "base_avg": [0.2, 0.5]}
 
 
@@ -93,6 +102,32 @@ def measure_policy(
     }
 
 
+def summarize(phases: dict[str, Any]) -> dict[str, Any]:
+    """Before -> after, the warm-up's cost, and issue #19's gate on the warmed-up model (the RL start)."""
+    out: dict[str, Any] = {}
+    keys = ("strict_format_rate", "accuracy_strict", "accuracy_last_number_fallback", "mean_entropy_nats")
+    keys += ("share_above_group_mean", "mean_response_tokens")
+    for key in keys:
+        out[key] = {phase: phases[phase][key] for phase in ("before", "after") if phase in phases}
+    if "warmup" in phases:
+        warmup = phases["warmup"]["record"]
+        out["warmup"] = {
+            k: warmup[k] for k in ("steps", "seconds", "reached_target", "format_rate", "accuracy")
+        }
+    if "after" in phases:
+        after = phases["after"]
+        values = {
+            "mean_entropy_nats": after["mean_entropy_nats"],
+            "share_above_group_mean": after["share_above_group_mean"],
+            "base_avg": after["accuracy_strict"],
+        }
+        out["gate_after_warmup"] = {
+            name: {"value": value, "range": GATE[name], "met": GATE[name][0] <= value <= GATE[name][1]}
+            for name, value in values.items()
+        }
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--phase", choices=("before", "warmup", "after"), required=True)
@@ -119,6 +154,7 @@ def main() -> None:
     )
     record["command"] = "python benchmarks/smollm2_arith_warmup.py --phase before|warmup|after"
     record["gate_issue_19"] = GATE
+    record["notes"] = NOTES
     record.setdefault("phases", {})
     started = time.perf_counter()
     task = load_task(config.task)
@@ -149,6 +185,7 @@ def main() -> None:
     result["machine"] = bu.machine_info()
     result["finished_at"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
     record["phases"][args.phase] = result
+    record["summary"] = summarize(record["phases"])
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(record, indent=2) + "\n")
     print(f"wrote {args.out}")
