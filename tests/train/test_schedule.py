@@ -130,6 +130,7 @@ def test_dapo_refills_the_batch_with_informative_groups(tmp_path: Path) -> None:
         assert 0 <= m["sampling/refill_rounds"] <= 4
         assert m["sampling/extra_prompts"] == 4 * m["sampling/refill_rounds"]
         assert m["sampling/informative_groups"] <= 4
+        assert 0.0 <= m["verifier/extracted_frac"] <= 1.0  # of the kept rows, not of every round's
     assert sum(m["sampling/refill_rounds"] for m in metrics) >= 1
     assert max(m["sampling/informative_groups"] for m in metrics) == 4
     drawn = sum(4 + m["sampling/extra_prompts"] for m in metrics)

@@ -248,7 +248,7 @@ class ScoredRollout:
     group_size: int
     verifier_errors: int
     verifier_timeouts: int
-    extracted: int
+    extracted: torch.Tensor  # [B] bool: the verifier could extract an answer from the row's completion
     sampling_time: float
     scoring_time: float
 
@@ -270,7 +270,7 @@ class ScoredRollout:
             group_size=self.group_size,
             verifier_errors=self.verifier_errors + more.verifier_errors,
             verifier_timeouts=self.verifier_timeouts + more.verifier_timeouts,
-            extracted=self.extracted + more.extracted,
+            extracted=torch.cat([self.extracted, more.extracted]),
             sampling_time=self.sampling_time + more.sampling_time,
             scoring_time=self.scoring_time + more.scoring_time,
         )
@@ -294,6 +294,7 @@ class ScoredRollout:
             batch=select_rollout_rows(self.batch, rows),
             correct=self.correct[rows],
             rewards=self.rewards[rows],
+            extracted=self.extracted[rows],
         )
 
 
@@ -560,7 +561,7 @@ class Trainer:
             group_size=cfg.train.group_size,
             verifier_errors=scored.n_verifier_errors,
             verifier_timeouts=scored.n_verifier_timeouts,
-            extracted=scored.n_extracted,
+            extracted=torch.tensor([p is not None for p in scored.predictions], dtype=torch.bool),
             sampling_time=sampling_time,
             scoring_time=time.perf_counter() - t0,
         )
@@ -670,7 +671,7 @@ class Trainer:
             "response/truncated_frac": float(batch.truncated.float().mean()),
             "verifier/errors": float(rollout.verifier_errors),
             "verifier/timeouts": float(rollout.verifier_timeouts),
-            "verifier/extracted_frac": rollout.extracted / max(len(batch.completions), 1),
+            "verifier/extracted_frac": float(rollout.extracted.float().mean()),
             "verifier/format_rate": format_rate(batch.completions, cfg.task.answer_format),
             # DAPO's dynamic sampling: extra rollout rounds and prompts drawn to fill the batch with
             # informative groups, and how many informative groups the update finally got.
