@@ -23,7 +23,8 @@ README = REPO_ROOT / "README.md"
 START = "<!-- performance:start -->"
 END = "<!-- performance:end -->"
 SWEEP_FILE = "entropy_memory_chunk1024.json"
-BENCHMARKS = ("entropy_memory", "algo_overhead", "step_breakdown", "vs_trl")
+LEVERS_FILE = "step_bound_levers_quick.json"  # step_bound.py with every lever setting (quick runs three)
+BENCHMARKS = ("entropy_memory", "algo_overhead", "step_breakdown", "vs_trl", "step_bound")
 PART_LABELS = {
     "rollout": "rollout (generate)",
     "scoring": "reward (verifier)",
@@ -51,17 +52,42 @@ def load_results(
             if path.is_file():
                 found[name] = json.loads(path.read_text())
                 break
-    for key, file in (("index_quick", "index_quick.json"), ("entropy_sweep", SWEEP_FILE)):
+    for key, file in (
+        ("index_quick", "index_quick.json"),
+        ("entropy_sweep", SWEEP_FILE),
+        ("step_bound_levers", LEVERS_FILE),
+    ):
         if (results_dir / file).is_file():
             found[key] = json.loads((results_dir / file).read_text())
+    # A quick run on another CPU kind than the full one is shown too (e.g. the TRL comparison re-run on a CPU
+    # with bf16 units beside the full run of an AVX2-only one): figures of one kind never replace another's.
+    for name in BENCHMARKS:
+        quick = results_dir / f"{name}_quick.json"
+        if name in found and found[name]["mode"] == "full" and "quick" in modes and quick.is_file():
+            other = json.loads(quick.read_text())
+            if cpu_kind(other["machine"]) != cpu_kind(found[name]["machine"]):
+                found[f"{name}_other_cpu"] = other
     return found
+
+
+def cpu_kind(machine: dict[str, Any]) -> str:
+    """The CPU and its bf16 matrix units, e.g. `AMD EPYC (AVX512-BF16, no AMX)`, or the GPU's name."""
+    if machine.get("cuda"):
+        return str(machine["cuda"])
+    if machine.get("amx_bf16"):
+        units = "AMX"
+    elif machine.get("avx512_bf16"):
+        units = "AVX512-BF16, no AMX"
+    else:
+        units = "AVX2 only: no AMX, no AVX512-BF16"
+    return f"{machine['cpu']} ({units})"
 
 
 def _source(record: dict[str, Any]) -> str:
     load = record["load_average_start"][0], record["load_average_end"][0]
     return (
         f"`{record['command']}` ({record['mode']} setting, {record['duration_s']:.0f} s, "
-        f"1-min load average {load[0]:g} → {load[1]:g})"
+        f"1-min load average {load[0]:g} → {load[1]:g}; CPU kind: {cpu_kind(record['machine'])})"
     )
 
 
@@ -85,13 +111,36 @@ def render(results: dict[str, Any]) -> str:
         "ratios; absolute times are noisy.",
         "",
     ]
-    if not (machine["amx_bf16"] or machine["avx512_bf16"]):
+    kinds = sorted({cpu_kind(results[name]["machine"]) for name in BENCHMARKS if name in results})
+    if len(kinds) > 1:
         lines += [
-            "This CPU has AVX2 but neither AMX nor AVX512-BF16: bf16 matrix products are emulated (far "
-            "slower than fp32), so eapo runs fp32 here (`eapo.models.autocast_context` turns bf16 autocast "
-            "off) and DESIGN.md §5's AMX speed-ups do not apply to these figures.",
+            "The figures below come from more than one CPU kind ("
+            + "; ".join(kinds)
+            + "): each table names its own in its source line.",
             "",
         ]
+    machines = {
+        cpu_kind(results[k]["machine"]): results[k]["machine"] for k in (*BENCHMARKS, "index") if k in results
+    }
+    for kind, each in machines.items():
+        if each["amx_bf16"] or each["avx512_bf16"]:
+            lines += [
+                f"{kind} multiplies bf16 matrices in hardware: there `model.dtype: auto` resolves to bf16 "
+                "autocast for the training forward and `model.rollout_dtype: auto` to a bf16 copy of the "
+                "weights for sampling (π_old then from the training-precision forward); "
+                "`model.dtype: float32` (the tiny default) stays fp32 everywhere, with π_old and the entropy "
+                "taken from the decode loop (`train.rollout_logprobs`, on by default).",
+                "",
+            ]
+        else:
+            lines += [
+                f"{kind}: bf16 matrix products are emulated (far slower than fp32), so eapo runs fp32 there "
+                "(`eapo.models.autocast_context` turns bf16 autocast off; `model.rollout_dtype: auto` "
+                "samples with the fp32 weights) and takes π_old and the entropy from the decode loop "
+                "(`train.rollout_logprobs`, on by default; the figures of this kind below were measured "
+                "before that lever existed). DESIGN.md §5's AMX speed-ups do not apply to them.",
+                "",
+            ]
     for record in (index, results.get("index_quick")):
         if record is not None and (record is index or record["mode"] != index["mode"]):
             lines += [
@@ -100,7 +149,12 @@ def render(results: dict[str, Any]) -> str:
                 f"{record['load_average_start'][0]:g} → {record['load_average_end'][0]:g}.",
                 "",
             ]
-    targets = [t for name in BENCHMARKS if name in results for t in results[name].get("targets", [])]
+    shown = [key for name in BENCHMARKS for key in (name, f"{name}_other_cpu") if key in results]
+    targets = [
+        {**t, "name": f"{t['name']} ({cpu_kind(results[key]['machine'])})"}
+        for key in shown
+        for t in results[key].get("targets", [])
+    ]
     if targets:
         lines += ["### Targets", ""]
         lines += bu.markdown_table(
@@ -121,6 +175,12 @@ def render(results: dict[str, Any]) -> str:
         lines += _steps(results["step_breakdown"])
     if "vs_trl" in results:
         lines += _trl(results["vs_trl"])
+    if "vs_trl_other_cpu" in results:
+        lines += _trl(results["vs_trl_other_cpu"])
+    if "step_bound" in results:
+        lines += _bound(results["step_bound"])
+    if "step_bound_levers" in results:
+        lines += _levers(results["step_bound_levers"])
     lines.append(END)
     return "\n".join(lines)
 
@@ -275,6 +335,126 @@ def _trl(record: dict[str, Any]) -> list[str]:
         ],
     ]
     lines += bu.markdown_table(["", "tokens / s", "peak RSS MiB", "time shares"], rows)
+    return [*lines, ""]
+
+
+def _variant_rows(s: dict[str, Any]) -> list[list[Any]]:
+    rows = []
+    for name, v in s["variants"].items():
+        p = v["precision"]
+        ratios = v["phase_over_bound"]
+        rows.append(
+            [
+                name + (" (default here)" if name == s["default_variant"] else ""),
+                f"{p['rollout']} / {p['training_forward']} / {p['old_logprobs']}",
+                v["measured_s"]["step"],
+                v["step_bound_s"],
+                v["step_over_bound"],
+                *[ratios[k] for k in ("rollout", "old_logprobs", "forward_backward", "optimizer")],
+                v["tokens_per_s"],
+                v["step_speedup_over_fp32"],
+            ]
+        )
+    return rows
+
+
+VARIANT_HEADERS = [
+    "levers",
+    "rollout / training forward / π_old from",
+    "step s",
+    "bound s",
+    "step / bound",
+    "rollout / bound",
+    "old log-probs / bound",
+    "fwd + bwd / bound",
+    "optimizer / bound",
+    "tokens / s",
+    "speed-up vs fp32",
+]
+
+
+def _levers(record: dict[str, Any]) -> list[str]:
+    """Every lever setting alone (`step_bound_levers_quick.json`)."""
+    lines = [
+        "#### Each lever alone",
+        "",
+        "The same measurement with every lever setting: `fp32_decode_logprobs` only skips the old-log-prob "
+        "forward, `bf16_rollout` only samples from a bf16 copy, `bf16_autocast` only runs the training "
+        "forward in bf16 autocast, `bf16_all` both, `bf16_all_micro16` that with one 16-row micro-batch. "
+        f"Source: `benchmarks/results/{LEVERS_FILE}`, from {_source(record)}.",
+        "",
+    ]
+    lines += bu.markdown_table(VARIANT_HEADERS, _variant_rows(record["summary"]))
+    return [*lines, ""]
+
+
+def _bound(record: dict[str, Any]) -> list[str]:
+    s, cfg = record["summary"], record["settings"]
+    rates = s["rates"]
+    lines = [
+        "### One RL step against the hardware bound",
+        "",
+        f"`benchmarks/step_bound.py`: the bound of each phase from rates measured on this machine with "
+        f"{cfg['model']}'s own weight shapes ({rates['matrix_params'] / 1e6:.0f}M matrix weights): dense "
+        f"matmul {', '.join(f'{k} {v} GFLOP/s' for k, v in rates['flop_rate_gflops'].items())} at training "
+        "shapes; one decode step's weight streaming "
+        + "; ".join(
+            f"{k} " + ", ".join(f"{ms} ms at {rows} rows" for rows, ms in v.items())
+            for k, v in rates["streaming_ms"].items()
+        )
+        + f"; copy bandwidth {rates['bandwidth_gb_per_s']} GB/s. Rollout = prefill FLOPs + decode steps x "
+        "streaming time; old log-probs 2N, forward + backward 6N FLOPs per token; optimizer 28 bytes per "
+        f"parameter. The bound uses the fastest precision the chip has ({s['bound_precision']}). Real steps: "
+        f"`Trainer.run()` on {cfg['prompts']} prompts x G = {cfg['group']}, at most {cfg['tokens']} new "
+        f"tokens, micro-batch {cfg['micro']}, GRPO, one update per batch, {cfg['steps']} steps (first left "
+        f"out), one fresh process per lever setting. Source: {_source(record)}.",
+        "",
+    ]
+    lines += bu.markdown_table(VARIANT_HEADERS, _variant_rows(s))
+    lines += [
+        "",
+        "Decode steps per second against the weight-streaming bound (`generate`, T = 1, top-p 0.95):",
+        "",
+    ]
+    lines += bu.markdown_table(
+        [
+            "weights",
+            "rows",
+            "KV cache",
+            "steps / s",
+            "bound steps / s",
+            "share of bound",
+            "top-p warper share",
+        ],
+        [
+            [
+                d["dtype"],
+                d["rows"],
+                d["cache"],
+                d["steps_per_s"],
+                1 / d["streaming_bound_s"],
+                d["fraction_of_bound"],
+                d["top_p_share"],
+            ]
+            for d in s["decode"]
+        ],
+    )
+    agreement = s.get("bf16_rollout")
+    if agreement:
+        gap = agreement["logprob_gap_rollout_bf16_vs_fp32_forward"]
+        gap_ac = agreement["logprob_gap_rollout_bf16_vs_autocast_forward"]
+        share = agreement["quadrant_agreement_all_tokens"]
+        share_grpo = agreement["quadrant_agreement_grpo_advantages"]
+        lines += [
+            "",
+            f"bf16 rollouts ({agreement['tokens']} tokens of one rollout sampled by the bf16 copy): |log π "
+            f"rollout − log π fp32 forward| mean {gap['mean_abs']:.3g}, p99 {gap['p99_abs']:.3g}, max "
+            f"{gap['max_abs']:.3g}; against the bf16-autocast training forward: mean "
+            f"{gap_ac['mean_abs']:.3g}. "
+            "Tokens whose quadrant (PAPER.md §4.1, entropy against the group mean) is the same with the "
+            f"rollout's bf16 entropies as with fp32 ones: {bu.markdown_cell(share)} of all tokens (signs "
+            f"alternated by row), {bu.markdown_cell(share_grpo)} of tokens with a nonzero GRPO advantage.",
+        ]
     return [*lines, ""]
 
 

@@ -18,7 +18,7 @@ import time
 
 import bench_utils as bu
 
-SCRIPTS = ("entropy_memory", "algo_overhead", "step_breakdown", "vs_trl")
+SCRIPTS = ("entropy_memory", "algo_overhead", "step_breakdown", "vs_trl", "step_bound")
 
 
 def _children_cpu_s() -> float:

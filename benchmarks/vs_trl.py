@@ -268,7 +268,11 @@ def _result(
     }
 
 
-def summarise(runs: list[dict[str, Any]]) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+def summarise(
+    runs: list[dict[str, Any]], fast_bf16: bool = False
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """Medians and ratios of the runs; the throughput target of issue #18 is 2.5x TRL on a CPU with bf16
+    matrix units (where eapo's `model.dtype: auto` uses them; TRL runs with `bf16=False`) and 1.8x without."""
     eapo = [r for r in runs if r["framework"] == "eapo"]
     trl = [r for r in runs if r["framework"] == "trl"]
     speed = bu.paired_ratio([r["tokens_per_s"] for r in eapo], [r["tokens_per_s"] for r in trl])
@@ -297,12 +301,14 @@ def summarise(runs: list[dict[str, Any]]) -> tuple[dict[str, Any], list[dict[str
         f"eapo's time goes mostly to {dominant_eapo[0]} ({100 * dominant_eapo[1]:.0f}%), TRL's to "
         f"{dominant_trl[0]} ({100 * dominant_trl[1]:.0f}%)"
     )
+    goal = 2.5 if fast_bf16 else 1.8
+    kind = "with bf16 matrix units" if fast_bf16 else "without bf16 matrix units"
     targets = [
         bu.target(
-            "against TRL: throughput on CPU",
-            "eapo tokens/s >= 1.0x TRL GRPOTrainer's",
+            f"against TRL: throughput on a CPU {kind}",
+            f"eapo tokens/s >= {goal}x TRL GRPOTrainer's",
             summary["throughput_ratio_eapo_over_trl"],
-            summary["throughput_ratio_eapo_over_trl"] >= 1.0,
+            summary["throughput_ratio_eapo_over_trl"] >= goal,
             note,
         )
     ]
@@ -338,7 +344,7 @@ def main() -> None:
             runs[-1]["load_average_after"] = bu.load_average()
             print(f"  done {framework} (load {bu.load_average()[0]})", file=sys.stderr)
     record["runs"] = runs
-    record["summary"], record["targets"] = summarise(runs)
+    record["summary"], record["targets"] = summarise(runs, bool(record["machine"]["cpu_fast_bf16"]))
     s = record["summary"]
     headers = ["framework", "tokens/s", "peak RSS MiB", "time shares"]
     rows = [

@@ -18,7 +18,7 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 BENCH_DIR = REPO_ROOT / "benchmarks"
 sys.path.insert(0, str(BENCH_DIR))  # the scripts import their shared bench_utils as a sibling module
 bu = importlib.import_module("bench_utils")
-SCRIPTS = ("entropy_memory", "algo_overhead", "step_breakdown", "vs_trl")
+SCRIPTS = ("entropy_memory", "algo_overhead", "step_breakdown", "vs_trl", "step_bound")
 
 
 def _performance_section() -> ModuleType:
@@ -83,6 +83,19 @@ def test_benchmark_runs_in_smoke_setting(script: str, tmp_path: Path) -> None:
         # The parts partition the step (the remainder is the tiny gap between time/step and the wrapper).
         assert 0.9 < sum(shares.values()) <= 1.0 + 1e-6
         assert all(value >= 0 for key, value in shares.items() if key != "shaping_metrics")
+    elif script == "step_bound":
+        variants = summary["variants"]
+        assert {"fp32", "fp32_decode_logprobs"} <= set(variants)
+        for v in variants.values():
+            assert v["step_bound_s"] > 0 and v["step_over_bound"] > 0
+            assert v["measured_s"]["step"] > 0
+        # The decode-loop lever skips the old-log-prob forward (bound 0, no ratio); fp32 keeps it.
+        assert variants["fp32_decode_logprobs"]["phase_over_bound"]["old_logprobs"] is None
+        assert variants["fp32"]["phase_over_bound"]["old_logprobs"] > 0
+        # Same samples, same first-step loss with the lever on and off (no bf16 involved).
+        first = variants["fp32"]["first_step_loss"], variants["fp32_decode_logprobs"]["first_step_loss"]
+        assert abs(first[0] - first[1]) < 1e-4
+        assert all(d["steps_per_s"] > 0 for d in summary["decode"])
     else:
         assert summary["eapo_tokens_per_s"] > 0 and summary["trl_tokens_per_s"] > 0
         assert summary["eapo_peak_rss_mib"] > 0 and summary["trl_peak_rss_mib"] > 0
