@@ -321,7 +321,13 @@ def _trl(record: dict[str, Any]) -> list[str]:
         f"the same order, {cfg['prompts']} prompts x G = {cfg['group']}, at most {cfg['tokens']} new tokens, "
         f"{cfg['steps']} steps, micro-batch {cfg['micro']}, PPO-clip 0.2/0.28 token-mean, no KL), "
         f"{cfg['rounds']} interleaved round(s), fresh process each. Throughput = generated tokens per second "
-        f"over steps 2..N. Source: {_source(record)}.",
+        f"over steps 2..N. Source: {_source(record)}."
+        + (
+            " eapo runs its config's `model.dtype: auto` (on this CPU kind: bf16 autocast and a bf16 rollout "
+            "copy); TRL runs with `bf16=False`, fp32."
+            if record["machine"].get("cpu_fast_bf16")
+            else ""
+        ),
         "",
     ]
     rows = [
