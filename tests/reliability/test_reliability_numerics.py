@@ -30,6 +30,7 @@ import eapo.train.trainer as trainer_module
 from eapo.cli import main
 from eapo.train.checkpoint import read_trainer_state
 from eapo.train.dumps import dump_paths, load_dump
+from eapo.train.logging import read_metrics as read_metrics_rows
 from eapo.train.trainer import Trainer
 
 NAN = float("nan")
@@ -138,6 +139,38 @@ def test_consecutive_bad_steps_stop_the_run_with_the_last_good_weights(
     assert "stopped early (bad_steps) at step 3" in out and "eapo train --resume" in out
     assert _same(_weights(checkpoints / "step_000001"), _weights(checkpoints / "step_000003"))
     assert _same(_adam_state(checkpoints / "step_000001"), _adam_state(checkpoints / "step_000003"))
+
+
+def test_non_finite_scores_skip_the_step_and_stop_the_run_like_a_bad_loss(
+    tmp_path: Path, problems_file: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """NaN log-probs or entropies (diverged weights) are not shaped (a shaper refuses non-finite entropy):
+    the step is skipped and counted, and train.max_bad_steps stops the run with a checkpoint."""
+    values = tiny_values(
+        problems_file,
+        tmp_path / "runs",
+        algo={"name": "eapo"},
+        train={"steps": 20, "max_bad_steps": 2, "rollout_logprobs": False, **NO_DROP},
+    )
+    real = trainer_module.score_policy
+    calls = itertools.count(1)
+
+    def poisoned(*args: Any, **kwargs: Any) -> tuple[torch.Tensor, ...]:
+        logprobs, entropy, sum_sq = real(*args, **kwargs)
+        if next(calls) >= 2:
+            entropy = entropy.masked_fill(entropy == entropy, NAN)
+        return logprobs, entropy, sum_sq
+
+    monkeypatch.setattr(trainer_module, "score_policy", poisoned)
+    code = main(["train", "--config", str(write_config(tmp_path / "c.yaml", values)), "--no-progress"])
+    captured = capsys.readouterr()
+    assert code == 3, captured.err
+    assert "Traceback" not in captured.err
+    run = tmp_path / "runs" / "run"
+    rows = [r for r in read_metrics_rows(run) if r.get("step", 0) > 0 and "reward/mean" in r]
+    assert [r.get("non_finite_scores", 0.0) for r in rows] == [0.0, 1.0, 1.0]
+    assert "the policy's log-probs or entropies are not finite" in captured.out
+    assert "stopped early (bad_steps) at step 3" in captured.out
 
 
 # --- degenerate batches ------------------------------------------------------------------------------------

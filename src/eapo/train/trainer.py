@@ -618,9 +618,13 @@ class Trainer:
                 T,
             )
         timings["old_logprobs"] = time.perf_counter() - t0
+        mask = batch.response_mask
+        if not (bool(torch.isfinite(old_logprobs[mask]).all()) and bool(torch.isfinite(entropy[mask]).all())):
+            # Diverged weights (NaN/inf logits) cannot be shaped or updated: the step is skipped and counted
+            # like a non-finite loss, so train.max_bad_steps stops the run with a checkpoint, not a traceback.
+            return self._skipped_step(prompts, batch, correct, rewards, timings, t_step)
 
         # 4. Credit assignment: group advantages (Eq. 2), broadcast to tokens, then the algorithm's shaper.
-        mask = batch.response_mask
         seq_adv, zero_var_groups = group_advantages(rewards, G, algo.advantage)
         advantages = seq_adv[:, None] * mask
         shaped = shape_advantages(algo.shaper, advantages, entropy, mask, G, **algo.shaper_params)
@@ -693,15 +697,49 @@ class Trainer:
         metrics.update(quadrants)
         for key, value in timings.items():
             metrics[f"time/{key}"] = value
-        self._last_samples = [
+        self._last_samples = self._samples(prompts, batch, rewards)
+        return metrics
+
+    def _skipped_step(
+        self,
+        prompts: list[str],
+        batch: RolloutBatch,
+        correct: torch.Tensor,
+        rewards: torch.Tensor,
+        timings: dict[str, float],
+        t_step: float,
+    ) -> dict[str, float]:
+        """The metrics of a step whose scores were not finite: nothing is updated (the scheduler still
+        advances, as for any step), and the loop counts it as a bad step."""
+        tqdm.write(
+            f"warning: step {self.step + 1}: the policy's log-probs or entropies are not finite (diverged "
+            "weights?); the update is skipped and counted (train.max_bad_steps)."
+        )
+        self.scheduler.step()
+        self._last_samples = self._samples(prompts, batch, rewards)
+        timings["step"] = time.perf_counter() - t_step
+        metrics = {
+            "reward/mean": float(rewards.mean()),
+            "accuracy": float(correct.mean()),
+            "entropy/mean": float("nan"),
+            "skipped_updates": 1.0,
+            "non_finite_scores": 1.0,
+        }
+        metrics.update({f"time/{key}": value for key, value in timings.items()})
+        return metrics
+
+    def _samples(
+        self, prompts: list[str], batch: RolloutBatch, rewards: torch.Tensor
+    ) -> list[dict[str, Any]]:
+        """The first `run.log_samples` completions of the step, for samples.jsonl and `eapo report`."""
+        return [
             {
                 "prompt": prompts[batch.prompt_index[i]],
                 "completion": batch.completions[i],
                 "reward": float(rewards[i]),
             }
-            for i in range(min(cfg.run.log_samples, len(batch.completions)))
+            for i in range(min(self.config.run.log_samples, len(batch.completions)))
         ]
-        return metrics
 
     def _warn_about_verifier(self, errors: int, timeouts: int, messages: list[str]) -> None:
         """Say once per run that the verifier or reward function failed (every failure is also counted)."""
