@@ -212,7 +212,7 @@ def test_group_entropy_stats_population_std_and_edge_cases() -> None:
 def test_temperature_scores_softmax_of_logits_over_t(
     case: tuple[int, int, int, int, float, int], temperature: float, entropy_grad: bool
 ) -> None:
-    """At sampling temperature T every output is that of softmax(z / T), and gradients reach z through z / T."""
+    """At sampling temperature T every output is that of softmax(z / T); gradients reach z through z / T."""
     seed, rows, length, vocab, keep, chunk = case
     logits, tokens, mask = random_inputs(seed, rows, length, vocab, keep)
     safe_tokens = torch.where(mask, tokens, 0)

@@ -197,7 +197,8 @@ def test_quadrant_modes_recompose_grpo(batch: Batch) -> None:
 def test_registry_and_errors() -> None:
     assert set(SHAPERS) == EXPECTED_SHAPERS
     adv, ent, mask = torch.ones(2, 2), torch.ones(2, 2), torch.ones(2, 2)
-    with pytest.raises(ValueError, match="'nope' is unknown; choose from eapo, eapo_shuffled, entro_adv, forking"):
+    unknown = "'nope' is unknown; choose from eapo, eapo_shuffled, entro_adv, forking"
+    with pytest.raises(ValueError, match=unknown):
         shape_advantages("nope", adv, ent, mask, 2)
     with pytest.raises(ValueError, match=r"unknown parameter.*beta; valid: alpha, phi"):
         shape_advantages("eapo", adv, ent, mask, 2, beta=1.0)
