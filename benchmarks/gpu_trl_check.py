@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -23,33 +24,11 @@ GROUP = 4
 
 
 def tiny_model_and_tokenizer() -> tuple[Any, Any]:
-    """The random 2-layer Llama of tests/integrations/conftest.py, built offline."""
-    import torch
-    from tokenizers import Tokenizer, models, pre_tokenizers
-    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+    """The integration tests' random 2-layer Llama (tests/integrations/random_llama.py), built offline."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "integrations"))
+    from random_llama import build_random_llama
 
-    words = ["<pad>", "<eos>", "<unk>"] + [str(d) for d in range(10)] + ["+", "=", "a", "b", "c", "d"]
-    vocab = {word: index for index, word in enumerate(words)}
-    backend = Tokenizer(models.WordLevel(vocab=vocab, unk_token="<unk>"))
-    backend.pre_tokenizer = pre_tokenizers.Whitespace()
-    tokenizer = PreTrainedTokenizerFast(
-        tokenizer_object=backend, pad_token="<pad>", eos_token="<eos>", unk_token="<unk>"
-    )
-    tokenizer.padding_side = "left"
-    torch.manual_seed(0)
-    config = LlamaConfig(
-        vocab_size=len(words),
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        max_position_embeddings=64,
-        pad_token_id=vocab["<pad>"],
-        eos_token_id=vocab["<eos>"],
-        bos_token_id=None,
-    )
-    return LlamaForCausalLM(config), tokenizer
+    return build_random_llama()
 
 
 def count_ones(completions: list[str], **_: object) -> list[float]:

@@ -42,6 +42,29 @@ class TinyConfig:
     # starts from a policy that is right sometimes and has room to improve.
     target_accuracy: tuple[float, float] = (0.10, 0.60)
 
+    def validate(self) -> None:
+        """Range checks, ConfigError naming the field (`eapo train`'s config check and the model builder)."""
+
+        def require(ok: bool, name: str, value: object, expected: str) -> None:
+            if not ok:
+                raise ConfigError(f"model.tiny.{name} = {value!r} is out of range: expected {expected}")
+
+        for name in (
+            "n_layer",
+            "n_embd",
+            "n_head",
+            "max_len",
+            "sft_max_steps",
+            "sft_batch_size",
+            "sft_eval_every",
+        ):
+            require(getattr(self, name) >= 1, name, getattr(self, name), ">= 1")
+        require(self.sft_eval_problems >= 0, "sft_eval_problems", self.sft_eval_problems, ">= 0")
+        require(self.sft_lr > 0, "sft_lr", self.sft_lr, "> 0")
+        require(self.n_embd % self.n_head == 0, "n_head", self.n_head, f"a divisor of n_embd ({self.n_embd})")
+        low, high = self.target_accuracy
+        require(0 <= low <= high <= 1, "target_accuracy", list(self.target_accuracy), "0 <= low <= high <= 1")
+
 
 @dataclass
 class FormatWarmupConfig:

@@ -64,7 +64,7 @@ def build_tiny_model(tiny_config: TinyConfig, tokenizer: PreTrainedTokenizerFast
 
     A real `transformers` model, so `generate` with the KV cache, `save_pretrained` and TRL all apply.
     """
-    _check_tiny_config(tiny_config)
+    tiny_config.validate()
     config = LlamaConfig(
         vocab_size=len(tokenizer),
         hidden_size=tiny_config.n_embd,
@@ -374,30 +374,6 @@ def collate_sft_batch(
         attention_mask[row, : len(ids)] = 1
         labels[row, prompt_length : len(ids)] = torch.tensor(ids[prompt_length:])
     return input_ids, attention_mask, labels
-
-
-def _check_tiny_config(tiny_config: TinyConfig) -> None:
-    if tiny_config.n_embd % tiny_config.n_head:
-        raise ConfigError(
-            f"model.tiny.n_embd = {tiny_config.n_embd} must be a multiple of "
-            f"model.tiny.n_head = {tiny_config.n_head}"
-        )
-    low, high = tiny_config.target_accuracy
-    if not 0 <= low <= high <= 1:
-        raise ConfigError(
-            f"model.tiny.target_accuracy = {tiny_config.target_accuracy}: expected 0 <= low <= high <= 1"
-        )
-    for name in (
-        "n_layer",
-        "n_embd",
-        "n_head",
-        "max_len",
-        "sft_max_steps",
-        "sft_batch_size",
-        "sft_eval_every",
-    ):
-        if getattr(tiny_config, name) < 1:
-            raise ConfigError(f"model.tiny.{name} = {getattr(tiny_config, name)}: expected an integer >= 1")
 
 
 def _safe_name(name: str) -> str:

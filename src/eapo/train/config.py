@@ -653,29 +653,7 @@ def _validate_model(config: Config) -> None:
         _require(0 <= m.lora.dropout < 1, "model.lora.dropout", m.lora.dropout, "in [0, 1)")
         _require(bool(m.lora.target_modules), "model.lora.target_modules", m.lora.target_modules, "non-empty")
     if m.name == "tiny":
-        tc = m.tiny
-        for name in (
-            "n_layer",
-            "n_embd",
-            "n_head",
-            "max_len",
-            "sft_max_steps",
-            "sft_batch_size",
-            "sft_eval_every",
-        ):
-            _require(getattr(tc, name) >= 1, f"model.tiny.{name}", getattr(tc, name), ">= 1")
-        _require(tc.sft_eval_problems >= 0, "model.tiny.sft_eval_problems", tc.sft_eval_problems, ">= 0")
-        _require(tc.sft_lr > 0, "model.tiny.sft_lr", tc.sft_lr, "> 0")
-        _require(
-            tc.n_embd % tc.n_head == 0, "model.tiny.n_head", tc.n_head, f"a divisor of n_embd ({tc.n_embd})"
-        )
-        low, high = tc.target_accuracy
-        _require(
-            0 <= low <= high <= 1,
-            "model.tiny.target_accuracy",
-            list(tc.target_accuracy),
-            "0 <= low <= high <= 1",
-        )
+        m.tiny.validate()
     m.format_warmup.validate(training_temperature=config.sampling.temperature)
 
 
