@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 import bench_utils as bu
+import vs_trl
 
 NAME = "step_bound"
 SCRIPT = Path(__file__).resolve()
@@ -92,29 +93,7 @@ VARIANTS: dict[str, tuple[dict[str, Any], bool]] = {
 
 def _config(s: dict[str, Any], run_dir: str, variant: str) -> Any:
     """The `vs_trl.py` setting (GRPO, one optimizer step per batch, no analysis extras) plus the variant."""
-    overrides: dict[str, Any] = {
-        "sampling": {"max_new_tokens": s["tokens"], "stop_strings": [], "temperature": 1.0, "top_p": 0.95},
-        "eval": {"every": 0, "num_problems": 1, "k": 1},
-        "algo": {"name": "grpo"},
-        "train": {
-            "steps": s["steps"],
-            "prompts_per_step": s["prompts"],
-            "group_size": s["group"],
-            "micro_batch_rows": s["micro"],
-            "lr": 2e-6,
-            "ppo_epochs": 1,
-            "mini_batches": 1,
-            "drop_zero_variance_groups": False,
-        },
-        "run": {
-            "output_dir": run_dir,
-            "tensorboard": False,
-            "checkpoint_every": 0,
-            "entropy_change_every": 0,
-            "dump_rollouts_every": 0,
-            "update_size_every": 0,
-        },
-    }
+    overrides = vs_trl.setting_overrides(s, run_dir)
     for section, fields in VARIANTS[variant][0].items():
         overrides.setdefault(section, {}).update(fields)
     overrides["model"]["device"] = s.get("device", "cpu")

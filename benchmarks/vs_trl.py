@@ -51,11 +51,10 @@ SMOKE_MODEL = {
 }
 
 
-def _config(s: dict[str, Any], run_dir: str) -> Any:
-    """The eapo config both sides take their settings from."""
-    from eapo.train.config import load_config
-
-    overrides: dict[str, Any] = {
+def setting_overrides(s: dict[str, Any], run_dir: str) -> dict[str, Any]:
+    """The config overrides of a setting (GRPO, one optimizer step per batch, no analysis extras); also
+    step_bound.py's base setting."""
+    return {
         "sampling": {"max_new_tokens": s["tokens"], "stop_strings": [], "temperature": 1.0, "top_p": 0.95},
         "eval": {"every": 0, "num_problems": 1, "k": 1},
         "algo": {"name": "grpo"},
@@ -75,8 +74,16 @@ def _config(s: dict[str, Any], run_dir: str) -> Any:
             "checkpoint_every": 0,
             "entropy_change_every": 0,
             "dump_rollouts_every": 0,
+            "update_size_every": 0,
         },
     }
+
+
+def _config(s: dict[str, Any], run_dir: str) -> Any:
+    """The eapo config both sides take their settings from."""
+    from eapo.train.config import load_config
+
+    overrides = setting_overrides(s, run_dir)
     if s["model"] == "smollm2":
         return load_config(bu.REPO_ROOT / "configs" / "smollm2_chain_sum.yaml", overrides)
     values = json.loads(json.dumps(SMOKE_MODEL))
