@@ -157,3 +157,17 @@ def test_concatenated_rollouts_score_like_their_parts(tmp_path: Path) -> None:
         torch.testing.assert_close(whole[offset : offset + part.shape[0], :width], part, atol=1e-5, rtol=1e-5)
         assert bool((whole[offset : offset + part.shape[0], width:] == 0).all())
         offset += part.shape[0]
+
+
+def test_kl_cov_reports_no_clipped_tokens_since_it_does_not_clip(tmp_path: Path) -> None:
+    """KL-Cov replaces the ratio clip: its per-quadrant clip rate is 0, as its own clip_fraction is, even
+    when the ratio has left [1 − ε_low, 1 + ε_high] (outside_clip_range_fraction > 0)."""
+    config = smoke(
+        tmp_path, "klcov", algo={"name": "kl_cov"}, train={"mini_batches": 2, "lr": 3e-2, "steps": 4}
+    )
+    trainer = Trainer(config, progress=False, reward_fn=parity_reward)
+    rows = [trainer.train_step() for _ in range(4)]
+    assert max(m["outside_clip_range_fraction"] for m in rows) > 0
+    for m in rows:
+        assert m["clip_fraction"] == 0.0
+        assert all(m[f"quadrant/{q}/clip_frac"] == 0.0 for q in QUADRANTS)

@@ -23,6 +23,7 @@ from eapo.core.entropy import (
 from eapo.core.losses import (
     AGG_MODES,
     POLICY_LOSSES,
+    RATIO_CLIPPING_LOSSES,
     agg_loss,
     clipped_tokens,
     policy_loss,
@@ -46,6 +47,7 @@ __all__ = [
     "AGG_MODES",
     "POLICY_LOSSES",
     "QUADRANTS",
+    "RATIO_CLIPPING_LOSSES",
     "SHAPERS",
     "GroupAdvantages",
     "agg_loss",

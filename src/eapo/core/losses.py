@@ -20,6 +20,7 @@ from eapo.core.checks import check_finite_number, check_integer
 __all__ = [
     "AGG_MODES",
     "POLICY_LOSSES",
+    "RATIO_CLIPPING_LOSSES",
     "agg_loss",
     "clipped_tokens",
     "policy_loss",
@@ -34,19 +35,25 @@ _LOG_RATIO_BOUND = 20.0
 
 PolicyLossFn = Callable[..., tuple[torch.Tensor, dict[str, float]]]
 POLICY_LOSSES: dict[str, PolicyLossFn] = {}
+# The registered losses that clip the ratio to [1 − ε_low, 1 + ε_high] (Eq. 2), so `clipped_tokens` says
+# which tokens they clipped; KL-Cov replaces the clip and is not in it.
+RATIO_CLIPPING_LOSSES: set[str] = set()
 
 # Arguments every registered loss receives; the rest of its keywords are loss-specific parameters.
 _COMMON = ("logprobs", "old_logprobs", "advantages", "valid", "clip_low", "clip_high", "dual_clip")
 
 
-def register_policy_loss(name: str) -> Callable[[PolicyLossFn], PolicyLossFn]:
+def register_policy_loss(name: str, *, clips_ratio: bool = True) -> Callable[[PolicyLossFn], PolicyLossFn]:
     """Decorator: register `f(logprobs, old_logprobs, advantages, valid, *, clip_low, clip_high, dual_clip,
-    **params) -> (per_token_loss [B,T] with grad, metrics)` as policy loss `name`."""
+    **params) -> (per_token_loss [B,T] with grad, metrics)` as policy loss `name`. `clips_ratio`: the loss
+    applies Eq. 2's ratio clip (then `clipped_tokens` describes it)."""
 
     def decorator(fn: PolicyLossFn) -> PolicyLossFn:
         if name in POLICY_LOSSES:
             raise ValueError(f"a policy loss named {name!r} is already registered")
         POLICY_LOSSES[name] = fn
+        if clips_ratio:
+            RATIO_CLIPPING_LOSSES.add(name)
         return fn
 
     return decorator
@@ -248,7 +255,7 @@ def clip_cov_loss(
     return loss * keep, metrics
 
 
-@register_policy_loss("kl_cov")
+@register_policy_loss("kl_cov", clips_ratio=False)
 def kl_cov_loss(
     logprobs: torch.Tensor,
     old_logprobs: torch.Tensor,

@@ -29,6 +29,7 @@ from tqdm.auto import tqdm
 
 from eapo.core import (
     QUADRANTS,
+    RATIO_CLIPPING_LOSSES,
     clipped_tokens,
     group_advantages,
     policy_loss,
@@ -902,14 +903,15 @@ class Trainer:
                     counted_tokens += micro_tokens
                     for key, value in m.items():
                         token_sums[key] = token_sums.get(key, 0.0) + float(value) * micro_tokens
-                    clip_counts[rows] += clipped_tokens(
-                        logprobs.detach().float(),
-                        old_logprobs[rows],
-                        advantages[rows],
-                        update_mask[rows],
-                        algo.clip_low,
-                        algo.clip_high,
-                    ).float()
+                    if algo.loss in RATIO_CLIPPING_LOSSES:  # KL-Cov clips nothing: its rate stays 0
+                        clip_counts[rows] += clipped_tokens(
+                            logprobs.detach().float(),
+                            old_logprobs[rows],
+                            advantages[rows],
+                            update_mask[rows],
+                            algo.clip_low,
+                            algo.clip_high,
+                        ).float()
                     if epoch == 0:
                         per_token_loss[rows] = token_loss.detach().float() / max(num_tokens, 1)
                 mini_losses.append(mini_loss)
