@@ -792,10 +792,8 @@ def analyze_credit(
     """
     import time
 
-    from eapo.models import autocast_context, load_policy
-    from eapo.rollout import SamplingConfig
-    from eapo.tasks import load_task
     from eapo.train.evaluate import resolve_eval_target
+    from eapo.train.run_policy import load_run_policy
     from eapo.train.trainer import seed_everything
 
     if split not in ("eval", "train"):
@@ -809,17 +807,10 @@ def analyze_credit(
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     seed_everything(seed)
-    the_task = load_task(cfg.task)
-    policy, tokenizer = load_policy(cfg.model, the_task, progress=progress)
-    device = next(policy.parameters()).device
+    loaded = load_run_policy(cfg, progress=progress)
+    policy, tokenizer, the_task = loaded.model, loaded.tokenizer, loaded.task
     problems = (the_task.eval if split == "eval" else the_task.train)[:num_problems]
-    sampling = SamplingConfig(
-        temperature=cfg.sampling.temperature,
-        top_p=cfg.sampling.top_p,
-        max_new_tokens=cfg.sampling.max_new_tokens,
-        stop_strings=list(cfg.sampling.stop_strings),
-        batch_rows=cfg.sampling.batch_rows,
-    )
+    sampling = loaded.sampling("train")  # the probe samples as the run's rollouts do
     start = time.perf_counter()
     results = probe_credit(
         policy,
@@ -835,7 +826,7 @@ def analyze_credit(
         stratify=stratify,
         seed=seed,
         n_bootstrap=n_bootstrap,
-        autocast=lambda: autocast_context(device, cfg.model.dtype),
+        autocast=loaded.autocast,
         chunk_size=cfg.train.logprob_chunk_size,
         progress=progress,
     )

@@ -614,9 +614,8 @@ def analyze_gradient_cosine(
     import json
     from pathlib import Path
 
-    from eapo.models import autocast_context, load_policy
-    from eapo.tasks import load_task
     from eapo.train.evaluate import resolve_eval_target
+    from eapo.train.run_policy import load_run_policy
     from eapo.train.trainer import seed_everything
 
     if run is None and model is None:  # the config's own model (the tiny default's when no config)
@@ -625,20 +624,18 @@ def analyze_gradient_cosine(
         model = load_config(config, list(overrides or [])).model.name
     cfg, model_name = resolve_eval_target(Path(run) if run else None, model, config, list(overrides or []))
     seed_everything(seed)
-    task = load_task(cfg.task)
-    policy, tokenizer = load_policy(cfg.model, task, progress=progress)
-    device = next(policy.parameters()).device
+    loaded = load_run_policy(cfg, progress=progress)
     result = gradient_cosine(
-        policy,
-        tokenizer,
-        task,
+        loaded.model,
+        loaded.tokenizer,
+        loaded.task,
         cfg,
         algorithms=algorithms,
         split_algorithms=split_algorithms,
         num_prompts=num_prompts,
         informative=informative,
         seed=seed,
-        autocast=lambda: autocast_context(device, cfg.model.dtype),
+        autocast=loaded.autocast,
         progress=progress,
     )
     result["model"] = model_name

@@ -151,9 +151,8 @@ def _policy_for(run_dir: Path, step: int, cache: dict[int, Any]) -> Any:
     """
     if step in cache:
         return cache[step]
-    from eapo.models import load_policy
-    from eapo.tasks import load_task
     from eapo.train.config import load_config
+    from eapo.train.run_policy import load_run_policy
 
     config = load_config(run_dir / "config.yaml")
     if step > 0:
@@ -163,8 +162,8 @@ def _policy_for(run_dir: Path, step: int, cache: dict[int, Any]) -> Any:
             return None
         config.model.name = str(folder)
         config.model.lora.enabled = False  # a checkpoint already holds its adapters
-    model, tokenizer = load_policy(config.model, load_task(config.task), progress=False)
-    cache[step] = (model, tokenizer, config)
+    loaded = load_run_policy(config, progress=False)
+    cache[step] = (loaded.model, loaded.tokenizer, config)
     return cache[step]
 
 

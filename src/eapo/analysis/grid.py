@@ -392,28 +392,16 @@ def final_evaluations(
 
 
 def _load_final_policy(run_dir: Path, base_model: bool = False) -> tuple[Any, Any, Any, Any, Any]:
-    from eapo.models import autocast_context, load_policy
-    from eapo.rollout import SamplingConfig
-    from eapo.tasks import load_task
     from eapo.train.config import load_config
     from eapo.train.evaluate import resolve_eval_target
+    from eapo.train.run_policy import load_run_policy
 
     if base_model:
         config = load_config(Path(run_dir) / "config.yaml")
     else:
         config, _ = resolve_eval_target(Path(run_dir), None, None, None)
-    task = load_task(config.task)
-    model, tokenizer = load_policy(config.model, task, progress=False)
-    model.eval()
-    device = next(model.parameters()).device
-    sampling = SamplingConfig(
-        temperature=config.eval.temperature,
-        top_p=config.eval.top_p,
-        max_new_tokens=config.eval.max_new_tokens or config.sampling.max_new_tokens,
-        stop_strings=list(config.sampling.stop_strings),
-        batch_rows=config.sampling.batch_rows,
-    )
-    return model, tokenizer, task, sampling, lambda: autocast_context(device, config.model.dtype)
+    loaded = load_run_policy(config, progress=False, eval_mode=True)
+    return loaded.model, loaded.tokenizer, loaded.task, loaded.sampling("eval"), loaded.autocast
 
 
 BASE_MODEL_DIR = "base_model"  # <out>/base_model/seed<k>/: the starting policy's evaluations

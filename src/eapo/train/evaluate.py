@@ -9,11 +9,10 @@ import torch
 
 from eapo.core import avg_at_k, pass_at_k
 from eapo.errors import ConfigError
-from eapo.models import load_policy
-from eapo.rollout import SamplingConfig, evaluate
-from eapo.tasks import load_task
+from eapo.rollout import evaluate
 from eapo.train.checkpoint import latest_checkpoint
 from eapo.train.config import Config, load_config, validate
+from eapo.train.run_policy import load_run_policy
 from eapo.train.trainer import seed_everything
 
 
@@ -81,18 +80,18 @@ def evaluate_cli(
         cfg.eval.num_problems = num_problems
     validate(cfg)
     seed_everything(cfg.run.seed)
-    the_task = load_task(cfg.task)
-    policy, tokenizer = load_policy(cfg.model, the_task, progress=progress)
-    problems = the_task.eval[: num_problems or cfg.eval.num_problems]
-    sampling = SamplingConfig(
-        temperature=cfg.eval.temperature,
-        top_p=cfg.eval.top_p,
-        max_new_tokens=cfg.eval.max_new_tokens or cfg.sampling.max_new_tokens,
-        stop_strings=list(cfg.sampling.stop_strings),
-        batch_rows=cfg.sampling.batch_rows,
-    )
+    loaded = load_run_policy(cfg, progress=progress)
+    problems = loaded.task.eval[: num_problems or cfg.eval.num_problems]
+    sampling = loaded.sampling("eval")
     result = evaluate(
-        policy, tokenizer, the_task, problems, k=n, sampling=sampling, seed=cfg.run.seed, progress=progress
+        loaded.model,
+        loaded.tokenizer,
+        loaded.task,
+        problems,
+        k=n,
+        sampling=sampling,
+        seed=cfg.run.seed,
+        progress=progress,
     )
     counts = torch.tensor(result["correct_per_problem"], dtype=torch.float64)
     report: dict[str, Any] = {

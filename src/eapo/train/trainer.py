@@ -41,23 +41,20 @@ from eapo.core import (
 )
 from eapo.errors import CheckpointError, ConfigError
 from eapo.models import (
-    autocast_context,
     effective_precision,
-    load_policy,
     record_format_warmup,
     resolve_device,
     resolve_rollout_dtype,
 )
 from eapo.rollout import (
     RolloutBatch,
-    SamplingConfig,
     concat_rollouts,
     evaluate,
     generate_rollouts,
     response_logits,
     select_rollout_rows,
 )
-from eapo.tasks import Problem, Task, build_prompt, format_rate, load_task, score_completions
+from eapo.tasks import Problem, Task, build_prompt, format_rate, score_completions
 from eapo.train.algorithms import Algorithm, resolve_algorithm
 from eapo.train.checkpoint import (
     REPLACED_PREFIX,
@@ -85,6 +82,7 @@ from eapo.train.run_dir import (
     recorded_config,
     resume_config,
 )
+from eapo.train.run_policy import load_run_policy, sampling_settings
 
 RewardFn = Callable[[str, Problem], float]
 
@@ -353,10 +351,11 @@ class Trainer:
         self.algorithm: Algorithm = resolve_algorithm(config.algo)
         seed_everything(config.run.seed)
 
-        self.task: Task = load_task(config.task)
-        self.model, self.tokenizer = load_policy(config.model, self.task, progress=progress)
-        self.device = next(self.model.parameters()).device
-        self.autocast = lambda: autocast_context(self.device, config.model.dtype)
+        policy = load_run_policy(config, progress=progress)
+        self.task: Task = policy.task
+        self.model, self.tokenizer = policy.model, policy.tokenizer
+        self.device = policy.device
+        self.autocast = policy.autocast
         # Rollouts sample from `rollout_model()`: the training weights, or a bf16 copy of them
         # (model.rollout_dtype) refreshed before every rollout; π_old then comes from the training-precision
         # forward. When sampling weights = training weights in fp32 without autocast, the decode loop's
@@ -376,7 +375,7 @@ class Trainer:
         self.precision["old_logprobs"] = "decode loop" if self.rollout_logprobs else "forward"
         self.ref_model = None
         if self.algorithm.kl_coef > 0:
-            self.ref_model, _ = load_policy(config.model, self.task, progress=False)
+            self.ref_model = load_run_policy(config, task=self.task, progress=False).model
             self.ref_model.eval().requires_grad_(False)
 
         params = [p for p in self.model.parameters() if p.requires_grad]
@@ -947,13 +946,7 @@ class Trainer:
     # ------------------------------------------------------------------ evaluation
     def evaluate(self, num_problems: int | None = None) -> dict[str, float]:
         e = self.config.eval
-        sampling = SamplingConfig(
-            temperature=e.temperature,
-            top_p=e.top_p,
-            max_new_tokens=e.max_new_tokens or self.config.sampling.max_new_tokens,
-            stop_strings=list(self.config.sampling.stop_strings),
-            batch_rows=self.config.sampling.batch_rows,
-        )
+        sampling = sampling_settings(self.config, "eval")
         problems = self.task.eval[: num_problems or e.num_problems]
         self.model.eval()
         with self.autocast():
