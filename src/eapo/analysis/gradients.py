@@ -15,7 +15,6 @@ dumped ones.
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Sequence
 from pathlib import Path
@@ -26,6 +25,7 @@ import torch
 from tqdm.auto import tqdm
 
 from eapo.analysis.quadrants import dump_paths, load_dump, spread_evenly
+from eapo.analysis.run_io import write_json
 from eapo.errors import DataError
 
 __all__ = [
@@ -397,7 +397,7 @@ def analyze_gradients(
         "tail": tail,
         "figure": figure.name,
     }
-    (out_dir / "summary.json").write_text(json.dumps(summary, indent=2, default=_json_default))
+    write_json(out_dir / "summary.json", summary)  # strict JSON: a NaN norm is written as null
     (out_dir / "summary.md").write_text(_markdown(summary))
     summary["out_dir"] = str(out_dir)
     return summary
@@ -405,11 +405,3 @@ def analyze_gradients(
 
 def _step_of(path: Path) -> int:
     return int(path.stem.split("_")[1])
-
-
-def _json_default(value: Any) -> Any:
-    if isinstance(value, tuple):
-        return list(value)
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return str(value)

@@ -24,7 +24,6 @@ evaluations are cached in `<run>/grid_eval.json`, keyed by their settings.
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 import re
 import shutil
@@ -36,6 +35,7 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
+from eapo.analysis.run_io import read_json, write_json
 from eapo.analysis.stats import Interval, PairedDifference, curve_interval, mean_interval, paired_difference
 from eapo.errors import ConfigError, EapoError
 from eapo.tasks.splits import validation_problems  # noqa: F401  (re-exported for compare)
@@ -251,7 +251,7 @@ def run_status(run_dir: Path, steps: int) -> str:
     run_dir = Path(run_dir)
     if not (run_dir / "config.yaml").is_file():
         return "fresh"
-    record = _read_json(run_dir / GRID_RUN) or {}
+    record = read_json(run_dir / GRID_RUN) or {}
     if record.get("stopped") == "bad_steps":
         return "failed"
     checkpoint = latest_checkpoint(run_dir, verify=True)
@@ -261,29 +261,6 @@ def run_status(run_dir: Path, steps: int) -> str:
     if done and (run_dir / "metrics.jsonl").is_file() and final_eval_row(read_metrics(run_dir), steps):
         return "finished"
     return "resumable"
-
-
-def _read_json(path: Path) -> dict[str, Any] | None:
-    try:
-        return json.loads(Path(path).read_text())
-    except (OSError, ValueError):
-        return None
-
-
-def _write_json(path: Path, data: Any) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(data, indent=2, default=_json_default) + "\n")
-    tmp.replace(path)
-
-
-def _json_default(value: Any) -> Any:
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return dataclasses.asdict(value)
-    if isinstance(value, Path):
-        return str(value)
-    if isinstance(value, tuple | set):
-        return list(value)
-    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
 
 
 # ---------------------------------------------------------------------------------------- evaluation
@@ -348,7 +325,7 @@ def final_evaluations(
         wanted["validation"] = _eval_settings(
             config, "validation", settings.samples, len(settings.validation), f"validation:{digest[:12]}"
         )
-    cached = _read_json(run_dir / GRID_EVAL) or {}
+    cached = read_json(run_dir / GRID_EVAL) or {}
     missing = {k: s for k, s in wanted.items() if (cached.get(k) or {}).get("settings") != s}
     if not missing:
         return {k: cached[k] for k in wanted}
@@ -387,7 +364,7 @@ def final_evaluations(
             "extracted_fraction": result["extracted_fraction"],
             "seconds": round(time.perf_counter() - started, 2),
         }
-        _write_json(run_dir / GRID_EVAL, cached)
+        write_json(run_dir / GRID_EVAL, cached)
     return {k: cached[k] for k in wanted}
 
 
@@ -486,9 +463,9 @@ def run_grid(spec: GridSpec, *, progress: bool = True) -> list[RunRecord]:
                 status = "failed" if result.stopped == "bad_steps" else "finished"
             if status == "finished":
                 started = time.perf_counter()
-                cached = _read_json(run_dir / GRID_EVAL) or {}
+                cached = read_json(run_dir / GRID_EVAL) or {}
                 final_evaluations(run_dir, spec.final_eval, progress=False)
-                if cached != _read_json(run_dir / GRID_EVAL):
+                if cached != read_json(run_dir / GRID_EVAL):
                     _add_wall_time(run_dir, time.perf_counter() - started, None)
             records.append(collect_run(arm.name, seed, run_dir, spec.final_eval))
             bar.update(1)
@@ -513,11 +490,11 @@ def _check_same_config(run_dir: Path, wanted: dict[str, Any]) -> None:
 
 
 def _add_wall_time(run_dir: Path, seconds: float, stopped: str | None) -> None:
-    record = _read_json(run_dir / GRID_RUN) or {"wall_seconds": 0.0}
+    record = read_json(run_dir / GRID_RUN) or {"wall_seconds": 0.0}
     record["wall_seconds"] = round(record.get("wall_seconds", 0.0) + seconds, 2)
     if stopped is not None:
         record["stopped"] = stopped
-    _write_json(run_dir / GRID_RUN, record)
+    write_json(run_dir / GRID_RUN, record)
 
 
 def collect_run(arm: str, seed: int, run_dir: Path, settings: FinalEvalSettings | None = None) -> RunRecord:
@@ -543,8 +520,8 @@ def collect_run(arm: str, seed: int, run_dir: Path, settings: FinalEvalSettings 
     for name in (*QUADRANT_NAMES, "ZERO"):
         shares[name] = [r.get(f"quadrant/{name}/share") for r in train_rows]
     tail = [v for v in entropy_curve["mean"][-FINAL_ENTROPY_STEPS:] if v is not None]
-    evals = _read_json(run_dir / GRID_EVAL) or {}
-    grid_run = _read_json(run_dir / GRID_RUN) or {}
+    evals = read_json(run_dir / GRID_EVAL) or {}
+    grid_run = read_json(run_dir / GRID_RUN) or {}
     status = "failed" if grid_run.get("stopped") == "bad_steps" else "completed"
     if settings is not None and not settings.pass_curve_samples:
         evals.pop("pass_curve", None)
@@ -889,22 +866,6 @@ def record_brief(record: RunRecord, target: float | None = None) -> dict[str, An
     if target is not None:
         out["steps_to_target"] = steps_to_target(record, target)
     return out
-
-
-def _rounded(value: Any, digits: int = 6) -> Any:
-    if isinstance(value, float):
-        return round(value, digits) if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {k: _rounded(v, digits) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_rounded(v, digits) for v in value]
-    return value
-
-
-def write_report_json(path: Path, payload: dict[str, Any]) -> Path:
-    """The report as JSON, floats rounded to 6 decimals (non-finite as null)."""
-    path.write_text(json.dumps(_rounded(payload), indent=1, default=_json_default) + "\n")
-    return path
 
 
 def markdown_table(
