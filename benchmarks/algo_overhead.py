@@ -58,8 +58,7 @@ def worker(payload: dict[str, Any]) -> dict[str, Any]:
 
     import eapo.train.trainer as trainer_module
     from eapo.core import group_advantages, shape_advantages
-    from eapo.train.algorithms import ALGORITHMS, resolve_algorithm
-    from eapo.train.config import AlgoConfig
+    from eapo.train.algorithms import ALGORITHMS, AlgoConfig, resolve_algorithm
     from eapo.train.trainer import Trainer, score_policy
 
     with tempfile.TemporaryDirectory() as tmp:

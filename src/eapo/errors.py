@@ -6,6 +6,8 @@ The CLI prints an `EapoError` as one clear message and exits with code 2 (no tra
 
 from __future__ import annotations
 
+import difflib
+from collections.abc import Iterable
 from pathlib import Path
 
 
@@ -60,3 +62,15 @@ def read_utf8(path: str | Path) -> str:
             f"{path}, line {line}: not UTF-8 text (byte 0x{data[err.start]:02x} at offset {err.start}); "
             "save the file as UTF-8"
         ) from None
+
+
+def check_choice(field: str, value: object, choices: Iterable[str]) -> None:
+    """ConfigError unless `value` is one of `choices`: the one message for every name a user picks from a
+    registry (an algorithm, shaper, loss, aggregation), naming the field, the value, the closest valid
+    name and every valid one."""
+    valid = list(choices)
+    if value in valid:
+        return
+    close = difflib.get_close_matches(str(value), valid, n=1)
+    hint = f"did you mean '{close[0]}'? " if close else ""
+    raise ConfigError(f"{field} = {clip_text(repr(value))} is unknown: {hint}choose from {', '.join(valid)}")

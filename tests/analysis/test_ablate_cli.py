@@ -118,8 +118,7 @@ def test_ablate_counts_are_positive_integers_at_the_edge(
 
 def test_control_arms_and_share_matched_random_arms() -> None:
     """Issue #17's controls are registered arms: each resolves to a valid algorithm that trains."""
-    from eapo.train.algorithms import resolve_algorithm
-    from eapo.train.config import AlgoConfig
+    from eapo.train.algorithms import AlgoConfig, resolve_algorithm
 
     arms, reference = ablation_arms("controls")
     assert reference == "grpo" and arms[0].name == "grpo"

@@ -21,8 +21,8 @@ from eapo.analysis.gradient_cosine import (
     shaped_advantages,
 )
 from eapo.errors import ConfigError
-from eapo.train.algorithms import resolve_algorithm
-from eapo.train.config import AlgoConfig, load_config
+from eapo.train.algorithms import AlgoConfig, resolve_algorithm
+from eapo.train.config import load_config
 
 
 @pytest.fixture(scope="module")

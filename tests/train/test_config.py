@@ -23,8 +23,14 @@ def test_defaults_are_valid() -> None:
 
 
 @pytest.mark.parametrize("path", sorted((REPO / "configs").glob("*.yaml")), ids=lambda p: p.name)
-def test_shipped_configs_load(path: Path) -> None:
-    load_config(path)
+def test_shipped_configs_load(path: Path, tmp_path: Path) -> None:
+    """Every shipped config validates, names an algorithm that resolves, and survives a round trip through
+    the run folder's config.yaml (dump_yaml, then load) unchanged, so a resumed run trains the same run."""
+    config = load_config(path)
+    assert resolve_algorithm(config.algo).name == config.algo.name
+    dumped = tmp_path / "config.yaml"
+    dumped.write_text(dump_yaml(config))
+    assert load_config(dumped) == config
 
 
 def test_overrides_are_typed() -> None:
@@ -65,7 +71,6 @@ def test_wrong_type_names_field() -> None:
     [
         (["--train.group_size", "1"], "train.group_size"),
         (["--train.lr", "-1e-6"], "train.lr"),
-        (["--algo.alpha", "-0.1"], "algo.alpha"),
         (["--sampling.top_p", "1.5"], "sampling.top_p"),
         (["--eval.k", "0"], "eval.k"),
     ],
@@ -76,8 +81,21 @@ def test_out_of_range_names_field(override: list[str], field: str) -> None:
 
 
 def test_unknown_algorithm_suggests() -> None:
-    with pytest.raises(ConfigError, match="did you mean 'eapo'"):
+    with pytest.raises(ConfigError, match="algo.name = 'eapoo' is unknown: did you mean 'eapo'"):
         load_config(overrides=["--algo", "eapoo"])
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        (["--algo.alpha", "-0.1"], "algo.alpha = -0.1 is not valid for shaper 'eapo': alpha must be >= 0"),
+        (["--algo.phi", "0"], "algo.phi = 0.0 is not valid for shaper 'eapo': phi must be > 0"),
+        (["--algo", "grpo", "--algo.alpha", "0.3"], "algo.alpha = 0.3 is not a parameter of shaper 'grpo'"),
+    ],
+)
+def test_alpha_and_phi_are_checked_by_the_shaper(override: list[str], message: str) -> None:
+    with pytest.raises(ConfigError, match=message.replace(".", r"\.").replace("(", r"\(")):
+        load_config(overrides=override)
 
 
 def test_malformed_yaml_names_line(tmp_path: Path) -> None:

@@ -178,11 +178,11 @@ def shaped_advantages(algorithm: Any, batch: CosineBatch, max_new_tokens: int) -
 def parse_algorithm(label: str) -> Any:
     """An `AlgoConfig` from `name` or `name:field=value:field=value` (e.g. `eapo:alpha=1:phi=1`).
 
-    Fields are those of `eapo.train.config.AlgoConfig`; values are read as YAML scalars.
+    Fields are those of `eapo.train.algorithms.AlgoConfig`; values are read as YAML scalars.
     """
     import yaml
 
-    from eapo.train.config import AlgoConfig
+    from eapo.train.algorithms import AlgoConfig
 
     name, *assignments = label.split(":")
     fields = {f.name for f in dataclasses.fields(AlgoConfig)} - {"name"}

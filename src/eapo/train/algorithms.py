@@ -8,20 +8,52 @@ method means registering a shaper or loss in `eapo.core` and one entry here.
 from __future__ import annotations
 
 import dataclasses
-import difflib
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 
-from eapo.core import POLICY_LOSSES, SHAPERS, shape_advantages
-from eapo.errors import ConfigError
+from eapo.core import ADVANTAGE_METHODS, AGG_MODES, POLICY_LOSSES, SHAPERS, policy_loss, shape_advantages
+from eapo.core.shapers import shaper_params
+from eapo.errors import ConfigError, check_choice, clip_text
 
-if TYPE_CHECKING:
-    from eapo.train.config import AlgoConfig
+__all__ = [
+    "ALGORITHMS",
+    "AlgoConfig",
+    "Algorithm",
+    "check_shaper_params",
+    "eapo_alpha_phi",
+    "resolve_algorithm",
+    "validate_algo_config",
+]
 
-ADVANTAGE_METHODS = ("grpo", "dr_grpo", "rloo")
-AGGREGATIONS = ("token_mean", "seq_mean_token_mean", "seq_mean_token_sum_norm")
+
+@dataclass
+class AlgoConfig:
+    """The `algo` section of a run config: which credit-assignment algorithm trains the policy.
+
+    `name` picks a preset from `ALGORITHMS` (grpo, eapo, dapo, forking, ...); any field left at None takes
+    the preset's value, so `--algo.alpha 0.3` tunes EAPO without restating it.
+    """
+
+    name: str = "eapo"
+    advantage: str | None = None  # grpo | dr_grpo | rloo
+    shaper: str | None = None  # a name in eapo.core.SHAPERS
+    shaper_params: dict[str, Any] = field(default_factory=dict)
+    loss: str | None = None  # a name in eapo.core.POLICY_LOSSES
+    loss_params: dict[str, Any] = field(default_factory=dict)
+    clip_low: float | None = None
+    clip_high: float | None = None
+    dual_clip: float | None = None
+    kl_coef: float | None = None
+    entropy_coef: float | None = None
+    agg: str | None = None  # token_mean | seq_mean_token_mean | seq_mean_token_sum_norm
+    overlong_buffer: int | None = None  # DAPO's soft overlong penalty window, in tokens (0 = off)
+    # DAPO's dynamic sampling: extra rollout rounds of new prompts that may replace zero-variance groups
+    refill_rounds: int | None = None
+    alpha: float | None = None  # EAPO's α (Eq. 7), shortcut for shaper_params.alpha
+    phi: float | None = None  # EAPO's φ (Eq. 6), shortcut for shaper_params.phi
 
 
 @dataclass(frozen=True)
@@ -113,16 +145,46 @@ ALGORITHMS: dict[str, Algorithm] = {
 }
 
 
-def _check_name(value: str, valid: Any, field_name: str) -> None:
-    if value not in valid:
-        close = difflib.get_close_matches(value, list(valid), n=1)
-        hint = f"did you mean '{close[0]}'? " if close else ""
-        raise ConfigError(f"{field_name} = {value!r} is unknown: {hint}choose from {', '.join(valid)}")
+def _require(ok: bool, field_name: str, value: Any, expected: str) -> None:
+    if not ok:
+        raise ConfigError(f"{field_name} = {clip_text(repr(value))} is out of range: expected {expected}")
+
+
+def validate_algo_config(config: AlgoConfig) -> Algorithm:
+    """Check the `algo` section once, at the edge, and return the algorithm it resolves to.
+
+    Ranges that hold for any preset are checked here; names, shaper parameters (α and φ included) and loss
+    parameters by `resolve_algorithm` and one dry run of the policy loss, so that every error is a
+    ConfigError naming the field now rather than a ValueError at the first step.
+    """
+    a = config
+    if a.clip_low is not None:
+        _require(
+            0 <= a.clip_low < 1, "algo.clip_low", a.clip_low, "in [0, 1) (the ratio's floor is 1 - clip_low)"
+        )
+    for name in ("clip_high", "kl_coef", "entropy_coef"):
+        value = getattr(a, name)
+        if value is not None:
+            _require(value >= 0, f"algo.{name}", value, ">= 0")
+    if a.overlong_buffer is not None:
+        _require(
+            a.overlong_buffer >= -1,
+            "algo.overlong_buffer",
+            a.overlong_buffer,
+            ">= 0 tokens (0 = off), or -1 for a quarter of sampling.max_new_tokens",
+        )
+    if a.refill_rounds is not None:
+        _require(a.refill_rounds >= 0, "algo.refill_rounds", a.refill_rounds, ">= 0 (0 = no refill)")
+    if a.dual_clip is not None:
+        _require(a.dual_clip > 1, "algo.dual_clip", a.dual_clip, "> 1")
+    algorithm = resolve_algorithm(a)
+    _dry_run_loss(algorithm)
+    return algorithm
 
 
 def resolve_algorithm(config: AlgoConfig) -> Algorithm:
     """Apply the config's overrides to its preset and check every name and shaper parameter."""
-    _check_name(config.name, ALGORITHMS, "algo.name")
+    check_choice("algo.name", config.name, ALGORITHMS)
     preset = ALGORITHMS[config.name]
     changes: dict[str, Any] = {}
     for f in dataclasses.fields(preset):
@@ -132,10 +194,11 @@ def resolve_algorithm(config: AlgoConfig) -> Algorithm:
         if value is not None:
             changes[f.name] = value
     shaper_params = {**preset.shaper_params, **config.shaper_params}
-    if config.alpha is not None:
-        shaper_params["alpha"] = config.alpha
-    if config.phi is not None:
-        shaper_params["phi"] = config.phi
+    labels = {}
+    for name in ("alpha", "phi"):
+        if getattr(config, name) is not None:
+            shaper_params[name] = getattr(config, name)
+            labels[name] = f"algo.{name}"
     if "quadrants" in shaper_params and isinstance(shaper_params["quadrants"], str):
         shaper_params["quadrants"] = [q.strip() for q in shaper_params["quadrants"].split(",") if q.strip()]
     algorithm = dataclasses.replace(
@@ -144,28 +207,64 @@ def resolve_algorithm(config: AlgoConfig) -> Algorithm:
         shaper_params=shaper_params,
         loss_params={**preset.loss_params, **config.loss_params},
     )
-    _check_name(algorithm.advantage, ADVANTAGE_METHODS, "algo.advantage")
-    _check_name(algorithm.shaper, SHAPERS, "algo.shaper")
-    _check_name(algorithm.loss, POLICY_LOSSES, "algo.loss")
-    _check_name(algorithm.agg, AGGREGATIONS, "algo.agg")
-    # A dry run on a 2x3 batch checks the shaper's parameter names and values once, at load time.
-    problem = _dry_run_shaper(algorithm.shaper, algorithm.shaper_params)
-    if problem is not None:
-        params = algorithm.shaper_params
-        # Name the parameter at fault: the one whose removal (back to its default) makes the dry run pass.
-        culprit = next(
-            (
-                key
-                for key in params
-                if _dry_run_shaper(algorithm.shaper, {k: v for k, v in params.items() if k != key}) is None
-            ),
-            None,
-        )
-        where = f"algo.shaper_params {params}"
-        if culprit is not None:
-            where = f"algo.shaper_params.{culprit} = {params[culprit]!r}"
-        raise ConfigError(f"{where} is not valid for shaper '{algorithm.shaper}': {problem}")
+    check_choice("algo.advantage", algorithm.advantage, ADVANTAGE_METHODS)
+    check_choice("algo.shaper", algorithm.shaper, SHAPERS)
+    check_choice("algo.loss", algorithm.loss, POLICY_LOSSES)
+    check_choice("algo.agg", algorithm.agg, AGG_MODES)
+    check_shaper_params(algorithm.shaper, algorithm.shaper_params, field="algo.shaper_params", labels=labels)
     return algorithm
+
+
+def eapo_alpha_phi(shaper: str, alpha: float, phi: float) -> dict[str, float]:
+    """{alpha, phi} for a shaper that takes EAPO's α and φ (PAPER.md Eq. 6-7: `eapo`, `eapo_shuffled`,
+    `quadrant`'s `eapo_without`), else {}: the hosts' `eapo_alpha`/`eapo_phi` settings mean nothing to
+    another shaper (EntroAdv's `alpha` is a different coefficient)."""
+    if shaper in SHAPERS and {"alpha", "phi"} <= set(shaper_params(shaper)):
+        return {"alpha": alpha, "phi": phi}
+    return {}
+
+
+def check_shaper_params(
+    shaper: str, params: Mapping[str, Any], *, field: str, labels: Mapping[str, str] | None = None
+) -> dict[str, Any]:
+    """`params` for `shape_advantages(shaper, ...)`, checked once at the edge of every host (the `algo`
+    section, TRL's `EAPOConfig`, verl's `policy_loss` section): each name is one the shaper takes and the
+    values pass a dry run on a 2x3 batch, so α, φ and every other parameter are checked by the shaper's
+    own rules in one place.
+
+    `field` is where the parameters were written (`algo.shaper_params`); `labels` names the parameters that
+    came from a field of their own (`{"alpha": "algo.alpha"}`). Raises ConfigError naming the field, the
+    value and what was expected. `shaper` must be a registered name (each host checks its own field).
+    """
+    labels = dict(labels or {})
+
+    def label(key: str) -> str:
+        return labels.get(key, f"{field}.{key}")
+
+    params = dict(params)
+    accepted = shaper_params(shaper)
+    for key, value in params.items():
+        if key not in accepted:
+            raise ConfigError(
+                f"{label(key)} = {clip_text(repr(value))} is not a parameter of shaper '{shaper}': it takes "
+                f"{', '.join(accepted) or 'no parameters'}"
+            )
+    problem = _dry_run_shaper(shaper, params)
+    if problem is None:
+        return params
+    # Name the parameter at fault: the one whose removal (back to its default) makes the dry run pass.
+    culprit = next(
+        (
+            key
+            for key in params
+            if _dry_run_shaper(shaper, {k: v for k, v in params.items() if k != key}) is None
+        ),
+        None,
+    )
+    where = f"{field} {clip_text(repr(params))}"
+    if culprit is not None:
+        where = f"{label(culprit)} = {clip_text(repr(params[culprit]))}"
+    raise ConfigError(f"{where} is not valid for shaper '{shaper}': {problem}")
 
 
 def _dry_run_shaper(shaper: str, params: dict[str, Any]) -> str | None:
@@ -182,3 +281,30 @@ def _dry_run_shaper(shaper: str, params: dict[str, Any]) -> str | None:
     except (TypeError, ValueError) as err:
         return str(err)
     return None
+
+
+def _dry_run_loss(algorithm: Algorithm) -> None:
+    """Call the algorithm's policy loss once on a 2x3 batch, so that an unknown or out-of-range
+    `algo.loss_params` entry is a ConfigError now rather than a ValueError at the first step."""
+    zeros, mask = torch.zeros(2, 3), torch.ones(2, 3, dtype=torch.bool)
+    try:
+        policy_loss(
+            zeros,
+            zeros,
+            torch.tensor([[1.0] * 3, [-1.0] * 3]),
+            mask,
+            loss_type=algorithm.loss,
+            clip_low=algorithm.clip_low,
+            clip_high=algorithm.clip_high,
+            dual_clip=algorithm.dual_clip,
+            ref_logprobs=zeros if algorithm.kl_coef > 0 else None,
+            kl_coef=algorithm.kl_coef,
+            entropy=zeros if algorithm.entropy_coef > 0 else None,
+            entropy_coef=algorithm.entropy_coef,
+            agg=algorithm.agg,
+            num_tokens=6,
+            num_seqs=2,
+            **algorithm.loss_params,
+        )
+    except (ValueError, TypeError) as err:
+        raise ConfigError(f"algo.loss_params {algorithm.loss_params} ({algorithm.loss}): {err}") from None

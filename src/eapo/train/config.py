@@ -24,6 +24,7 @@ from eapo.errors import ConfigError, clip_text
 from eapo.models.config import ModelConfig
 from eapo.rollout.config import SamplingConfig
 from eapo.tasks.config import TaskConfig
+from eapo.train.algorithms import AlgoConfig, validate_algo_config
 
 
 @dataclass
@@ -36,33 +37,6 @@ class EvalConfig:
     temperature: float = 0.6
     top_p: float = 0.95
     max_new_tokens: int | None = None  # None: the same as sampling.max_new_tokens
-
-
-@dataclass
-class AlgoConfig:
-    """Which credit-assignment algorithm trains the policy.
-
-    `name` picks a preset from `eapo.train.algorithms.ALGORITHMS` (grpo, eapo, dapo, forking, ...); any
-    field left at None takes the preset's value, so `--algo.alpha 0.3` tunes EAPO without restating it.
-    """
-
-    name: str = "eapo"
-    advantage: str | None = None  # grpo | dr_grpo | rloo
-    shaper: str | None = None  # a name in eapo.core.SHAPERS
-    shaper_params: dict[str, Any] = field(default_factory=dict)
-    loss: str | None = None  # a name in eapo.core.POLICY_LOSSES
-    loss_params: dict[str, Any] = field(default_factory=dict)
-    clip_low: float | None = None
-    clip_high: float | None = None
-    dual_clip: float | None = None
-    kl_coef: float | None = None
-    entropy_coef: float | None = None
-    agg: str | None = None  # token_mean | seq_mean_token_mean | seq_mean_token_sum_norm
-    overlong_buffer: int | None = None  # DAPO's soft overlong penalty window, in tokens (0 = off)
-    # DAPO's dynamic sampling: extra rollout rounds of new prompts that may replace zero-variance groups
-    refill_rounds: int | None = None
-    alpha: float | None = None  # EAPO's α (Eq. 7), shortcut for shaper_params.alpha
-    phi: float | None = None  # EAPO's φ (Eq. 6), shortcut for shaper_params.phi
 
 
 @dataclass
@@ -507,8 +481,6 @@ def _check_memory(config: Config) -> None:
 
 def validate(config: Config) -> None:
     """Range checks that types alone cannot express. Names (algorithms, shapers) are checked here too."""
-    from eapo.train.algorithms import ALGORITHMS  # late: algorithms imports core, which is heavier
-
     t, s, e, a, r, m = config.train, config.sampling, config.eval, config.algo, config.run, config.model
     _check_values(config, "")
     _check_run_name(r.name)
@@ -570,71 +542,8 @@ def validate(config: Config) -> None:
     _require(r.entropy_change_every >= 0, "run.entropy_change_every", r.entropy_change_every, ">= 0")
     _require(r.dump_rollouts_every >= 0, "run.dump_rollouts_every", r.dump_rollouts_every, ">= 0")
     _require(r.update_size_every >= 0, "run.update_size_every", r.update_size_every, ">= 0")
-    if a.name not in ALGORITHMS:
-        close = difflib.get_close_matches(a.name, list(ALGORITHMS), n=1)
-        hint = f"did you mean '{close[0]}'? " if close else ""
-        raise ConfigError(
-            f"algo.name = {a.name!r} is not an algorithm: {hint}choose from {', '.join(ALGORITHMS)}"
-        )
-    if a.alpha is not None:
-        _require(a.alpha >= 0, "algo.alpha", a.alpha, ">= 0 (PAPER.md: α in (0, 1]; 0 is GRPO)")
-    if a.phi is not None:
-        _require(a.phi > 0, "algo.phi", a.phi, "> 0")
-    if a.clip_low is not None:
-        _require(
-            0 <= a.clip_low < 1, "algo.clip_low", a.clip_low, "in [0, 1) (the ratio's floor is 1 - clip_low)"
-        )
-    for name in ("clip_high", "kl_coef", "entropy_coef"):
-        value = getattr(a, name)
-        if value is not None:
-            _require(value >= 0, f"algo.{name}", value, ">= 0")
-    if a.overlong_buffer is not None:
-        _require(
-            a.overlong_buffer >= -1,
-            "algo.overlong_buffer",
-            a.overlong_buffer,
-            ">= 0 tokens (0 = off), or -1 for a quarter of sampling.max_new_tokens",
-        )
-    if a.refill_rounds is not None:
-        _require(a.refill_rounds >= 0, "algo.refill_rounds", a.refill_rounds, ">= 0 (0 = no refill)")
-    if a.dual_clip is not None:
-        _require(a.dual_clip > 1, "algo.dual_clip", a.dual_clip, "> 1")
-    # Resolving the algorithm checks shaper, loss, advantage and aggregation names and parameters.
-    from eapo.train.algorithms import resolve_algorithm
-
-    _dry_run_loss(resolve_algorithm(a))
+    validate_algo_config(a)
     _check_memory(config)
-
-
-def _dry_run_loss(algorithm: Any) -> None:
-    """Call the algorithm's policy loss once on a 2x3 batch, so that an unknown or out-of-range
-    `algo.loss_params` entry is a ConfigError now rather than a ValueError at the first step."""
-    import torch
-
-    from eapo.core import policy_loss
-
-    zeros, mask = torch.zeros(2, 3), torch.ones(2, 3, dtype=torch.bool)
-    try:
-        policy_loss(
-            zeros,
-            zeros,
-            torch.tensor([[1.0] * 3, [-1.0] * 3]),
-            mask,
-            loss_type=algorithm.loss,
-            clip_low=algorithm.clip_low,
-            clip_high=algorithm.clip_high,
-            dual_clip=algorithm.dual_clip,
-            ref_logprobs=zeros if algorithm.kl_coef > 0 else None,
-            kl_coef=algorithm.kl_coef,
-            entropy=zeros if algorithm.entropy_coef > 0 else None,
-            entropy_coef=algorithm.entropy_coef,
-            agg=algorithm.agg,
-            num_tokens=6,
-            num_seqs=2,
-            **algorithm.loss_params,
-        )
-    except (ValueError, TypeError) as err:
-        raise ConfigError(f"algo.loss_params {algorithm.loss_params} ({algorithm.loss}): {err}") from None
 
 
 def _validate_model(config: Config) -> None:
