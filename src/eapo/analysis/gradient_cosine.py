@@ -162,8 +162,7 @@ def batch_from_rewards(
 
 def shaped_advantages(algorithm: Any, batch: CosineBatch, max_new_tokens: int) -> torch.Tensor:
     """The algorithm's token advantages [B,T] on `batch`, computed as the trainer computes them."""
-    from eapo.core import group_advantages, shape_advantages
-    from eapo.train.trainer import overlong_penalty
+    from eapo.core import group_advantages, overlong_penalty, shape_advantages
 
     mask = batch.rollout.response_mask
     buffer = algorithm.overlong_buffer if algorithm.overlong_buffer >= 0 else max_new_tokens // 4

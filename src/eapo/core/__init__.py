@@ -11,6 +11,7 @@ from eapo.core.advantages import (
     ADVANTAGE_METHODS,
     GroupAdvantages,
     group_advantages,
+    overlong_penalty,
     token_advantages,
     zero_variance_groups,
 )
@@ -30,7 +31,7 @@ from eapo.core.losses import (
     policy_loss_params,
     register_policy_loss,
 )
-from eapo.core.metrics import avg_at_k, pass_at_k
+from eapo.core.metrics import avg_at_k, masked_quantiles, pass_at_k
 from eapo.core.quadrants import (
     QUADRANTS,
     high_entropy_mask,
@@ -59,6 +60,8 @@ __all__ = [
     "group_entropy_stats",
     "high_entropy_mask",
     "logit_grad_norm",
+    "masked_quantiles",
+    "overlong_penalty",
     "pass_at_k",
     "policy_loss",
     "policy_loss_params",

@@ -1,4 +1,5 @@
-"""Sequence-level advantages from a group's outcome rewards (PAPER.md Eq. 2 and two common variants).
+"""Sequence-level advantages from a group's outcome rewards (PAPER.md Eq. 2 and two common variants), and
+DAPO's length term that is added to those rewards before the advantages are taken.
 
 Rows of one prompt's group are contiguous: rewards [B] with B = prompts × G, group p = rows p·G … p·G+G−1.
 """
@@ -15,6 +16,7 @@ __all__ = [
     "ADVANTAGE_METHODS",
     "GroupAdvantages",
     "group_advantages",
+    "overlong_penalty",
     "token_advantages",
     "zero_variance_groups",
 ]
@@ -100,3 +102,24 @@ def token_advantages(advantages: torch.Tensor, response_mask: torch.Tensor) -> t
             f"advantages must be [B] with B = {response_mask.shape[0]}; got shape {tuple(advantages.shape)}"
         )
     return torch.where(response_mask != 0, advantages[:, None].float(), 0.0)
+
+
+def overlong_penalty(lengths: torch.Tensor, max_new_tokens: int, buffer: int) -> torch.Tensor:
+    """DAPO's soft overlong punishment (arXiv 2503.14476, "Overlong Reward Shaping"), added to the outcome
+    reward.
+
+    0 for a response of at most L_max − buffer tokens, then linear down to −1 at L_max = `max_new_tokens`
+    (and −1 beyond). A `buffer` <= 0 switches the term off (all zeros).
+
+    Args:
+        lengths: [B] integer response lengths (the response mask's row sums).
+        max_new_tokens: L_max, the sampling limit.
+        buffer: the width of the linear window, in tokens.
+
+    Returns:
+        [B] fp32 penalties in [−1, 0].
+    """
+    if buffer <= 0:
+        return torch.zeros_like(lengths, dtype=torch.float32)
+    start = max_new_tokens - buffer
+    return -((lengths.float() - start).clamp(min=0) / buffer).clamp(max=1.0)

@@ -1,4 +1,5 @@
-"""Evaluation metrics of PAPER.md §6 (Setup): Avg@k and the unbiased Pass@k."""
+"""Evaluation metrics of PAPER.md §6 (Setup): Avg@k and the unbiased Pass@k; and the masked quantiles that
+summarise a token statistic (e.g. the entropy's p10/p50/p90) over a batch's response tokens."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import torch
 
 from eapo.core.checks import check_integer_tensor
 
-__all__ = ["avg_at_k", "pass_at_k"]
+__all__ = ["avg_at_k", "masked_quantiles", "pass_at_k"]
 
 ArrayLike = torch.Tensor | Sequence[float] | Sequence[Sequence[float]] | float | int
 
@@ -76,3 +77,21 @@ def pass_at_k(n: int | ArrayLike, c: int | ArrayLike, k: int) -> float | torch.T
     factors = torch.where(in_range, 1.0 - k / i.clamp(min=1).double(), torch.ones((), dtype=torch.float64))
     values = 1.0 - factors.prod(dim=1)
     return float(values[0]) if scalar else values
+
+
+def masked_quantiles(values: torch.Tensor, mask: torch.Tensor, quantiles: Sequence[float]) -> torch.Tensor:
+    """The `quantiles` (each in [0, 1]) of `values` over the positions where `mask` is True.
+
+    Args:
+        values: [B,T] (any shape) a token statistic, e.g. the entropy in nats.
+        mask: bool, the shape of `values`: the response tokens to pool.
+        quantiles: the levels q, e.g. (0.1, 0.5, 0.9).
+
+    Returns:
+        fp32 [len(quantiles)], linear interpolation between order statistics (`torch.quantile`); all zeros
+        when the mask selects no token (an empty batch has no spread to report).
+    """
+    valid = values[mask].float()
+    if valid.numel() == 0:
+        return torch.zeros(len(quantiles))
+    return torch.quantile(valid, torch.tensor(quantiles))

@@ -32,10 +32,13 @@ from eapo.core import (
     RATIO_CLIPPING_LOSSES,
     clipped_tokens,
     group_advantages,
+    masked_quantiles,
+    overlong_penalty,
     policy_loss,
     quadrant_masks,
     quadrant_metrics,
     shape_advantages,
+    token_advantages,
     token_logprobs_and_entropy,
     zero_variance_groups,
 )
@@ -166,21 +169,6 @@ def make_run_dir(config: Config) -> Path:
     it exists). Default name: `<algo>-<task>-<YYYYmmdd-HHMMSS>-<6 hex>`, see `eapo.train.run_dir`."""
     name = config.run.name or default_run_name(config.algo.name, config.task.source)
     return create_run_dir(Path(config.run.output_dir) / name)
-
-
-def _masked_quantiles(values: torch.Tensor, mask: torch.Tensor, qs: tuple[float, ...]) -> list[float]:
-    valid = values[mask].float()
-    if valid.numel() == 0:
-        return [0.0 for _ in qs]
-    return torch.quantile(valid, torch.tensor(qs)).tolist()
-
-
-def overlong_penalty(lengths: torch.Tensor, max_new_tokens: int, buffer: int) -> torch.Tensor:
-    """DAPO's soft overlong punishment: 0 up to max − buffer, then linear down to −1 at max. [B] -> [B]."""
-    if buffer <= 0:
-        return torch.zeros_like(lengths, dtype=torch.float32)
-    start = max_new_tokens - buffer
-    return -((lengths.float() - start).clamp(min=0) / buffer).clamp(max=1.0)
 
 
 @torch.no_grad()
@@ -631,7 +619,7 @@ class Trainer:
 
         # 4. Credit assignment: group advantages (Eq. 2), broadcast to tokens, then the algorithm's shaper.
         seq_adv, zero_var_groups = group_advantages(rewards, G, algo.advantage)
-        advantages = seq_adv[:, None] * mask
+        advantages = token_advantages(seq_adv, mask)
         shaped = shape_advantages(algo.shaper, advantages, entropy, mask, G, **algo.shaper_params)
         update_mask = mask
         if cfg.train.drop_zero_variance_groups:
@@ -671,7 +659,7 @@ class Trainer:
                 step_number, batch, prompts, rewards, entropy, advantages, shaped, old_logprobs, sum_sq
             )
         timings["step"] = time.perf_counter() - t_step
-        ent_q = _masked_quantiles(entropy, mask, (0.1, 0.5, 0.9))
+        ent_q = masked_quantiles(entropy, mask, (0.1, 0.5, 0.9)).tolist()
         metrics: dict[str, float] = {
             "reward/mean": float(rewards.mean()),
             "accuracy": float(correct.mean()),
