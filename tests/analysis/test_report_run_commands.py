@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from eapo.analysis.run_commands import register
+from eapo.cli.run_commands import register
 from eapo.errors import ConfigError
 from eapo.tasks import Problem
 from eapo.train.config import load_config

@@ -9,8 +9,7 @@ light (no torch, no transformers):
 - `compare`: EAPO against the baselines with paired statistics, and the α/φ sensitivity, `eapo compare`.
 - `prestated`: compare's pre-stated analysis: primary metric, Holm-corrected secondaries, hierarchical
   bootstrap, Pass@k against the base model and guessing, minimum detectable effect (`--pilot`).
-- `experiment_commands`: the `ablate` and `compare` subcommands of the `eapo` command line.
 
-The analyses of single runs (`quadrants`, `credit`, `gradients`, `report`, `plots`, `run_commands`) are
-described in their own module docstrings.
+The analyses of single runs (`quadrants`, `credit`, `gradients`, `report`, `plots`) are described in their
+own module docstrings. Their command lines (argparse) live in `eapo.cli`.
 """

@@ -13,7 +13,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from eapo.argtypes import check_writable_dir, non_negative_int, positive_int
+from eapo.cli.argtypes import check_writable_dir, non_negative_int, positive_int
+from eapo.cli.common import EXIT_INTERRUPTED, add_common_options
 from eapo.errors import ConfigError
 
 # eapo.analysis.prestated's PRIMARY_METRICS and DEFAULT_POWER_SEEDS, not imported here: it loads numpy, and
@@ -92,7 +93,7 @@ def _add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--pass-curve-problems", type=positive_int, default=32, help="held-out problems for --pass-curve"
     )
-    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    add_common_options(p)
 
 
 def register(subparsers: Any) -> None:
@@ -228,7 +229,7 @@ def _ablate(args: argparse.Namespace, rest: list[str]) -> int:
         )
     except GridInterrupted as err:
         print(f"\n{err}", file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED
     _print_outputs(out, "ablation", report)
     return 0
 
@@ -287,7 +288,7 @@ def _compare(args: argparse.Namespace, rest: list[str]) -> int:
         )
     except GridInterrupted as err:
         print(f"\n{err}", file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED
     _print_outputs(out, report["kind"], report)
     if "prestated" in report:
         print(primary_summary(report["prestated"]))

@@ -1,7 +1,7 @@
 """The per-run analysis subcommands of the `eapo` command line: quadrants, credit, gradients, report.
 
-`register(subparsers)` adds them to eapo's argparse subparsers (eapo.cli wires it in). Each handler is a
-thin wrapper over one library function and has the CLI's signature `(args, overrides) -> exit code`.
+`register(subparsers)` adds them to eapo's argparse subparsers. Each handler is a thin wrapper over one
+library function (`eapo.analysis.<command>`) and has the CLI's signature `(args, overrides) -> exit code`.
 """
 
 from __future__ import annotations
@@ -10,7 +10,8 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from eapo.argtypes import check_output_file, check_writable_dir, non_negative_int, positive_int
+from eapo.cli.argtypes import check_output_file, check_writable_dir, non_negative_int, positive_int
+from eapo.cli.common import add_common_options, check_run, no_extra
 from eapo.errors import ConfigError
 
 __all__ = ["register"]
@@ -27,20 +28,6 @@ examples:
 """
 
 
-def _no_extra(command: str, overrides: list[str]) -> None:
-    if overrides:
-        raise ConfigError(
-            f"eapo {command}: unknown arguments {' '.join(overrides)}; see eapo {command} --help"
-        )
-
-
-def _check_run(run: Path) -> None:
-    """A `--run`/`--runs` folder must exist and be a folder (checked before anything heavy loads)."""
-    if not Path(run).is_dir():
-        what = "is not a folder" if Path(run).exists() else "does not exist"
-        raise ConfigError(f"run folder {run} {what}; give a folder written by eapo train")
-
-
 def _print_outputs(out_dir: str | Path, files: list[str]) -> None:
     print(f"written to {out_dir}:")
     for name in files:
@@ -50,8 +37,8 @@ def _print_outputs(out_dir: str | Path, files: list[str]) -> None:
 def _quadrants(args: argparse.Namespace, overrides: list[str]) -> int:
     from eapo.analysis.quadrants import analyze_quadrants
 
-    _no_extra("quadrants", overrides)
-    _check_run(args.run)
+    no_extra("quadrants", overrides)
+    check_run(args.run)
     check_writable_dir(args.out or args.run / "analysis" / "quadrants", "--out")
     summary = analyze_quadrants(
         args.run, out_dir=args.out, max_dumps=args.max_dumps or None, progress=not args.no_progress
@@ -112,8 +99,8 @@ def _gradients(args: argparse.Namespace, overrides: list[str]) -> int:
     for flag in ("model", "config", "algos", "split_algos", "output"):
         if getattr(args, flag) is not None:
             raise ConfigError(f"eapo gradients --{flag.replace('_', '-')} belongs to --cosine")
-    _no_extra("gradients", overrides)
-    _check_run(args.run)
+    no_extra("gradients", overrides)
+    check_run(args.run)
     check_writable_dir(args.out or args.run / "analysis" / "gradients", "--out")
     try:
         steps = [int(s) for s in args.steps.split(",") if s.strip()] if args.steps else None
@@ -145,7 +132,7 @@ def _credit(args: argparse.Namespace, overrides: list[str]) -> int:
     if (args.run is None) == (args.model is None):
         raise ConfigError("eapo credit needs exactly one of --run RUN_DIR or --model MODEL")
     if args.run is not None:
-        _check_run(args.run)
+        check_run(args.run)
     if args.out is not None:
         check_writable_dir(args.out, "--out")
     summary = analyze_credit(
@@ -181,12 +168,12 @@ def _credit(args: argparse.Namespace, overrides: list[str]) -> int:
 def _report(args: argparse.Namespace, overrides: list[str]) -> int:
     from eapo.analysis.report import build_report
 
-    _no_extra("report", overrides)
+    no_extra("report", overrides)
     runs = [Path(r.strip()) for r in args.runs.split(",") if r.strip()]
     if not runs:
         raise ConfigError(f"--runs {args.runs!r}: expected comma-separated run folders")
     for run in runs:
-        _check_run(run)
+        check_run(run)
     check_output_file(args.out, "--out")
     path = build_report(runs, args.out, samples_per_run=args.samples, progress=not args.no_progress)
     print(f"report: {path.resolve()} (self-contained; open it in any browser)")
@@ -214,7 +201,7 @@ def register(subparsers: Any) -> None:
         default=100,
         help="rollout dumps to read, spread over training (0 = all)",
     )
-    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    add_common_options(p)
     p.set_defaults(func=_quadrants)
 
     p = subparsers.add_parser(
@@ -272,7 +259,7 @@ def register(subparsers: Any) -> None:
         "--seed", type=non_negative_int, default=0, help="--cosine: the batch's seed (the control uses +1)"
     )
     p.add_argument("--output", type=Path, default=None, help="--cosine: the JSON to write (.md beside it)")
-    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    add_common_options(p)
     p.set_defaults(func=_gradients)
 
     p = subparsers.add_parser(
@@ -306,7 +293,7 @@ def register(subparsers: Any) -> None:
     p.add_argument("--uniform", action="store_true", help="pick positions uniformly, not by entropy decile")
     p.add_argument("--seed", type=non_negative_int, default=0)
     p.add_argument("--bootstrap", type=positive_int, default=1000, help="bootstrap replicates per position")
-    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    add_common_options(p)
     p.set_defaults(func=_credit)
 
     p = subparsers.add_parser(
@@ -321,5 +308,5 @@ def register(subparsers: Any) -> None:
     p.add_argument("--runs", required=True, help="comma-separated run folders")
     p.add_argument("--out", type=Path, default=Path("report.html"), help="the HTML file to write")
     p.add_argument("--samples", type=non_negative_int, default=4, help="sample responses per run")
-    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    add_common_options(p)
     p.set_defaults(func=_report)
