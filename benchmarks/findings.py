@@ -1116,8 +1116,8 @@ def write_doc(shots: list[Path]) -> None:
                 lines.append(f"![{algo} {figure[:-4]}]({_copy_figure(src, f'{algo}_{figure}')})")
         lines.append("")
     lines += [
-        "The estimator (src/eapo/analysis/credit.py): at a position, the K most probable tokens v with their "
-        "exact π(v|s); p(r|s,v) from M completions of prefix + v at the rollout settings; Î = (1 − "
+        "The estimator (src/eapo/analysis/information.py): at a position, the K most probable tokens v with "
+        "their exact π(v|s); p(r|s,v) from M completions of prefix + v at the rollout settings; Î = (1 − "
         "u)·[H(p̄) − "
         "Σ w_v H(p̂_v)] with a Miller–Madow/delta-method bias correction and a 95% percentile bootstrap per "
         "position. Î is a lower bound for the unexplored mass u; `upper` is its worst case. With a 0/1 "

@@ -1,59 +1,12 @@
-"""Pure pieces of `eapo quadrants`: the Eq. 14 proxy and the per-step series read from metrics rows."""
+"""Pure pieces of `eapo quadrants`: the per-step series read from metrics rows and the tail density by
+polarity. The Eq. 14 proxy it reports is tested in test_information.py."""
 
 from __future__ import annotations
-
-import math
 
 import numpy as np
 import pytest
 
-from eapo.analysis.quadrants import (
-    entropy_change_series,
-    entropy_reward_information,
-    quadrant_series,
-    tail_density_by_polarity,
-)
-
-
-def test_proxy_is_zero_when_polarity_is_independent_of_entropy() -> None:
-    rng = np.random.default_rng(0)
-    entropy = rng.exponential(0.5, size=4000)
-    positive = rng.random(4000) < 0.4
-    info = entropy_reward_information(entropy, positive, groups=np.arange(4000) // 20, n_bootstrap=200)
-    assert info["ci"][0] <= 0.0 <= info["ci"][1] or abs(info["corrected"]) < 2e-3
-    assert info["plugin"] >= info["corrected"]  # Miller–Madow subtracts the plug-in's upward bias
-    assert sum(b["contribution"] for b in info["bins"]) == pytest.approx(info["plugin"], abs=1e-12)
-
-
-def test_proxy_equals_label_entropy_when_entropy_decides_polarity() -> None:
-    # Negative tokens all above the median entropy, positive ones all below: I(H; r) = H(r) = log 2.
-    entropy = np.linspace(0.0, 2.0, 1000)
-    positive = entropy < 1.0
-    info = entropy_reward_information(entropy, positive, n_bins=10, n_bootstrap=0)
-    assert info["plugin"] == pytest.approx(math.log(2), abs=1e-9)
-    # Where the information sits: every bin contributes equally here.
-    contributions = [b["contribution"] for b in info["bins"]]
-    assert max(contributions) == pytest.approx(min(contributions), rel=1e-6)
-
-
-def test_proxy_locates_a_divergence_in_the_high_tail() -> None:
-    # The paper's Fig. 4 picture: identical at low entropy, negative tokens denser in the high tail.
-    rng = np.random.default_rng(1)
-    entropy = rng.exponential(0.4, size=20000)
-    tail = entropy > np.quantile(entropy, 0.8)
-    positive = np.where(tail, rng.random(20000) < 0.2, rng.random(20000) < 0.5)
-    info = entropy_reward_information(entropy, positive, n_bins=10, n_bootstrap=50)
-    top = sum(b["contribution"] for b in info["bins"] if b["low"] >= np.quantile(entropy, 0.8) - 1e-9)
-    assert info["ci"][0] > 0.0
-    assert top > 0.5 * info["plugin"]
-
-
-def test_ties_at_zero_entropy_merge_bins() -> None:
-    entropy = np.concatenate([np.zeros(700), np.linspace(0.1, 1.0, 300)])
-    positive = np.arange(1000) % 2 == 0
-    info = entropy_reward_information(entropy, positive, n_bins=10, n_bootstrap=0)
-    assert info["bins_used"] < 10
-    assert sum(b["positive"] + b["negative"] for b in info["bins"]) == 1000
+from eapo.analysis.quadrants import entropy_change_series, quadrant_series, tail_density_by_polarity
 
 
 def _row(step: int, grads: dict[str, float], change: float | None = None) -> dict[str, float]:

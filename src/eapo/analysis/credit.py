@@ -11,28 +11,9 @@ The probe, at one position t of a sampled response (state s = prompt + o_<t):
      distinct tokens among K draws from π (`"sample"`). Their probabilities π(v|s) are known exactly.
   3. For each v in S, M completions of prefix + v with the run's sampling settings (temperature, top-p,
      remaining token budget), scored by the task's verifier: counts c[v, r] estimate p(r | s, v).
-  4. The estimator below gives I with a bias correction, a bootstrap interval, and a bracket for the
-     probability mass u = 1 − Σ_{v∈S} π(v|s) that was not explored.
-
-The estimator (all in nats). With w_v = π_v / (1 − u) on S, p̂_v = c_v / n_v and p̄ = Σ_S w_v p̂_v:
-  - Point estimate (plug-in): Î = (1 − u) · [H(p̄) − Σ_S w_v H(p̂_v)].
-    Grouping all unexplored tokens into one pseudo-token g can only lose information (data processing),
-    and over that pseudo-token's unknown reward distribution q the grouped CMI is smallest at q = p̄,
-    where it equals Î: so Î (for exact p_v) is a *lower* bound on the CMI, tight when u = 0.
-  - Upper end of the bracket: I(o; r) = I(g; r) + u · I(o; r | o ∉ S). The first term is convex in q, so
-    at most its value at a vertex q = e_r; the second is at most u · min(H_rem, log R), with H_rem the
-    entropy of π renormalised over the unexplored tokens. `upper` = max_r I_g(e_r) + u · min(H_rem, log R).
-  - Bias correction (Miller–Madow, carried to the π-weighted mixture by the delta method): the plug-in
-    entropy of a mean of counts is low by ½ Σ_r Var(p̂_r) / p_r. Per token, Var = p(1 − p) / n gives
-    Miller–Madow's (m_v − 1) / (2 n_v) (m_v = outcomes seen); for the mixture p̄, Var(p̄_r) =
-    Σ_v w_v² p̂_vr (1 − p̂_vr) / n_v. Both terms are added to their entropies before subtracting.
-    When the reward is a deterministic function of the token, every variance is 0 and nothing is added.
-  - Interval: percentile bootstrap of the corrected estimate, resampling each token's n_v outcomes from
-    its p̂_v (1,000 replicates by default). A simulation with 300 random positions per setting gave
-    coverage 0.95–0.98 of a 95% interval when r is independent of the token and 0.89–0.96 for random
-    p_v at M = 16–32 (0.79 at M = 8, where zero-count cells make the bootstrap too narrow).
-  - Proposition 2 cross-check: E_r[KL(π(·|s, r) ‖ π(·|s))] with π(v|s,r) ∝ π(v|s) p(r|s,v), computed
-    from the same plug-in joint (the unexplored mass as a pseudo-token with q = p̄), must equal Î.
+  4. `eapo.analysis.information.cmi_estimate` gives I with a bias correction, a bootstrap interval, and a
+     bracket for the probability mass u = 1 − Σ_{v∈S} π(v|s) that was not explored (the estimator and its
+     checks are described there).
 
 Binary verifier rewards bound the CMI twice: I ≤ H_t (Proposition 1) and I ≤ H(r | s) ≤ log 2 = 0.693.
 """
@@ -51,18 +32,15 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from eapo.analysis.information import CMIEstimate, cmi_estimate, discrete_entropy
 from eapo.errors import ConfigError
 
 __all__ = [
-    "CMIEstimate",
     "PositionCredit",
     "analyze_credit",
     "choose_positions",
-    "cmi_estimate",
-    "conditional_mi",
     "continue_sequences",
     "credit_summary",
-    "hindsight_kl",
     "load_positions",
     "plot_credit",
     "probe_credit",
@@ -70,185 +48,7 @@ __all__ = [
 ]
 
 
-# --------------------------------------------------------------------------- estimators (pure)
-def _entropy(p: np.ndarray) -> np.ndarray:
-    """Shannon entropy (nats) over the last axis of probability vectors p [..., R]; 0·log 0 = 0."""
-    p = np.asarray(p, dtype=np.float64)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        terms = np.where(p > 0, -p * np.log(np.where(p > 0, p, 1.0)), 0.0)
-    return terms.sum(axis=-1)
-
-
-def _check_joint(token_probs: np.ndarray, reward_given_token: np.ndarray) -> None:
-    if token_probs.ndim != 1 or reward_given_token.ndim != 2 or len(token_probs) != len(reward_given_token):
-        raise ValueError(
-            f"token_probs must be [K] and reward_given_token [K,R]; got {token_probs.shape}, "
-            f"{reward_given_token.shape}"
-        )
-    if (token_probs < 0).any() or not math.isclose(float(token_probs.sum()), 1.0, abs_tol=1e-9):
-        raise ValueError(f"token_probs must be a distribution (>= 0, sum 1); sum is {token_probs.sum()}")
-
-
-def conditional_mi(token_probs: Sequence[float], reward_given_token: Sequence[Sequence[float]]) -> float:
-    """I(o; r) = H(r) − Σ_v π_v H(r | v) (nats) for a finite choice distribution and a reward channel.
-
-    Args: token_probs [K] summing to 1; reward_given_token [K,R], each row a distribution over rewards.
-    """
-    pi = np.asarray(token_probs, dtype=np.float64)
-    channel = np.asarray(reward_given_token, dtype=np.float64)
-    _check_joint(pi, channel)
-    return float(_entropy(pi @ channel) - pi @ _entropy(channel))
-
-
-def hindsight_kl(token_probs: Sequence[float], reward_given_token: Sequence[Sequence[float]]) -> float:
-    """Proposition 2 (PAPER.md Eq. 12-13): E_r[KL(π(·|r) ‖ π)] with π(v|r) ∝ π(v) p(r|v), in nats.
-
-    Computed from the posterior, independently of `conditional_mi`, so that the two cross-check.
-    """
-    pi = np.asarray(token_probs, dtype=np.float64)
-    channel = np.asarray(reward_given_token, dtype=np.float64)
-    _check_joint(pi, channel)
-    joint = pi[:, None] * channel  # [K,R] p(v, r)
-    p_r = joint.sum(axis=0)
-    total = 0.0
-    for r in np.flatnonzero(p_r > 0):
-        posterior = joint[:, r] / p_r[r]
-        support = posterior > 0
-        total += p_r[r] * float((posterior[support] * np.log(posterior[support] / pi[support])).sum())
-    return float(total)
-
-
-@dataclass(frozen=True)
-class CMIEstimate:
-    """One position's CMI estimate (nats); see the module docstring for each quantity."""
-
-    plugin: float  # Î, the plug-in lower-bracket estimate
-    corrected: float  # Î plus the Miller–Madow/delta-method bias correction (the reported value)
-    ci_low: float  # percentile-bootstrap interval of `corrected`
-    ci_high: float
-    upper: float  # worst case over the unexplored mass u (= corrected when u = 0)
-    covered_mass: float  # Σ_{v∈S} π(v|s) = 1 − u
-    hindsight_kl: float  # Proposition 2 on the same plug-in joint; equals `plugin`
-
-
-def _corrected(weights: np.ndarray, counts: np.ndarray, trials: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Plug-in and bias-corrected CMI over S (weights sum to 1), vectorised over leading axes of counts.
-
-    weights [K], counts [..., K, R], trials [K] (> 0). Returns (plugin [...], corrected [...]).
-    """
-    p = counts / trials[:, None]  # [..., K, R]
-    mixture = np.einsum("k,...kr->...r", weights, p)
-    conditional = _entropy(p) @ weights
-    plugin = _entropy(mixture) - conditional
-    # Miller–Madow per token: (outcomes seen − 1) / (2 n_v).
-    seen = (counts > 0).sum(axis=-1)
-    per_token = ((seen - 1).clip(min=0) / (2.0 * trials)) @ weights
-    # Delta method for the mixture: ½ Σ_r Var(p̄_r) / p̄_r with Var(p̄_r) = Σ_v w_v² p_vr (1 − p_vr) / n_v.
-    variance = np.einsum("k,...kr->...r", weights**2 / trials, p * (1.0 - p))
-    safe_mixture = np.where(mixture > 0, mixture, 1.0)
-    mixture_term = 0.5 * np.where(mixture > 0, variance / safe_mixture, 0.0).sum(axis=-1)
-    return plugin, plugin + mixture_term - per_token
-
-
-def cmi_estimate(
-    token_probs: Sequence[float],
-    counts: Sequence[Sequence[int]],
-    *,
-    remainder_entropy: float | None = None,
-    n_bootstrap: int = 1000,
-    level: float = 0.95,
-    rng: np.random.Generator | int | None = 0,
-) -> CMIEstimate:
-    """Estimate I(o; r | s) from probed tokens with known probabilities and counted reward outcomes.
-
-    Args:
-        token_probs: [K] π(v|s) of the distinct probed tokens (sum ≤ 1; the rest, u, was not explored).
-        counts: [K,R] completions of each probed token that ended with reward value r (R ≥ 1 columns,
-            every row with at least one completion).
-        remainder_entropy: entropy (nats) of π renormalised over the unexplored tokens; None = unknown
-            (the bracket then uses log R).
-        n_bootstrap: bootstrap replicates (0: the interval is the point estimate). level: interval level.
-        rng: a numpy Generator or a seed, for the bootstrap.
-
-    Returns: a CMIEstimate (see the module docstring for the estimator and its interval).
-    """
-    pi = np.asarray(token_probs, dtype=np.float64)
-    c = np.asarray(counts, dtype=np.float64)
-    if pi.ndim != 1 or c.ndim != 2 or len(pi) != len(c) or len(pi) == 0:
-        raise ValueError(f"token_probs must be [K] and counts [K,R] with K >= 1; got {pi.shape}, {c.shape}")
-    trials = c.sum(axis=1)
-    if (trials <= 0).any() or (c < 0).any():
-        raise ValueError("every probed token needs at least one completion and counts must be >= 0")
-    covered = float(pi.sum())
-    if (pi < 0).any() or covered <= 0 or covered > 1.0 + 1e-6:
-        raise ValueError(f"token_probs must be >= 0 with 0 < sum <= 1; got sum {covered}")
-    covered = min(covered, 1.0)
-    remainder = 1.0 - covered
-    weights = pi / pi.sum()
-    plugin_s, corrected_s = _corrected(weights, c, trials)
-    plugin, corrected = covered * float(plugin_s), covered * float(corrected_s)
-
-    # Proposition 2 on the same joint: the unexplored mass as one pseudo-token with q = p̄ (Î's choice).
-    p_hat = c / trials[:, None]
-    mixture = weights @ p_hat
-    if remainder > 1e-12:
-        joint_probs = np.append(pi / pi.sum() * covered, remainder)
-        joint_channel = np.vstack([p_hat, mixture])
-    else:
-        joint_probs, joint_channel = weights, p_hat
-    kl = hindsight_kl(joint_probs, joint_channel)
-
-    upper = corrected
-    if remainder > 1e-12:
-        upper = _remainder_upper(pi / pi.sum() * covered, p_hat, remainder, remainder_entropy)
-        # The bias correction of the explored part carries over to the bracket's top.
-        upper += corrected - plugin
-
-    ci_low = ci_high = corrected
-    if n_bootstrap > 0:
-        generator = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
-        replicates = generator.multinomial(trials.astype(np.int64), p_hat, size=(n_bootstrap, len(pi)))
-        _, boot = _corrected(weights, replicates.astype(np.float64), trials)
-        tail = (1.0 - level) / 2.0
-        ci_low, ci_high = (covered * float(q) for q in np.quantile(boot, [tail, 1.0 - tail]))
-    return CMIEstimate(
-        plugin=plugin,
-        corrected=corrected,
-        ci_low=ci_low,
-        ci_high=ci_high,
-        upper=max(upper, corrected),
-        covered_mass=covered,
-        hindsight_kl=kl,
-    )
-
-
-def _remainder_upper(
-    explored_probs: np.ndarray, p_hat: np.ndarray, remainder: float, remainder_entropy: float | None
-) -> float:
-    """Largest CMI compatible with the explored tokens when the unexplored mass u behaves adversarially.
-
-    I(o; r) = I(g; r) + u · I(o; r | o ∉ S) ≤ min(H(r), I_g(q) + u · min(H_rem, H(q))) for the unknown
-    reward distribution q of the unexplored tokens. For binary rewards the bound is maximised over a grid
-    of 1,001 values of q; for R > 2 outcomes I_g is convex in q, so its maximum is at a vertex, and the
-    second term is bounded by u · min(H_rem, log R).
-    """
-    outcomes = p_hat.shape[1]
-    probs = np.append(explored_probs, remainder)
-    rem_entropy = math.inf if remainder_entropy is None else max(float(remainder_entropy), 0.0)
-    if outcomes == 2:
-        q = np.linspace(0.0, 1.0, 1001)
-        q_dist = np.stack([q, 1.0 - q], axis=1)  # [Q,2]
-        marginal = explored_probs @ p_hat + remainder * q_dist  # [Q,2] p(r) for each q
-        explored_conditional = float(explored_probs @ _entropy(p_hat))
-        grouped = _entropy(marginal) - explored_conditional - remainder * _entropy(q_dist)
-        bound = np.minimum(
-            _entropy(marginal), grouped + remainder * np.minimum(rem_entropy, _entropy(q_dist))
-        )
-        return float(bound.max())
-    vertices = [conditional_mi(probs, np.vstack([p_hat, np.eye(outcomes)[r]])) for r in range(outcomes)]
-    return min(max(vertices) + remainder * min(rem_entropy, math.log(max(outcomes, 1))), math.log(outcomes))
-
-
+# --------------------------------------------------------------------------- rank correlation
 def spearman(x: Sequence[float], y: Sequence[float]) -> float:
     """Spearman rank correlation (average ranks for ties); NaN with fewer than 3 points or a constant."""
     a, b = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
@@ -435,10 +235,11 @@ def probe_credit(
     """
     import contextlib
 
-    from eapo.core import group_advantages, quadrant_masks, token_logprobs_and_entropy
+    from eapo.core import group_advantages, quadrant_masks, token_advantages
     from eapo.rollout import generate_rollouts, response_logits
     from eapo.rollout.generate import cut_after_stop_string, model_eos_token_ids
     from eapo.tasks import build_prompt, score_completions
+    from eapo.train.trainer import score_policy
 
     if alternatives not in ("top", "sample"):
         raise ConfigError(f"credit --alternatives {alternatives!r}: expected 'top' or 'sample'")
@@ -458,25 +259,13 @@ def probe_credit(
     scored = score_completions(batch.completions, row_problems, task)
     rewards = torch.tensor(scored.rewards, dtype=torch.float32)
 
-    # Entropy of every response token (one chunked pass, as in training).
+    # Entropy of every response token, scored as the trainer scores π_old (one chunked pass).
     mask = batch.response_mask.cpu()
-    entropy_parts = []
-    for start in range(0, batch.sequences.shape[0], sampling.batch_rows):
-        rows = slice(start, start + sampling.batch_rows)
-        with torch.no_grad(), autocast():
-            logits = response_logits(
-                model, batch.sequences[rows], batch.attention_mask[rows], batch.prompt_length
-            )
-        _, entropy = token_logprobs_and_entropy(
-            logits,
-            batch.response_ids[rows],
-            batch.response_mask[rows],
-            chunk_size,
-            temperature=sampling.temperature,
-        )
-        entropy_parts.append(entropy.float().cpu())
-    entropy = torch.cat(entropy_parts)
-    advantages = group_advantages(rewards, group_size, "grpo")[0][:, None] * mask
+    _, entropy, _ = score_policy(
+        model, batch, chunk_size, sampling.batch_rows, autocast, temperature=sampling.temperature
+    )
+    entropy = entropy.cpu()
+    advantages = token_advantages(group_advantages(rewards, group_size, "grpo").advantages, mask)
     masks = quadrant_masks(advantages, entropy, mask, group_size)
     positions, deciles = choose_positions(entropy, mask, num_positions, stratify=stratify, seed=seed)
 
@@ -556,10 +345,7 @@ def probe_credit(
         rest = probs.clone()
         rest[tokens] = 0.0
         rest_mass = float(rest.sum())
-        remainder_entropy = 0.0
-        if rest_mass > 1e-12:
-            q = rest / rest_mass
-            remainder_entropy = float(-(q[q > 0] * q[q > 0].log()).sum())
+        remainder_entropy = float(discrete_entropy((rest / rest_mass).numpy())) if rest_mass > 1e-12 else 0.0
         counts = [[s, n - s] for s, n in zip(successes[p_index], trials[p_index], strict=True)]
         estimate = cmi_estimate(
             token_probs, counts, remainder_entropy=remainder_entropy, n_bootstrap=n_bootstrap, rng=rng
@@ -733,7 +519,7 @@ def _markdown(summary: dict[str, Any], settings: dict[str, Any], figures: list[P
         f"M = {settings['num_completions']} completions each; rewards 0/1 from the verifier.",
         "Estimator: plug-in over the probed tokens with their exact π(v|s), Miller–Madow/delta-method bias "
         "correction, 95% percentile bootstrap per position; unexplored mass bracketed "
-        "(see eapo/analysis/credit.py).",
+        "(see eapo/analysis/information.py).",
         "",
         f"- positions whose 95% interval lies entirely above H_t: **{a['exceed_fraction']:.3f}** "
         f"(point estimate above H_t: {a['point_exceed_fraction']:.3f})",

@@ -6,8 +6,9 @@ Everything here is computed from what the trainer logged:
   tokens (`entropy_change/<Q>`, PAPER.md Fig. 6b);
 - `rollouts/step_N.safetensors` + `.json` (token-level dumps read by `eapo.train.dumps`, which also reads
   the `.pt` dumps of earlier versions): entropy histograms of positive vs negative tokens and the paper's
-  proxy Î(H; r) = H(H) − H(H | r) over binned entropies (Eq. 14, Fig. 4), and the distribution of token
-  advantages before and after the run's shaper (Fig. 8).
+  proxy Î(H; r) = H(H) − H(H | r) over binned entropies (Eq. 14, Fig. 4; estimated by
+  `eapo.analysis.information.entropy_reward_information`), and the distribution of token advantages before
+  and after the run's shaper (Fig. 8).
 
 Quadrants follow `eapo.core.quadrant_masks`: polarity = sign of the token's GRPO advantage (correct vs
 incorrect within a group with mixed outcomes), high entropy = H ≥ the group's mean token entropy.
@@ -25,6 +26,7 @@ from typing import Any
 import numpy as np
 from tqdm.auto import tqdm
 
+from eapo.analysis.information import bootstrap_group_weights, entropy_reward_information
 from eapo.core import QUADRANTS
 from eapo.errors import DataError
 from eapo.train.dumps import DUMP_KEYS, dump_paths, load_dump
@@ -36,7 +38,6 @@ __all__ = [
     "collect_tokens",
     "dump_paths",
     "entropy_change_series",
-    "entropy_reward_information",
     "load_dump",
     "quadrant_series",
     "read_run_metrics",
@@ -153,36 +154,7 @@ def spread_evenly(paths: list[Path], limit: int | None) -> list[Path]:
     return [paths[i] for i in picks]
 
 
-# --------------------------------------------------------------------------- Eq. 14
-def _plugin_entropy(counts: np.ndarray) -> float:
-    total = counts.sum()
-    p = counts[counts > 0] / total
-    return float(-(p * np.log(p)).sum())
-
-
-def _information_from_joint(joint: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Plug-in and Miller–Madow corrected I(B; R) in nats from joint counts [..., bins, 2]."""
-    n = joint.sum(axis=(-2, -1))
-    safe_n = np.where(n > 0, n, 1.0)
-
-    def entropy(counts: np.ndarray, axes: tuple[int, ...]) -> np.ndarray:
-        p = counts / np.expand_dims(safe_n, axes)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            terms = np.where(p > 0, -p * np.log(np.where(p > 0, p, 1.0)), 0.0)
-        return terms.sum(axis=tuple(range(-len(axes), 0)))
-
-    h_b = entropy(joint.sum(axis=-1), (-1,))
-    h_r = entropy(joint.sum(axis=-2), (-1,))
-    h_br = entropy(joint, (-2, -1))
-    plugin = h_b + h_r - h_br
-    # Miller–Madow: each entropy is low by (occupied cells − 1) / (2N).
-    m_b = (joint.sum(axis=-1) > 0).sum(axis=-1)
-    m_r = (joint.sum(axis=-2) > 0).sum(axis=-1)
-    m_br = (joint > 0).sum(axis=(-2, -1))
-    corrected = plugin + ((m_b - 1) + (m_r - 1) - (m_br - 1)) / (2.0 * safe_n)
-    return np.where(n > 0, plugin, 0.0), np.where(n > 0, corrected, 0.0)
-
-
+# --------------------------------------------------------------------------- tail density (Fig. 4)
 def _group_counts(groups: np.ndarray, *columns: np.ndarray) -> np.ndarray:
     """Per-group sums [G, ...] of per-token count arrays [N, ...] (groups: [N] ids)."""
     _, inverse = np.unique(groups, return_inverse=True)
@@ -190,89 +162,6 @@ def _group_counts(groups: np.ndarray, *columns: np.ndarray) -> np.ndarray:
     out = np.zeros((int(inverse.max()) + 1, *stacked.shape[1:]))
     np.add.at(out, inverse, stacked)
     return out
-
-
-def _bootstrap_weights(n_groups: int, n_bootstrap: int, seed: int) -> np.ndarray:
-    """[n_bootstrap, n_groups] multiplicities of a resample of whole groups with replacement."""
-    rng = np.random.default_rng(seed)
-    return rng.multinomial(n_groups, np.full(n_groups, 1.0 / n_groups), size=n_bootstrap).astype(np.float64)
-
-
-def entropy_reward_information(
-    entropy: np.ndarray,
-    positive: np.ndarray,
-    *,
-    groups: np.ndarray | None = None,
-    n_bins: int = 20,
-    n_bootstrap: int = 200,
-    seed: int = 0,
-) -> dict[str, Any]:
-    """PAPER.md Eq. 14: Î(H; r) = H(H) − H(H | r) over binned token entropies, in nats.
-
-    Bins are equal-count (quantile) bins of the pooled entropies, merged where quantiles tie (many tokens
-    of a trained policy share H ≈ 0). Reported: the plug-in value, the Miller–Madow corrected value, a
-    95% bootstrap interval that resamples whole responses (`groups`: tokens of one response are not
-    independent), and each bin's pointwise contribution Σ_r p(b,r) log p(b,r) / (p(b) p(r)), whose sum is
-    the plug-in value: it shows *where* in the entropy range the polarities differ.
-
-    Args:
-        entropy: [N] token entropies; positive: [N] bool (token of a positive-advantage response).
-        groups: [N] response ids for the bootstrap (None: tokens resampled independently).
-    """
-    entropy = np.asarray(entropy, dtype=np.float64)
-    positive = np.asarray(positive, dtype=bool)
-    if entropy.shape != positive.shape or entropy.ndim != 1:
-        raise ValueError(f"entropy and positive must be [N]; got {entropy.shape}, {positive.shape}")
-    if len(entropy) == 0:
-        return {
-            "n": 0,
-            "bins_used": 0,
-            "plugin": float("nan"),
-            "corrected": float("nan"),
-            "ci": None,
-            "bins": [],
-        }
-    edges = np.unique(np.quantile(entropy, np.linspace(0, 1, n_bins + 1)))
-    if len(edges) < 2:
-        edges = np.array([entropy.min(), entropy.max() + 1e-12])
-    bins = np.clip(np.searchsorted(edges, entropy, side="right") - 1, 0, len(edges) - 2)
-    k = len(edges) - 1
-    label = positive.astype(int)
-    joint = np.zeros((k, 2))
-    np.add.at(joint, (bins, label), 1.0)
-    plugin, corrected = (float(v) for v in _information_from_joint(joint))
-    p = joint / joint.sum()
-    p_b, p_r = p.sum(1, keepdims=True), p.sum(0, keepdims=True)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        pointwise = np.where(p > 0, p * np.log(p / (p_b * p_r)), 0.0).sum(1)
-    bin_rows = [
-        {
-            "low": float(edges[b]),
-            "high": float(edges[b + 1]),
-            "positive": int(joint[b, 1]),
-            "negative": int(joint[b, 0]),
-            "contribution": float(pointwise[b]),
-        }
-        for b in range(k)
-    ]
-
-    ci = None
-    if n_bootstrap > 0:
-        ids = np.asarray(groups) if groups is not None else np.arange(len(entropy))
-        _, group_of = np.unique(ids, return_inverse=True)
-        per_group = np.zeros((int(group_of.max()) + 1, k, 2))  # (bin, polarity) counts of each group
-        np.add.at(per_group, (group_of, bins, label), 1.0)
-        weights = _bootstrap_weights(len(per_group), n_bootstrap, seed)
-        _, values = _information_from_joint(np.einsum("bg,gkr->bkr", weights, per_group))
-        ci = [float(np.quantile(values, 0.025)), float(np.quantile(values, 0.975))]
-    return {
-        "n": len(entropy),
-        "bins_used": k,
-        "plugin": plugin,
-        "corrected": corrected,
-        "ci": ci,
-        "bins": bin_rows,
-    }
 
 
 def tail_density_by_polarity(
@@ -303,7 +192,7 @@ def tail_density_by_polarity(
     columns = [neg, pos, *(above[:, j] * neg for j in range(len(quantiles))),
                *(above[:, j] * pos for j in range(len(quantiles)))]  # fmt: skip
     per_group = _group_counts(np.asarray(groups), *columns)  # [G, 2 + 2Q]
-    weights = np.vstack([np.ones(len(per_group)), _bootstrap_weights(len(per_group), n_bootstrap, seed)])
+    weights = np.vstack([np.ones(len(per_group)), bootstrap_group_weights(len(per_group), n_bootstrap, seed)])
     totals = weights @ per_group  # row 0: the data; rows 1..: bootstrap replicates
     n_q = len(quantiles)
     with np.errstate(divide="ignore", invalid="ignore"):
