@@ -1,4 +1,4 @@
-"""eapo.analysis.stats and the grid's Pass@k curve: known answers and invariants."""
+"""eapo.analysis.stats: intervals, paired differences and the Pass@k curve: known answers and invariants."""
 
 from __future__ import annotations
 
@@ -9,12 +9,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from eapo.analysis.grid import pass_at_k_curve
 from eapo.analysis.stats import (
+    _bootstrap_replicates,
     bootstrap_mean_interval,
     curve_interval,
+    hierarchical_bootstrap,
     mean_interval,
     paired_difference,
+    pass_at_k_curve,
     t_quantile,
 )
 
@@ -110,6 +112,32 @@ def test_bootstrap_is_reproducible_and_rejects_non_finite() -> None:
     assert bootstrap_mean_interval(values, seed=3) == bootstrap_mean_interval(values, seed=3)
     with pytest.raises(ValueError, match="non-finite"):
         mean_interval([0.1, float("nan")])
+
+
+def test_bootstrap_replicates_drawn_in_chunks_equal_one_draw() -> None:
+    # Both bootstraps draw their replicates in memory-bounded chunks; the chunk size must change nothing.
+    values = np.random.default_rng(0).random(9)
+
+    def replicates(cells: int) -> np.ndarray:
+        rng = np.random.default_rng(5)
+
+        def resampled_means(b: int) -> np.ndarray:
+            return values[rng.integers(0, 9, size=(b, 9))].mean(axis=1)
+
+        return _bootstrap_replicates(resampled_means, 1001, cells)
+
+    assert np.array_equal(replicates(1), replicates(4_000_000 // 7))  # one chunk, then chunks of 7
+
+
+def test_seed_bootstrap_is_the_hierarchical_bootstrap_with_one_problem_per_seed() -> None:
+    values = [0.1, 0.4, 0.35, 0.2, 0.3]
+    seeds_only = bootstrap_mean_interval(values, seed=2)
+    hierarchical = hierarchical_bootstrap(np.asarray(values)[:, None], seed=2).interval
+    assert (seeds_only.mean, seeds_only.low, seeds_only.high) == (
+        hierarchical.mean,
+        hierarchical.low,
+        hierarchical.high,
+    )
 
 
 @settings(max_examples=40, deadline=None)

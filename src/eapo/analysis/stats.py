@@ -15,8 +15,11 @@ curve (`curve_auc`), the step a curve reaches a threshold, Holm's adjustment, a 
 over seeds and problems, and the power and minimum detectable effect of a paired t-test (exact, by the
 noncentral t) with the upper confidence bound of a pilot's SD.
 
-Pure functions of numbers: no torch, no I/O. The t quantile is computed here (the CDF by Simpson's rule
-on the density, inverted by bisection) so that the library needs no scipy.
+Also the Pass@k curve of a final evaluation (`pass_at_k_curve`, k = 1, 2, 4, ..., n).
+
+Pure functions of numbers, no I/O; only `pass_at_k_curve` imports torch (for `eapo.core.pass_at_k`), and
+only when called. The t quantile is computed here (the CDF by Simpson's rule on the density, inverted by
+bisection) so that the library needs no scipy.
 """
 
 from __future__ import annotations
@@ -44,6 +47,7 @@ __all__ = [
     "min_detectable_effect_crossed",
     "paired_difference",
     "paired_t_power",
+    "pass_at_k_curve",
     "sd_upper_bound",
     "steps_to_threshold",
     "t_quantile",
@@ -158,10 +162,32 @@ def bootstrap_mean_interval(
     if n < 2:
         return Interval(mean, None, None, n, "bootstrap-percentile", level, array.tolist())
     rng = np.random.default_rng(seed)
-    means = array[rng.integers(0, n, size=(resamples, n))].mean(axis=1)
+    means = _bootstrap_replicates(lambda b: array[rng.integers(0, n, size=(b, n))].mean(axis=1), resamples, n)
+    low, high = _percentile_interval(means, level)
+    return Interval(mean, low, high, n, "bootstrap-percentile", level, array.tolist())
+
+
+def _bootstrap_replicates(replicate: Callable[[int], np.ndarray], resamples: int, cells: int) -> np.ndarray:
+    """`resamples` bootstrap replicates of a statistic, `replicate(b)` giving b of them ([b]) at a time.
+
+    Drawn in chunks of about 4M resampled cells (`cells` per replicate) so memory stays bounded; the chunks
+    consume the random stream in the same order as one draw would, so the chunk size changes no result.
+    """
+    draws = np.empty(resamples)
+    chunk = max(1, 4_000_000 // cells)
+    done = 0
+    while done < resamples:
+        b = min(chunk, resamples - done)
+        draws[done : done + b] = replicate(b)
+        done += b
+    return draws
+
+
+def _percentile_interval(draws: np.ndarray, level: float) -> tuple[float, float]:
+    """The central `level` percentile interval of bootstrap replicates."""
     tail = (1 - level) / 2 * 100
-    low, high = np.percentile(means, [tail, 100 - tail])
-    return Interval(mean, float(low), float(high), n, "bootstrap-percentile", level, array.tolist())
+    low, high = np.percentile(draws, [tail, 100 - tail])
+    return float(low), float(high)
 
 
 @dataclass
@@ -253,6 +279,21 @@ def curve_interval(
 
 
 # ---------------------------------------------------------------------------------------- curves
+
+
+def pass_at_k_curve(counts: Sequence[int], n: int) -> dict[str, float]:
+    """Unbiased Pass@k (PAPER.md §6) averaged over problems for k = 1, 2, 4, ..., and n itself.
+
+    `counts`: correct samples per problem, each out of `n`. Keys are the k values as strings (JSON).
+    The estimator is `eapo.core.pass_at_k` (imported here, so this module stays free of torch otherwise).
+    """
+    import torch
+
+    from eapo.core import pass_at_k
+
+    ks = sorted({*(2**i for i in range(int(math.log2(n)) + 1)), n})
+    c = torch.as_tensor(list(counts), dtype=torch.int64)
+    return {str(k): float(torch.as_tensor(pass_at_k(n, c, k)).mean()) for k in ks}
 
 
 def curve_auc(steps: Sequence[float], values: Any) -> Any:
@@ -382,11 +423,8 @@ def hierarchical_bootstrap(
     width = flat.shape[2]
     rng = np.random.default_rng(seed)
     uniform = np.full(num_problems, 1.0 / num_problems)
-    draws = np.empty(resamples)
-    chunk = max(1, 4_000_000 // (num_seeds * num_problems * width))
-    done = 0
-    while done < resamples:
-        b = min(chunk, resamples - done)
+
+    def replicate(b: int) -> np.ndarray:
         seeds = rng.integers(0, num_seeds, size=(b, num_seeds))
         if mode == "none":
             means = flat[:, 0, :][seeds]
@@ -397,13 +435,13 @@ def hierarchical_bootstrap(
         else:
             weights = rng.multinomial(num_problems, uniform, size=(b, num_seeds)).astype(np.float64)
             means = np.einsum("bip,bipr->bir", weights, flat[seeds]) / num_problems
-        draws[done : done + b] = np.asarray(stat(means.reshape(b, num_seeds, *rest))).mean(axis=1)
-        done += b
-    tail = (1 - level) / 2 * 100
-    low, high = np.percentile(draws, [tail, 100 - tail])
+        return np.asarray(stat(means.reshape(b, num_seeds, *rest))).mean(axis=1)
+
+    draws = _bootstrap_replicates(replicate, resamples, num_seeds * num_problems * width)
+    low, high = _percentile_interval(draws, level)
     below, above = int((draws <= null).sum()), int((draws >= null).sum())
     p_value = min(1.0, 2 * (min(below, above) + 1) / (resamples + 1))
-    interval = Interval(estimate, float(low), float(high), num_seeds, method, level, per_seed.tolist())
+    interval = Interval(estimate, low, high, num_seeds, method, level, per_seed.tolist())
     return BootstrapResult(estimate, interval, p_value, num_seeds, num_problems, mode, resamples)
 
 
