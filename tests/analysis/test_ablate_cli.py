@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from eapo.analysis.ablate import ablation_arms, parse_quadrant_sets
-from eapo.analysis.experiment_commands import register
+from eapo.cli.experiment_commands import register
 from eapo.errors import ConfigError
 
 # The built-in `smoke` config, evaluated every step, without the per-step analysis extras.

@@ -11,8 +11,9 @@ import pytest
 import torch
 
 import eapo.analysis.grid as grid
-from eapo.analysis.grid import Arm, FinalEvalSettings, GridSpec, run_grid, validation_problems
+from eapo.analysis.grid import Arm, FinalEvalSettings, GridSpec, run_grid
 from eapo.errors import ConfigError
+from eapo.tasks.splits import validation_problems
 from eapo.train.dumps import load_dump
 from eapo.train.logging import read_metrics
 
@@ -200,10 +201,10 @@ def test_an_interrupted_run_resumes_from_its_checkpoint(
 
 
 def test_a_result_neutral_field_does_not_make_a_run_different() -> None:
-    from eapo.analysis.grid import _config_differences
+    from eapo.analysis.grid import config_differences
 
     old = {"train": {"logprob_chunk_size": 1024, "lr": 1e-5}}
-    assert _config_differences(old, {"train": {"logprob_chunk_size": None, "lr": 1e-5}}) == []
-    assert _config_differences(old, {"train": {"logprob_chunk_size": None, "lr": 2e-5}}) == [
+    assert config_differences(old, {"train": {"logprob_chunk_size": None, "lr": 1e-5}}) == []
+    assert config_differences(old, {"train": {"logprob_chunk_size": None, "lr": 2e-5}}) == [
         "train.lr: 1e-05 there, 2e-05 now"
     ]

@@ -42,9 +42,9 @@ from eapo.analysis.grid import (
     pass_curve_table,
     record_brief,
     run_grid,
-    write_figures,
-    write_report_json,
 )
+from eapo.analysis.plots import write_grid_figures
+from eapo.analysis.run_io import write_report_json
 from eapo.errors import ConfigError
 
 MODES = ("isolate", "eapo-without", "drop", "controls")
@@ -200,7 +200,7 @@ def run_ablation(
     paired_avg = paired_comparisons(records, pairs, "avg", f"avg@{n}")
     paired_pass = paired_comparisons(records, pairs, f"pass@{n}")
     title = f"ablate {mode}"
-    figures = write_figures(summary, paired_avg, out_dir, "ablation", title)
+    figures = write_grid_figures(summary, paired_avg, out_dir, "ablation", title)
     report: dict[str, Any] = {
         "kind": "ablation",
         "mode": mode,

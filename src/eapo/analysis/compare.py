@@ -13,8 +13,8 @@ the minimum detectable effect for `power_seeds` seeds.
 Sensitivity mode (`sweeps`): EAPO's α (Eq. 7) and φ (Eq. 6) over the given values (one at a time around
 the defaults α = 0.2, φ = 2, as in Table 9; or their full product with `sweep_grid`). The best setting is
 chosen on a VALIDATION split (problems outside both the train and the held-out split, drawn by
-`grid.validation_problems`) and only then reported on held-out; the held-out numbers of the other
-settings are listed for completeness but play no part in the choice.
+`eapo.tasks.splits.validation_problems`) and only then reported on held-out; the held-out numbers of the
+other settings are listed for completeness but play no part in the choice.
 """
 
 from __future__ import annotations
@@ -39,9 +39,8 @@ from eapo.analysis.grid import (
     pass_curve_table,
     record_brief,
     run_grid,
-    write_figures,
-    write_report_json,
 )
+from eapo.analysis.plots import write_grid_figures
 from eapo.analysis.prestated import (
     DEFAULT_POWER_SEEDS,
     PRIMARY_METRICS,
@@ -50,6 +49,7 @@ from eapo.analysis.prestated import (
     prestated_markdown,
     task_guessing_baseline,
 )
+from eapo.analysis.run_io import write_report_json
 from eapo.errors import ConfigError
 from eapo.train.precision import check_same_precision, read_precision
 
@@ -233,7 +233,7 @@ def run_compare(
     n = final_eval.samples
     paired_avg = paired_comparisons(records, pairs, "avg", f"avg@{n}")
     paired_pass = paired_comparisons(records, pairs, f"pass@{n}")
-    figures = write_figures(summary, paired_avg, out_dir, "compare", "compare")
+    figures = write_grid_figures(summary, paired_avg, out_dir, "compare", "compare")
     prestated = analyse(
         records,
         names,
@@ -342,7 +342,7 @@ def _run_sensitivity(
     progress: bool,
     command: str | None,
 ) -> dict[str, Any]:
-    from eapo.analysis.grid import validation_problems
+    from eapo.tasks.splits import validation_problems
     from eapo.train.config import load_config
 
     arms, default = sweep_arms(sweeps, grid)
@@ -364,7 +364,7 @@ def _run_sensitivity(
         if "validation" in summary[a.name] and summary[a.name]["validation"][f"avg@{n}"]
     ]
     chosen = max(scored)[2] if scored else None
-    figures = write_figures(summary, paired_avg, out_dir, "sensitivity", "EAPO sensitivity")
+    figures = write_grid_figures(summary, paired_avg, out_dir, "sensitivity", "EAPO sensitivity")
     report: dict[str, Any] = {
         "kind": "sensitivity",
         "command": command,
@@ -376,7 +376,7 @@ def _run_sensitivity(
         "validation": {
             "num_problems": len(validation),
             "how": "problems outside the train and eval splits: the task drawn with task.seed + 250000, "
-            "train and eval questions removed (eapo.analysis.grid.validation_problems)",
+            "train and eval questions removed (eapo.tasks.splits.validation_problems)",
         },
         "held_out_of_chosen": summary[chosen]["final"] if chosen else None,
         "settings": _settings(spec, target),

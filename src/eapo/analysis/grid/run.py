@@ -1,0 +1,283 @@
+"""Running a grid: each run's status, the run loop, and the final evaluations of finished runs.
+
+A run whose metrics have the final evaluation row and whose newest checkpoint is at the last step is never
+trained again; one with a checkpoint but no final row resumes from it (`train(resume=...)`); one with
+neither starts afresh. Final evaluations are cached in `<run>/grid_eval.json`, keyed by their settings,
+and the grid's wall clock and stopping reason of each run in `<run>/grid_run.json`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+from tqdm.auto import tqdm
+
+from eapo.analysis.grid.spec import (
+    GRID_EVAL,
+    GRID_RUN,
+    FinalEvalSettings,
+    GridInterrupted,
+    GridSpec,
+    config_differences,
+    run_config,
+    run_dir_of,
+)
+from eapo.analysis.grid.summary import RunRecord, collect_run
+from eapo.analysis.run_io import read_json, write_json
+from eapo.analysis.stats import pass_at_k_curve
+from eapo.errors import ConfigError
+
+# ---------------------------------------------------------------------------------------- run status
+
+
+def final_eval_row(rows: list[dict[str, Any]], steps: int) -> dict[str, Any] | None:
+    """The trainer's end-of-run evaluation row: the eval row logged at the last step (the periodic
+    evaluation never runs at the last step, so an eval row there is the final one)."""
+    for row in reversed(rows):
+        if row.get("step") == steps and "eval/pass@1" in row:
+            return row
+    return None
+
+
+def run_status(run_dir: Path, steps: int) -> str:
+    """`finished`, `failed` (stopped on non-finite steps), `resumable` or `fresh` for a run folder."""
+    from eapo.train.checkpoint import latest_checkpoint
+    from eapo.train.logging import read_metrics
+
+    run_dir = Path(run_dir)
+    if not (run_dir / "config.yaml").is_file():
+        return "fresh"
+    record = read_json(run_dir / GRID_RUN) or {}
+    if record.get("stopped") == "bad_steps":
+        return "failed"
+    checkpoint = latest_checkpoint(run_dir, verify=True)
+    if checkpoint is None:
+        return "fresh"
+    done = int(checkpoint.name.split("_")[1]) == steps
+    if done and (run_dir / "metrics.jsonl").is_file() and final_eval_row(read_metrics(run_dir), steps):
+        return "finished"
+    return "resumable"
+
+
+# ---------------------------------------------------------------------------------------- evaluation
+
+
+def _eval_settings(config: Any, kind: str, samples: int, problems: int, extra: str = "") -> dict[str, Any]:
+    return {
+        "kind": kind,
+        "samples": samples,
+        "num_problems": problems,
+        "temperature": config.eval.temperature,
+        "top_p": config.eval.top_p,
+        "seed": config.run.seed,
+        "problems_from": extra,
+    }
+
+
+def final_evaluations(
+    run_dir: Path, settings: FinalEvalSettings, progress: bool = False, *, base_model: bool = False
+) -> dict[str, Any]:
+    """The final evaluations of a finished run (cached in `<run>/grid_eval.json` by their settings).
+
+    Loads the run's newest checkpoint (`base_model`: the config's starting weights instead) once and
+    samples, at the config's evaluation temperature and top-p with `run.seed` as the sampling seed (the
+    same in every arm):
+      - `final`: `settings.samples` per problem on the first `settings.problems` held-out problems;
+      - `pass_curve` (if `pass_curve_samples`): that many per problem on the first `pass_curve_problems`;
+      - `validation` (if `settings.validation`): `settings.samples` per validation problem.
+    Each entry: the settings, `avg` (Avg@n), `pass_at_k` {k: value} for k = 1, 2, 4, ..., n,
+    `correct_per_problem`, response statistics and seconds.
+    """
+    import hashlib
+
+    from eapo.train.config import load_config
+
+    run_dir = Path(run_dir)
+    config = load_config(run_dir / "config.yaml")
+    problems = settings.problems or config.eval.num_problems
+    wanted: dict[str, dict[str, Any]] = {
+        "final": _eval_settings(config, "final", settings.samples, problems, "eval"),
+    }
+    if settings.pass_curve_samples:
+        wanted["pass_curve"] = _eval_settings(
+            config, "pass_curve", settings.pass_curve_samples, settings.pass_curve_problems, "eval"
+        )
+    if settings.validation:
+        digest = hashlib.sha256("\n".join(p.question for p in settings.validation).encode()).hexdigest()
+        wanted["validation"] = _eval_settings(
+            config, "validation", settings.samples, len(settings.validation), f"validation:{digest[:12]}"
+        )
+    cached = read_json(run_dir / GRID_EVAL) or {}
+    missing = {k: s for k, s in wanted.items() if (cached.get(k) or {}).get("settings") != s}
+    if not missing:
+        return {k: cached[k] for k in wanted}
+
+    model, tokenizer, task, sampling, autocast = _load_final_policy(run_dir, base_model)
+    from eapo.rollout import evaluate
+
+    for kind, eval_settings in missing.items():
+        started = time.perf_counter()
+        if kind == "validation":
+            chosen = list(settings.validation or [])
+        else:
+            chosen = task.eval[: eval_settings["num_problems"]]
+        n = eval_settings["samples"]
+        with autocast():
+            result = evaluate(
+                model,
+                tokenizer,
+                task,
+                chosen,
+                k=n,
+                sampling=sampling,
+                seed=config.run.seed,
+                progress=progress,
+            )
+        counts = result["correct_per_problem"]
+        cached[kind] = {
+            "settings": wanted[kind],
+            "num_problems": len(chosen),
+            "samples": n,
+            "avg": result[f"avg@{n}"],
+            "pass_at_k": pass_at_k_curve(counts, n),
+            "correct_per_problem": counts,
+            "mean_response_tokens": result["mean_response_tokens"],
+            "truncated_fraction": result["truncated_fraction"],
+            "extracted_fraction": result["extracted_fraction"],
+            "seconds": round(time.perf_counter() - started, 2),
+        }
+        write_json(run_dir / GRID_EVAL, cached)
+    return {k: cached[k] for k in wanted}
+
+
+def _load_final_policy(run_dir: Path, base_model: bool = False) -> tuple[Any, Any, Any, Any, Any]:
+    from eapo.train.config import load_config
+    from eapo.train.evaluate import resolve_eval_target
+    from eapo.train.run_policy import load_run_policy
+
+    if base_model:
+        config = load_config(Path(run_dir) / "config.yaml")
+    else:
+        config, _ = resolve_eval_target(Path(run_dir), None, None, None)
+    loaded = load_run_policy(config, progress=False, eval_mode=True)
+    return loaded.model, loaded.tokenizer, loaded.task, loaded.sampling("eval"), loaded.autocast
+
+
+BASE_MODEL_DIR = "base_model"  # <out>/base_model/seed<k>/: the starting policy's evaluations
+
+
+def base_model_evaluations(spec: GridSpec, progress: bool = False) -> dict[int, dict[str, Any]]:
+    """{seed: evaluations} of the policy every run of that seed starts from, evaluated exactly like the
+    finished runs (`final`, and `pass_curve` when asked; same problems, samples, temperature and sampling
+    seed): the base model of the Pass@k comparisons (PAPER.md §4.2 compares Pass@k with the base's).
+
+    Every arm of a seed starts from the same weights, so each seed is evaluated once, from the first arm's
+    config, in `<out>/base_model/seed<k>/` (its config.yaml and a cached grid_eval.json, dropped when the
+    model, task, sampling or eval section changes).
+    """
+    from eapo.train.config import dump_yaml, load_config, to_dict
+
+    def sections(config: Any) -> dict[str, Any]:
+        values = to_dict(config)
+        return {name: values[name] for name in ("model", "task", "sampling", "eval")}
+
+    settings = dataclasses.replace(spec.final_eval, validation=None)
+    out: dict[int, dict[str, Any]] = {}
+    for seed in spec.seeds:
+        folder = Path(spec.out_dir) / BASE_MODEL_DIR / f"seed{seed}"
+        folder.mkdir(parents=True, exist_ok=True)
+        config = run_config(spec, spec.arms[0], seed)
+        config_path = folder / "config.yaml"
+        if not config_path.is_file() or sections(load_config(config_path)) != sections(config):
+            (folder / GRID_EVAL).unlink(missing_ok=True)
+            config_path.write_text(dump_yaml(config))
+        out[seed] = final_evaluations(folder, settings, progress=progress, base_model=True)
+    return out
+
+
+# ---------------------------------------------------------------------------------------- running
+
+
+def run_grid(spec: GridSpec, *, progress: bool = True) -> list[RunRecord]:
+    """Train and evaluate every (arm, seed) not finished yet, seed by seed, and return all records.
+
+    Seed-major order: every arm of seed 0, then of seed 1, ..., so paired comparisons exist early.
+    Raises GridInterrupted when a run is stopped by Ctrl-C (it checkpointed; run the grid again to go on)
+    and ConfigError when an existing run folder was made with a different config.
+    """
+    from eapo.train.config import to_dict
+    from eapo.train.trainer import train
+
+    spec.validate()
+    out = Path(spec.out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    configs = {(arm.name, seed): run_config(spec, arm, seed) for seed in spec.seeds for arm in spec.arms}
+    for (name, seed), config in configs.items():
+        _check_same_config(out / name / f"seed{seed}", to_dict(config))
+    records: list[RunRecord] = []
+    bar = tqdm(total=len(configs), desc="grid", unit="run", disable=not progress, position=0)
+    for seed in spec.seeds:
+        for arm in spec.arms:
+            config = configs[(arm.name, seed)]
+            run_dir = run_dir_of(spec, arm, seed)
+            bar.set_postfix_str(f"{arm.name} seed{seed}")
+            steps = config.train.steps
+            status = run_status(run_dir, steps)
+            started = time.perf_counter()
+            if status in ("finished", "failed"):
+                tqdm.write(f"{arm.name}/seed{seed}: {status} earlier, not rerun")
+            else:
+                if status == "fresh" and run_dir.exists():
+                    shutil.rmtree(run_dir)  # leftovers of a run killed before its first checkpoint
+                if status == "resumable":
+                    tqdm.write(f"{arm.name}/seed{seed}: resuming from its checkpoint")
+                    result = train(resume=run_dir, progress=progress)
+                else:
+                    result = train(config, progress=progress)
+                if result.stopped == "interrupted":
+                    _add_wall_time(run_dir, time.perf_counter() - started, None)
+                    bar.close()
+                    raise GridInterrupted(
+                        f"{arm.name}/seed{seed} was interrupted at step {result.steps_done} and saved a "
+                        "checkpoint; run the same command again to resume the grid"
+                    )
+                _add_wall_time(run_dir, time.perf_counter() - started, result.stopped)
+                status = "failed" if result.stopped == "bad_steps" else "finished"
+            if status == "finished":
+                started = time.perf_counter()
+                cached = read_json(run_dir / GRID_EVAL) or {}
+                final_evaluations(run_dir, spec.final_eval, progress=False)
+                if cached != read_json(run_dir / GRID_EVAL):
+                    _add_wall_time(run_dir, time.perf_counter() - started, None)
+            records.append(collect_run(arm.name, seed, run_dir, spec.final_eval))
+            bar.update(1)
+    bar.close()
+    return records
+
+
+def _check_same_config(run_dir: Path, wanted: dict[str, Any]) -> None:
+    from eapo.train.config import load_config, to_dict
+
+    path = run_dir / "config.yaml"
+    if not path.is_file():
+        return
+    existing = to_dict(load_config(path))
+    differences = config_differences(existing, wanted)
+    if differences:
+        shown = "; ".join(differences[:5]) + (" ..." if len(differences) > 5 else "")
+        raise ConfigError(
+            f"{run_dir} holds a run made with a different config ({shown}); use another --out or remove "
+            "that folder"
+        )
+
+
+def _add_wall_time(run_dir: Path, seconds: float, stopped: str | None) -> None:
+    record = read_json(run_dir / GRID_RUN) or {"wall_seconds": 0.0}
+    record["wall_seconds"] = round(record.get("wall_seconds", 0.0) + seconds, 2)
+    if stopped is not None:
+        record["stopped"] = stopped
+    write_json(run_dir / GRID_RUN, record)
