@@ -64,13 +64,16 @@ def read_utf8(path: str | Path) -> str:
         ) from None
 
 
-def check_choice(field: str, value: object, choices: Iterable[str]) -> None:
+def check_choice(field: str, value: object, choices: Iterable[str], note: str = "") -> None:
     """ConfigError unless `value` is one of `choices`: the one message for every name a user picks from a
     registry (an algorithm, shaper, loss, aggregation), naming the field, the value, the closest valid
-    name and every valid one."""
+    name and every valid one (then `note`, when the host has more to say)."""
     valid = list(choices)
     if value in valid:
         return
     close = difflib.get_close_matches(str(value), valid, n=1)
     hint = f"did you mean '{close[0]}'? " if close else ""
-    raise ConfigError(f"{field} = {clip_text(repr(value))} is unknown: {hint}choose from {', '.join(valid)}")
+    note = f"; {note}" if note else ""
+    raise ConfigError(
+        f"{field} = {clip_text(repr(value))} is unknown: {hint}choose from {', '.join(valid)}{note}"
+    )

@@ -69,9 +69,10 @@ from eapo.core import (
     token_advantages,
     token_logprobs_and_entropy,
 )
-from eapo.core.shapers import SHAPERS, shape_advantages, shaper_params
-from eapo.errors import ConfigError
+from eapo.core.shapers import SHAPERS, shape_advantages
+from eapo.errors import ConfigError, check_choice
 from eapo.integrations.run_folder import RunRecorder, generation_metrics
+from eapo.train.algorithms import check_shaper_params, eapo_alpha_phi
 
 try:
     from transformers import TrainerCallback
@@ -178,24 +179,13 @@ class EAPOConfig(GRPOConfig):
 
     def eapo_shaper_kwargs(self) -> dict[str, Any]:
         """The keyword arguments for `shape_advantages(self.eapo_algo, ...)`, checked against the shaper."""
-        if self.eapo_algo not in SHAPERS:
-            raise ConfigError(
-                f"EAPOConfig.eapo_algo = {self.eapo_algo!r} is unknown; "
-                f"choose from {', '.join(sorted(SHAPERS))}"
-            )
-        accepted = shaper_params(self.eapo_algo)
-        kwargs: dict[str, Any] = {}
-        if self.eapo_algo in ("eapo", "quadrant"):
-            kwargs = {"alpha": self.eapo_alpha, "phi": self.eapo_phi}
-        extra = dict(self.eapo_params or {})
-        unknown = sorted(set(extra) - set(accepted))
-        if unknown:
-            raise ConfigError(
-                f"EAPOConfig.eapo_params has {', '.join(unknown)}, unknown to shaper {self.eapo_algo!r}; "
-                f"it takes: {', '.join(accepted) or 'no parameters'}"
-            )
-        kwargs.update(extra)
-        return kwargs
+        check_choice("EAPOConfig.eapo_algo", self.eapo_algo, sorted(SHAPERS))
+        params = dict(self.eapo_params or {})
+        eapo_params = eapo_alpha_phi(self.eapo_algo, self.eapo_alpha, self.eapo_phi)
+        labels = {key: f"EAPOConfig.eapo_{key}" for key in eapo_params if key not in params}
+        return check_shaper_params(
+            self.eapo_algo, {**eapo_params, **params}, field="EAPOConfig.eapo_params", labels=labels
+        )
 
 
 def _loss_mask(batch: dict[str, Any]) -> torch.Tensor:
@@ -513,10 +503,6 @@ class EAPOTrainer(GRPOTrainer):
 
     # ---- the loss ----------------------------------------------------------------------------------------
 
-    @staticmethod
-    def _loss_mask(batch: dict[str, Any]) -> torch.Tensor:
-        return _loss_mask(batch)
-
     def _aggregation(
         self, mask: torch.Tensor, inputs: dict[str, Any], mode: str
     ) -> tuple[str, Any, Any, float]:
@@ -542,7 +528,7 @@ class EAPOTrainer(GRPOTrainer):
         completion_ids = inputs["completion_ids"]
         input_ids = torch.cat([inputs["prompt_ids"], completion_ids], dim=1)
         attention_mask = torch.cat([inputs["prompt_mask"], inputs["completion_mask"]], dim=1)
-        mask = self._loss_mask(inputs)
+        mask = _loss_mask(inputs)
         logprobs, entropy, aux_loss = self._get_per_token_logps_and_entropies(
             model,
             input_ids,

@@ -66,10 +66,11 @@ from typing import Any
 import numpy as np
 import torch
 
-from eapo.core import policy_loss, quadrant_metrics
-from eapo.core.shapers import shape_advantages, shaper_params
-from eapo.errors import ConfigError, DataError
+from eapo.core import policy_loss
+from eapo.core.shapers import shape_advantages
+from eapo.errors import ConfigError, DataError, check_choice
 from eapo.integrations.run_folder import RunRecorder, generation_metrics
+from eapo.train.algorithms import check_shaper_params, eapo_alpha_phi
 
 try:
     import transfer_queue as tq
@@ -122,32 +123,28 @@ def shaper_settings(policy_loss_config: Mapping[str, Any]) -> tuple[str, dict[st
     Raises ConfigError naming the `actor_rollout_ref.actor.policy_loss` key that is wrong.
     """
     loss_mode = policy_loss_config.get("loss_mode", "vanilla")
-    if loss_mode not in EAPO_LOSS_MODES:
-        raise ConfigError(
-            f"{_CONFIG_PATH}.loss_mode = {loss_mode!r}: the eapo trainer shapes advantages only for "
-            f"loss_mode in {', '.join(EAPO_LOSS_MODES)}; use verl's own trainer_mode for other losses"
-        )
-    accepted = shaper_params(loss_mode)
-    kwargs: dict[str, Any] = {}
-    if loss_mode in ("eapo", "quadrant"):
-        kwargs = {
-            "alpha": float(policy_loss_config.get("eapo_alpha", 0.2)),
-            "phi": float(policy_loss_config.get("eapo_phi", 2.0)),
-        }
+    check_choice(
+        f"{_CONFIG_PATH}.loss_mode",
+        loss_mode,
+        EAPO_LOSS_MODES,
+        "the eapo trainer shapes advantages for these; use verl's own trainer_mode for other losses",
+    )
     extra = policy_loss_config.get("eapo_params", None) or {}
     if isinstance(extra, DictConfig):  # OmegaConf nodes (lists included) become plain Python values
         extra = OmegaConf.to_container(extra, resolve=True)
-    extra = dict(extra)
-    unknown = sorted(set(extra) - set(accepted))
-    if unknown:
-        raise ConfigError(
-            f"{_CONFIG_PATH}.eapo_params has {', '.join(unknown)}, unknown to shaper {loss_mode!r}; "
-            f"it takes: {', '.join(accepted) or 'no parameters'}"
-        )
-    kwargs.update(
-        {key: list(value) if isinstance(value, ListConfig) else value for key, value in extra.items()}
+    params = {
+        key: list(value) if isinstance(value, ListConfig) else value for key, value in dict(extra).items()
+    }
+    eapo_params = eapo_alpha_phi(
+        loss_mode,
+        float(policy_loss_config.get("eapo_alpha", 0.2)),
+        float(policy_loss_config.get("eapo_phi", 2.0)),
     )
-    return loss_mode, kwargs
+    labels = {key: f"{_CONFIG_PATH}.eapo_{key}" for key in eapo_params if key not in params}
+    params = check_shaper_params(
+        loss_mode, {**eapo_params, **params}, field=f"{_CONFIG_PATH}.eapo_params", labels=labels
+    )
+    return loss_mode, params
 
 
 def shape_grouped_advantages(
@@ -156,9 +153,11 @@ def shape_grouped_advantages(
     entropy: torch.Tensor,
     response_mask: torch.Tensor,
     shaper: str,
+    *,
+    rewards: torch.Tensor | None = None,
     **params: Any,
 ) -> tuple[torch.Tensor, dict[str, float]]:
-    """Shape a verl batch whose groups are given by `uid`, not by row order.
+    """Shape a verl batch whose groups are given by `uid`, not by row order, and measure it.
 
     Rows are stably sorted so each group is contiguous (the layout `eapo.core` expects), shaped with
     `shape_advantages(shaper, ...)` and put back in the caller's order.
@@ -167,33 +166,45 @@ def shape_grouped_advantages(
         uids: [B] group ids (verl's `uid`: one per prompt, shared by its `rollout.n` responses).
         advantages: [B,T] token advantages from verl's estimator. entropy: [B,T] π_old token entropies.
         response_mask: [B,T]. shaper: a key of `eapo.core.SHAPERS`; params: its parameters.
+        rewards: [B] each response's reward, optional (for `reward/mean`).
 
     Returns:
-        (shaped advantages [B,T] fp32 in the caller's row order, the `quadrant/<Q>/<stat>` metrics of
-        `eapo.core.quadrant_metrics`: quadrants by the sign of the unshaped advantages, PAPER.md §4.1).
+        (shaped advantages [B,T] fp32 in the caller's row order, the step metrics of `eapo train` from
+        `generation_metrics`: `quadrant/<Q>/<stat>` with quadrants by the sign of the unshaped advantages,
+        PAPER.md §4.1, and the batch means).
     Raises:
         DataError if the groups do not all have the same number of rows.
     """
-    keys = np.asarray([str(uid) for uid in uids])
-    _, group_index, group_counts = np.unique(keys, return_inverse=True, return_counts=True)
-    if len(set(group_counts.tolist())) != 1:
-        raise DataError(
-            f"uid groups have different sizes {sorted(set(group_counts.tolist()))}: EAPO's group entropy "
-            "statistics (PAPER.md Eq. 6) need every prompt's rollout.n responses in the batch"
-        )
-    group_size = int(group_counts[0])
-    order = torch.from_numpy(np.argsort(group_index, kind="stable")).to(advantages.device)
+    order, group_size = _group_order(uids)
+    order = order.to(advantages.device)
     grouped_adv = advantages.detach().float()[order]
     grouped_entropy = entropy.detach().float()[order]
     grouped_mask = response_mask[order]
     shaped = shape_advantages(shaper, grouped_adv, grouped_entropy, grouped_mask, group_size, **params)
     restored = torch.empty_like(shaped)
     restored[order] = shaped
-
-    metrics = quadrant_metrics(
-        grouped_adv, grouped_entropy, grouped_mask, group_size, shaped_advantages=shaped
+    metrics = generation_metrics(
+        None if rewards is None else rewards[order],
+        grouped_adv,
+        shaped,
+        grouped_entropy,
+        grouped_mask,
+        group_size,
     )
     return restored, metrics
+
+
+def _group_order(uids: list[Any] | np.ndarray) -> tuple[torch.Tensor, int]:
+    """(row order that makes each uid's rows contiguous, stable; group size). DataError if the groups
+    differ in size: EAPO's group entropy statistics need whole groups."""
+    keys = np.asarray([str(uid) for uid in uids])
+    _, group_index, counts = np.unique(keys, return_inverse=True, return_counts=True)
+    if len(set(counts.tolist())) != 1:
+        raise DataError(
+            f"uid groups have different sizes {sorted(set(counts.tolist()))}: EAPO's group entropy "
+            "statistics (PAPER.md Eq. 6) need every prompt's rollout.n responses in the batch"
+        )
+    return torch.from_numpy(np.argsort(group_index, kind="stable")), int(counts[0])
 
 
 # ---- the loss --------------------------------------------------------------------------------
@@ -349,21 +360,12 @@ class EAPOAdvantageMixin:
         uids = padded.batch.pop("uid").tolist()
         mask = padded.batch["response_mask"]
         rewards = (padded.batch["rm_scores"].float() * mask).sum(dim=-1)
-        shaped, _ = shape_grouped_advantages(
-            uids, padded.batch["advantages"], padded.batch["entropy"], mask, shaper, **params
-        )
-        # The metrics and the dump hold whole groups in contiguous rows, the layout of `eapo train`.
-        order, group_size = _group_order(uids)
-        step_metrics = generation_metrics(
-            rewards[order],
-            padded.batch["advantages"][order] * mask[order],
-            shaped[order],
-            padded.batch["entropy"][order],
-            mask[order],
-            group_size,
+        shaped, step_metrics = shape_grouped_advantages(
+            uids, padded.batch["advantages"], padded.batch["entropy"], mask, shaper, rewards=rewards, **params
         )
         metrics.update(step_metrics)
-        if dump:
+        if dump:  # whole groups in contiguous rows, the layout of `eapo train`'s dumps
+            order, group_size = _group_order(uids)
             self._eapo_dump(padded, prompts, rewards, shaped, order, group_size, shaper)
         fields = TensorDict({"advantages": response_to_nested(shaped, response_mask)}, batch_size=len(batch))
         return tq.kv_batch_put(keys=batch.keys, partition_id=batch.partition_id, fields=fields)
@@ -467,13 +469,6 @@ def eapo_dump_every(config: Any) -> int:
             "with a rollout dump every N steps into trainer.default_local_dir)"
         )
     return value
-
-
-def _group_order(uids: list[Any]) -> tuple[torch.Tensor, int]:
-    """(row order that makes each uid's rows contiguous, stable; group size)."""
-    keys = np.asarray([str(uid) for uid in uids])
-    _, group_index, counts = np.unique(keys, return_inverse=True, return_counts=True)
-    return torch.from_numpy(np.argsort(group_index, kind="stable")), int(counts[0])
 
 
 def _register_trainers() -> None:
