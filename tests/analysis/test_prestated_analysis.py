@@ -12,10 +12,10 @@ from typing import Any
 import numpy as np
 import pytest
 
-from eapo.analysis import experiment_commands, prestated
-from eapo.analysis.experiment_commands import register
 from eapo.analysis.grid import GRID_EVAL, RunRecord
-from eapo.analysis.prestated import analyse, guessing_baseline, pilot_power, power_analysis
+from eapo.analysis.power import DEFAULT_POWER_SEEDS, pilot_power, power_analysis
+from eapo.analysis.prestated import analyse, guessing_baseline
+from eapo.analysis.prestated_metrics import PRIMARY_METRICS, pass_ks
 from eapo.analysis.stats import (
     curve_auc,
     min_detectable_effect,
@@ -23,6 +23,8 @@ from eapo.analysis.stats import (
     pass_at_k_curve,
     variance_components,
 )
+from eapo.cli import experiment_commands
+from eapo.cli.experiment_commands import register
 from eapo.errors import ConfigError
 from eapo.train.logging import append_eval_counts, read_eval_counts
 
@@ -84,7 +86,7 @@ def _base() -> dict[int, dict[str, Any]]:
 
 
 def _guess() -> dict[str, Any]:
-    return guessing_baseline(["1", "2", "2", "3"] * 5, ["2", "1", "9", "3", "2", "2"], prestated.pass_ks(N))
+    return guessing_baseline(["1", "2", "2", "3"] * 5, ["2", "1", "9", "3", "2", "2"], pass_ks(N))
 
 
 def _auc(record: RunRecord) -> float:
@@ -292,6 +294,6 @@ def test_compare_help_shows_primary_and_power_options(capsys: Any) -> None:
     text = capsys.readouterr().out
     for option in ("--primary {auc,final,steps_to}", "--power-seeds", "--pilot"):
         assert option in text
-    # The parser's copies of the choices (kept out of prestated's numpy import) agree with prestated's.
-    assert experiment_commands.PRIMARY_METRICS == prestated.PRIMARY_METRICS
-    assert experiment_commands.DEFAULT_POWER_SEEDS == prestated.DEFAULT_POWER_SEEDS
+    # The parser's copies of the choices (kept out of the analyses' numpy import) agree with theirs.
+    assert experiment_commands.PRIMARY_METRICS == PRIMARY_METRICS
+    assert experiment_commands.DEFAULT_POWER_SEEDS == DEFAULT_POWER_SEEDS

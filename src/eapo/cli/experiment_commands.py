@@ -17,8 +17,8 @@ from eapo.cli.argtypes import check_writable_dir, non_negative_int, positive_int
 from eapo.cli.common import EXIT_INTERRUPTED, add_common_options
 from eapo.errors import ConfigError
 
-# eapo.analysis.prestated's PRIMARY_METRICS and DEFAULT_POWER_SEEDS, not imported here: it loads numpy, and
-# building the parser must stay light (a test checks they agree).
+# Copies of eapo.analysis.prestated_metrics.PRIMARY_METRICS and eapo.analysis.power.DEFAULT_POWER_SEEDS:
+# those modules load numpy, and building the parser must stay light (a test checks they agree).
 PRIMARY_METRICS = ("auc", "final", "steps_to")
 DEFAULT_POWER_SEEDS = (4, 8, 16)
 
@@ -237,7 +237,8 @@ def _ablate(args: argparse.Namespace, rest: list[str]) -> int:
 def _compare(args: argparse.Namespace, rest: list[str]) -> int:
     from eapo.analysis.compare import parse_algos, parse_sweeps, run_compare
     from eapo.analysis.grid import GridInterrupted
-    from eapo.analysis.prestated import format_power, parse_power_seeds, pilot_power, primary_summary
+    from eapo.analysis.power import format_power, parse_power_seeds, pilot_power
+    from eapo.analysis.prestated import primary_summary
 
     power_seeds = parse_power_seeds(args.power_seeds)
     if args.pilot is not None:
