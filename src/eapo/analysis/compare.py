@@ -41,14 +41,9 @@ from eapo.analysis.grid import (
     run_grid,
 )
 from eapo.analysis.plots import write_grid_figures
-from eapo.analysis.prestated import (
-    DEFAULT_POWER_SEEDS,
-    PRIMARY_METRICS,
-    analyse,
-    pass_ks,
-    prestated_markdown,
-    task_guessing_baseline,
-)
+from eapo.analysis.power import DEFAULT_POWER_SEEDS
+from eapo.analysis.prestated import analyse, prestated_markdown, task_guessing_baseline
+from eapo.analysis.prestated_metrics import PRIMARY_METRICS, pass_ks
 from eapo.analysis.run_io import write_report_json
 from eapo.errors import ConfigError
 from eapo.train.precision import check_same_precision, read_precision
@@ -187,7 +182,7 @@ def run_compare(
 ) -> dict[str, Any]:
     """Run (or resume) the comparison grid and write `compare.json`, `compare.md` and the figures.
 
-    `primary` (one of `prestated.PRIMARY_METRICS`) is the metric the verdict is read from, stated before
+    `primary` (one of `PRIMARY_METRICS`) is the metric the verdict is read from, stated before
     the grid runs; the report's `prestated` section holds it, the secondaries, Pass@k against the base
     model (evaluated once per seed in `<runs>/base_model/`) and the guessing baseline, and the minimum
     detectable effect for each of `power_seeds` seeds.
