@@ -39,7 +39,6 @@ __all__ = [
     "PositionCredit",
     "analyze_credit",
     "choose_positions",
-    "continue_sequences",
     "credit_summary",
     "load_positions",
     "plot_credit",
@@ -147,68 +146,6 @@ def choose_positions(
     return positions, deciles
 
 
-@torch.no_grad()
-def continue_sequences(
-    model: Any,
-    tokenizer: Any,
-    prefixes: Sequence[Sequence[int]],
-    budgets: Sequence[int],
-    sampling: Any,
-    *,
-    seed: int = 0,
-    progress: bool = False,
-) -> list[list[int]]:
-    """Sample one continuation of each token-id prefix, each within its own new-token budget.
-
-    Works on token ids, not text, so a prefix that ends inside a word continues exactly from its last
-    token (re-tokenising decoded text could merge or split tokens). Rows are sorted by budget and generated
-    in left-padded chunks of `sampling.batch_rows` with the KV cache; each chunk generates up to its
-    largest budget and every row is then cut at its own budget and after its first eos.
-
-    Args:
-        prefixes: token ids (prompt + response so far) per row. budgets: max new tokens per row (>= 0).
-        sampling: an `eapo.rollout.SamplingConfig` (temperature, top-p; its max_new_tokens is ignored).
-    Returns: the new token ids of each row (eos included when one was sampled).
-    """
-    from eapo.rollout.generate import model_eos_token_ids, sampling_generation_config, seeded_sampling
-
-    if len(prefixes) != len(budgets):
-        raise ValueError(f"{len(prefixes)} prefixes for {len(budgets)} budgets")
-    eos_ids = model_eos_token_ids(model, tokenizer)
-    pad = int(tokenizer.pad_token_id)
-    device = next(model.parameters()).device
-    outputs: list[list[int]] = [[] for _ in prefixes]
-    order = sorted((i for i in range(len(prefixes)) if budgets[i] > 0), key=lambda i: budgets[i])
-    chunks = [order[i : i + sampling.batch_rows] for i in range(0, len(order), sampling.batch_rows)]
-    was_training = model.training
-    model.eval()
-    try:
-        for chunk_number, chunk in enumerate(
-            tqdm(chunks, desc="continuations", unit="chunk", disable=not progress, leave=False)
-        ):
-            width = max(len(prefixes[i]) for i in chunk)
-            ids = torch.full((len(chunk), width), pad, dtype=torch.long)
-            mask = torch.zeros((len(chunk), width), dtype=torch.long)
-            for j, i in enumerate(chunk):
-                ids[j, width - len(prefixes[i]) :] = torch.tensor(list(prefixes[i]), dtype=torch.long)
-                mask[j, width - len(prefixes[i]) :] = 1
-            budget = max(budgets[i] for i in chunk)
-            config = sampling_generation_config(
-                dataclasses.replace(sampling, max_new_tokens=budget), eos_ids, pad
-            )
-            with seeded_sampling(seed * 100_003 + chunk_number, device):
-                generated = model.generate(
-                    input_ids=ids.to(device), attention_mask=mask.to(device), generation_config=config
-                )[:, width:].cpu()
-            for j, i in enumerate(chunk):
-                new = generated[j, : budgets[i]].tolist()
-                end = next((k for k, t in enumerate(new) if t in eos_ids), None)
-                outputs[i] = new if end is None else new[: end + 1]
-    finally:
-        model.train(was_training)
-    return outputs
-
-
 def probe_credit(
     model: Any,
     tokenizer: Any,
@@ -237,6 +174,7 @@ def probe_credit(
 
     from eapo.core import group_advantages, quadrant_masks, token_advantages
     from eapo.rollout import generate_rollouts, response_logits
+    from eapo.rollout.continuation import continue_sequences
     from eapo.rollout.generate import cut_after_stop_string, model_eos_token_ids
     from eapo.tasks import build_prompt, score_completions
     from eapo.train.trainer import score_policy

@@ -1,0 +1,83 @@
+"""`continue_sequences`: one continuation per token-id prefix, exact from the prefix's last token, cut at
+each row's own budget and after its first eos."""
+
+from __future__ import annotations
+
+import torch
+from transformers import PreTrainedModel, PreTrainedTokenizerFast
+
+from eapo.rollout import SamplingConfig
+from eapo.rollout.continuation import continue_sequences
+from eapo.rollout.generate import model_eos_token_ids
+
+
+def _greedy(model: PreTrainedModel, prefix: list[int], budget: int, eos_ids: list[int]) -> list[int]:
+    """Greedy decoding of one unpadded prefix, one full forward per token (no KV cache, no padding)."""
+    ids = list(prefix)
+    new: list[int] = []
+    with torch.no_grad():
+        for _ in range(budget):
+            token = int(model(torch.tensor([ids])).logits[0, -1].argmax())
+            ids.append(token)
+            new.append(token)
+            if token in eos_ids:
+                break
+    return new
+
+
+def _prefixes(tokenizer: PreTrainedTokenizerFast) -> list[list[int]]:
+    # Different lengths, so that rows of one chunk are left-padded by different amounts.
+    return [tokenizer.encode(text) for text in ("Calculate 1 + 2.\nAnswer:", "x", "10 - 3 + 7 = 1")]
+
+
+def test_greedy_continuations_equal_unpadded_decoding_within_each_budget(
+    llama: PreTrainedModel, tokenizer: PreTrainedTokenizerFast
+) -> None:
+    prefixes = _prefixes(tokenizer)
+    budgets = [7, 0, 3]
+    sampling = SamplingConfig(temperature=0.0, batch_rows=8)
+    outputs = continue_sequences(llama, tokenizer, prefixes, budgets, sampling)
+    eos_ids = model_eos_token_ids(llama, tokenizer)
+    assert outputs[1] == []  # a zero budget samples nothing
+    for prefix, budget, new in zip(prefixes, budgets, outputs, strict=True):
+        assert len(new) <= budget
+        assert new == _greedy(llama, prefix, budget, eos_ids)
+
+
+def test_sampled_continuations_are_seeded_and_leave_the_model_mode_alone(
+    llama: PreTrainedModel, tokenizer: PreTrainedTokenizerFast
+) -> None:
+    prefixes = _prefixes(tokenizer) * 3
+    budgets = [5, 2, 9] * 3
+    sampling = SamplingConfig(temperature=1.0, top_p=1.0, batch_rows=4)  # three chunks
+    llama.train()
+    try:
+        first = continue_sequences(llama, tokenizer, prefixes, budgets, sampling, seed=3)
+        assert llama.training  # restored after generating in eval mode
+    finally:
+        llama.eval()
+    assert first == continue_sequences(llama, tokenizer, prefixes, budgets, sampling, seed=3)
+    assert first != continue_sequences(llama, tokenizer, prefixes, budgets, sampling, seed=4)
+    eos_ids = set(model_eos_token_ids(llama, tokenizer))
+    for budget, new in zip(budgets, first, strict=True):
+        assert len(new) <= budget
+        assert all(token not in eos_ids for token in new[:-1])  # nothing after the first eos
+
+
+def test_each_row_stops_after_its_first_eos_while_the_chunk_goes_on(
+    llama: PreTrainedModel, tokenizer: PreTrainedTokenizerFast
+) -> None:
+    prefixes = _prefixes(tokenizer)
+    sampling = SamplingConfig(temperature=0.0, batch_rows=8)
+    free = continue_sequences(llama, tokenizer, prefixes, [7, 7, 7], sampling)
+    stop = free[0][1]  # declare row 0's second greedy token an eos of the model
+    original = llama.generation_config.eos_token_id
+    llama.generation_config.eos_token_id = [int(tokenizer.eos_token_id), stop]
+    try:
+        cut = continue_sequences(llama, tokenizer, prefixes, [7, 7, 7], sampling)
+    finally:
+        llama.generation_config.eos_token_id = original
+    assert cut[0] == free[0][:2]  # the eos is kept, nothing after it
+    for before, after in zip(free, cut, strict=True):
+        end = next((k for k, t in enumerate(before) if t == stop), len(before) - 1)
+        assert after == before[: end + 1]
