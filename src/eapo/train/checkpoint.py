@@ -32,8 +32,9 @@ from typing import Any
 
 import torch
 
-from eapo.errors import CheckpointError, clip_text
+from eapo.errors import CheckpointError, DataError, clip_text
 from eapo.files import follow_umask
+from eapo.train.logging import read_metrics
 
 MANIFEST = "manifest.json"
 TMP_PREFIX = ".tmp-"
@@ -327,3 +328,134 @@ def load_trainer_state(path: Path, *, trust: bool | None = None) -> tuple[dict[s
     trainer_state = read_trainer_state(path, trust=trust)
     state = json.loads((path / "state.json").read_text())
     return trainer_state, state
+
+
+# ------------------------------------------------------------------ saving and loading a trainer's state
+def training_state(optimizer: torch.optim.Optimizer, scheduler: Any) -> dict[str, Any]:
+    """What a resume needs beyond the weights: optimizer moments, scheduler position and torch's RNG state
+    (written as trainer_state.*, read back by `restore_checkpoint`)."""
+    return {
+        "optimizer": optimizer.state_dict(),
+        "scheduler": scheduler.state_dict(),
+        "torch_rng": torch.get_rng_state(),
+    }
+
+
+def resume_point(run_dir: Path) -> CheckpointScan:
+    """The checkpoints `--resume` would use; CheckpointError (naming what was found) if none is valid."""
+    scan = scan_checkpoints(run_dir)
+    if scan.latest is None:
+        found = "; ".join(f"{p.name}: {why}" for p, why in scan.damaged) or "none was saved"
+        raise CheckpointError(
+            f"--resume {run_dir}: no valid checkpoint under {checkpoint_dir(run_dir)} ({found}); "
+            "start a new run without --resume"
+        )
+    return scan
+
+
+def checkpoint_state(path: Path) -> dict[str, Any]:
+    """A checkpoint's state.json (step, counters, whether the run had completed), read before any model."""
+    try:
+        state = json.loads((path / "state.json").read_text())
+    except (OSError, ValueError) as err:
+        raise CheckpointError(f"checkpoint {path}: unreadable state.json ({err})") from None
+    if not isinstance(state, dict):
+        raise CheckpointError(f"checkpoint {path}: state.json is not a JSON object")
+    for key in ("step", "data_position"):
+        value = state.get(key)
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise CheckpointError(
+                f"checkpoint {path}: state.json's {key} = {value!r}, expected an integer >= 0"
+            )
+    return state
+
+
+def run_completed(run_dir: Path, state: dict[str, Any]) -> bool:
+    """Whether the run had finished when `state` (a checkpoint's state.json) was saved.
+
+    A checkpoint written before state.json recorded that counts as finished when metrics.jsonl holds the
+    final evaluation of its step (an eval row without a loss: the periodic evaluations share their step's
+    training row).
+    """
+    completed = state.get("completed")
+    if completed is not None:
+        return bool(completed)
+    step = int(state.get("step", 0))
+    if step <= 0:
+        return False
+    try:
+        rows = read_metrics(run_dir)
+    except (DataError, OSError):
+        return False
+    return any(r["step"] == step and "loss" not in r and any(k.startswith("eval/") for k in r) for r in rows)
+
+
+def load_model_weights(model: Any, path: Path) -> None:
+    """Load a checkpoint's `model/*.safetensors` into `model`: a LoRA (peft) model its adapters, any other
+    model all its weights, strictly (tied embeddings may be absent from the file)."""
+    from safetensors.torch import load_file
+
+    weights: dict[str, torch.Tensor] = {}
+    for file in sorted((path / "model").glob("*.safetensors")):
+        weights.update(load_file(file))
+    if hasattr(model, "peft_config"):
+        from peft import set_peft_model_state_dict
+
+        set_peft_model_state_dict(model, weights)
+        return
+    missing, unexpected = model.load_state_dict(weights, strict=False)
+    tied = {k for k in missing if "lm_head" in k or "embed" in k}
+    if set(missing) - tied or unexpected:
+        raise CheckpointError(
+            f"checkpoint weights do not fit the model: missing {missing}, unexpected {unexpected}"
+        )
+
+
+@dataclass
+class RestoredCheckpoint:
+    """What `restore_checkpoint` loaded: the folder, the state.json it read, and what it cleaned up on the
+    way (one line each, for the user)."""
+
+    path: Path
+    state: dict[str, Any]
+    notes: list[str] = field(default_factory=list)
+
+
+def restore_checkpoint(
+    run_dir: Path, model: Any, optimizer: torch.optim.Optimizer, scheduler: Any, *, trust: bool | None = None
+) -> RestoredCheckpoint:
+    """Load the newest checkpoint that verifies into `model`, `optimizer`, `scheduler` and torch's RNG.
+
+    Newer damaged checkpoints are set aside (renamed, not deleted, so the user can inspect them and pruning
+    never counts them; the resumed run rewrites those steps anyway), unfinished writes are removed, and a
+    re-save killed halfway is recovered. CheckpointError when nothing valid is found or its state does not
+    fit the model. `trust`: see `read_trainer_state`.
+    """
+    scan = resume_point(run_dir)
+    notes: list[str] = []
+    for damaged, why in scan.damaged:
+        aside = set_aside(damaged)
+        notes.append(f"Skipped damaged checkpoint {damaged.name} ({why}); moved to {aside}.")
+    for unfinished in scan.incomplete:
+        shutil.rmtree(unfinished, ignore_errors=True)
+        notes.append(
+            f"Removed {unfinished.name}: a checkpoint write that never finished (the run was killed "
+            "while saving)."
+        )
+    path = scan.latest
+    assert path is not None  # resume_point raised otherwise
+    if path.name.startswith(REPLACED_PREFIX):
+        path = recover_replaced(path)
+        notes.append(f"Recovered {path.name}: a re-save of it was killed halfway.")
+    trainer_state, state = load_trainer_state(path, trust=trust)
+    load_model_weights(model, path)
+    try:
+        optimizer.load_state_dict(trainer_state["optimizer"])
+        scheduler.load_state_dict(trainer_state["scheduler"])
+        torch.set_rng_state(trainer_state["torch_rng"])
+    except (KeyError, ValueError, RuntimeError, TypeError) as err:
+        raise CheckpointError(
+            f"checkpoint {path}: its optimizer state does not fit this model ({err}); resume with the "
+            "run's own config.yaml (model and LoRA settings unchanged)"
+        ) from None
+    return RestoredCheckpoint(path, state, notes)

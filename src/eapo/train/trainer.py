@@ -15,7 +15,6 @@ import dataclasses
 import json
 import math
 import random
-import shutil
 import signal
 import time
 from collections.abc import Callable, Iterator
@@ -60,14 +59,12 @@ from eapo.rollout import (
 from eapo.tasks import Problem, Task, build_prompt, format_rate, score_completions
 from eapo.train.algorithms import Algorithm, resolve_algorithm
 from eapo.train.checkpoint import (
-    REPLACED_PREFIX,
-    CheckpointScan,
-    checkpoint_dir,
-    load_trainer_state,
-    recover_replaced,
+    checkpoint_state,
+    restore_checkpoint,
+    resume_point,
+    run_completed,
     save_checkpoint,
-    scan_checkpoints,
-    set_aside,
+    training_state,
 )
 from eapo.train.config import Config, dump_yaml, load_config
 from eapo.train.dumps import write_dump
@@ -404,50 +401,16 @@ class Trainer:
 
     # ------------------------------------------------------------------ checkpoints
     def _restore(self) -> None:
-        """Load the newest checkpoint that verifies; set aside newer damaged ones, drop unfinished writes."""
-        scan = resume_point(self.run_dir)
-        for damaged, why in scan.damaged:
-            # Newer than the one we resume from, so the resumed run rewrites those steps anyway; renamed
-            # rather than deleted so that the user can inspect them, and so that pruning never counts them.
-            aside = set_aside(damaged)
-            self.resume_notes.append(f"Skipped damaged checkpoint {damaged.name} ({why}); moved to {aside}.")
-        for unfinished in scan.incomplete:
-            shutil.rmtree(unfinished, ignore_errors=True)
-            self.resume_notes.append(
-                f"Removed {unfinished.name}: a checkpoint write that never finished (the run was killed "
-                "while saving)."
-            )
-        path = scan.latest
-        assert path is not None  # resume_point raised otherwise
-        if path.name.startswith(REPLACED_PREFIX):
-            path = recover_replaced(path)
-            self.resume_notes.append(f"Recovered {path.name}: a re-save of it was killed halfway.")
-        trainer_state, state = load_trainer_state(path, trust=self.trust_checkpoint)
-        from safetensors.torch import load_file
-
-        weights: dict[str, torch.Tensor] = {}
-        for file in sorted((path / "model").glob("*.safetensors")):
-            weights.update(load_file(file))
-        if hasattr(self.model, "peft_config"):
-            from peft import set_peft_model_state_dict
-
-            set_peft_model_state_dict(self.model, weights)
-        else:
-            _load_weights(self.model, weights)
-        try:
-            self.optimizer.load_state_dict(trainer_state["optimizer"])
-            self.scheduler.load_state_dict(trainer_state["scheduler"])
-            torch.set_rng_state(trainer_state["torch_rng"])
-        except (KeyError, ValueError, RuntimeError, TypeError) as err:
-            raise CheckpointError(
-                f"checkpoint {path}: its optimizer state does not fit this model ({err}); resume with the "
-                "run's own config.yaml (model and LoRA settings unchanged)"
-            ) from None
-        self.step = state["step"]
-        self.data_position = state["data_position"]
-        self.bad_steps = state.get("bad_steps", 0)
-        self.counters.update(state.get("counters", {}))
-        self.resumed_from = path
+        """Continue from the run's newest valid checkpoint (see `restore_checkpoint`)."""
+        restored = restore_checkpoint(
+            self.run_dir, self.model, self.optimizer, self.scheduler, trust=self.trust_checkpoint
+        )
+        self.resume_notes.extend(restored.notes)
+        self.step = restored.state["step"]
+        self.data_position = restored.state["data_position"]
+        self.bad_steps = restored.state.get("bad_steps", 0)
+        self.counters.update(restored.state.get("counters", {}))
+        self.resumed_from = restored.path
 
     def save(self, *, final: bool = False) -> Path | None:
         """Write a checkpoint of the current state. Returns its folder, or None when a periodic save failed.
@@ -456,11 +419,6 @@ class Trainer:
         training goes on (the next periodic save tries again); a failed `final` save (end of run, interrupt,
         bad-step stop) raises CheckpointError, since the run's last progress would otherwise be lost silently.
         """
-        trainer_state = {
-            "optimizer": self.optimizer.state_dict(),
-            "scheduler": self.scheduler.state_dict(),
-            "torch_rng": torch.get_rng_state(),
-        }
         state = {
             "step": self.step,
             "data_position": self.data_position,
@@ -476,7 +434,7 @@ class Trainer:
                 self.step,
                 self.model,
                 self.tokenizer,
-                trainer_state,
+                training_state(self.optimizer, self.scheduler),
                 state,
                 self.config.run.keep_checkpoints,
             )
@@ -1033,28 +991,6 @@ class Trainer:
         return TrainResult(self.run_dir, self.step, stopped, checkpoint, start_eval, final_eval)
 
 
-def resume_point(run_dir: Path) -> CheckpointScan:
-    """The checkpoints `--resume` would use; CheckpointError (naming what was found) if none is valid."""
-    scan = scan_checkpoints(run_dir)
-    if scan.latest is None:
-        found = "; ".join(f"{p.name}: {why}" for p, why in scan.damaged) or "none was saved"
-        raise CheckpointError(
-            f"--resume {run_dir}: no valid checkpoint under {checkpoint_dir(run_dir)} ({found}); "
-            "start a new run without --resume"
-        )
-    return scan
-
-
-def _load_weights(model: Any, weights: dict[str, torch.Tensor]) -> None:
-    """Load safetensors weights saved by `save_pretrained` into a (possibly tied) model, strictly."""
-    missing, unexpected = model.load_state_dict(weights, strict=False)
-    tied = {k for k in missing if "lm_head" in k or "embed" in k}
-    if set(missing) - tied or unexpected:
-        raise CheckpointError(
-            f"checkpoint weights do not fit the model: missing {missing}, unexpected {unexpected}"
-        )
-
-
 def train(
     config: Config | str | Path | None = None,
     overrides: list[str] | None = None,
@@ -1082,7 +1018,7 @@ def train(
         requested = resume_config(run_dir, recorded, config, overrides)
         scan = resume_point(run_dir)  # fail before loading a model when there is nothing to resume from
         assert scan.latest is not None
-        state = _checkpoint_state(scan.latest)
+        state = checkpoint_state(scan.latest)
         step = int(state.get("step", 0))
         if requested.train.steps < step:
             raise ConfigError(
@@ -1090,10 +1026,7 @@ def train(
                 f"{step}; give --steps {step} or more"
             )
         check_resume_changes(run_dir, recorded, requested, allow=allow_config_change)
-        completed = state.get("completed")
-        if completed is None:  # a checkpoint written before state.json recorded it
-            completed = step > 0 and _has_final_eval(run_dir, step)
-        if completed and step >= requested.train.steps:
+        if run_completed(run_dir, state) and step >= requested.train.steps:
             return TrainResult(run_dir, step, "nothing_to_do", scan.latest)
         trainer = Trainer(
             requested,
@@ -1108,33 +1041,3 @@ def train(
     if not isinstance(config, Config):
         config = load_config(config, overrides)
     return Trainer(config, progress=progress, reward_fn=reward_fn).run()
-
-
-def _has_final_eval(run_dir: Path, step: int) -> bool:
-    """Whether metrics.jsonl holds the final evaluation of step `step` (an eval row without a loss: the
-    periodic evaluations share their step's training row)."""
-    from eapo.errors import DataError
-    from eapo.train.logging import read_metrics
-
-    try:
-        rows = read_metrics(run_dir)
-    except (DataError, OSError):
-        return False
-    return any(r["step"] == step and "loss" not in r and any(k.startswith("eval/") for k in r) for r in rows)
-
-
-def _checkpoint_state(path: Path) -> dict[str, Any]:
-    """A checkpoint's state.json (step, counters, whether the run had completed), read before any model."""
-    try:
-        state = json.loads((path / "state.json").read_text())
-    except (OSError, ValueError) as err:
-        raise CheckpointError(f"checkpoint {path}: unreadable state.json ({err})") from None
-    if not isinstance(state, dict):
-        raise CheckpointError(f"checkpoint {path}: state.json is not a JSON object")
-    for key in ("step", "data_position"):
-        value = state.get(key)
-        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-            raise CheckpointError(
-                f"checkpoint {path}: state.json's {key} = {value!r}, expected an integer >= 0"
-            )
-    return state
