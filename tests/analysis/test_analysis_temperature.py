@@ -75,7 +75,7 @@ def test_gradients_rescoring_uses_the_sampling_temperature(smoke_at_t: Any) -> N
 
 
 def test_gradient_cosine_batch_entropy_is_that_of_the_sampling_distribution(smoke_at_t: Any) -> None:
-    from eapo.analysis.gradient_cosine import sample_batch
+    from eapo.analysis.cosine_batch import sample_batch
 
     model, tokenizer, task, config = smoke_at_t
     cosine_batch = sample_batch(model, tokenizer, task, config, task.train[:3], seed=0)

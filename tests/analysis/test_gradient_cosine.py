@@ -9,16 +9,13 @@ from typing import Any
 import pytest
 import torch
 
+from eapo.analysis.cosine_batch import PARTS, batch_from_rewards, sample_batch, shaped_advantages
 from eapo.analysis.gradient_cosine import (
-    PARTS,
     adamw_delta,
     algorithm_gradients,
-    batch_from_rewards,
     compare,
     gradient_cosine,
     parse_algorithm,
-    sample_batch,
-    shaped_advantages,
 )
 from eapo.errors import ConfigError
 from eapo.train.algorithms import AlgoConfig, resolve_algorithm

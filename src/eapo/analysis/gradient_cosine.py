@@ -5,11 +5,12 @@ low-entropy tokens carry little gradient anyway (Eq. 5). If the parameter gradie
 where GRPO's does (cosine near 1, norm ratio near 1), no affordable grid can tell the two apart; this
 command measures that directly, on one fixed rollout batch:
 
-1. One seeded rollout batch from the checkpoint (G responses to each of P training prompts; by default P
-   groups with mixed rewards, filled as DAPO's dynamic sampling fills a batch), the task's verifier
-   rewards, π_old's log-probs and entropies at the sampling temperature (logits / T), and the GRPO
-   advantages (Eq. 2). Quadrants: the sign of the GRPO advantage and the group-mean entropy rule
-   (`eapo.core.quadrant_masks`, §4.1); tokens of all-equal groups (Â = 0) form a fifth part, ZERO.
+1. One seeded rollout batch from the checkpoint (`eapo.analysis.cosine_batch`): G responses to each of P
+   training prompts (by default P groups with mixed rewards, filled as DAPO's dynamic sampling fills a
+   batch), the task's verifier rewards, π_old's log-probs and entropies at the sampling temperature
+   (logits / T), and the GRPO advantages (Eq. 2). Quadrants: the sign of the GRPO advantage and the
+   group-mean entropy rule (`eapo.core.quadrant_masks`, §4.1); tokens of all-equal groups (Â = 0) form a
+   fifth part, ZERO.
 2. For each algorithm (`eapo.train.algorithms.resolve_algorithm`): its rewards (DAPO's overlong penalty
    where the preset has one), group advantages and shaped advantages (`eapo.core.shape_advantages`),
    then the flattened parameter gradient of its policy loss (`eapo.core.policy_loss`, the preset's clip,
@@ -31,147 +32,23 @@ import contextlib
 import dataclasses
 import time
 from collections.abc import Callable, Collection, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import torch
 from tqdm.auto import tqdm
 
-from eapo.errors import ConfigError, DataError
+from eapo.analysis.cosine_batch import MAX_ROUNDS, PARTS, CosineBatch, sample_batch, shaped_advantages
+from eapo.errors import ConfigError
 
 __all__ = [
-    "PARTS",
-    "CosineBatch",
     "adamw_delta",
     "algorithm_gradients",
-    "batch_from_rewards",
+    "analyze_gradient_cosine",
     "compare",
     "gradient_cosine",
+    "markdown_table",
     "parse_algorithm",
-    "sample_batch",
-    "shaped_advantages",
 ]
-
-# The four quadrants of PAPER.md §4.1, then the valid tokens with a zero GRPO advantage.
-PARTS = ("PHR", "PLR", "NHR", "NLR", "ZERO")
-
-
-@dataclass
-class CosineBatch:
-    """One scored rollout batch: everything an algorithm's loss needs except the model's gradient."""
-
-    rollout: Any  # eapo.rollout.RolloutBatch
-    correct: torch.Tensor  # [B] verifier reward in {0, 1}
-    entropy: torch.Tensor  # [B,T] at the sampling temperature, detached
-    grpo_advantages: torch.Tensor  # [B,T] Eq. 2, 0 outside the mask
-    parts: dict[str, torch.Tensor]  # PARTS -> bool [B,T]
-    group_size: int
-    prompts_sampled: int = 0  # prompts whose groups were sampled to fill the batch
-    rounds: int = 1  # sampling rounds
-
-
-# Sampling rounds `sample_batch` may use to fill a batch with informative groups.
-MAX_ROUNDS = 8
-
-
-def sample_batch(
-    model: Any,
-    tokenizer: Any,
-    task: Any,
-    config: Any,
-    problems: Sequence[Any],
-    *,
-    seed: int,
-    autocast: Callable[[], Any] = contextlib.nullcontext,
-    informative_groups: int | None = None,
-) -> CosineBatch:
-    """G responses per problem from `model` at `config.sampling`, scored by the task's verifier and by
-    the trainer's own no-grad pass at the sampling temperature.
-
-    With `informative_groups` = n, the batch is n groups with mixed rewards, filled as DAPO's dynamic
-    sampling (the paper's GRPO, PAPER.md Eq. 2) fills one: rounds of n prompts taken in order from
-    `problems` (round r sampled with seed + r), keeping only groups whose rewards differ, for up to
-    MAX_ROUNDS rounds (fewer groups when the problems or rounds run out). Groups with equal rewards have
-    Â = 0 and no weight in a trainer whose `drop_zero_variance_groups` is on; they would cost gradient
-    passes and add nothing. Otherwise every problem's group is kept.
-    """
-    from eapo.rollout import concat_rollouts, generate_rollouts, select_rollout_rows
-    from eapo.tasks import build_prompt, score_completions
-    from eapo.train.trainer import score_policy
-
-    G = config.train.group_size
-    chunk = informative_groups or len(problems)
-    kept: list[Any] = []
-    kept_correct: list[torch.Tensor] = []
-    groups = sampled = rounds = 0
-    while sampled < len(problems) and rounds < (MAX_ROUNDS if informative_groups else 1):
-        round_problems = list(problems[sampled : sampled + chunk])
-        prompts = [build_prompt(p, tokenizer, config.task) for p in round_problems]
-        model.eval()
-        with autocast():
-            rollout = generate_rollouts(model, tokenizer, prompts, G, config.sampling, seed=seed + rounds)
-        row_problems = [round_problems[i] for i in rollout.prompt_index.tolist()]
-        scored = score_completions(rollout.completions, row_problems, task, config.task.verifier_timeout_s)
-        correct = torch.tensor(scored.rewards, dtype=torch.float32)
-        sampled += len(round_problems)
-        rounds += 1
-        if informative_groups:
-            mixed = (correct.view(-1, G).std(dim=1) > 0).nonzero().flatten()[: informative_groups - groups]
-            rows = (mixed[:, None] * G + torch.arange(G)).flatten()
-            groups += len(mixed)
-            if not len(mixed):
-                continue
-            rollout, correct = select_rollout_rows(rollout, rows), correct[rows]
-        kept.append(rollout)
-        kept_correct.append(correct)
-        if informative_groups and groups >= informative_groups:
-            break
-    if not kept:
-        raise DataError(
-            f"no group with mixed rewards in {rounds} rounds of {chunk} prompts x G = {G}: every group was "
-            "all right or all wrong, so GRPO's gradient is 0 (try an easier task or more --prompts)"
-        )
-    rollout = concat_rollouts(kept, tokenizer.pad_token_id)
-    correct = torch.cat(kept_correct)
-    _, entropy, _ = score_policy(
-        model,
-        rollout,
-        config.train.logprob_chunk_size,
-        config.train.micro_batch_rows,
-        autocast,
-        config.sampling.temperature,
-    )
-    batch = batch_from_rewards(rollout, correct, entropy, G)
-    batch.prompts_sampled, batch.rounds = sampled, rounds
-    return batch
-
-
-def batch_from_rewards(
-    rollout: Any, correct: torch.Tensor, entropy: torch.Tensor, group_size: int
-) -> CosineBatch:
-    """A CosineBatch from a rollout, its 0/1 rewards [B] and token entropies [B,T]: GRPO advantages
-    (Eq. 2) and the parts (quadrants by the GRPO advantage's sign and the group-mean entropy rule)."""
-    from eapo.core import group_advantages, quadrant_masks
-
-    mask = rollout.response_mask
-    advantages = group_advantages(correct, group_size, "grpo")[0][:, None] * mask
-    parts = quadrant_masks(advantages, entropy, mask, group_size)
-    parts["ZERO"] = (mask != 0) & (advantages == 0)
-    return CosineBatch(rollout, correct, entropy, advantages, parts, group_size)
-
-
-def shaped_advantages(algorithm: Any, batch: CosineBatch, max_new_tokens: int) -> torch.Tensor:
-    """The algorithm's token advantages [B,T] on `batch`, computed as the trainer computes them."""
-    from eapo.core import group_advantages, overlong_penalty, shape_advantages
-
-    mask = batch.rollout.response_mask
-    buffer = algorithm.overlong_buffer if algorithm.overlong_buffer >= 0 else max_new_tokens // 4
-    rewards = batch.correct + overlong_penalty(mask.sum(dim=1), max_new_tokens, buffer)
-    seq_adv, _ = group_advantages(rewards, batch.group_size, algorithm.advantage)
-    advantages = seq_adv[:, None] * mask
-    return shape_advantages(
-        algorithm.shaper, advantages, batch.entropy, mask, batch.group_size, **algorithm.shaper_params
-    )
 
 
 def parse_algorithm(label: str) -> Any:
@@ -610,9 +487,9 @@ def analyze_gradient_cosine(
     write the JSON to `output` (default `<run>/analysis/gradients/cosine.json` or `gradient_cosine.json`)
     with a Markdown table beside it (`.md`). `config`: a YAML path or a built-in name (`smoke`); `command`:
     the command line to record. Returns the result with `output`."""
-    import json
     from pathlib import Path
 
+    from eapo.analysis.run_io import write_json
     from eapo.train.evaluate import resolve_eval_target
     from eapo.train.run_policy import load_run_policy
     from eapo.train.trainer import seed_everything
@@ -643,7 +520,7 @@ def analyze_gradient_cosine(
         output = Path(run) / "analysis" / "gradients" / "cosine.json" if run else Path("gradient_cosine.json")
     output = Path(output)
     output.parent.mkdir(parents=True, exist_ok=True)
-    output.write_text(json.dumps(result, indent=2) + "\n")
+    write_json(output, result)  # strict JSON: a cosine of NaN gradients is written as null
     output.with_suffix(".md").write_text("\n".join(markdown_table(result)) + "\n")
     result["output"] = str(output)
     return result
