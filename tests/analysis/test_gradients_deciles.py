@@ -1,13 +1,24 @@
-"""Pure pieces of `eapo gradients`: per-method Eq. 5 norms on one batch and their entropy-decile shares."""
+"""`eapo gradients`: per-method Eq. 5 norms on one batch, their entropy-decile shares, its summary.json."""
 
 from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
-from eapo.analysis.gradients import TAIL_BINS, decile_shares, gradient_norms, method_specs
+from eapo.analysis.gradients import (
+    TAIL_BINS,
+    analyze_gradients,
+    decile_shares,
+    gradient_norms,
+    method_specs,
+)
 from eapo.core import SHAPERS, logit_grad_norm, token_logprobs_and_entropy
+from eapo.train.dumps import write_dump
 
 
 def _batch(seed: int = 0) -> dict[str, torch.Tensor]:
@@ -85,3 +96,36 @@ def test_entropy_deciles_on_a_real_batch_put_grpo_signal_at_high_entropy() -> No
     table = decile_shares(b["entropy"][m].numpy(), {"grpo": norms["grpo"][m].numpy()})
     # Eq. 5: the (1 − π_y) factor grows with entropy, so the top decile carries more than the bottom one.
     assert table["share"]["grpo"][-1] > table["share"]["grpo"][0]
+
+
+def test_summary_json_is_strict_json_when_a_norm_is_nan(tmp_path: Path) -> None:
+    """A non-finite token (here one NaN log-prob) makes its decile's share NaN; summary.json, which jq and
+    pandas read, holds null there instead of a bare NaN (not JSON)."""
+    b = _batch()
+    b["logprobs"][0, 5] = float("nan")
+    rewards = torch.tensor([1.0, 0, 0, 1, 0, 1, 1, 1])
+    write_dump(
+        tmp_path / "rollouts",
+        1,
+        host="eapo",
+        algo="grpo",
+        group_size=4,
+        temperature=1.0,
+        response_ids=torch.zeros(b["mask"].shape, dtype=torch.long),
+        response_mask=b["mask"],
+        rewards=rewards,
+        entropy=b["entropy"],
+        logprobs=b["logprobs"],
+        advantages=b["advantages"],
+        shaped_advantages=b["advantages"].clone(),
+        sum_sq_probs=b["sum_sq"],
+    )
+    summary = analyze_gradients(tmp_path, progress=False)
+    mean_norm = summary["table"]["mean_norm"]["grpo"]
+    assert sum(math.isnan(v) for v in mean_norm) == 1  # the NaN is real: one decile's mean norm
+    text = (tmp_path / "analysis" / "gradients" / "summary.json").read_text()
+    written = json.loads(text, parse_constant=lambda name: pytest.fail(f"non-standard JSON constant {name}"))
+    assert [v is None for v in written["table"]["mean_norm"]["grpo"]] == [math.isnan(v) for v in mean_norm]
+    assert [v for v in written["table"]["mean_norm"]["grpo"] if v is not None] == pytest.approx(
+        [v for v in mean_norm if not math.isnan(v)]
+    )

@@ -24,9 +24,10 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from eapo.analysis.quadrants import dump_paths, load_dump, spread_evenly
+from eapo.analysis.quadrants import spread_evenly
 from eapo.analysis.run_io import write_json
 from eapo.errors import DataError
+from eapo.train.dumps import dump_paths, dump_step, load_dump
 
 __all__ = [
     "DECILES",
@@ -318,7 +319,7 @@ def analyze_gradients(
     paths = dump_paths(run_dir)
     if steps is not None:
         wanted = {int(s) for s in steps}
-        paths = [p for p in paths if _step_of(p) in wanted]
+        paths = [p for p in paths if dump_step(p) in wanted]
     if not paths:
         raise DataError(
             f"{run_dir}: no rollout dumps (rollouts/step_N.safetensors); set run.dump_rollouts_every > 0"
@@ -331,8 +332,8 @@ def analyze_gradients(
         candidates = [
             p
             for p in paths
-            if _step_of(p) == 1
-            or (run_dir / "checkpoints" / f"step_{_step_of(p) - 1:06d}" / "model").is_dir()
+            if dump_step(p) == 1
+            or (run_dir / "checkpoints" / f"step_{dump_step(p) - 1:06d}" / "model").is_dir()
         ]
     if not candidates:
         raise DataError(
@@ -401,7 +402,3 @@ def analyze_gradients(
     (out_dir / "summary.md").write_text(_markdown(summary))
     summary["out_dir"] = str(out_dir)
     return summary
-
-
-def _step_of(path: Path) -> int:
-    return int(path.stem.split("_")[1])

@@ -21,9 +21,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from eapo.analysis.quadrants import dump_paths, load_dump, quadrant_series, read_run_metrics
+from eapo.analysis.quadrants import quadrant_series, read_run_metrics
 from eapo.core import QUADRANTS
 from eapo.errors import DataError
+from eapo.train.dumps import dump_paths, load_dump
 
 __all__ = ["build_report", "sample_responses"]
 
@@ -403,14 +404,13 @@ def build_report(
         train = [r for r in rows if "loss" in r]
         tail = train[-max(1, len(train) // 10) :]
         head = train[: max(1, len(train) // 10)]
-        config = _read_config(path)
         avg_keys = sorted(
             k for k in (evals[-1] if evals else {}) if k.startswith("eval/avg@") and k != "eval/avg@1"
         )
         summary_rows.append(
             [
                 _esc(name),
-                _esc(config.get("algo", "?")),
+                _esc(_run_algorithm(path)),
                 str(len(train)),
                 _fmt(evals[0]["eval/pass@1"]) if evals else "–",
                 _fmt(evals[-1]["eval/pass@1"]) if evals else "–",
@@ -517,14 +517,12 @@ def build_report(
     return out
 
 
-def _read_config(run_dir: Path) -> dict[str, Any]:
-    """A few fields of the run's config.yaml for the results table (empty when it is missing)."""
+def _run_algorithm(run_dir: Path) -> str:
+    """The algorithm named in the run's config.yaml, for the results table ("?" when it is missing)."""
     from eapo.train.config import load_yaml_text
 
     path = run_dir / "config.yaml"
-    if not path.is_file():
-        return {}
-    data = load_yaml_text(path) or {}
+    data = load_yaml_text(path) if path.is_file() else None
     if not isinstance(data, dict):
-        return {}
-    return {"algo": (data.get("algo") or {}).get("name", "?"), "task": (data.get("task") or {}).get("source")}
+        return "?"
+    return (data.get("algo") or {}).get("name", "?")
