@@ -76,7 +76,10 @@ def test_benchmark_runs_in_smoke_setting(script: str, tmp_path: Path) -> None:
     elif script == "algo_overhead":
         by_algo = {row["algo"]: row for row in summary}
         assert set(by_algo) == {"grpo", "eapo"}
-        assert by_algo["grpo"]["step_ratio"] == 1.0 and by_algo["grpo"]["memory_ratio"] == 1.0
+        # EAPO measured against GRPO in the same run (not GRPO's ratio to itself): its shaping keeps no
+        # [B,T,V] tensor, so the peak memory stays GRPO's; the step time is a sane multiple even under load.
+        assert by_algo["eapo"]["memory_ratio"] == pytest.approx(1.0, abs=0.05)
+        assert 0.25 < by_algo["eapo"]["step_ratio"] < 4.0
         assert by_algo["eapo"]["peak_mib"] > 0 and by_algo["eapo"]["step_s"] > 0
     elif script == "step_breakdown":
         shares = summary[0]["shares"]
