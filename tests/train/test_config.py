@@ -81,7 +81,7 @@ def test_out_of_range_names_field(override: list[str], field: str) -> None:
 
 
 def test_unknown_algorithm_suggests() -> None:
-    with pytest.raises(ConfigError, match="algo.name = 'eapoo' is unknown: did you mean 'eapo'"):
+    with pytest.raises(ConfigError, match=r"algo\.name = 'eapoo' is unknown: did you mean 'eapo'"):
         load_config(overrides=["--algo", "eapoo"])
 
 
