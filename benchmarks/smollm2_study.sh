@@ -1,0 +1,73 @@
+#!/usr/bin/env bash
+# Reruns the SmolLM2 study of issue #19 from scratch, part by part, with eapo's own commands, and copies each
+# report into benchmarks/results/ (names starting compare_smollm2_, ablation_*_smollm2_, credit_smollm2_,
+# gradients_smollm2_). Days of CPU: every grid is resumable (a finished arm x seed is never rerun, an
+# interrupted one continues from its newest checkpoint), so run a part, stop it, run it again.
+#
+#   bash benchmarks/smollm2_study.sh gate              # the entropy gate of configs/smollm2_study.yaml
+#   bash benchmarks/smollm2_study.sh pilot_1e-5        # GRPO, 2 seeds, lr 1e-5 (also pilot_3e-6, pilot_1e-6)
+#   bash benchmarks/smollm2_study.sh pilot_mde         # the pilot's seed spread -> minimum detectable effect
+#   LR=... STEPS=... bash benchmarks/smollm2_study.sh headline|exploratory|isolate|eapo_without
+#
+# Two parts may run side by side (two runs, one torch thread each, OMP_WAIT_POLICY=PASSIVE); never more on
+# 2 cores. LR and STEPS are fixed by the pilot (issue #19 item 2) before the headline starts; the defaults
+# below are the config's and stand only until then. OUT (default runs/smollm2_study) holds the runs.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+OUT="${OUT:-runs/smollm2_study}"
+CONFIG=configs/smollm2_study.yaml
+export OMP_NUM_THREADS=1 OMP_WAIT_POLICY=PASSIVE
+LR="${LR:-3e-6}"
+STEPS="${STEPS:-250}"
+COMMON=(--config "$CONFIG" --run.tensorboard false --no-progress)
+
+collect() {  # collect <report json> <name in benchmarks/results>
+    python benchmarks/collect.py "$1" "$2"
+}
+
+for part in "$@"; do
+    case "$part" in
+    gate)
+        for phase in before warmup after; do
+            python benchmarks/smollm2_arith_warmup.py --phase "$phase" --config configs/smollm2_arith_3x1_t12.yaml \
+                --out benchmarks/results/smollm2_arith_3x1_t12_warmup.json
+        done
+        ;;
+    pilot_*)
+        lr="${part#pilot_}"
+        eapo compare "${COMMON[@]}" --algos grpo --focus grpo --seeds 2 --steps 250 --train.lr "$lr" \
+            --out "$OUT/pilot_lr$lr" --runs-dir "$OUT/pilot_lr$lr"
+        collect "$OUT/pilot_lr$lr/compare.json" "compare_smollm2_pilot_lr$lr.json"
+        ;;
+    pilot_mde)
+        eapo compare --pilot "$OUT/pilot_lr$LR" --power-seeds 4,8,16 --out "$OUT/pilot_mde"
+        ;;
+    headline)
+        eapo compare "${COMMON[@]}" --algos grpo,eapo --seeds 8 --steps "$STEPS" --train.lr "$LR" \
+            --primary auc --out "$OUT/headline" --runs-dir "$OUT/runs"
+        collect "$OUT/headline/compare.json" compare_smollm2_headline.json
+        ;;
+    exploratory)
+        eapo compare "${COMMON[@]}" --algos grpo,eapo,dapo,forking,entro_adv --seeds 3 --steps "$STEPS" \
+            --train.lr "$LR" --out "$OUT/exploratory" --runs-dir "$OUT/runs"
+        collect "$OUT/exploratory/compare.json" compare_smollm2_exploratory.json
+        eapo ablate "${COMMON[@]}" --mode controls --seeds 3 --steps "$STEPS" --train.lr "$LR" \
+            --out "$OUT/controls" --runs-dir "$OUT/runs"
+        collect "$OUT/controls/ablation.json" ablation_controls_smollm2.json
+        ;;
+    isolate)
+        eapo ablate "${COMMON[@]}" --mode isolate --random-controls --seeds 3 --steps "$STEPS" --train.lr "$LR" \
+            --out "$OUT/isolate" --runs-dir "$OUT/runs"
+        collect "$OUT/isolate/ablation.json" ablation_isolate_smollm2.json
+        ;;
+    eapo_without)
+        eapo ablate "${COMMON[@]}" --mode eapo-without --seeds 3 --steps "$STEPS" --train.lr "$LR" \
+            --out "$OUT/eapo_without" --runs-dir "$OUT/runs"
+        collect "$OUT/eapo_without/ablation.json" ablation_eapo_without_smollm2.json
+        ;;
+    *)
+        echo "unknown part: $part (gate, pilot_<lr>, pilot_mde, headline, exploratory, isolate, eapo_without)" >&2
+        exit 2
+        ;;
+    esac
+done
