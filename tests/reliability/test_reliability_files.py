@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 import eapo.models.loading as loading
+import eapo.models.pretrained as pretrained
 from eapo.cli import main
 from eapo.errors import ConfigError, DataError, ModelLoadError
 from eapo.train.logging import read_metrics
@@ -145,13 +146,13 @@ def test_an_unreachable_hub_id_fails_fast_with_one_line_on_working_offline(
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     started = time.monotonic()
     with pytest.raises(ModelLoadError, match="not a local folder nor in the local Hugging Face cache"):
-        loading.hub_is_offline("eapo-tests/no-such-model")
+        pretrained.hub_is_offline("eapo-tests/no-such-model")
     # Without the variable: a Hub that does not answer (no network here, or a closed port) also fails fast.
     monkeypatch.delenv("HF_HUB_OFFLINE")
     monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")  # the discard port: nothing listens
     with pytest.raises(ModelLoadError, match="huggingface-cli download eapo-tests/no-such-model"):
-        loading.hub_is_offline("eapo-tests/no-such-model")
-    assert time.monotonic() - started < 2 * loading.HUB_TIMEOUT_S + 5
+        pretrained.hub_is_offline("eapo-tests/no-such-model")
+    assert time.monotonic() - started < 2 * pretrained.HUB_TIMEOUT_S + 5
 
 
 def test_a_data_error_names_the_file(tmp_path: Path) -> None:

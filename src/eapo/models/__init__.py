@@ -30,10 +30,10 @@ if TYPE_CHECKING:
         add_lora,
         default_cache_dir,
         load_policy,
-        load_pretrained,
         policy_location,
         record_format_warmup,
     )
+    from eapo.models.pretrained import load_pretrained
     from eapo.models.smollm2 import ensure_smollm2
     from eapo.models.tiny import build_tiny_model, ensure_tiny_model, supervised_warmup
 
@@ -54,7 +54,7 @@ _LAZY = {
     "add_lora": "loading",
     "default_cache_dir": "loading",
     "load_policy": "loading",
-    "load_pretrained": "loading",
+    "load_pretrained": "pretrained",
     "policy_location": "loading",
     "record_format_warmup": "loading",
     "ensure_smollm2": "smollm2",

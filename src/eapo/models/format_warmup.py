@@ -34,6 +34,7 @@ from eapo.errors import ConfigError, DataError
 from eapo.files import follow_umask
 from eapo.models.config import FormatWarmupConfig, ModelConfig
 from eapo.models.device import autocast_context, resolve_device
+from eapo.models.pretrained import load_pretrained
 from eapo.models.tiny import collate_sft_batch
 from eapo.rollout.config import SamplingConfig
 from eapo.rollout.evaluation import evaluate
@@ -95,7 +96,6 @@ def ensure_format_warmup(
     """Folder of the base model at `location` after the format warm-up for `task`, training it first
     unless it is cached. An interrupted warm-up leaves nothing behind (staging folder, renamed when done).
     """
-    from eapo.models.loading import load_pretrained
 
     warmup = model_config.format_warmup
     warmup.validate()
