@@ -59,7 +59,8 @@ def worker(payload: dict[str, Any]) -> dict[str, Any]:
     import eapo.train.trainer as trainer_module
     from eapo.core import group_advantages, shape_advantages
     from eapo.train.algorithms import ALGORITHMS, AlgoConfig, resolve_algorithm
-    from eapo.train.trainer import Trainer, score_policy
+    from eapo.train.scoring import score_policy
+    from eapo.train.trainer import Trainer
 
     with tempfile.TemporaryDirectory() as tmp:
         config = _config(payload["model"], tmp, payload.get("overrides"))
@@ -95,7 +96,7 @@ def worker(payload: dict[str, Any]) -> dict[str, Any]:
 
         def step(name: str) -> float:
             restore(name)
-            elapsed = bu.timed(lambda: parts[name].append(trainer.train_step()))
+            elapsed = bu.timed(lambda: parts[name].append(trainer.train_step().metrics))
             return elapsed
 
         times = bu.interleave(

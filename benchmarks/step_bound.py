@@ -318,7 +318,7 @@ def bf16_agreement(model: Any, tokenizer: Any, task: Any, config: Any, s: dict[s
     from eapo.core import group_advantages, quadrant_masks
     from eapo.rollout import generate_rollouts
     from eapo.tasks import build_prompt, score_completions
-    from eapo.train.trainer import score_policy
+    from eapo.train.scoring import score_policy
 
     G = s["group"]
     problems = task.train[: max(s["prompts"], 4)]

@@ -141,7 +141,7 @@ def trl_worker(s: dict[str, Any]) -> dict[str, Any]:
 
     from eapo.models import load_policy
     from eapo.tasks import build_prompt, load_task, score_completions
-    from eapo.train.trainer import data_order, seed_everything
+    from eapo.train.seeding import data_order, seed_everything
 
     with tempfile.TemporaryDirectory() as tmp:
         config = _config(s, tmp)

@@ -126,6 +126,6 @@ def eapo_train_run(root: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     run = {"output_dir": str(root), "name": "eapo-run", "dump_rollouts_every": 1, "entropy_change_every": 0}
     config = load_config("smoke", {"algo": {"name": "eapo"}, "run": run, "train": {"steps": 1}})
     trainer = trainer_module.Trainer(config, progress=False, reward_fn=_completion_reward)
-    trainer.logger.log(1, trainer.train_step())  # what `run()` logs for the step, without its evaluations
+    trainer.logger.log(1, trainer.train_step().metrics)  # what `run()` logs, without its evaluations
     trainer.logger.close()
     return trainer.run_dir

@@ -27,6 +27,7 @@ from reliability_support import (
 from safetensors.torch import load_file
 
 import eapo.train.trainer as trainer_module
+import eapo.train.update as update_module
 from eapo.cli import main
 from eapo.train.checkpoint import read_trainer_state
 from eapo.train.dumps import dump_paths, load_dump
@@ -43,7 +44,7 @@ def _poison_policy_loss(monkeypatch: pytest.MonkeyPatch, bad_call: Callable[[int
     `loss_nan`: loss x NaN (NaN gradients too). `loss_nan_grad_finite`: loss + a NaN constant (gradients
     stay finite, so only the loss check can catch it).
     """
-    real = trainer_module.policy_loss
+    real = update_module.policy_loss
     calls = itertools.count(1)
 
     def poisoned(*args: Any, **kwargs: Any) -> tuple[torch.Tensor, torch.Tensor, dict[str, Any]]:
@@ -52,7 +53,7 @@ def _poison_policy_loss(monkeypatch: pytest.MonkeyPatch, bad_call: Callable[[int
             loss = loss * NAN if how == "loss_nan" else loss + torch.tensor(NAN)
         return loss, token_loss, metrics
 
-    monkeypatch.setattr(trainer_module, "policy_loss", poisoned)
+    monkeypatch.setattr(update_module, "policy_loss", poisoned)
 
 
 def _weights(checkpoint: Path) -> dict[str, torch.Tensor]:

@@ -74,7 +74,7 @@ def test_bf16_rollout_copy_samples_and_is_refreshed(tmp_path: Path) -> None:
     trainer = Trainer(config, progress=False)
     assert not trainer.rollout_logprobs  # rollout precision differs from training: keep the forward
     assert trainer.precision["rollout"] == "bfloat16" and trainer.precision["weights"] == "float32"
-    metrics = trainer.train_step()
+    metrics = trainer.train_step().metrics
     assert metrics["tokens/generated"] > 0 and torch.isfinite(torch.tensor(metrics["loss"]))
     copy = trainer.rollout_model()  # refreshed with the weights after the update
     assert copy is not trainer.model

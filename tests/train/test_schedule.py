@@ -19,7 +19,8 @@ from eapo.core import QUADRANTS
 from eapo.rollout import SamplingConfig, concat_rollouts, generate_rollouts, response_logits
 from eapo.tasks import Problem, build_prompt
 from eapo.train.config import load_config
-from eapo.train.trainer import Trainer, score_policy
+from eapo.train.scoring import score_policy
+from eapo.train.trainer import Trainer
 
 
 def smoke(tmp_path: Path, name: str, **sections: dict[str, Any]):
@@ -58,7 +59,7 @@ def test_scoring_is_at_the_sampling_temperature_and_step_one_ratio_is_one(tmp_pa
 
     # One on-policy update: π_θ = π_old when the gradient is taken, so the ratio is exactly 1 at T = 0.7 too
     # (it would not be if the update scored at T = 1 and π_old at T = 0.7).
-    metrics = trainer.train_step()
+    metrics = trainer.train_step().metrics
     assert metrics["ratio_mean"] == pytest.approx(1.0, abs=1e-6)
     assert metrics["ratio_abs_dev"] == pytest.approx(0.0, abs=1e-6)
     assert metrics["kl_new_old"] == pytest.approx(0.0, abs=1e-9)
@@ -75,7 +76,7 @@ def test_several_mini_batches_move_the_ratio_and_the_clip_binds(tmp_path: Path) 
         run={"update_size_every": 1},
     )
     trainer = Trainer(config, progress=False, reward_fn=parity_reward)
-    rows = [trainer.train_step() for _ in range(4)]
+    rows = [trainer.train_step().metrics for _ in range(4)]
     for metrics in rows:
         assert metrics["updates_per_rollout"] == 2.0
         assert metrics["drift/update_norm"] > 0 and 0 < metrics["drift/update_relative"] < 1
@@ -100,7 +101,7 @@ def test_step_metrics_and_update_do_not_depend_on_the_micro_batch_size(tmp_path:
         )
         trainer = Trainer(config, progress=False, reward_fn=parity_reward)
         before = flat_params(trainer.model)
-        metrics = trainer.train_step()
+        metrics = trainer.train_step().metrics
         metrics = {k: v for k, v in metrics.items() if not k.startswith("time/") and k != "tokens_per_s"}
         results.append((metrics, flat_params(trainer.model) - before))
     (one, update_one), (four, update_four) = results
@@ -125,7 +126,7 @@ def test_dapo_refills_the_batch_with_informative_groups(tmp_path: Path) -> None:
         tmp_path, "dapo", algo={"name": "dapo", "overlong_buffer": 0}, train={"prompts_per_step": 4}
     )
     trainer = Trainer(config, progress=False, reward_fn=reward)
-    metrics = [trainer.train_step() for _ in range(2)]
+    metrics = [trainer.train_step().metrics for _ in range(2)]
     for m in metrics:
         assert 0 <= m["sampling/refill_rounds"] <= 4
         assert m["sampling/extra_prompts"] == 4 * m["sampling/refill_rounds"]
@@ -166,7 +167,7 @@ def test_kl_cov_reports_no_clipped_tokens_since_it_does_not_clip(tmp_path: Path)
         tmp_path, "klcov", algo={"name": "kl_cov"}, train={"mini_batches": 2, "lr": 3e-2, "steps": 4}
     )
     trainer = Trainer(config, progress=False, reward_fn=parity_reward)
-    rows = [trainer.train_step() for _ in range(4)]
+    rows = [trainer.train_step().metrics for _ in range(4)]
     assert max(m["outside_clip_range_fraction"] for m in rows) > 0
     for m in rows:
         assert m["clip_fraction"] == 0.0

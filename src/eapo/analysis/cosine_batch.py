@@ -65,7 +65,7 @@ def sample_batch(
     """
     from eapo.rollout import concat_rollouts, generate_rollouts, select_rollout_rows
     from eapo.tasks import build_prompt, score_completions
-    from eapo.train.trainer import score_policy
+    from eapo.train.scoring import score_policy
 
     G = config.train.group_size
     chunk = informative_groups or len(problems)

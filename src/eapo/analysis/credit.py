@@ -177,7 +177,7 @@ def probe_credit(
     from eapo.rollout.continuation import continue_sequences
     from eapo.rollout.generate import cut_after_stop_string, model_eos_token_ids
     from eapo.tasks import build_prompt, score_completions
-    from eapo.train.trainer import score_policy
+    from eapo.train.scoring import score_policy
 
     if alternatives not in ("top", "sample"):
         raise ConfigError(f"credit --alternatives {alternatives!r}: expected 'top' or 'sample'")
@@ -518,7 +518,7 @@ def analyze_credit(
 
     from eapo.train.evaluate import resolve_eval_target
     from eapo.train.run_policy import load_run_policy
-    from eapo.train.trainer import seed_everything
+    from eapo.train.seeding import seed_everything
 
     if split not in ("eval", "train"):
         raise ConfigError(f"credit --split {split!r}: expected 'eval' or 'train'")

@@ -492,7 +492,7 @@ def analyze_gradient_cosine(
     from eapo.analysis.run_io import write_json
     from eapo.train.evaluate import resolve_eval_target
     from eapo.train.run_policy import load_run_policy
-    from eapo.train.trainer import seed_everything
+    from eapo.train.seeding import seed_everything
 
     if run is None and model is None:  # the config's own model (the tiny default's when no config)
         from eapo.train.config import load_config

@@ -178,7 +178,7 @@ def rescore_sum_sq(
     """
     from eapo.models import autocast_context
     from eapo.rollout import RolloutBatch
-    from eapo.train.trainer import score_policy
+    from eapo.train.scoring import score_policy
 
     prompts = list(dump["prompts"])
     bos = tokenizer.bos_token

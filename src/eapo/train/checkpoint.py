@@ -32,7 +32,7 @@ from typing import Any
 
 import torch
 
-from eapo.errors import CheckpointError, DataError, clip_text
+from eapo.errors import CheckpointError, ConfigError, DataError, clip_text
 from eapo.files import follow_umask
 from eapo.train.logging import read_metrics
 
@@ -368,6 +368,24 @@ def checkpoint_state(path: Path) -> dict[str, Any]:
                 f"checkpoint {path}: state.json's {key} = {value!r}, expected an integer >= 0"
             )
     return state
+
+
+def resume_target(run_dir: Path, steps: int) -> tuple[Path, int, bool]:
+    """What `--resume` continues from, read before any model loads: the newest valid checkpoint, its step,
+    and whether the run had finished there with nothing left to do for `steps` (= train.steps).
+
+    CheckpointError when no checkpoint is valid; ConfigError when `steps` is below the checkpoint's step.
+    """
+    path = resume_point(run_dir).latest
+    assert path is not None  # resume_point raised otherwise
+    state = checkpoint_state(path)
+    step = int(state.get("step", 0))
+    if steps < step:
+        raise ConfigError(
+            f"--resume {run_dir}: train.steps = {steps} is below the checkpoint's step {step}; "
+            f"give --steps {step} or more"
+        )
+    return path, step, run_completed(run_dir, state) and step >= steps
 
 
 def run_completed(run_dir: Path, state: dict[str, Any]) -> bool:

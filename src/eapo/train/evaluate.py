@@ -13,7 +13,7 @@ from eapo.rollout import evaluate
 from eapo.train.checkpoint import latest_checkpoint
 from eapo.train.config import Config, load_config, validate
 from eapo.train.run_policy import load_run_policy
-from eapo.train.trainer import seed_everything
+from eapo.train.seeding import seed_everything
 
 
 def _run_of_checkpoint(path: Path) -> Path | None:
