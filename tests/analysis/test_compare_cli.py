@@ -119,7 +119,7 @@ def test_sweep_arms_one_at_a_time_and_grid() -> None:
 
 
 def test_compare_argument_errors_name_the_argument(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match="--algos 'grpo,epao': 'epao' is not an algorithm"):
+    with pytest.raises(ConfigError, match="--algos = 'epao' is unknown: did you mean 'eapo'"):
         parse_algos("grpo,epao")
     with pytest.raises(ConfigError, match="--sweep 'beta=1'"):
         parse_sweeps(["beta=1"])

@@ -45,7 +45,7 @@ from eapo.analysis.power import DEFAULT_POWER_SEEDS
 from eapo.analysis.prestated import analyse, prestated_markdown, task_guessing_baseline
 from eapo.analysis.prestated_metrics import PRIMARY_METRICS, pass_ks
 from eapo.analysis.run_io import write_report_json
-from eapo.errors import ConfigError
+from eapo.errors import ConfigError, check_choice
 from eapo.train.precision import check_same_precision, read_precision
 
 DEFAULT_ALGOS = (
@@ -72,10 +72,7 @@ def parse_algos(text: str) -> list[str]:
     if not names:
         raise ConfigError(f"--algos {text!r}: name at least one algorithm ({', '.join(ALGORITHMS)})")
     for name in names:
-        if name not in ALGORITHMS:
-            raise ConfigError(
-                f"--algos {text!r}: {name!r} is not an algorithm; choose from {', '.join(ALGORITHMS)}"
-            )
+        check_choice("--algos", name, ALGORITHMS)  # the one message for a name picked from a registry
     if len(set(names)) != len(names):
         raise ConfigError(f"--algos {text!r}: an algorithm is named twice")
     return names
