@@ -53,7 +53,7 @@ COMMAND = "python benchmarks/findings.py"
 
 # --------------------------------------------------------------------------- steps
 def _run_finished(run_dir: Path) -> bool:
-    from eapo.analysis.quadrants import read_run_metrics
+    from eapo.analysis.run_io import read_run_metrics
     from eapo.train.config import load_config
 
     if not (run_dir / "metrics.jsonl").is_file():
@@ -137,7 +137,7 @@ def _load(path: Path) -> dict[str, Any] | None:
 
 
 def _metrics(run_dir: Path) -> list[dict[str, Any]]:
-    from eapo.analysis.quadrants import read_run_metrics
+    from eapo.analysis.run_io import read_run_metrics
 
     return read_run_metrics(run_dir)
 

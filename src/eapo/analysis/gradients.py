@@ -24,8 +24,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from eapo.analysis.quadrants import spread_evenly
-from eapo.analysis.run_io import write_json
+from eapo.analysis.run_io import spread_evenly, write_json
 from eapo.errors import DataError
 from eapo.train.dumps import dump_paths, dump_step, load_dump
 

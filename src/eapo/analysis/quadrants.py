@@ -16,7 +16,6 @@ incorrect within a group with mixed outcomes), high entropy = H ≥ the group's 
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -27,34 +26,19 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from eapo.analysis.information import bootstrap_group_weights, entropy_reward_information
+from eapo.analysis.run_io import read_run_metrics, spread_evenly, write_json
 from eapo.core import QUADRANTS
 from eapo.errors import DataError
-from eapo.train.dumps import DUMP_KEYS, dump_paths, load_dump
+from eapo.train.dumps import dump_paths, load_dump
 
 __all__ = [
-    "DUMP_KEYS",
     "TokenTable",
     "analyze_quadrants",
     "collect_tokens",
-    "dump_paths",
     "entropy_change_series",
-    "load_dump",
     "quadrant_series",
-    "read_run_metrics",
-    "spread_evenly",
     "tail_density_by_polarity",
 ]
-
-
-# --------------------------------------------------------------------------- reading a run
-def read_run_metrics(run_dir: Path) -> list[dict[str, Any]]:
-    """The rows of `<run>/metrics.jsonl`; DataError when the folder is not a run."""
-    from eapo.train.logging import read_metrics
-
-    run_dir = Path(run_dir)
-    if not (run_dir / "metrics.jsonl").is_file():
-        raise DataError(f"{run_dir}: no metrics.jsonl; expected a run folder written by `eapo train`")
-    return read_metrics(run_dir)
 
 
 def _series(rows: list[dict[str, Any]], key: str) -> list[float | None]:
@@ -144,14 +128,6 @@ def collect_tokens(paths: Sequence[Path], *, progress: bool = False) -> TokenTab
         offset += int(dump["response_mask"].shape[0])
     merged = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
     return TokenTable(algo=algo, **merged)
-
-
-def spread_evenly(paths: list[Path], limit: int | None) -> list[Path]:
-    """At most `limit` paths spread evenly over the list (first and last kept)."""
-    if not limit or len(paths) <= limit:
-        return paths
-    picks = np.unique(np.linspace(0, len(paths) - 1, limit).round().astype(int))
-    return [paths[i] for i in picks]
 
 
 # --------------------------------------------------------------------------- tail density (Fig. 4)
@@ -499,7 +475,7 @@ def analyze_quadrants(
         if len(per_dump) > 1:
             figures.append(_plot_information_over_training(per_dump, out_dir))
     summary["figures"] = [p.name for p in figures]
-    (out_dir / "summary.json").write_text(json.dumps(summary, indent=2))
+    write_json(out_dir / "summary.json", summary)  # strict JSON: an undefined statistic is null
     (out_dir / "summary.md").write_text(_markdown(summary))
     summary["out_dir"] = str(out_dir)
     return summary

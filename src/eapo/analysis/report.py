@@ -21,7 +21,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from eapo.analysis.quadrants import quadrant_series, read_run_metrics
+from eapo.analysis.quadrants import quadrant_series
+from eapo.analysis.run_io import read_run_metrics
 from eapo.core import QUADRANTS
 from eapo.errors import DataError
 from eapo.train.dumps import dump_paths, load_dump

@@ -1,4 +1,5 @@
-"""Reading and writing the files the analysis commands share: JSON helpers that always write valid JSON.
+"""Reading and writing the files the analysis commands share: a run's metrics, an even pick of its dumps,
+and JSON helpers that always write valid JSON.
 
 Every analysis writes its results as JSON that other tools (jq, pandas, a browser) must read, and Python's
 `json` writes a non-finite float as a bare `NaN`, which is not JSON. `json_ready` turns dataclasses, paths,
@@ -15,7 +16,18 @@ import math
 from pathlib import Path
 from typing import Any
 
-__all__ = ["json_ready", "read_json", "write_json", "write_report_json"]
+import numpy as np
+
+from eapo.errors import DataError
+
+__all__ = [
+    "json_ready",
+    "read_json",
+    "read_run_metrics",
+    "spread_evenly",
+    "write_json",
+    "write_report_json",
+]
 
 
 def json_ready(value: Any, digits: int | None = None) -> Any:
@@ -61,3 +73,21 @@ def write_report_json(path: Path, payload: dict[str, Any]) -> Path:
     """A report as strict JSON, floats rounded to 6 decimals (non-finite as null)."""
     Path(path).write_text(json.dumps(json_ready(payload, digits=6), indent=1, allow_nan=False) + "\n")
     return Path(path)
+
+
+def read_run_metrics(run_dir: Path) -> list[dict[str, Any]]:
+    """The rows of `<run>/metrics.jsonl`; DataError when the folder is not a run."""
+    from eapo.train.logging import read_metrics
+
+    run_dir = Path(run_dir)
+    if not (run_dir / "metrics.jsonl").is_file():
+        raise DataError(f"{run_dir}: no metrics.jsonl; expected a run folder written by `eapo train`")
+    return read_metrics(run_dir)
+
+
+def spread_evenly(paths: list[Path], limit: int | None) -> list[Path]:
+    """At most `limit` paths spread evenly over the list (first and last kept)."""
+    if not limit or len(paths) <= limit:
+        return paths
+    picks = np.unique(np.linspace(0, len(paths) - 1, limit).round().astype(int))
+    return [paths[i] for i in picks]
