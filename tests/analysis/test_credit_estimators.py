@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 import torch
 
-from eapo.analysis.credit import choose_positions, spearman
+from eapo.analysis.credit import choose_positions
+from eapo.analysis.stats import spearman
 
 
 def test_spearman_matches_known_values() -> None:

@@ -13,13 +13,17 @@ import numpy as np
 import pytest
 
 from eapo.analysis.grid import GRID_EVAL, RunRecord
-from eapo.analysis.power import DEFAULT_POWER_SEEDS, pilot_power, power_analysis
+from eapo.analysis.power import (
+    DEFAULT_POWER_SEEDS,
+    min_detectable_effect,
+    min_detectable_effect_crossed,
+    pilot_power,
+    power_analysis,
+)
 from eapo.analysis.prestated import analyse, guessing_baseline
 from eapo.analysis.prestated_metrics import PRIMARY_METRICS, pass_ks
 from eapo.analysis.stats import (
     curve_auc,
-    min_detectable_effect,
-    min_detectable_effect_crossed,
     pass_at_k_curve,
     variance_components,
 )

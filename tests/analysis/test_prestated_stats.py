@@ -8,15 +8,17 @@ import math
 import numpy as np
 import pytest
 
-from eapo.analysis.stats import (
+from eapo.analysis.power import (
     chi2_quantile,
-    curve_auc,
-    hierarchical_bootstrap,
-    holm_adjust,
     min_detectable_effect,
     min_detectable_effect_crossed,
     paired_t_power,
     sd_upper_bound,
+)
+from eapo.analysis.stats import (
+    curve_auc,
+    hierarchical_bootstrap,
+    holm_adjust,
     steps_to_threshold,
     t_quantile,
     variance_components,

@@ -33,6 +33,7 @@ import torch
 from tqdm.auto import tqdm
 
 from eapo.analysis.information import CMIEstimate, cmi_estimate, discrete_entropy
+from eapo.analysis.stats import spearman
 from eapo.errors import ConfigError
 
 __all__ = [
@@ -45,30 +46,6 @@ __all__ = [
     "probe_credit",
     "spearman",
 ]
-
-
-# --------------------------------------------------------------------------- rank correlation
-def spearman(x: Sequence[float], y: Sequence[float]) -> float:
-    """Spearman rank correlation (average ranks for ties); NaN with fewer than 3 points or a constant."""
-    a, b = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
-    if len(a) != len(b):
-        raise ValueError(f"spearman needs equal lengths; got {len(a)} and {len(b)}")
-    if len(a) < 3:
-        return float("nan")
-    ra, rb = _average_ranks(a), _average_ranks(b)
-    if ra.std() == 0 or rb.std() == 0:
-        return float("nan")
-    return float(np.corrcoef(ra, rb)[0, 1])
-
-
-def _average_ranks(values: np.ndarray) -> np.ndarray:
-    order = np.argsort(values, kind="mergesort")
-    ranks = np.empty(len(values), dtype=np.float64)
-    ranks[order] = np.arange(len(values), dtype=np.float64)
-    # Ties share the mean of their ranks.
-    _, inverse, counts = np.unique(values, return_inverse=True, return_counts=True)
-    sums = np.bincount(inverse, weights=ranks)
-    return (sums / counts)[inverse]
 
 
 # --------------------------------------------------------------------------- the probe (model side)

@@ -4,11 +4,11 @@ issue #17, item 6).
 
 **Power**: from per-seed primary values (a pilot grid, or this grid), the minimum detectable effect of a
 two-sided paired t-test on per-seed differences at α = 0.05 and 80% power for each seed count in
-`--power-seeds` (`stats.min_detectable_effect`, exact noncentral t), with the standard deviation as
+`--power-seeds` (`min_detectable_effect` below, exact noncentral t), with the standard deviation as
 estimated (never below the noise of one seed's mean over its problems) and at its 80% upper confidence
 bound (a 2-3 seed pilot estimates it poorly). That is for the grid's fixed held-out problems; a second row
 sizes the hierarchical bootstrap's test, the problems counted as a sample (`stats.variance_components`,
-`stats.min_detectable_effect_crossed`), whose floor more seeds cannot lower.
+`min_detectable_effect_crossed`), whose floor more seeds cannot lower.
 """
 
 from __future__ import annotations
@@ -31,8 +31,121 @@ from eapo.analysis.prestated_metrics import (
     primary_components,
     run_data,
 )
-from eapo.analysis.stats import min_detectable_effect, min_detectable_effect_crossed, sd_upper_bound
+from eapo.analysis.stats import t_quantile
 from eapo.errors import ConfigError
+
+# ------------------------------------------------------------------------------ power of a paired test
+
+
+def normal_cdf(x: Any) -> Any:
+    """Φ(x), elementwise."""
+    erfc = np.vectorize(math.erfc, otypes=[np.float64])
+    return 0.5 * erfc(-np.asarray(x, dtype=np.float64) / math.sqrt(2.0))
+
+
+def chi2_cdf(x: float, df: float) -> float:
+    """P(χ²_df <= x): the regularized lower incomplete gamma P(df/2, x/2) by its power series."""
+    if not df > 0:
+        raise ValueError(f"chi2_cdf: df = {df!r} must be > 0")
+    if x <= 0:
+        return 0.0
+    a, half = df / 2, x / 2
+    term = math.exp(a * math.log(half) - half - math.lgamma(a + 1))
+    total, n = term, 0
+    while term > 1e-17 * total and n < 100_000:
+        n += 1
+        term *= half / (a + n)
+        total += term
+    return min(1.0, total)
+
+
+def chi2_quantile(p: float, df: float) -> float:
+    """The p-quantile of χ² with `df` degrees of freedom (bisection on `chi2_cdf`)."""
+    if not 0 < p < 1:
+        raise ValueError(f"chi2_quantile: p = {p!r} must be in (0, 1)")
+    low, high = 0.0, max(1.0, 2.0 * df)
+    while chi2_cdf(high, df) < p:
+        high *= 2
+    for _ in range(100):
+        mid = (low + high) / 2
+        if chi2_cdf(mid, df) < p:
+            low = mid
+        else:
+            high = mid
+    return (low + high) / 2
+
+
+def paired_t_power(effect: float, sd: float, n: int, alpha: float = 0.05) -> float:
+    """Power of the two-sided one-sample t-test on n paired differences with mean `effect` and standard
+    deviation `sd`, at level `alpha`: P(|T| > t_{1−α/2, n−1}) with T noncentral t (df n − 1, noncentrality
+    effect·√n/sd). Computed exactly as E_V[Φ(δ − c·√(V/df)) + Φ(−δ − c·√(V/df))], V ~ χ²_df, by Simpson's
+    rule over the χ distribution of √V."""
+    if n < 2:
+        raise ValueError(f"paired_t_power: n = {n} seeds; a t-test needs at least 2")
+    if not sd > 0:
+        raise ValueError(f"paired_t_power: sd = {sd!r} must be > 0")
+    df = n - 1
+    c = t_quantile(1 - alpha / 2, df)
+    delta = effect * math.sqrt(n) / sd
+    w = np.linspace(0.0, math.sqrt(df) + 12.0, 4001)
+    log_density = (df - 1) * np.log(np.maximum(w, 1e-300)) - w * w / 2 - (df / 2 - 1) * math.log(2)
+    density = np.exp(log_density - math.lgamma(df / 2))
+    if df == 1:
+        density[0] = math.sqrt(2 / math.pi)
+    scaled = c * w / math.sqrt(df)
+    f = density * (normal_cdf(delta - scaled) + normal_cdf(-delta - scaled))
+    h = w[1] - w[0]
+    return float(h / 3 * (f[0] + f[-1] + 4 * f[1:-1:2].sum() + 2 * f[2:-1:2].sum()))
+
+
+def min_detectable_effect(sd: float, n: int, alpha: float = 0.05, power: float = 0.8) -> float:
+    """The smallest true mean paired difference a two-sided paired t-test over n seeds detects with the
+    given power at level `alpha`, for per-seed differences of standard deviation `sd` (exact noncentral t,
+    `paired_t_power`). For large n it tends to (z_{1−α/2} + z_power)·sd/√n = 2.80·sd/√n at the defaults."""
+    if not 0 < power < 1:
+        raise ValueError(f"min_detectable_effect: power = {power!r} must be in (0, 1)")
+    if not alpha < power:
+        raise ValueError(f"min_detectable_effect: power {power} must exceed alpha {alpha}")
+    low, high = 0.0, sd
+    while paired_t_power(high, sd, n, alpha) < power:
+        high *= 2
+    for _ in range(60):
+        mid = (low + high) / 2
+        if paired_t_power(mid, sd, n, alpha) < power:
+            low = mid
+        else:
+            high = mid
+    return (low + high) / 2
+
+
+def sd_upper_bound(sd: float, df: int, confidence: float = 0.8) -> float:
+    """One-sided upper confidence bound of a normal standard deviation estimated with `df` degrees of
+    freedom: sd·√(df / χ²_{1−confidence, df}). A pilot's 2-3 seeds estimate sd poorly; sizing a grid on
+    this bound instead of the estimate guards against an optimistic pilot."""
+    return sd * math.sqrt(df / chi2_quantile(1 - confidence, df))
+
+
+def min_detectable_effect_crossed(
+    seed_var: float,
+    problem_var: float,
+    residual_var: float,
+    seeds: int,
+    problems: int,
+    alpha: float = 0.05,
+    power: float = 0.8,
+) -> float:
+    """The minimum detectable effect of the hierarchical bootstrap test (`hierarchical_bootstrap`, shared
+    problem draws), where the held-out problems count as a sample too.
+
+    With the components of `variance_components`, that bootstrap's variance of the mean over `seeds` seeds
+    and `problems` problems is seed_var/seeds + problem_var/problems + residual_var/(seeds·problems): it
+    resamples seeds (whose means carry σ_e²/P) and problems (whose means carry σ_e²/S), so the residual is
+    counted twice, a conservative choice. More seeds cannot push it below problem_var/problems. Computed as
+    `min_detectable_effect` with the per-seed SD inflated to carry that variance and seeds − 1 degrees of
+    freedom (conservative again: the problem term has many more)."""
+    sd = math.sqrt(seed_var + problem_var * seeds / problems + residual_var / problems)
+    return min_detectable_effect(sd, seeds, alpha, power)
+
 
 ALPHA = 0.05  # two-sided significance level of every test, the power analysis's and the verdicts'
 POWER = 0.8
