@@ -251,7 +251,7 @@ def _add_sampled_problems(
     row: dict[str, Any], variance: dict[str, float], seed_counts: Sequence[int]
 ) -> None:
     """The MDE of the hierarchical bootstrap test, the held-out problems counted as a sample
-    (`stats.min_detectable_effect_crossed`, with the row's SD as the seed part), and its floor with
+    (`min_detectable_effect_crossed`, with the row's SD as the seed part), and its floor with
     infinitely many seeds, (z_{1−α/2} + z_power)·√(problem_var / problems)."""
     problems = int(variance["problems"])
     row["variance"] = variance
