@@ -228,7 +228,7 @@ def test_sigterm_before_training_starts_exits_130_without_a_traceback(
         os.kill(os.getpid(), signal.SIGTERM)
         raise AssertionError("SIGTERM should have stopped the load")
 
-    monkeypatch.setattr(trainer_module, "load_policy", load_policy_then_terminated)
+    monkeypatch.setattr(trainer_module, "load_run_policy", load_policy_then_terminated)
     config = write_config(tmp_path / "c.yaml", _values(problems_file, tmp_path / "runs", 3, 1))
     previous = signal.getsignal(signal.SIGTERM)
     assert main(["train", "--config", str(config), "--no-progress"]) == 130
