@@ -34,6 +34,8 @@ from typing import Any
 
 import numpy as np
 
+from eapo.analysis.text import format_number
+
 ROOT = Path(__file__).resolve().parents[1]
 RUNS = {"eapo": ROOT / "runs" / "findings-eapo", "grpo": ROOT / "runs" / "findings-grpo"}
 TRAIN_FLAGS = [
@@ -154,9 +156,7 @@ def _t_interval(values: list[float]) -> tuple[float, float, float]:
 
 
 def _fmt(value: Any, digits: int = 3, signed: bool = False) -> str:
-    if value is None or (isinstance(value, float) and not math.isfinite(value)):
-        return "–"
-    return f"{value:+.{digits}f}" if signed else f"{value:.{digits}f}"
+    return format_number(value, digits, signed=signed)
 
 
 def _interval(mean: float, low: float, high: float, digits: int = 3, signed: bool = False) -> str:

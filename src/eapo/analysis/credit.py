@@ -34,6 +34,7 @@ from tqdm.auto import tqdm
 
 from eapo.analysis.information import CMIEstimate, cmi_estimate, discrete_entropy
 from eapo.analysis.stats import spearman
+from eapo.analysis.text import format_number
 from eapo.errors import ConfigError
 
 __all__ = [
@@ -415,12 +416,6 @@ def load_positions(path: Path) -> list[PositionCredit]:
     ]
 
 
-def _fmt(value: Any, digits: int = 3) -> str:
-    if value is None or (isinstance(value, float) and not math.isfinite(value)):
-        return "–"
-    return f"{value:.{digits}f}" if isinstance(value, float) else str(value)
-
-
 def _markdown(summary: dict[str, Any], settings: dict[str, Any], figures: list[Path]) -> str:
     a = summary["all"]
     ci = a.get("spearman_ci")
@@ -438,10 +433,10 @@ def _markdown(summary: dict[str, Any], settings: dict[str, Any], figures: list[P
         "",
         f"- positions whose 95% interval lies entirely above H_t: **{a['exceed_fraction']:.3f}** "
         f"(point estimate above H_t: {a['point_exceed_fraction']:.3f})",
-        f"- Spearman(H_t, Î): **{_fmt(a['spearman'])}**"
+        f"- Spearman(H_t, Î): **{format_number(a['spearman'])}**"
         + (f" (95% bootstrap over positions {ci[0]:.3f} to {ci[1]:.3f})" if ci else ""),
         f"- mean H_t {a['mean_entropy']:.3f} nats, mean Î {a['mean_cmi']:.4f} nats, Σ Î / Σ H "
-        f"{_fmt(a['credit_to_entropy'])}; mean probed mass Σ π(v|s) {a['mean_covered_mass']:.3f}, "
+        f"{format_number(a['credit_to_entropy'])}; mean probed mass Σ π(v|s) {a['mean_covered_mass']:.3f}, "
         f"mean upper bracket {a['mean_cmi_upper']:.4f}",
         "- Proposition 2 cross-check: max |E_r KL(π(·|s,r) ‖ π) − Î_plug-in| = "
         f"{summary['prop2_max_abs_diff']:.2e}",
@@ -459,8 +454,9 @@ def _markdown(summary: dict[str, Any], settings: dict[str, Any], figures: list[P
             continue
         lines.append(
             f"| {name} | {g['n']} | {g['mean_entropy']:.3f} | {g['mean_cmi']:.4f} | "
-            f"{g['mean_cmi_upper']:.4f} | {_fmt(g['credit_to_entropy'])} | {g['exceed_fraction']:.3f} | "
-            f"{_fmt(g['spearman'])} |"
+            f"{g['mean_cmi_upper']:.4f} | {format_number(g['credit_to_entropy'])} | "
+            f"{g['exceed_fraction']:.3f} | "
+            f"{format_number(g['spearman'])} |"
         )
     lines += ["", *[f"![{p.stem}]({p.name})" for p in figures], ""]
     return "\n".join(lines)

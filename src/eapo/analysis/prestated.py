@@ -55,6 +55,7 @@ from eapo.analysis.prestated_metrics import (
     run_data,
 )
 from eapo.analysis.stats import BootstrapResult, holm_adjust
+from eapo.analysis.text import format_number
 from eapo.errors import ConfigError, DataError
 
 GUESS = "guessing"
@@ -280,7 +281,7 @@ def pass_at_k_table(
 
 
 def _fmt(value: float | None, digits: int = 3) -> str:
-    return "-" if value is None else f"{value:.{digits}f}"
+    return format_number(value, digits, missing="-")  # this report's tables mark a missing value "-"
 
 
 def _interval_text(test: dict[str, Any], digits: int = 3) -> str:

@@ -27,6 +27,7 @@ from tqdm.auto import tqdm
 
 from eapo.analysis.information import bootstrap_group_weights, entropy_reward_information
 from eapo.analysis.run_io import read_run_metrics, spread_evenly, write_json
+from eapo.analysis.text import format_number
 from eapo.core import QUADRANTS
 from eapo.errors import DataError
 from eapo.train.dumps import dump_paths, load_dump
@@ -366,10 +367,6 @@ def _mean_sem(values: Sequence[float | None]) -> tuple[float | None, float | Non
     return float(finite.mean()), sem
 
 
-def _fmt(value: float | None, digits: int = 3) -> str:
-    return "–" if value is None or not math.isfinite(value) else f"{value:.{digits}f}"
-
-
 def analyze_quadrants(
     run_dir: Path,
     *,
@@ -498,19 +495,22 @@ def _markdown(summary: dict[str, Any]) -> str:
         s = q[name]
 
         def cell(key: str, digits: int = 3, s: dict[str, Any] = s) -> str:
-            first, last = _fmt(s[key + "_first10"], digits), _fmt(s[key + "_last10"], digits)
-            return f"{_fmt(s[key], digits)} ({first} → {last})"
+            first, last = (
+                format_number(s[key + "_first10"], digits),
+                format_number(s[key + "_last10"], digits),
+            )
+            return f"{format_number(s[key], digits)} ({first} → {last})"
 
         change = "–"
         if s.get("entropy_change_mean") is not None:
-            change = f"{s['entropy_change_mean']:+.5f} ± {_fmt(s.get('entropy_change_sem'), 5)}"
+            change = f"{s['entropy_change_mean']:+.5f} ± {format_number(s.get('entropy_change_sem'), 5)}"
         lines.append(
             f"| {name} | {cell('share')} | {cell('mean_entropy')} | {cell('mean_abs_advantage')} | "
             f"{cell('grad_share')} | {change if name != 'ZERO' else '–'} |"
         )
     lines += [
         "",
-        f"- High-entropy tokens among quadrant tokens: {_fmt(summary['high_entropy_fraction'])} "
+        f"- High-entropy tokens among quadrant tokens: {format_number(summary['high_entropy_fraction'])} "
         "(the paper: about 25%, Appendix E.1).",
     ]
     if "entropy_information" in summary:
@@ -522,7 +522,7 @@ def _markdown(summary: dict[str, Any]) -> str:
             f"**{info['corrected']:.5f} nats**"
             + (f" (95% response bootstrap {ci[0]:.5f} to {ci[1]:.5f})" if ci else "")
             + "; share contributed by bins in the top entropy quartile: "
-            + f"{_fmt(info['share_from_top_quartile_bins'])}.",
+            + f"{format_number(info['share_from_top_quartile_bins'])}.",
             "- Tail density by polarity (Fig. 4, App. E.1: negative tokens denser in the high-entropy tail):",
             "",
             "| entropy quantile | threshold (nats) | P(H ≥ h \\| negative) | P(H ≥ h \\| positive) "
@@ -533,7 +533,8 @@ def _markdown(summary: dict[str, Any]) -> str:
             rci = row["ratio_ci"] or [float("nan")] * 2
             lines.append(
                 f"| {row['quantile']:.2f} | {row['threshold']:.4f} | {row['p_negative']:.4f} | "
-                f"{row['p_positive']:.4f} | {row['ratio']:.3f} ({_fmt(rci[0])} to {_fmt(rci[1])}) |"
+                f"{row['p_positive']:.4f} | {row['ratio']:.3f} "
+                f"({format_number(rci[0])} to {format_number(rci[1])}) |"
             )
         lines.append("")
         adv = summary["advantages"]

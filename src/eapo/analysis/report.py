@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import html
 import json
-import math
 from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
@@ -23,6 +22,7 @@ import torch
 
 from eapo.analysis.quadrants import quadrant_series
 from eapo.analysis.run_io import read_run_metrics
+from eapo.analysis.text import format_number
 from eapo.core import QUADRANTS
 from eapo.errors import DataError
 from eapo.train.dumps import dump_paths, load_dump
@@ -121,9 +121,8 @@ def _esc(text: Any) -> str:
 
 
 def _fmt(value: Any, digits: int = 3) -> str:
-    if value is None or (isinstance(value, float) and not math.isfinite(value)):
-        return "–"
-    return f"{value:.{digits}f}" if isinstance(value, float) else _esc(value)
+    """`format_number` for HTML: labels and counts escaped."""
+    return format_number(value, digits) if value is None or isinstance(value, float) else _esc(value)
 
 
 def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
