@@ -21,6 +21,8 @@ from typing import Any
 
 import torch
 
+from eapo.core import QUADRANTS
+
 QUANTILES = (0.1, 0.5, 0.9)
 
 
@@ -78,7 +80,7 @@ def analyse(run_dirs: list[Path], bound: float) -> dict[str, Any]:
     entropy = torch.cat([p["entropy"] for p in pooled])
     quadrant = [q for p in pooled for q in p["quadrant"]]
     by_quadrant = {}
-    for name in ("PHR", "PLR", "NHR", "NLR"):
+    for name in QUADRANTS:
         keep = torch.tensor([q == name for q in quadrant], dtype=torch.bool)
         by_quadrant[name] = {
             "share": float(keep.float().mean()),

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from eapo.errors import ConfigError, check_choice
@@ -94,3 +96,11 @@ def test_trl_config_reports_alpha_with_the_same_message() -> None:
     assert str(err.value).startswith("EAPOConfig.eapo_alpha = -1.0 is not valid for shaper 'eapo': ")
     with pytest.raises(ConfigError, match=r"EAPOConfig\.eapo_algo = 'epao' is unknown: did you mean 'eapo'"):
         EAPOConfig(output_dir="unused", eapo_algo="epao", use_cpu=True, report_to=[])
+
+
+def test_overlong_window_defaults_to_a_quarter_of_the_response_budget() -> None:
+    from eapo.train.algorithms import ALGORITHMS
+
+    assert ALGORITHMS["dapo"].overlong_window(96) == 24  # -1: a quarter of max_new_tokens
+    assert ALGORITHMS["grpo"].overlong_window(96) == 0  # off
+    assert dataclasses.replace(ALGORITHMS["dapo"], overlong_buffer=10).overlong_window(96) == 10

@@ -16,12 +16,13 @@ from typing import Any
 
 import torch
 
+from eapo.core import QUADRANTS
 from eapo.errors import DataError
 
 __all__ = ["MAX_ROUNDS", "PARTS", "CosineBatch", "batch_from_rewards", "sample_batch", "shaped_advantages"]
 
 # The four quadrants of PAPER.md §4.1, then the valid tokens with a zero GRPO advantage.
-PARTS = ("PHR", "PLR", "NHR", "NLR", "ZERO")
+PARTS = (*QUADRANTS, "ZERO")
 
 
 @dataclass
@@ -133,8 +134,8 @@ def shaped_advantages(algorithm: Any, batch: CosineBatch, max_new_tokens: int) -
     from eapo.core import group_advantages, overlong_penalty, shape_advantages
 
     mask = batch.rollout.response_mask
-    buffer = algorithm.overlong_buffer if algorithm.overlong_buffer >= 0 else max_new_tokens // 4
-    rewards = batch.correct + overlong_penalty(mask.sum(dim=1), max_new_tokens, buffer)
+    window = algorithm.overlong_window(max_new_tokens)
+    rewards = batch.correct + overlong_penalty(mask.sum(dim=1), max_new_tokens, window)
     seq_adv, _ = group_advantages(rewards, batch.group_size, algorithm.advantage)
     advantages = seq_adv[:, None] * mask
     return shape_advantages(

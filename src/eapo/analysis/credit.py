@@ -35,6 +35,7 @@ from tqdm.auto import tqdm
 from eapo.analysis.information import CMIEstimate, cmi_estimate, discrete_entropy
 from eapo.analysis.stats import spearman
 from eapo.analysis.text import format_number
+from eapo.core import QUADRANTS
 from eapo.errors import ConfigError
 
 __all__ = [
@@ -335,9 +336,7 @@ def credit_summary(
     # positions below log 2 can test Proposition 1.
     summary["below_log2"] = block([p for p in results if p.entropy < math.log(2)])
     summary["at_or_above_log2"] = {"n": sum(p.entropy >= math.log(2) for p in results)}
-    summary["by_quadrant"] = {
-        q: block([p for p in results if p.quadrant == q]) for q in ("PHR", "PLR", "NHR", "NLR", "ZERO")
-    }
+    summary["by_quadrant"] = {q: block([p for p in results if p.quadrant == q]) for q in (*QUADRANTS, "ZERO")}
     summary["by_decile"] = {str(d): block([p for p in results if p.entropy_decile == d]) for d in range(10)}
     summary["prop2_max_abs_diff"] = float(
         max((abs(p.estimate.hindsight_kl - p.estimate.plugin) for p in results), default=0.0)
@@ -352,7 +351,7 @@ def plot_credit(results: Sequence[PositionCredit], summary: dict[str, Any], out_
     fig, axes = new_figure(1, 2, width=5.0, height=4.0)
     top = max([p.entropy for p in results] + [math.log(2)]) * 1.05
     floor = 1e-4  # the log panel's lower edge: estimates at or below it are drawn on it
-    for q in ("PHR", "PLR", "NHR", "NLR", "ZERO"):
+    for q in (*QUADRANTS, "ZERO"):
         items = [p for p in results if p.quadrant == q]
         if not items:
             continue

@@ -80,6 +80,11 @@ class Algorithm:
     refill_rounds: int = 0
     description: str = ""
 
+    def overlong_window(self, max_new_tokens: int) -> int:
+        """DAPO's soft overlong window in tokens for responses of at most `max_new_tokens` (-1 means a
+        quarter of that length; 0 turns the penalty off)."""
+        return self.overlong_buffer if self.overlong_buffer >= 0 else max_new_tokens // 4
+
 
 # The paper's GRPO (PAPER.md "GRPO as the paper uses it") and the baselines of §6.1 / Appendix B.4.
 ALGORITHMS: dict[str, Algorithm] = {

@@ -290,7 +290,6 @@ class Trainer:
         self._warn_about_verifier(scored.n_verifier_errors, scored.n_verifier_timeouts, scored.error_messages)
         self.counters["verifier_errors"] += scored.n_verifier_errors
         self.counters["verifier_timeouts"] += scored.n_verifier_timeouts
-        buffer = algo.overlong_buffer if algo.overlong_buffer >= 0 else cfg.sampling.max_new_tokens // 4
         return ScoredRollout.from_scores(
             problems,
             prompts,
@@ -298,7 +297,7 @@ class Trainer:
             scored,
             group_size=cfg.train.group_size,
             max_new_tokens=cfg.sampling.max_new_tokens,
-            overlong_buffer=buffer,
+            overlong_buffer=algo.overlong_window(cfg.sampling.max_new_tokens),
             sampling_time=sampling_time,
             scoring_time=time.perf_counter() - t0,
         )
