@@ -32,7 +32,6 @@ from pathlib import Path
 from typing import Any
 
 from eapo.analysis.grid import (
-    QUADRANT_NAMES,
     Arm,
     FinalEvalSettings,
     GridSpec,
@@ -45,6 +44,7 @@ from eapo.analysis.grid import (
 )
 from eapo.analysis.plots import write_grid_figures
 from eapo.analysis.run_io import write_report_json
+from eapo.core import QUADRANTS
 from eapo.errors import ConfigError
 
 MODES = ("isolate", "eapo-without", "drop", "controls")
@@ -69,17 +69,17 @@ def parse_quadrant_sets(text: str | None) -> list[tuple[str, ...]] | None:
         names = tuple(q.strip().upper() for q in item.split("+") if q.strip())
         if not names:
             continue
-        bad = [q for q in names if q not in QUADRANT_NAMES]
+        bad = [q for q in names if q not in QUADRANTS]
         if bad:
             raise ConfigError(
-                f"--quadrants {text!r}: {bad[0]!r} is not a quadrant; use {', '.join(QUADRANT_NAMES)} "
+                f"--quadrants {text!r}: {bad[0]!r} is not a quadrant; use {', '.join(QUADRANTS)} "
                 "(comma-separated; join with + for several in one arm)"
             )
         if len(set(names)) != len(names):
             raise ConfigError(f"--quadrants {text!r}: {item!r} names a quadrant twice")
         sets.append(names)
     if not sets:
-        raise ConfigError(f"--quadrants {text!r}: name at least one of {', '.join(QUADRANT_NAMES)}")
+        raise ConfigError(f"--quadrants {text!r}: name at least one of {', '.join(QUADRANTS)}")
     return sets
 
 
@@ -127,7 +127,7 @@ def ablation_arms(
     ]
     if mode == "controls":
         return arms + control_arms(), reference
-    for names in quadrant_sets or [(q,) for q in QUADRANT_NAMES]:
+    for names in quadrant_sets or [(q,) for q in QUADRANTS]:
         label = "+".join(names)
         arms.append(
             Arm(

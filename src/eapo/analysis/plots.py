@@ -26,8 +26,8 @@ import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.figure import Figure
 
-from eapo.analysis.grid.spec import QUADRANT_NAMES
 from eapo.analysis.stats import PairedDifference
+from eapo.core import QUADRANTS
 
 __all__ = [
     "POLARITY_COLORS",
@@ -255,7 +255,7 @@ def plot_arm_quadrant_shares(summary: dict[str, dict[str, Any]], path: Path, tit
     rows = math.ceil(len(arms) / cols)
     fig, axes = plt.subplots(rows, cols, figsize=(3.2 * cols, 2.6 * rows), sharey=True, squeeze=False)
     for ax, (name, arm) in zip(axes.flat, arms, strict=False):
-        for quadrant in (*QUADRANT_NAMES, "ZERO"):
+        for quadrant in (*QUADRANTS, "ZERO"):
             curve = arm["quadrant_shares"][quadrant]
             ax.plot(curve["x"], curve["mean"], label=quadrant, linewidth=1.0)
         ax.set_title(name, fontsize=8)

@@ -13,10 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from eapo.core import QUADRANTS
 from eapo.errors import ConfigError, EapoError
 
-QUADRANT_NAMES = QUADRANTS  # the grid's tables and figures name the quadrants as eapo.core does
 GRID_EVAL = "grid_eval.json"  # final / pass-curve / validation evaluations of one run
 GRID_RUN = "grid_run.json"  # what the grid recorded about one run: wall time, how it stopped
 INIT_MODES = ("per_seed", "shared")

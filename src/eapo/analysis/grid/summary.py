@@ -12,9 +12,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from eapo.analysis.grid.spec import GRID_EVAL, GRID_RUN, QUADRANT_NAMES, Arm, FinalEvalSettings
+from eapo.analysis.grid.spec import GRID_EVAL, GRID_RUN, Arm, FinalEvalSettings
 from eapo.analysis.run_io import read_json
 from eapo.analysis.stats import PairedDifference, curve_interval, mean_interval, paired_difference
+from eapo.core import QUADRANTS
 
 # "Final entropy" is the mean of the last FINAL_ENTROPY_STEPS training steps' entropy/mean: one step's
 # batch (16 prompts on tiny) is too small for a stable single reading.
@@ -69,7 +70,7 @@ def collect_run(arm: str, seed: int, run_dir: Path, settings: FinalEvalSettings 
         "mean": [r.get("entropy/mean") for r in train_rows],
     }
     shares: dict[str, list[float | None]] = {"step": entropy_curve["step"]}
-    for name in (*QUADRANT_NAMES, "ZERO"):
+    for name in (*QUADRANTS, "ZERO"):
         shares[name] = [r.get(f"quadrant/{name}/share") for r in train_rows]
     tail = [v for v in entropy_curve["mean"][-FINAL_ENTROPY_STEPS:] if v is not None]
     evals = read_json(run_dir / GRID_EVAL) or {}
@@ -161,7 +162,7 @@ def summarize_arm(records: list[RunRecord], target: float | None = None) -> dict
     out["entropy_curve"] = curve_interval([(r.entropy_curve["step"], r.entropy_curve["mean"]) for r in done])
     out["quadrant_shares"] = {
         name: curve_interval([(r.quadrant_shares["step"], r.quadrant_shares[name]) for r in done])
-        for name in (*QUADRANT_NAMES, "ZERO")
+        for name in (*QUADRANTS, "ZERO")
     }
     out["final_entropy"] = _interval_or_none([r.final_entropy for r in done])
     out["tokens_generated"] = _interval_or_none([r.tokens_generated for r in done])
