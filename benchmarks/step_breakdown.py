@@ -87,6 +87,7 @@ def worker(payload: dict[str, Any]) -> dict[str, Any]:
     import torch
 
     from eapo.train.logging import read_metrics
+    from eapo.train.scored_rollout import ScoredRollout
     from eapo.train.trainer import Trainer
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -100,12 +101,12 @@ def worker(payload: dict[str, Any]) -> dict[str, Any]:
         for attribute, key in (
             ("train_step", "train_step"),
             ("_entropy_change", "entropy_change"),
-            ("_dump_rollouts", "dump_rollouts"),
             ("evaluate", "evaluate"),
             ("save", "checkpoint"),
         ):
             _wrap(trainer, attribute, calls, key)
         _wrap(trainer.logger, "log", calls, "logger_log")
+        _wrap(ScoredRollout, "write_dump", calls, "dump_rollouts")  # this worker process only
         original_backward = torch.Tensor.backward
 
         def timed_backward(self: torch.Tensor, *args: Any, **kwargs: Any) -> None:
@@ -116,7 +117,7 @@ def worker(payload: dict[str, Any]) -> dict[str, Any]:
         torch.Tensor.backward = timed_backward  # type: ignore[method-assign]
         inner_step = trainer.train_step
 
-        def step_and_mark() -> dict[str, float]:
+        def step_and_mark() -> Any:
             out = inner_step()
             step_marks.append(len(calls.get("backward", [])))
             return out

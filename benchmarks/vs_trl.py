@@ -111,7 +111,7 @@ def eapo_worker(s: dict[str, Any]) -> dict[str, Any]:
         first_start: list[float] = []
         inner_step = trainer.train_step
 
-        def step() -> dict[str, float]:
+        def step() -> Any:
             if not first_start:
                 first_start.append(time.perf_counter())
             return inner_step()

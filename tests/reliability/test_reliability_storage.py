@@ -69,7 +69,7 @@ def test_a_failed_periodic_save_keeps_the_old_checkpoint_and_training_goes_on(
     trainer = trainer_module.Trainer(config, progress=False)
     checkpoints = trainer.run_dir / "checkpoints"
 
-    def free_the_disk_after_step_2(original: Any = trainer.train_step) -> dict[str, float]:
+    def free_the_disk_after_step_2(original: Any = trainer.train_step) -> Any:
         if trainer.step == 2:
             monkeypatch.undo()
         return original()

@@ -146,3 +146,21 @@ def test_reasoning_gym_verifier_survives_a_hanging_answer() -> None:
 def test_length_mismatch_is_a_bug(task: Task) -> None:
     with pytest.raises(ValueError, match="2 completions for 1 problems"):
         score_completions(["a", "b"], task.eval[:1], task)
+
+
+def test_failure_warning_names_the_counts_and_the_first_error() -> None:
+    from eapo.tasks.rewards import ScoreResult
+
+    clean = ScoreResult(rewards=[1.0], predictions=["1"], n_extracted=1)
+    assert clean.failure_warning(3) is None
+    failed = ScoreResult(
+        rewards=[0.0, 0.0],
+        predictions=[None, None],
+        n_extracted=0,
+        n_verifier_errors=1,
+        n_verifier_timeouts=1,
+        error_messages=["verifier: ValueError: bad"],
+    )
+    text = failed.failure_warning(3)
+    assert text is not None and text.startswith("warning: step 3: the verifier failed on 1 completion(s)")
+    assert "timed out on 1" in text and text.endswith("First: verifier: ValueError: bad.")

@@ -56,6 +56,17 @@ class ScoreResult:
     n_verifier_timeouts: int = 0
     error_messages: list[str] = field(default_factory=list)  # the first few, for the run log
 
+    def failure_warning(self, step: int) -> str | None:
+        """The run log's warning when the verifier or reward function failed on this batch (None if not)."""
+        if not (self.n_verifier_errors or self.n_verifier_timeouts):
+            return None
+        example = f" First: {self.error_messages[0]}." if self.error_messages else ""
+        return (
+            f"warning: step {step}: the verifier failed on {self.n_verifier_errors} completion(s) and timed "
+            f"out on {self.n_verifier_timeouts}; each gets reward 0 and is counted (metrics verifier/errors, "
+            f"verifier/timeouts).{example}"
+        )
+
 
 def score_completions(
     completions: Sequence[str],

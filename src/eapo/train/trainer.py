@@ -287,7 +287,10 @@ class Trainer:
         scored = score_completions(
             batch.completions, row_problems, self.task, cfg.task.verifier_timeout_s, reward_fn=self.reward_fn
         )
-        self._warn_about_verifier(scored.n_verifier_errors, scored.n_verifier_timeouts, scored.error_messages)
+        warning = None if self._warned_verifier else scored.failure_warning(self.step + 1)
+        if warning:  # once per run; every failure is also counted
+            self._warned_verifier = True
+            tqdm.write(warning)
         self.counters["verifier_errors"] += scored.n_verifier_errors
         self.counters["verifier_timeouts"] += scored.n_verifier_timeouts
         return ScoredRollout.from_scores(
@@ -359,9 +362,7 @@ class Trainer:
         # 6. What the update did to the entropy (PAPER.md Fig. 6b), and the token-level dump for analysis.
         entropy_change = {}
         if self._due(cfg.run.entropy_change_every):
-            self.model.eval()
-            entropy_after = self._score(self.model, batch)[1]
-            entropy_change = entropy_change_metrics(entropy, entropy_after, advantages, mask, G)
+            entropy_change = self._entropy_change(batch, entropy, advantages)
         if self._due(cfg.run.dump_rollouts_every):
             rollout.write_dump(
                 self.run_dir / "rollouts",
@@ -423,6 +424,15 @@ class Trainer:
             model, batch, t.logprob_chunk_size, t.micro_batch_rows, self.autocast, temperature
         )
 
+    def _entropy_change(
+        self, batch: RolloutBatch, entropy: torch.Tensor, advantages: torch.Tensor
+    ) -> dict[str, float]:
+        """How the update moved each token's entropy, by quadrant (PAPER.md Fig. 6b): the batch rescored."""
+        self.model.eval()
+        entropy_after = self._score(self.model, batch)[1]
+        mask, group_size = batch.response_mask, self.config.train.group_size
+        return entropy_change_metrics(entropy, entropy_after, advantages, mask, group_size)
+
     def _old_scores(self, batch: RolloutBatch) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """π_old's log-probs, entropy and Σπ²: recorded by the decode loop when it sampled from the training
         weights in fp32 (self.rollout_logprobs), else one chunked forward without gradients."""
@@ -441,18 +451,6 @@ class Trainer:
         timings["step"] = time.perf_counter() - t_step
         metrics = skipped_step_metrics(rollout) | timing_metrics(timings)
         return StepResult(metrics, rollout.samples(self.config.run.log_samples))
-
-    def _warn_about_verifier(self, errors: int, timeouts: int, messages: list[str]) -> None:
-        """Say once per run that the verifier or reward function failed (every failure is also counted)."""
-        if self._warned_verifier or not (errors or timeouts):
-            return
-        self._warned_verifier = True
-        example = f" First: {messages[0]}." if messages else ""
-        tqdm.write(
-            f"warning: step {self.step + 1}: the verifier failed on {errors} completion(s) and timed out on "
-            f"{timeouts}; each gets reward 0 and is counted (metrics verifier/errors, verifier/timeouts)."
-            f"{example}"
-        )
 
     # ------------------------------------------------------------------ evaluation
     def evaluate(self, num_problems: int | None = None) -> dict[str, float]:
