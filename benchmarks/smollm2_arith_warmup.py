@@ -114,17 +114,18 @@ def summarize(phases: dict[str, Any]) -> dict[str, Any]:
         out["warmup"] = {
             k: warmup[k] for k in ("steps", "seconds", "reached_target", "format_rate", "accuracy")
         }
-    if "after" in phases:
-        after = phases["after"]
-        values = {
-            "mean_entropy_nats": after["mean_entropy_nats"],
-            "share_above_group_mean": after["share_above_group_mean"],
-            "base_avg": after["accuracy_strict"],
-        }
-        out["gate_after_warmup"] = {
-            name: {"value": value, "range": GATE[name], "met": GATE[name][0] <= value <= GATE[name][1]}
-            for name, value in values.items()
-        }
+    for phase, key in (("after", "gate_after_warmup"), ("after_train", "gate_after_warmup_train_split")):
+        if phase in phases:
+            measured = phases[phase]
+            values = {
+                "mean_entropy_nats": measured["mean_entropy_nats"],
+                "share_above_group_mean": measured["share_above_group_mean"],
+                "base_avg": measured["accuracy_strict"],
+            }
+            out[key] = {
+                name: {"value": value, "range": GATE[name], "met": GATE[name][0] <= value <= GATE[name][1]}
+                for name, value in values.items()
+            }
     return out
 
 
@@ -133,6 +134,13 @@ def main() -> None:
     parser.add_argument("--phase", choices=("before", "warmup", "after"), required=True)
     parser.add_argument("--config", type=Path, default=DEFAULT_CONFIG)
     parser.add_argument("--problems", type=int, default=64, help="validation problems for before/after")
+    parser.add_argument(
+        "--split",
+        choices=("validation", "train"),
+        default="validation",
+        help="after only: measure on the validation split (default) or on the first train problems, the ones "
+        "RL's first steps sample (recorded as phase after_train)",
+    )
     parser.add_argument("--samples", type=int, default=8, help="samples per problem for before/after")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
     args = parser.parse_args()
@@ -176,15 +184,21 @@ def main() -> None:
         folder, _ = policy_location(base if args.phase == "before" else config.model, task)
         model, tokenizer = load_pretrained(folder, dtype=dtype)
         model.to(device)
-        problems = validation_problems(config.task, config.model.format_warmup.validation_problems)
+        if args.split == "train":
+            if args.phase != "after":
+                parser.error("--split train measures the warmed-up model: use it with --phase after")
+            problems = task.train
+        else:
+            problems = validation_problems(config.task, config.model.format_warmup.validation_problems)
         result = measure_policy(model, tokenizer, config, problems[: args.problems], args.samples)
         result["model_folder"] = Path(folder).name
+        result["split"] = args.split
         result["sampling"] = dataclasses.asdict(config.sampling)
         result["wall_s"] = round(time.perf_counter() - started, 1)
         print(json.dumps({k: v for k, v in result.items() if k != "examples"}, indent=2))
     result["machine"] = bu.machine_info()
     result["finished_at"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
-    record["phases"][args.phase] = result
+    record["phases"][args.phase if args.split == "validation" else "after_train"] = result
     record["summary"] = summarize(record["phases"])
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(record, indent=2) + "\n")

@@ -172,6 +172,17 @@ def _interval_band(ax: Any, curve: dict[str, list[float | None]], label: str, al
     ax.fill_between(x, low, high, color=line.get_color(), alpha=alpha, linewidth=0)
 
 
+def _save_arm_figure(fig: Any, ax: Any, path: Path, title: str) -> Path:
+    """Title, grid and legend of a per-arm figure, then written to `path` as a PNG and closed."""
+    ax.set_title(title, fontsize=10)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, ncol=2)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
 @_default_style
 def plot_arm_curves(
     summary: dict[str, dict[str, Any]], which: str, path: Path, title: str, ylabel: str
@@ -197,13 +208,7 @@ def plot_arm_curves(
         return None
     ax.set_xlabel("training step")
     ax.set_ylabel(ylabel)
-    ax.set_title(title, fontsize=10)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=7, ncol=2)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return _save_arm_figure(fig, ax, path, title)
 
 
 @_default_style
@@ -235,19 +240,13 @@ def plot_arm_pass_at_k(summary: dict[str, dict[str, Any]], path: Path, title: st
     ax.set_xscale("log", base=2)
     ax.set_xlabel("k (samples per problem)")
     ax.set_ylabel("held-out Pass@k")
-    ax.set_title(title, fontsize=10)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=7, ncol=2)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return _save_arm_figure(fig, ax, path, title)
 
 
 @_default_style
 def plot_arm_quadrant_shares(summary: dict[str, dict[str, Any]], path: Path, title: str) -> Path | None:
     """One panel per arm: each quadrant's share of the batch's response tokens over training (mean over
-    seeds), as the trainer logs it (quadrants of the algorithm's shaped advantages, PAPER.md §4.1)."""
+    seeds), as the trainer logs it (quadrants by the sign of the GRPO advantage, PAPER.md §4.1)."""
     arms = [(name, arm) for name, arm in summary.items() if "quadrant_shares" in arm]
     if not arms:
         return None
