@@ -28,10 +28,11 @@ collect() {  # collect <report json> <name in benchmarks/results>
 for part in "$@"; do
     case "$part" in
     gate)
+        GATE=(--config configs/smollm2_arith_3x1_t14.yaml --out benchmarks/results/smollm2_arith_3x1_t14_warmup.json)
         for phase in before warmup after; do
-            python benchmarks/smollm2_arith_warmup.py --phase "$phase" --config configs/smollm2_arith_3x1_t12.yaml \
-                --out benchmarks/results/smollm2_arith_3x1_t12_warmup.json
+            python benchmarks/smollm2_arith_warmup.py --phase "$phase" "${GATE[@]}"
         done
+        python benchmarks/smollm2_arith_warmup.py --phase after --split train "${GATE[@]}"
         ;;
     pilot_*)
         lr="${part#pilot_}"
