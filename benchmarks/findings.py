@@ -135,7 +135,17 @@ def screenshot() -> list[Path]:
 
 # --------------------------------------------------------------------------- reading results
 def _load(path: Path) -> dict[str, Any] | None:
-    return json.loads(path.read_text()) if path.is_file() else None
+    """A summary.json; the analyses write an undefined statistic as null (strict JSON), and inside a list
+    (an interval's bounds, a curve) it is read back as NaN so that comparisons with it are simply false."""
+    return _null_items_as_nan(json.loads(path.read_text())) if path.is_file() else None
+
+
+def _null_items_as_nan(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {key: _null_items_as_nan(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [math.nan if item is None else _null_items_as_nan(item) for item in value]
+    return value
 
 
 def _metrics(run_dir: Path) -> list[dict[str, Any]]:

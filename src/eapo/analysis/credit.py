@@ -33,6 +33,7 @@ import torch
 from tqdm.auto import tqdm
 
 from eapo.analysis.information import CMIEstimate, cmi_estimate, discrete_entropy
+from eapo.analysis.run_io import write_json
 from eapo.analysis.stats import spearman
 from eapo.analysis.text import format_number
 from eapo.core import QUADRANTS
@@ -549,7 +550,7 @@ def analyze_credit(
             f.write(json.dumps(item.to_json()) + "\n")
     figures = plot_credit(results, summary, out_dir)
     payload = {"settings": settings, **summary}
-    (out_dir / "summary.json").write_text(json.dumps(payload, indent=2))
+    write_json(out_dir / "summary.json", payload)  # strict JSON: an undefined Spearman is null
     (out_dir / "summary.md").write_text(_markdown(summary, settings, figures))
     payload["out_dir"] = str(out_dir)
     return payload
