@@ -427,6 +427,7 @@ def _bound(record: dict[str, Any]) -> list[str]:
             "weights",
             "rows",
             "KV cache",
+            "top-p",
             "steps / s",
             "bound steps / s",
             "share of bound",
@@ -437,10 +438,11 @@ def _bound(record: dict[str, Any]) -> list[str]:
                 d["dtype"],
                 d["rows"],
                 d["cache"],
+                d.get("top_p", "transformers"),  # results before eapo's sampler used transformers' warper
                 d["steps_per_s"],
                 1 / d["streaming_bound_s"],
                 d["fraction_of_bound"],
-                d["top_p_share"],
+                "–" if d.get("top_p_share") is None else d["top_p_share"],
             ]
             for d in s["decode"]
         ],

@@ -179,20 +179,32 @@ def copy_bandwidth(n_bytes: int, repeats: int, device: str = "cpu") -> float:
 
 
 def decode_speed(
-    model: Any, tokenizer: Any, prompt: str, rows: int, new_tokens: int, cache: str | None
+    model: Any,
+    tokenizer: Any,
+    prompt: str,
+    rows: int,
+    new_tokens: int,
+    cache: str | None,
+    top_p_candidates: int = 0,
 ) -> dict[str, float]:
     """Seconds per decode step of `generate` (sampling, T = 1, top-p 0.95, no early stop): the difference of
-    `new_tokens` and 1-token generations, divided by new_tokens - 1."""
+    `new_tokens` and 1-token generations, divided by new_tokens - 1. `top_p_candidates` > 0: top-p by
+    eapo's sampler (`eapo.rollout.nucleus`, what `generate_rollouts` uses) instead of transformers' warper."""
     import torch
-    from transformers import GenerationConfig
+    from transformers import GenerationConfig, LogitsProcessorList
+
+    from eapo.rollout.nucleus import NucleusSampling
 
     encoded = tokenizer([prompt] * rows, return_tensors="pt").to(model.device)
+    processors = LogitsProcessorList(
+        [NucleusSampling(1.0, 0.95, top_p_candidates)] if top_p_candidates > 0 else []
+    )
 
     def run(n: int) -> float:
         config = GenerationConfig(
             do_sample=True,
             temperature=1.0,
-            top_p=0.95,
+            top_p=1.0 if top_p_candidates > 0 else 0.95,
             top_k=0,
             max_new_tokens=n,
             min_new_tokens=n,
@@ -204,7 +216,7 @@ def decode_speed(
         _sync()
         start = time.perf_counter()
         with torch.no_grad():
-            model.generate(**encoded, generation_config=config)
+            model.generate(**encoded, generation_config=config, logits_processor=processors)
         _sync()
         return time.perf_counter() - start
 
@@ -265,36 +277,85 @@ def rates_worker(s: dict[str, Any]) -> dict[str, Any]:
         }
         out["flop_rate"][name] = flop_rate(shapes, train_tokens, dtype, 1, device)
     out["bandwidth_bytes_per_s"] = copy_bandwidth((16 if smoke else 256) * 2**20, 3, device)
-    # Decode steps/s against the streaming bound, fp32 and bf16 weights, dynamic and static KV cache.
+    # Decode steps/s against the streaming bound, fp32 and bf16 weights, dynamic and static KV cache, top-p
+    # by transformers' warper (a full sort) or by eapo's sampler (SamplingConfig.top_p_candidates = 64).
     decode: list[dict[str, Any]] = []
+    variants = [(cache, top_p) for cache in (None, "static") for top_p in ("transformers", "eapo")]
     for name, dtype in dtypes.items():
         sampler = model if dtype == torch.float32 else _cast_copy(model, dtype)
         for rows in s["decode_rows"]:
-            for cache in (None, "static"):
+            for cache, top_p in variants:
+                labels = {"dtype": name, "rows": rows, "cache": cache or "dynamic", "top_p": top_p}
+                candidates = 64 if top_p == "eapo" else 0
                 try:
-                    measured = decode_speed(sampler, tokenizer, prompt, rows, s["decode_tokens"], cache)
-                except Exception as err:  # a cache kind this model or version does not support
-                    decode.append(
-                        {"dtype": name, "rows": rows, "cache": cache or "dynamic", "error": str(err)}
+                    measured = decode_speed(
+                        sampler, tokenizer, prompt, rows, s["decode_tokens"], cache, candidates
                     )
+                except Exception as err:  # a cache kind this model or version does not support
+                    decode.append({**labels, "error": str(err)})
                     continue
                 bound = out["streaming_s"][name][str(rows)]
                 decode.append(
                     {
-                        "dtype": name,
-                        "rows": rows,
-                        "cache": cache or "dynamic",
+                        **labels,
                         "step_s": measured["step_s"],
                         "steps_per_s": 1.0 / measured["step_s"],
                         "streaming_bound_s": bound,
                         "fraction_of_bound": bound / measured["step_s"],
-                        "top_p_share": top_p_share(rows, len(tokenizer), measured["step_s"], device),
+                        # transformers' warper's share of the step (its full sort); eapo's rows skip it
+                        "top_p_share": top_p_share(rows, len(tokenizer), measured["step_s"], device)
+                        if top_p == "transformers"
+                        else None,
                     }
                 )
     out["decode"] = decode
     if fast_bf16:
         out["bf16_rollout_agreement"] = bf16_agreement(model, tokenizer, task, config, s)
     return out
+
+
+def decode_ab_worker(s: dict[str, Any], rounds: int) -> dict[str, Any]:
+    """Decode steps/s with transformers' top-p warper against eapo's sampler, alternating in one process
+    (ratios measured side by side, so a loaded machine slows both alike), per weight dtype and row count."""
+    import torch
+
+    from eapo.models import device_has_fast_bf16, load_policy
+    from eapo.tasks import build_prompt, load_task
+
+    device = s.get("device", "cpu")
+    with tempfile.TemporaryDirectory() as tmp:
+        config = _config(s, tmp, "fp32")
+    task = load_task(config.task)
+    model, tokenizer = load_policy(config.model, task, progress=False)
+    model.eval()
+    prompt = build_prompt(task.train[0], tokenizer, config.task)
+    dtypes = {
+        "float32": torch.float32,
+        **({"bfloat16": torch.bfloat16} if device_has_fast_bf16(device) else {}),
+    }
+    rows_out = []
+    for name, dtype in dtypes.items():
+        sampler = model if dtype == torch.float32 else _cast_copy(model, dtype)
+        for rows in s["decode_rows"]:
+            times: dict[str, list[float]] = {"transformers": [], "eapo": []}
+            for round_index in range(rounds):
+                order = ("transformers", "eapo") if round_index % 2 == 0 else ("eapo", "transformers")
+                for top_p in order:
+                    candidates = 64 if top_p == "eapo" else 0
+                    step = decode_speed(
+                        sampler, tokenizer, prompt, rows, s["decode_tokens"], None, candidates
+                    )
+                    times[top_p].append(step["step_s"])
+            rows_out.append(
+                {
+                    "dtype": name,
+                    "rows": rows,
+                    "step_s": {k: statistics.median(v) for k, v in times.items()},
+                    "steps_per_s": {k: 1 / statistics.median(v) for k, v in times.items()},
+                    "speedup": bu.paired_ratio(times["transformers"], times["eapo"]),
+                }
+            )
+    return {"decode_ab": rows_out}
 
 
 def _cast_copy(model: Any, dtype: Any) -> Any:
@@ -477,7 +538,15 @@ def summarise(
         v["step_speedup_over_fp32"] = round(base / v["measured_s"]["step"], 2)
     decode = [d for d in rates["decode"] if "step_s" in d]
     rollout_dtype = variants[default]["precision"]["rollout"]
-    at16 = [d for d in decode if d["rows"] == min(s["decode_rows"]) and d["dtype"] == rollout_dtype]
+    # The target is judged on what `generate_rollouts` runs: the dynamic KV cache and eapo's top-p sampler.
+    at16 = [
+        d
+        for d in decode
+        if d["rows"] == min(s["decode_rows"])
+        and d["dtype"] == rollout_dtype
+        and d["cache"] == "dynamic"
+        and d.get("top_p", "transformers") == "eapo"
+    ]
     best16 = max(at16, key=lambda d: d["fraction_of_bound"]) if at16 else None
     summary: dict[str, Any] = {
         "default_variant": default,
@@ -551,12 +620,20 @@ def main() -> None:
     parser.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
     parser.add_argument("--model-path", help="a saved model folder to measure instead of the setting's model")
     parser.add_argument("--variants", help=f"comma-separated subset of {','.join(VARIANTS)}")
+    parser.add_argument(
+        "--decode-only",
+        action="store_true",
+        help="only decode steps/s, transformers' top-p warper against eapo's sampler, alternating in one "
+        "process (writes step_bound_decode*.json)",
+    )
     args = parser.parse_args()
     if args.worker:
         payload = json.loads(args.worker)
         s = payload["settings"]
         if payload["kind"] == "rates":
             print(json.dumps(rates_worker(s)))
+        elif payload["kind"] == "decode_ab":
+            print(json.dumps(decode_ab_worker(s, payload["rounds"])))
         else:
             print(json.dumps(step_worker(s, payload["variant"])))
         return
@@ -564,6 +641,28 @@ def main() -> None:
     settings = dict(SETTINGS[mode.name], device=args.device)
     if args.model_path:
         settings["model_path"] = str(Path(args.model_path).resolve())
+    if args.decode_only:
+        rounds = 2 if mode.name == "smoke" else 4
+        record = bu.start_record(f"{NAME}_decode", mode, {**settings, "rounds": rounds})
+        record["command"] = record["command"].replace(f"{NAME}_decode.py", f"{NAME}.py --decode-only")
+        record.update(bu.run_worker(SCRIPT, {"kind": "decode_ab", "settings": settings, "rounds": rounds}))
+        print(
+            bu.format_table(
+                ["dtype", "rows", "transformers steps/s", "eapo steps/s", "speed-up (median, min-max)"],
+                [
+                    [
+                        d["dtype"],
+                        d["rows"],
+                        round(d["steps_per_s"]["transformers"], 2),
+                        round(d["steps_per_s"]["eapo"], 2),
+                        f"{d['speedup']['median']:.2f} ({d['speedup']['min']:.2f}-{d['speedup']['max']:.2f})",
+                    ]
+                    for d in record["decode_ab"]
+                ],
+            )
+        )
+        bu.finish_record(record, mode)
+        return
     chosen = args.variants.split(",") if args.variants else list(settings.get("variants", VARIANTS))
     unknown = [v for v in chosen if v not in VARIANTS]
     if unknown:
@@ -598,18 +697,20 @@ def main() -> None:
     print(bu.format_table(headers, rows))
     print(
         bu.format_table(
-            ["dtype", "rows", "cache", "steps/s", "bound steps/s", "fraction", "top-p share"],
+            ["dtype", "rows", "cache", "top-p", "steps/s", "bound steps/s", "fraction", "warper share"],
             [
                 [
                     d["dtype"],
                     d["rows"],
                     d["cache"],
+                    d.get("top_p", "transformers"),
                     round(d["steps_per_s"], 2),
                     round(1 / d["streaming_bound_s"], 2),
                     round(d["fraction_of_bound"], 3),
-                    round(d["top_p_share"], 3),
+                    "-" if d.get("top_p_share") is None else round(d["top_p_share"], 3),
                 ]
                 for d in s["decode"]
+                if "step_s" in d
             ],
         )
     )

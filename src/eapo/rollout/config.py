@@ -15,3 +15,7 @@ class SamplingConfig:
     stop_strings: list[str] = field(default_factory=list)
     # Rows sampled in one `generate` call (prompts x G are split into chunks of this many rows).
     batch_rows: int = 256
+    # Top-p from the this many most likely tokens, with a full sort only for rows whose nucleus is wider
+    # (eapo.rollout.nucleus; the same kept set as transformers' warper, without sorting V logits per row
+    # and step). 0: transformers' own temperature and top-p warpers.
+    top_p_candidates: int = 64

@@ -14,9 +14,15 @@ from typing import Any
 
 import torch
 from tqdm.auto import tqdm
+from transformers import LogitsProcessorList
 
 from eapo.rollout.config import SamplingConfig
-from eapo.rollout.generate import model_eos_token_ids, sampling_generation_config, seeded_sampling
+from eapo.rollout.generate import (
+    model_eos_token_ids,
+    sampling_generation_config,
+    sampling_processors,
+    seeded_sampling,
+)
 
 __all__ = ["continue_sequences"]
 
@@ -70,7 +76,10 @@ def continue_sequences(
             )
             with seeded_sampling(seed * 100_003 + chunk_number, device):
                 generated = model.generate(
-                    input_ids=ids.to(device), attention_mask=mask.to(device), generation_config=config
+                    input_ids=ids.to(device),
+                    attention_mask=mask.to(device),
+                    generation_config=config,
+                    logits_processor=LogitsProcessorList(sampling_processors(sampling)),
                 )[:, width:].cpu()
             for j, i in enumerate(chunk):
                 new = generated[j, : budgets[i]].tolist()

@@ -27,6 +27,7 @@ from transformers import (
 from eapo.core.entropy import row_logprobs_and_entropy
 from eapo.errors import ConfigError
 from eapo.rollout.config import SamplingConfig
+from eapo.rollout.nucleus import NucleusSampling
 
 
 @dataclass
@@ -246,7 +247,9 @@ def generate_rollouts(
                     attention_mask=chunk_mask.to(device),
                     generation_config=generation_config,
                     stopping_criteria=stopping_criteria,
-                    logits_processor=LogitsProcessorList([recorder] if recorder is not None else []),
+                    logits_processor=LogitsProcessorList(
+                        ([recorder] if recorder is not None else []) + sampling_processors(sampling)
+                    ),
                 )
                 response_chunks.append(output[:, chunk_ids.shape[1] :].cpu())
                 if recorder is not None:
@@ -422,12 +425,14 @@ class StopStringsInText(StoppingCriteria):
 def sampling_generation_config(
     sampling: SamplingConfig, eos_token_ids: list[int], pad_token_id: int
 ) -> GenerationConfig:
-    """A config with every sampling knob set, so nothing is inherited from the model's own defaults."""
+    """A config with every sampling knob set, so nothing is inherited from the model's own defaults. With
+    `sampling.top_p_candidates` > 0 its temperature and top-p are off: `sampling_processors` applies them."""
     greedy = sampling.temperature == 0
+    own_warpers = not greedy and sampling.top_p_candidates > 0
     return GenerationConfig(
         do_sample=not greedy,
-        temperature=None if greedy else sampling.temperature,
-        top_p=None if greedy else sampling.top_p,
+        temperature=None if greedy else (1.0 if own_warpers else sampling.temperature),
+        top_p=None if greedy else (1.0 if own_warpers else sampling.top_p),
         top_k=None if greedy else 0,
         typical_p=1.0,
         repetition_penalty=1.0,
@@ -441,6 +446,15 @@ def sampling_generation_config(
         num_beams=1,
         use_cache=True,
     )
+
+
+def sampling_processors(sampling: SamplingConfig) -> list[NucleusSampling]:
+    """The logits processors that sample as `sampling` says where `sampling_generation_config` leaves it to
+    them: temperature and top-p without a full sort (`eapo.rollout.nucleus`); none for greedy decoding or
+    with `top_p_candidates` 0. They go last in the list, after any that must see the model's logits."""
+    if sampling.temperature == 0 or sampling.top_p_candidates <= 0:
+        return []
+    return [NucleusSampling(sampling.temperature, sampling.top_p, sampling.top_p_candidates)]
 
 
 def model_eos_token_ids(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase) -> list[int]:
@@ -524,6 +538,11 @@ def _check_sampling(sampling: SamplingConfig, group_size: int, prompts: list[str
         )
     if not 0 < sampling.top_p <= 1:
         raise ConfigError(f"sampling.top_p: {sampling.top_p} is outside (0, 1]")
+    if sampling.top_p_candidates < 0:
+        raise ConfigError(
+            f"sampling.top_p_candidates: {sampling.top_p_candidates}; expected >= 0 "
+            "(0: transformers' own warpers)"
+        )
     if sampling.max_new_tokens < 1:
         raise ConfigError(f"sampling.max_new_tokens: {sampling.max_new_tokens} is not allowed; expected >= 1")
     if sampling.batch_rows < 1:

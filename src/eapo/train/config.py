@@ -522,6 +522,7 @@ def validate(config: Config) -> None:
         "> 0 (training samples G different responses per prompt; greedy, 0, is for eval only)",
     )
     _require(0 < s.top_p <= 1, "sampling.top_p", s.top_p, "in (0, 1]")
+    _require(s.top_p_candidates >= 0, "sampling.top_p_candidates", s.top_p_candidates, ">= 0")
     _require(s.max_new_tokens >= 1, "sampling.max_new_tokens", s.max_new_tokens, ">= 1")
     _require(s.batch_rows >= 1, "sampling.batch_rows", s.batch_rows, ">= 1")
     _require(e.every >= 0, "eval.every", e.every, ">= 0")

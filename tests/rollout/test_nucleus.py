@@ -1,0 +1,64 @@
+"""Top-p without a full sort (`eapo.rollout.nucleus`): the same kept set as transformers' warper, and the
+same samples through `generate_rollouts`."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from transformers import PreTrainedModel, PreTrainedTokenizerFast
+from transformers.generation.logits_process import TopPLogitsWarper
+
+from eapo.errors import ConfigError
+from eapo.rollout import SamplingConfig, generate_rollouts
+from eapo.rollout.nucleus import NucleusSampling, top_p_filter
+
+
+def _kept(scores: torch.Tensor) -> torch.Tensor:
+    return scores > float("-inf")
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    seed=st.integers(0, 10_000),
+    scale=st.sampled_from([0.1, 1.0, 4.0, 12.0]),
+    top_p=st.sampled_from([0.5, 0.9, 0.95, 0.99]),
+    candidates=st.sampled_from([1, 3, 16, 64]),
+)
+def test_kept_tokens_equal_transformers_top_p(seed: int, scale: float, top_p: float, candidates: int) -> None:
+    generator = torch.Generator().manual_seed(seed)
+    scores = torch.randn(8, 300, generator=generator) * scale  # small scale: wide nuclei, the fallback
+    reference = TopPLogitsWarper(top_p)(torch.zeros(8, 1, dtype=torch.long), scores)
+    filtered = top_p_filter(scores, top_p, candidates)
+    assert torch.equal(_kept(filtered), _kept(reference))
+    assert torch.equal(filtered[_kept(filtered)], scores[_kept(filtered)])  # kept logits untouched
+
+
+def test_top_p_one_keeps_everything_and_the_top_token_always_stays() -> None:
+    scores = torch.tensor([[5.0, 0.0, -1.0], [0.0, 0.0, 0.0]])
+    assert torch.equal(top_p_filter(scores, 1.0), scores)
+    assert torch.equal(_kept(top_p_filter(scores, 0.01)), torch.tensor([[True, False, False]] * 2))
+    processed = NucleusSampling(temperature=2.0, top_p=1.0)(torch.zeros(2, 1, dtype=torch.long), scores)
+    assert torch.equal(processed, scores / 2.0)
+
+
+@pytest.mark.parametrize("temperature,top_p", [(1.0, 0.95), (1.4, 0.9), (0.6, 0.5)])
+def test_generate_rollouts_samples_the_same_as_transformers_warpers(
+    llama: PreTrainedModel, tokenizer: PreTrainedTokenizerFast, temperature: float, top_p: float
+) -> None:
+    sampling = SamplingConfig(temperature=temperature, top_p=top_p, max_new_tokens=24, top_p_candidates=4)
+    prompts = ["1+2=", "7-3=", "9+9="]
+    ours = generate_rollouts(llama, tokenizer, prompts, 4, sampling, seed=3)
+    theirs = generate_rollouts(
+        llama, tokenizer, prompts, 4, dataclasses.replace(sampling, top_p_candidates=0), seed=3
+    )
+    assert ours.completions == theirs.completions
+    assert torch.equal(ours.response_ids, theirs.response_ids)
+
+
+def test_negative_candidates_are_refused(llama: PreTrainedModel, tokenizer: PreTrainedTokenizerFast) -> None:
+    with pytest.raises(ConfigError, match=r"sampling\.top_p_candidates"):
+        generate_rollouts(llama, tokenizer, ["1+1="], 2, SamplingConfig(top_p_candidates=-1))
