@@ -8,6 +8,14 @@ entropy by the group mean, Appendix B.1) the token share, the factor |Â^CA| / |
 share of tokens at either bound of the clip.
 
     python benchmarks/eapo_shaping.py RUN_DIR [RUN_DIR ...] --out benchmarks/results/eapo_shaping_tiny.json
+
+`--entro-adv` asks the question of EntroAdv (arXiv 2506.14758) instead: its bonus min(α_e H, |Â| / κ) is
+capped at |Â| / κ where α_e H >= |Â| / κ, and where that holds for most tokens the bonus is a constant
+fraction of |Â| (a rescaling of GRPO, not an entropy signal). From the dumps of any run (a GRPO run's show
+what EntroAdv would add at the same states), per quadrant: the share of tokens at the cap, the bonus and
+bonus / |Â|.
+
+    python benchmarks/eapo_shaping.py --entro-adv RUN_DIR [RUN_DIR ...] --out FILE.json
 """
 
 from __future__ import annotations
@@ -74,6 +82,63 @@ def summarise(factor: torch.Tensor, entropy: torch.Tensor, bound: float) -> dict
     }
 
 
+def entro_adv_saturation(run_dirs: list[Path], alpha: float, kappa: float) -> dict[str, Any]:
+    """EntroAdv's bonus on the dumps' tokens with Â != 0 (PAPER.md §4.1 quadrants by the GRPO advantage):
+    per quadrant the token count, the share where the cap |Â| / κ binds, the mean bonus and bonus / |Â|."""
+    from eapo.core import quadrant_masks
+    from eapo.train.dumps import dump_paths, load_dump
+
+    parts: dict[str, list[tuple[torch.Tensor, torch.Tensor]]] = {name: [] for name in QUADRANTS}
+    dumps = 0
+    for run_dir in run_dirs:
+        paths = dump_paths(run_dir)
+        if not paths:
+            raise SystemExit(f"{run_dir}: no rollout dumps (train with run.dump_rollouts_every > 0)")
+        for path in paths:
+            dump = load_dump(path)
+            adv, entropy = dump["advantages"].double(), dump["entropy"].double()
+            masks = quadrant_masks(adv, entropy, dump["response_mask"], dump["group_size"])
+            for name, mask in masks.items():
+                parts[name].append((adv[mask].abs(), entropy[mask]))
+            dumps += 1
+
+    def block(pairs: list[tuple[torch.Tensor, torch.Tensor]]) -> dict[str, Any]:
+        if not pairs or sum(a.numel() for a, _ in pairs) == 0:
+            return {"tokens": 0}
+        abs_adv = torch.cat([a for a, _ in pairs])
+        entropy = torch.cat([h for _, h in pairs])
+        bonus = torch.minimum(alpha * entropy, abs_adv / kappa)
+        return {
+            "tokens": int(abs_adv.numel()),
+            "at_cap": float((alpha * entropy >= abs_adv / kappa).double().mean()),
+            "bonus_mean": float(bonus.mean()),
+            "bonus_over_abs_advantage_mean": float((bonus / abs_adv).mean()),
+            "entropy_mean": float(entropy.mean()),
+            "abs_advantage_mean": float(abs_adv.mean()),
+        }
+
+    return {
+        "kind": "entro_adv_saturation",
+        "runs": [str(d) for d in run_dirs],
+        "dumps": dumps,
+        "alpha": alpha,
+        "kappa": kappa,
+        "all": block([pair for pairs in parts.values() for pair in pairs]),
+        "quadrants": {name: block(pairs) for name, pairs in parts.items()},
+    }
+
+
+def render_saturation(report: dict[str, Any]) -> str:
+    lines = [f"{'quadrant':>8} {'tokens':>8} {'at cap':>7} {'bonus':>7} {'bonus/|A|':>9} {'H mean':>7}"]
+    for name, s in [("all", report["all"]), *report["quadrants"].items()]:
+        if s.get("tokens"):
+            lines.append(
+                f"{name:>8} {s['tokens']:>8} {s['at_cap']:>7.3f} {s['bonus_mean']:>7.4f} "
+                f"{s['bonus_over_abs_advantage_mean']:>9.4f} {s['entropy_mean']:>7.3f}"
+            )
+    return "\n".join(lines)
+
+
 def analyse(run_dirs: list[Path], bound: float) -> dict[str, Any]:
     pooled = [run_factors(d) for d in run_dirs]
     factor = torch.cat([p["factor"] for p in pooled])
@@ -116,10 +181,27 @@ def render(report: dict[str, Any]) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("runs", nargs="+", type=Path, help="run folders of EAPO runs (with rollout dumps)")
+    parser.add_argument(
+        "runs", nargs="+", type=Path, help="run folders with rollout dumps (EAPO runs without --entro-adv)"
+    )
     parser.add_argument("--out", type=Path, help="write the JSON here")
     parser.add_argument("--bound", type=float, default=None, help="α/φ (default: the eapo preset's)")
+    parser.add_argument(
+        "--entro-adv", action="store_true", help="EntroAdv's bonus saturation instead (any run's dumps)"
+    )
     args = parser.parse_args()
+    if args.entro_adv:
+        from eapo.train.algorithms import ALGORITHMS
+
+        params = {"alpha": 0.4, "kappa": 2.0, **ALGORITHMS["entro_adv"].shaper_params}
+        report = entro_adv_saturation(args.runs, params["alpha"], params["kappa"])
+        report["command"] = "python benchmarks/eapo_shaping.py " + " ".join(sys.argv[1:])
+        report["created"] = dt.datetime.now().isoformat(timespec="seconds")
+        print(render_saturation(report))
+        if args.out:
+            args.out.write_text(json.dumps(report, indent=1) + "\n")
+            print(f"wrote {args.out}")
+        return
     bound = args.bound
     if bound is None:
         from eapo.train.algorithms import ALGORITHMS
