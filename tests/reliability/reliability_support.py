@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -143,7 +144,20 @@ def start_eapo(args: list[str], log: Path, *, script: Path | None = None) -> sub
     command = [sys.executable, str(script), *args] if script else [sys.executable, "-m", "eapo.cli", *args]
     with log.open("w") as out:
         env = subprocess_env()
-        return subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, text=True, env=env)
+        return subprocess.Popen(
+            command,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            text=True,
+            env=env,
+            # The child starts with SIGHUP's default action even when the tests run under `nohup` (which
+            # sets it to ignored, and eapo keeps an ignored SIGHUP ignored); nohup_eapo.py ignores it itself.
+            preexec_fn=_default_sighup if hasattr(signal, "SIGHUP") else None,
+        )
+
+
+def _default_sighup() -> None:
+    signal.signal(signal.SIGHUP, signal.SIG_DFL)
 
 
 def wait_until(condition: Any, timeout_s: float, process: subprocess.Popen[str], log: Path) -> None:
