@@ -24,6 +24,7 @@ START = "<!-- performance:start -->"
 END = "<!-- performance:end -->"
 SWEEP_FILE = "entropy_memory_chunk1024.json"
 LEVERS_FILE = "step_bound_levers_quick.json"  # step_bound.py with every lever setting (quick runs three)
+DECODE_FILE = "step_bound_decode_quick.json"  # step_bound.py --quick --decode-only: top-p, side by side
 BENCHMARKS = ("entropy_memory", "algo_overhead", "step_breakdown", "vs_trl", "step_bound")
 PART_LABELS = {
     "rollout": "rollout (generate)",
@@ -56,6 +57,7 @@ def load_results(
         ("index_quick", "index_quick.json"),
         ("entropy_sweep", SWEEP_FILE),
         ("step_bound_levers", LEVERS_FILE),
+        ("step_bound_decode", DECODE_FILE),
     ):
         if (results_dir / file).is_file():
             found[key] = json.loads((results_dir / file).read_text())
@@ -181,6 +183,8 @@ def render(results: dict[str, Any]) -> str:
         lines += _bound(results["step_bound"])
     if "step_bound_levers" in results:
         lines += _levers(results["step_bound_levers"])
+    if "step_bound_decode" in results:
+        lines += _decode_top_p(results["step_bound_decode"])
     lines.append(END)
     return "\n".join(lines)
 
@@ -392,6 +396,33 @@ def _levers(record: dict[str, Any]) -> list[str]:
     ]
     lines += bu.markdown_table(VARIANT_HEADERS, _variant_rows(record["summary"]))
     return [*lines, ""]
+
+
+def _decode_top_p(record: dict[str, Any]) -> list[str]:
+    """Decode steps/s with transformers' top-p warper against eapo's sampler (`--decode-only`)."""
+    lines = [
+        "#### Top-p without a full sort",
+        "",
+        "transformers' top-p warper sorts all 49,152 logits of every row at every decode step. eapo's "
+        "sampler (`eapo.rollout.nucleus`, `sampling.top_p_candidates: 64`) keeps the same tokens, so draws "
+        "the same samples, from the 64 most likely ones, with a full sort only for rows whose nucleus is "
+        "wider. "
+        "Decode steps/s of `generate` on SmolLM2, the two alternating in one process (speed-up: median and "
+        f"range over rounds). Source: `benchmarks/results/{DECODE_FILE}`, from {_source(record)}.",
+        "",
+    ]
+    rows = [
+        [
+            d["dtype"],
+            d["rows"],
+            d["steps_per_s"]["transformers"],
+            d["steps_per_s"]["eapo"],
+            f"{d['speedup']['median']:.2f} ({d['speedup']['min']:.2f}-{d['speedup']['max']:.2f})",
+        ]
+        for d in record["decode_ab"]
+    ]
+    headers = ["weights", "rows", "transformers steps / s", "eapo steps / s", "speed-up"]
+    return [*lines, *bu.markdown_table(headers, rows), ""]
 
 
 def _bound(record: dict[str, Any]) -> list[str]:

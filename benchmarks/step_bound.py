@@ -642,7 +642,7 @@ def main() -> None:
     if args.model_path:
         settings["model_path"] = str(Path(args.model_path).resolve())
     if args.decode_only:
-        rounds = 2 if mode.name == "smoke" else 4
+        rounds = 4 if mode.name == "full" else 2
         record = bu.start_record(f"{NAME}_decode", mode, {**settings, "rounds": rounds})
         record["command"] = record["command"].replace(f"{NAME}_decode.py", f"{NAME}.py --decode-only")
         record.update(bu.run_worker(SCRIPT, {"kind": "decode_ab", "settings": settings, "rounds": rounds}))
