@@ -1,0 +1,92 @@
+"""Where the SmolLM2 study's grids stand (issue #19): a snapshot to commit before a session stops.
+
+For every run under the study's runs folder (default runs/smollm2_study, as `benchmarks/smollm2_study.sh`
+lays it out: <part>/<arm>/seed<k>/), the last logged step, the newest verified checkpoint (where a rerun of
+the same part resumes), the held-out Avg@8 / Pass@8 curve so far and the training reward and entropy of the
+last logged steps. PARTIAL by construction: a snapshot is a grid's state, never its result; the results are
+the reports `smollm2_study.sh` collects once a part finishes.
+
+    python benchmarks/smollm2_study_state.py --out benchmarks/results/smollm2_study_state.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import bench_utils as bu
+
+DEFAULT_RUNS = bu.REPO_ROOT / "runs" / "smollm2_study"
+
+
+def run_state(run_dir: Path, tail: int = 10) -> dict[str, Any]:
+    """One run's state: last step, newest checkpoint, eval curve, the recent training rows' means."""
+    from eapo.train.checkpoint import latest_checkpoint
+    from eapo.train.config import load_config
+    from eapo.train.logging import read_metrics
+
+    rows = read_metrics(run_dir) if (run_dir / "metrics.jsonl").is_file() else []
+    train_rows = [r for r in rows if "reward/mean" in r]
+    evals = [r for r in rows if "eval/avg@8" in r]
+    checkpoint = latest_checkpoint(run_dir, verify=True)
+    config = load_config(run_dir / "config.yaml")
+    recent = train_rows[-tail:]
+
+    def mean(key: str) -> float | None:
+        values = [r[key] for r in recent if isinstance(r.get(key), int | float)]
+        return sum(values) / len(values) if values else None
+
+    return {
+        "run": str(run_dir.relative_to(bu.REPO_ROOT) if run_dir.is_relative_to(bu.REPO_ROOT) else run_dir),
+        "algo": config.algo.name,
+        "lr": config.train.lr,
+        "seed": config.run.seed,
+        "horizon": config.train.steps,
+        "last_step": train_rows[-1]["step"] if train_rows else 0,
+        "resumes_from": checkpoint.name if checkpoint is not None else None,
+        "eval_curve": [
+            {"step": r["step"], "avg@8": r["eval/avg@8"], "pass@8": r.get("eval/pass@8")} for r in evals
+        ],
+        f"last_{tail}_steps": {
+            "reward_mean": mean("reward/mean"),
+            "entropy_mean": mean("entropy/mean"),
+            "step_s": mean("time/step"),
+        },
+        "precision": json.loads((run_dir / "precision.json").read_text())
+        if (run_dir / "precision.json").is_file()
+        else None,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=Path, default=DEFAULT_RUNS, help="the study's runs folder")
+    parser.add_argument("--out", type=Path, default=bu.RESULTS_DIR / "smollm2_study_state.json")
+    args = parser.parse_args()
+    run_dirs = sorted(p.parent for p in args.runs.glob("*/*/seed*/config.yaml"))
+    if not run_dirs:
+        raise SystemExit(f"{args.runs}: no runs yet (bash benchmarks/smollm2_study.sh pilot_1e-5 starts one)")
+    state = {
+        "kind": "grid_state",
+        "final": False,
+        "note": "PARTIAL: the state of unfinished grids, for resuming and for reading progress; not a result",
+        "taken_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "command": "python benchmarks/smollm2_study_state.py",
+        "machine": bu.machine_info(),
+        "runs": [run_state(d) for d in run_dirs],
+    }
+    args.out.write_text(json.dumps(state, indent=1) + "\n")
+    for run in state["runs"]:
+        curve = ", ".join(f"{p['step']}: {p['avg@8']:.3f}" for p in run["eval_curve"])
+        print(
+            f"{run['run']}: step {run['last_step']}/{run['horizon']}, resumes from {run['resumes_from']}; "
+            f"Avg@8 {curve}"
+        )
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
