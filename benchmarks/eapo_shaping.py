@@ -190,28 +190,22 @@ def main() -> None:
         "--entro-adv", action="store_true", help="EntroAdv's bonus saturation instead (any run's dumps)"
     )
     args = parser.parse_args()
-    if args.entro_adv:
-        from eapo.train.algorithms import ALGORITHMS
+    from eapo.train.algorithms import ALGORITHMS
 
+    if args.entro_adv:
         params = {"alpha": 0.4, "kappa": 2.0, **ALGORITHMS["entro_adv"].shaper_params}
         report = entro_adv_saturation(args.runs, params["alpha"], params["kappa"])
-        report["command"] = "python benchmarks/eapo_shaping.py " + " ".join(sys.argv[1:])
-        report["created"] = dt.datetime.now().isoformat(timespec="seconds")
-        print(render_saturation(report))
-        if args.out:
-            args.out.write_text(json.dumps(report, indent=1) + "\n")
-            print(f"wrote {args.out}")
-        return
-    bound = args.bound
-    if bound is None:
-        from eapo.train.algorithms import ALGORITHMS
-
-        params = ALGORITHMS["eapo"].shaper_params
-        bound = params["alpha"] / params["phi"]
-    report = analyse(args.runs, bound)
+        text = render_saturation(report)
+    else:
+        bound = args.bound
+        if bound is None:
+            params = ALGORITHMS["eapo"].shaper_params
+            bound = params["alpha"] / params["phi"]
+        report = analyse(args.runs, bound)
+        text = render(report)
     report["command"] = "python benchmarks/eapo_shaping.py " + " ".join(sys.argv[1:])
     report["created"] = dt.datetime.now().isoformat(timespec="seconds")
-    print(render(report))
+    print(text)
     if args.out:
         args.out.write_text(json.dumps(report, indent=1) + "\n")
         print(f"wrote {args.out}")
