@@ -27,7 +27,7 @@ SamplingKind = Literal["train", "eval"]
 def sampling_settings(config: Config, kind: SamplingKind) -> SamplingConfig:
     """The sampling of rollouts (`kind="train"`: `config.sampling`) or of evaluations (`kind="eval"`:
     `config.eval`'s temperature and top-p, PAPER.md §6's T = 0.6, with the rollouts' stop strings, row
-    chunk and, unless `eval.max_new_tokens` is set, their length limit)."""
+    chunk, top-p sampler and, unless `eval.max_new_tokens` is set, their length limit)."""
     if kind == "train":
         return dataclasses.replace(config.sampling, stop_strings=list(config.sampling.stop_strings))
     if kind != "eval":
@@ -38,6 +38,7 @@ def sampling_settings(config: Config, kind: SamplingKind) -> SamplingConfig:
         max_new_tokens=config.eval.max_new_tokens or config.sampling.max_new_tokens,
         stop_strings=list(config.sampling.stop_strings),
         batch_rows=config.sampling.batch_rows,
+        top_p_candidates=config.sampling.top_p_candidates,
     )
 
 
