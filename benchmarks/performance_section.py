@@ -25,7 +25,7 @@ END = "<!-- performance:end -->"
 SWEEP_FILE = "entropy_memory_chunk1024.json"
 LEVERS_FILE = "step_bound_levers_quick.json"  # step_bound.py with every lever setting (quick runs three)
 DECODE_FILE = "step_bound_decode_quick.json"  # step_bound.py --quick --decode-only: top-p, side by side
-BENCHMARKS = ("entropy_memory", "algo_overhead", "step_breakdown", "vs_trl", "step_bound")
+BENCHMARKS = ("entropy_memory", "algo_overhead", "step_breakdown", "vs_trl", "step_bound", "shared_prompt")
 PART_LABELS = {
     "rollout": "rollout (generate)",
     "scoring": "reward (verifier)",
@@ -185,6 +185,8 @@ def render(results: dict[str, Any]) -> str:
         lines += _levers(results["step_bound_levers"])
     if "step_bound_decode" in results:
         lines += _decode_top_p(results["step_bound_decode"])
+    if "shared_prompt" in results:
+        lines += _shared_prompt(results["shared_prompt"])
     lines.append(END)
     return "\n".join(lines)
 
@@ -423,6 +425,49 @@ def _decode_top_p(record: dict[str, Any]) -> list[str]:
     ]
     headers = ["weights", "rows", "transformers steps / s", "eapo steps / s", "speed-up"]
     return [*lines, *bu.markdown_table(headers, rows), ""]
+
+
+def _shared_prompt(record: dict[str, Any]) -> list[str]:
+    """The shared prompt forward against the plain one (`shared_prompt.py`)."""
+    shape = record["shape"]
+    lines = [
+        "#### One forward per distinct prompt",
+        "",
+        f"A GRPO rollout holds every prompt G times. With `train.shared_prompt_forward` (on by default) the "
+        "training forward and the π_old forward run each distinct prompt of a micro-batch once and reuse "
+        f"its keys and values for its rows (`eapo.rollout.shared_prompt`; gradients flow back into the one "
+        f"prompt forward). One micro-batch of the SmolLM2 study's setting: {shape['rows']} rows, "
+        f"{shape['distinct_prompts']} distinct prompts of width {shape['prompt_width']}, responses of width "
+        f"{shape['response_width']} (mean {shape['response_tokens_mean']:.1f} tokens); the two paths "
+        f"alternating in one process (speed-up: median and range over rounds; max |Δ log-prob| between "
+        f"the paths). Source: {_source(record)}.",
+        "",
+    ]
+    rows = [
+        [
+            d["precision"],
+            d["phase"].replace("_", " "),
+            d["seconds"]["plain"],
+            d["seconds"]["shared"],
+            f"{d['speedup']['median']:.2f} ({d['speedup']['min']:.2f}-{d['speedup']['max']:.2f})",
+            f"{d['max_abs_logprob_diff']:.1e}",
+        ]
+        for d in record["summary"]
+    ]
+    headers = ["precision", "pass", "plain s", "shared s", "speed-up", "max abs log-prob difference"]
+    notes = []
+    for precision, g in record.get("logprob_gap_vs_fp32", {}).items():
+        if precision == "float32":
+            continue
+        notes.append(
+            f"Under {precision} the two paths round differently (different matrix shapes); |log π| against "
+            f"the plain fp32 forward on the same rollout: plain mean {g['plain']['mean']:.3f} (max "
+            f"{g['plain']['max']:.2f}), shared mean {g['shared']['mean']:.3f} "
+            f"(max {g['shared']['max']:.2f}); "
+            f"shared against plain mean {g['shared_vs_plain']['mean']:.3f}. π_old and the update take the "
+            "same path, so the ratio starts at 1 either way."
+        )
+    return [*lines, *bu.markdown_table(headers, rows), "", *[line for n in notes for line in (n, "")]]
 
 
 def _bound(record: dict[str, Any]) -> list[str]:

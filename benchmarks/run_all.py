@@ -18,7 +18,7 @@ import time
 
 import bench_utils as bu
 
-SCRIPTS = ("entropy_memory", "algo_overhead", "step_breakdown", "vs_trl", "step_bound")
+SCRIPTS = ("entropy_memory", "algo_overhead", "step_breakdown", "vs_trl", "step_bound", "shared_prompt")
 
 
 def _children_cpu_s() -> float:

@@ -18,7 +18,7 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 BENCH_DIR = REPO_ROOT / "benchmarks"
 sys.path.insert(0, str(BENCH_DIR))  # the scripts import their shared bench_utils as a sibling module
 bu = importlib.import_module("bench_utils")
-SCRIPTS = ("entropy_memory", "algo_overhead", "step_breakdown", "vs_trl", "step_bound")
+SCRIPTS = ("entropy_memory", "algo_overhead", "step_breakdown", "vs_trl", "step_bound", "shared_prompt")
 
 
 def _performance_section() -> ModuleType:
@@ -86,6 +86,15 @@ def test_benchmark_runs_in_smoke_setting(script: str, tmp_path: Path) -> None:
         # The parts partition the step (the remainder is the tiny gap between time/step and the wrapper).
         assert 0.9 < sum(shares.values()) <= 1.0 + 1e-6
         assert all(value >= 0 for key, value in shares.items() if key != "shaping_metrics")
+    elif script == "shared_prompt":
+        assert {(row["precision"], row["phase"]) for row in summary} >= {
+            ("float32", "forward_backward"),
+            ("float32", "score_no_grad"),
+        }
+        for row in summary:
+            assert row["seconds"]["plain"] > 0 and row["seconds"]["shared"] > 0
+            if row["precision"] == "float32":  # the same forward up to rounding
+                assert row["max_abs_logprob_diff"] < 1e-4
     elif script == "step_bound":
         variants = summary["variants"]
         assert {"fp32", "fp32_decode_logprobs"} <= set(variants)

@@ -2,6 +2,7 @@
 
 - `train.rollout_logprobs`: π_old and the entropy from the decode loop (fp32) give the same first step as the
   separate forward (same samples, loss to 1e-4), and later steps drift only by rounding.
+- `train.shared_prompt_forward`: each group's prompt run once gives the same first step as the plain forward.
 - `model.rollout_dtype`: a bf16 copy samples, refreshed before every rollout; π_old comes from the forward.
 - `precision.json`: written by every run; `--resume` and `eapo compare` refuse another precision.
 """
@@ -65,6 +66,27 @@ def test_rollout_logprobs_on_and_off_give_the_same_first_step(tmp_path: Path) ->
         assert abs(row_on["loss"] - row_off["loss"]) < 1e-3
         assert abs(row_on["entropy/mean"] - row_off["entropy/mean"]) < 1e-3
     assert [s["completion"] for s in samples_on] == [s["completion"] for s in samples_off]
+
+
+def test_shared_prompt_forward_on_and_off_give_the_same_first_step(tmp_path: Path) -> None:
+    """`train.shared_prompt_forward` (each group's prompt run once) against the plain forward, fp32, with
+    π_old from the forward so that both the scoring and the update take the path: same first-step samples
+    and loss (1e-4); later steps within rounding drift."""
+    runs = {}
+    for name, on in (("on", True), ("off", False)):
+        config = tiny_config(
+            tmp_path,
+            train={"steps": 3, "rollout_logprobs": False, "shared_prompt_forward": on},
+            run={"name": name, "log_samples": 8, "entropy_change_every": 1},
+        )
+        runs[name] = train(config, progress=False).run_dir
+    on_rows, off_rows = _train_rows(runs["on"]), _train_rows(runs["off"])
+    samples_on, samples_off = _samples(runs["on"]), _samples(runs["off"])
+    assert [s for s in samples_on if s["step"] == 1] == [s for s in samples_off if s["step"] == 1]
+    for key in ("loss", "pg_loss", "entropy/mean", "grad_norm", "entropy_change/all"):
+        assert abs(on_rows[0][key] - off_rows[0][key]) < 1e-4, key
+    for row_on, row_off in zip(on_rows[1:], off_rows[1:], strict=True):
+        assert abs(row_on["loss"] - row_off["loss"]) < 1e-3
 
 
 def test_bf16_rollout_copy_samples_and_is_refreshed(tmp_path: Path) -> None:

@@ -88,16 +88,29 @@ def test_several_mini_batches_move_the_ratio_and_the_clip_binds(tmp_path: Path) 
     assert max(clip_by_quadrant) > 0 and min(clip_by_quadrant) >= 0
 
 
-def test_step_metrics_and_update_do_not_depend_on_the_micro_batch_size(tmp_path: Path) -> None:
+@pytest.mark.parametrize("shared_prompt", [False, True])
+def test_step_metrics_and_update_do_not_depend_on_the_micro_batch_size(
+    tmp_path: Path, shared_prompt: bool
+) -> None:
     """One batch in 1 and in 4 micro-batches: the same pg_loss, loss, clip fraction, quadrant metrics and
-    parameter update (the issue's acceptance test; `pg_loss` used to be divided by the micro-batch count)."""
+    parameter update (the issue's acceptance test; `pg_loss` used to be divided by the micro-batch count).
+
+    With the shared prompt forward the micro-batch size changes how the rows' gradients are summed into
+    each prompt's one forward, so the gradient moves by rounding; Adam's first step divides by |g| and
+    turns that into a visible update change only where |g| is far below its eps (1e-8): the update is
+    compared to 1e-4 there, 0.3% of the largest step lr allows."""
     results = []
     for rows in (8, 2):
         config = smoke(
             tmp_path,
-            f"micro{rows}",
+            f"micro{rows}-{shared_prompt}",
             algo={"name": "eapo"},
-            train={"mini_batches": 2, "micro_batch_rows": rows, "lr": 3e-2},
+            train={
+                "mini_batches": 2,
+                "micro_batch_rows": rows,
+                "lr": 3e-2,
+                "shared_prompt_forward": shared_prompt,
+            },
         )
         trainer = Trainer(config, progress=False, reward_fn=parity_reward)
         before = flat_params(trainer.model)
@@ -108,7 +121,7 @@ def test_step_metrics_and_update_do_not_depend_on_the_micro_batch_size(tmp_path:
     assert set(one) == set(four)
     for key in one:
         assert one[key] == pytest.approx(four[key], rel=1e-5, abs=1e-6), key
-    torch.testing.assert_close(update_one, update_four, atol=1e-6, rtol=1e-5)
+    torch.testing.assert_close(update_one, update_four, atol=1e-4 if shared_prompt else 1e-6, rtol=1e-5)
     assert float(update_one.abs().max()) > 0
 
 

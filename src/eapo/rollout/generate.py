@@ -28,6 +28,7 @@ from eapo.core.entropy import row_logprobs_and_entropy
 from eapo.errors import ConfigError
 from eapo.rollout.config import SamplingConfig
 from eapo.rollout.nucleus import NucleusSampling
+from eapo.rollout.shared_prompt import response_logits_shared_prompt, shares_prompts
 
 
 @dataclass
@@ -322,6 +323,7 @@ def response_logits(
     sequences: torch.Tensor,
     attention_mask: torch.Tensor,
     prompt_length: int,
+    share_prompts: bool = False,
 ) -> torch.Tensor:
     """Logits that predict each response token, from one forward pass.
 
@@ -331,10 +333,19 @@ def response_logits(
     sampler used, and the importance ratio π_θ/π_old (PAPER.md Eq. 2) starts at 1. (RoPE models are
     blind to a shift that is the same for every token of a row; models with absolute position embeddings,
     such as GPT-2, are not: there a forward without these position ids is off by whole nats.)
+
+    With `share_prompts`, rows that hold the same prompt (a GRPO group) share one forward of it
+    (`eapo.rollout.shared_prompt`): the same logits up to float rounding, fewer FLOPs.
     """
     response_length = sequences.shape[1] - prompt_length
     if response_length < 1:
         raise ValueError(f"sequences of length {sequences.shape[1]} hold no response after {prompt_length=}")
+    if (
+        share_prompts
+        and _accepts_logits_to_keep(model)
+        and shares_prompts(sequences, attention_mask, prompt_length)
+    ):
+        return response_logits_shared_prompt(model, sequences, attention_mask, prompt_length)
     # The last token predicts nothing we need, so it is not fed; positions 0..L-2 remain.
     input_ids = sequences[:, :-1]
     input_mask = attention_mask[:, :-1]

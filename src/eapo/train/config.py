@@ -62,6 +62,9 @@ class TrainConfig:
     # π_old and the entropy from the decode loop instead of a separate no-grad forward, whenever they are
     # exactly π_old's: sampling weights = training weights, all fp32, no autocast (else the forward runs).
     rollout_logprobs: bool = True
+    # Each distinct prompt's forward made once per micro-batch and shared by its group's rows through the
+    # key/value cache (eapo.rollout.shared_prompt): the same log-probs up to float rounding, fewer FLOPs.
+    shared_prompt_forward: bool = True
     max_bad_steps: int = 5  # consecutive non-finite steps before the run stops with a checkpoint
 
 

@@ -28,9 +28,11 @@ def score_policy(
     micro_batch_rows: int,
     autocast: Any,
     temperature: float = 1.0,
+    share_prompts: bool = False,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Log-probs, entropy and Σπ² of the rollout's response tokens under `model`, without gradients, for
-    the distribution softmax(logits / temperature) (pass the sampling temperature).
+    the distribution softmax(logits / temperature) (pass the sampling temperature). `share_prompts`: one
+    forward per distinct prompt (`eapo.rollout.response_logits`).
 
     Returns three [B,T] tensors (zero outside the response mask); the last is float64.
     """
@@ -38,7 +40,11 @@ def score_policy(
     for rows in row_chunks(batch.sequences.shape[0], micro_batch_rows):
         with autocast():
             logits = response_logits(
-                model, batch.sequences[rows], batch.attention_mask[rows], batch.prompt_length
+                model,
+                batch.sequences[rows],
+                batch.attention_mask[rows],
+                batch.prompt_length,
+                share_prompts=share_prompts,
             )
         outs.append(
             token_logprobs_and_entropy(

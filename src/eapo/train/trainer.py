@@ -420,9 +420,8 @@ class Trainer:
         """`score_policy` at the sampling temperature (logits / T: the distribution the tokens were drawn
         from, as TRL and verl score them), in the run's micro-batches."""
         t, temperature = self.config.train, self.config.sampling.temperature
-        return score_policy(
-            model, batch, t.logprob_chunk_size, t.micro_batch_rows, self.autocast, temperature
-        )
+        chunk, rows, shared = t.logprob_chunk_size, t.micro_batch_rows, t.shared_prompt_forward
+        return score_policy(model, batch, chunk, rows, self.autocast, temperature, share_prompts=shared)
 
     def _entropy_change(
         self, batch: RolloutBatch, entropy: torch.Tensor, advantages: torch.Tensor

@@ -108,7 +108,11 @@ def policy_update(
                 rows = slice(mini.start + micro.start, mini.start + micro.stop)
                 with autocast():
                     logits = response_logits(
-                        model, batch.sequences[rows], batch.attention_mask[rows], batch.prompt_length
+                        model,
+                        batch.sequences[rows],
+                        batch.attention_mask[rows],
+                        batch.prompt_length,
+                        share_prompts=schedule.shared_prompt_forward,
                     )
                 outs = token_logprobs_and_entropy(
                     logits,
