@@ -428,19 +428,23 @@ def _decode_top_p(record: dict[str, Any]) -> list[str]:
 
 
 def _shared_prompt(record: dict[str, Any]) -> list[str]:
-    """The shared prompt forward against the plain one (`shared_prompt.py`)."""
+    """Each distinct prompt run once against the plain path (`shared_prompt.py`)."""
     shape = record["shape"]
     lines = [
         "#### One forward per distinct prompt",
         "",
-        f"A GRPO rollout holds every prompt G times. With `train.shared_prompt_forward` (on by default) the "
+        "A GRPO rollout holds every prompt G times. With `train.shared_prompt_forward` (on by default) the "
         "training forward and the π_old forward run each distinct prompt of a micro-batch once and reuse "
-        f"its keys and values for its rows (`eapo.rollout.shared_prompt`; gradients flow back into the one "
-        f"prompt forward). One micro-batch of the SmolLM2 study's setting: {shape['rows']} rows, "
-        f"{shape['distinct_prompts']} distinct prompts of width {shape['prompt_width']}, responses of width "
-        f"{shape['response_width']} (mean {shape['response_tokens_mean']:.1f} tokens); the two paths "
-        f"alternating in one process (speed-up: median and range over rounds; max |Δ log-prob| between "
-        f"the paths). Source: {_source(record)}.",
+        "its keys and values for its rows (`eapo.rollout.shared_prompt`; gradients flow back into the one "
+        "prompt forward); with `sampling.shared_prompt_prefill` (on by default) `generate` starts each row "
+        "from a copy of its prompt's keys and values, prefilled once. Training and scoring: one micro-batch "
+        f"of the SmolLM2 study's setting, {shape['rows']} rows, {shape['distinct_prompts']} distinct prompts "
+        f"of width {shape['prompt_width']}, responses of width {shape['response_width']} (mean "
+        f"{shape['response_tokens_mean']:.1f} tokens). Rollout: the study's whole step, "
+        f"{record['settings']['rollout_prompts']} prompts x {record['settings']['group']}, same seeds. The "
+        "two paths alternate in one process (speed-up: median and range over rounds; max |Δ log-prob| "
+        "between the paths; the share of rows the two rollouts drew identically). "
+        f"Source: {_source(record)}.",
         "",
     ]
     rows = [
@@ -450,11 +454,20 @@ def _shared_prompt(record: dict[str, Any]) -> list[str]:
             d["seconds"]["plain"],
             d["seconds"]["shared"],
             f"{d['speedup']['median']:.2f} ({d['speedup']['min']:.2f}-{d['speedup']['max']:.2f})",
-            f"{d['max_abs_logprob_diff']:.1e}",
+            f"{d['max_abs_logprob_diff']:.1e}" if "max_abs_logprob_diff" in d else "–",
+            f"{d['same_samples']:.3f}" if "same_samples" in d else "–",
         ]
         for d in record["summary"]
     ]
-    headers = ["precision", "pass", "plain s", "shared s", "speed-up", "max abs log-prob difference"]
+    headers = [
+        "precision",
+        "pass",
+        "plain s",
+        "shared s",
+        "speed-up",
+        "max abs log-prob difference",
+        "same samples",
+    ]
     notes = []
     for precision, g in record.get("logprob_gap_vs_fp32", {}).items():
         if precision == "float32":
@@ -465,7 +478,7 @@ def _shared_prompt(record: dict[str, Any]) -> list[str]:
             f"{g['plain']['max']:.2f}), shared mean {g['shared']['mean']:.3f} "
             f"(max {g['shared']['max']:.2f}); "
             f"shared against plain mean {g['shared_vs_plain']['mean']:.3f}. π_old and the update take the "
-            "same path, so the ratio starts at 1 either way."
+            "same path, so the ratio starts at 1 either way; in bf16 rollouts the rounding moves a few draws."
         )
     return [*lines, *bu.markdown_table(headers, rows), "", *[line for n in notes for line in (n, "")]]
 

@@ -1,4 +1,4 @@
-"""Benchmark: the shared prompt forward (`train.shared_prompt_forward`) against the plain one, side by side.
+"""Benchmark: each distinct prompt run once (`train.shared_prompt_forward`, `sampling.shared_prompt_prefill`).
 
 One micro-batch of a real rollout on the SmolLM2 study's setting (`configs/smollm2_study.yaml`: chat
 prompts of ~45 tokens, short worked answers, groups of 8, 16-row micro-batches): the training
@@ -7,7 +7,11 @@ and the no-grad scoring forward (π_old when the rollout ran in another precisio
 and with each distinct prompt run once, alternating in one process (A B, B A, ...) in fp32 and, where the
 chip has bf16 units, under bf16 autocast. Reports the median time, the median of the per-round speed-ups
 and the largest log-prob difference between the two paths, and each path's |log π| gap to the plain fp32
-forward (mean, p99, max over the response tokens). Writes `benchmarks/results/shared_prompt.json`.
+forward (mean, p99, max over the response tokens).
+
+Then whole rollouts of the study's step (8 prompts x 8, its stop strings) with each distinct prompt
+prefilled once against the plain prefill, same seeds, alternating: time and the share of rows drawn
+identically. Writes `benchmarks/results/shared_prompt.json`.
 """
 
 from __future__ import annotations
@@ -24,9 +28,11 @@ import bench_utils as bu
 NAME = "shared_prompt"
 SCRIPT = Path(__file__).resolve()
 SETTINGS: dict[str, dict[str, Any]] = {
-    "full": dict(config="configs/smollm2_study.yaml", prompts=2, group=8, rounds=6),
-    "quick": dict(config="configs/smollm2_study.yaml", prompts=2, group=8, rounds=3),
-    "smoke": dict(config="smoke", prompts=2, group=2, rounds=1),  # the built-in config of the tests
+    "full": dict(config="configs/smollm2_study.yaml", prompts=2, rollout_prompts=8, group=8, rounds=6),
+    "quick": dict(config="configs/smollm2_study.yaml", prompts=2, rollout_prompts=8, group=8, rounds=3),
+    "smoke": dict(
+        config="smoke", prompts=2, rollout_prompts=2, group=2, rounds=1
+    ),  # the built-in config of the tests
 }
 
 
@@ -106,6 +112,7 @@ def worker(s: dict[str, Any]) -> dict[str, Any]:
                     "max_abs_logprob_diff": max_gap,
                 }
             )
+    out += rollout_ab(model, tokenizer, task, config, s)
     shape = {
         "rows": int(batch.sequences.shape[0]),
         "distinct_prompts": s["prompts"],
@@ -114,6 +121,56 @@ def worker(s: dict[str, Any]) -> dict[str, Any]:
         "response_tokens_mean": float(batch.response_mask.sum(1).float().mean()),
     }
     return {"shape": shape, "summary": out, "logprob_gap_vs_fp32": vs_fp32}
+
+
+def rollout_ab(model: Any, tokenizer: Any, task: Any, config: Any, s: dict[str, Any]) -> list[dict[str, Any]]:
+    """A whole rollout of the study's step (`rollout_prompts` x G rows, its stop strings) with each distinct
+    prompt prefilled once against the plain prefill, in the weights' precision and, where the chip has bf16
+    units, in a bf16 copy (the rollout precision `model.rollout_dtype: auto` picks there); same seeds, so
+    `same_samples` counts the rows drawn identically by the two paths."""
+    import copy
+    import dataclasses
+
+    import torch
+
+    from eapo.models import device_has_fast_bf16
+    from eapo.rollout import generate_rollouts
+    from eapo.tasks import build_prompt
+
+    prompts = [build_prompt(p, tokenizer, config.task) for p in task.train[: s["rollout_prompts"]]]
+    samplers = {"float32": model}
+    if device_has_fast_bf16("cpu"):
+        samplers["bfloat16 weights"] = copy.deepcopy(model).to(torch.bfloat16)
+    out = []
+    for precision, sampler in samplers.items():
+        sampling = {
+            name: dataclasses.replace(config.sampling, shared_prompt_prefill=name == "shared")
+            for name in ("plain", "shared")
+        }
+        times: dict[str, list[float]] = {"plain": [], "shared": []}
+        same = total = 0
+        for round_index in range(s["rounds"]):
+            order = ("plain", "shared") if round_index % 2 == 0 else ("shared", "plain")
+            drawn = {}
+            for name in order:
+                start = time.perf_counter()
+                drawn[name] = generate_rollouts(
+                    sampler, tokenizer, prompts, s["group"], sampling[name], seed=round_index
+                )
+                times[name].append(time.perf_counter() - start)
+            a, b = drawn["plain"], drawn["shared"]
+            same += sum(x == y for x, y in zip(a.completions, b.completions, strict=True))
+            total += len(a.completions)
+        out.append(
+            {
+                "precision": precision,
+                "phase": "rollout",
+                "seconds": {k: statistics.median(v) for k, v in times.items()},
+                "speedup": bu.paired_ratio(times["plain"], times["shared"]),
+                "same_samples": same / total,
+            }
+        )
+    return out
 
 
 def main() -> None:
@@ -129,7 +186,15 @@ def main() -> None:
     print(f"micro-batch: {record['shape']}")
     print(
         bu.format_table(
-            ["precision", "phase", "plain s", "shared s", "speed-up (median, min-max)", "max |Δ log-prob|"],
+            [
+                "precision",
+                "phase",
+                "plain s",
+                "shared s",
+                "speed-up (median, min-max)",
+                "max |Δ log-prob|",
+                "same samples",
+            ],
             [
                 [
                     d["precision"],
@@ -137,7 +202,8 @@ def main() -> None:
                     round(d["seconds"]["plain"], 3),
                     round(d["seconds"]["shared"], 3),
                     f"{d['speedup']['median']:.2f} ({d['speedup']['min']:.2f}-{d['speedup']['max']:.2f})",
-                    f"{d['max_abs_logprob_diff']:.1e}",
+                    f"{d['max_abs_logprob_diff']:.1e}" if "max_abs_logprob_diff" in d else "-",
+                    f"{d['same_samples']:.3f}" if "same_samples" in d else "-",
                 ]
                 for d in record["summary"]
             ],

@@ -4,7 +4,8 @@ per-step metrics and a SHA-256 of the final parameters, then checked after the r
     python scripts/golden_runs.py record golden.json            # before the refactor, on this machine
     python scripts/golden_runs.py check golden.json             # after: metrics to 1e-6, same weights
     python scripts/golden_runs.py check golden.json --ignore pg_loss,loss   # metrics the refactor fixes
-    python scripts/golden_runs.py check golden.json --set train.shared_prompt_forward=false  # a lever off
+    python scripts/golden_runs.py check golden.json --set train.shared_prompt_forward=false \
+        --set sampling.shared_prompt_prefill=false       # with speed levers off
 
 Each run is the built-in `smoke` setting (tiny model, 2 prompts x 4 samples, 3 steps, one update per rollout)
 with two mini-batches so that the clip and the drift metrics act, a reward that varies inside every group (so
@@ -46,12 +47,16 @@ def machine() -> dict[str, str]:
     return {"machine": platform.machine(), "processor": platform.processor(), "torch": torch.__version__}
 
 
-def golden_run(algo: str, output_dir: Path, train: dict[str, Any] | None = None) -> dict[str, Any]:
+def golden_run(
+    algo: str, output_dir: Path, changes: dict[str, dict[str, Any]] | None = None
+) -> dict[str, Any]:
+    changes = changes or {}
     config = load_config(
         "smoke",
         {
             "algo": {"name": algo},
-            "train": {"steps": 3, "mini_batches": 2, **(train or {})},
+            "train": {"steps": 3, "mini_batches": 2, **changes.get("train", {})},
+            "sampling": changes.get("sampling", {}),
             "eval": {"every": 0},
             "run": {
                 "output_dir": str(output_dir),
@@ -92,7 +97,7 @@ def _differs(old: Any, new: Any) -> bool:
     return old != new
 
 
-def check(path: Path, ignore: set[str], train: dict[str, Any] | None = None) -> int:
+def check(path: Path, ignore: set[str], changes: dict[str, dict[str, Any]] | None = None) -> int:
     golden = json.loads(path.read_text())
     if golden["machine"] != machine():
         print(f"error: {path} was recorded on {golden['machine']}, this is {machine()}", file=sys.stderr)
@@ -100,7 +105,7 @@ def check(path: Path, ignore: set[str], train: dict[str, Any] | None = None) -> 
     problems: list[str] = []
     with tempfile.TemporaryDirectory() as folder:
         for algo, want in golden["runs"].items():
-            got = golden_run(algo, Path(folder), train)
+            got = golden_run(algo, Path(folder), changes)
             if got["parameters_sha256"] != want["parameters_sha256"]:
                 problems.append(f"{algo}: final parameters differ")
             for step, (old, new) in enumerate(zip(want["metrics"], got["metrics"], strict=True), start=1):
@@ -124,20 +129,21 @@ def main() -> int:
         "--set",
         action="append",
         default=[],
-        metavar="train.FIELD=VALUE",
-        help="check with a train field changed (e.g. a speed lever off); repeatable",
+        metavar="SECTION.FIELD=VALUE",
+        help="check with a train or sampling field changed (e.g. a speed lever off); repeatable",
     )
     args = parser.parse_args()
-    train: dict[str, Any] = {}
+    changes: dict[str, dict[str, Any]] = {}
     for item in args.set:
         name, sep, value = item.partition("=")
-        if not sep or not name.startswith("train."):
-            parser.error(f"--set {item!r}: expected train.FIELD=VALUE")
-        train[name.removeprefix("train.")] = yaml.safe_load(value)
+        section, dot, field = name.partition(".")
+        if not sep or not dot or section not in ("train", "sampling"):
+            parser.error(f"--set {item!r}: expected train.FIELD=VALUE or sampling.FIELD=VALUE")
+        changes.setdefault(section, {})[field] = yaml.safe_load(value)
     if args.action == "record":
         record(args.path)
         return 0
-    return check(args.path, {name for name in args.ignore.split(",") if name}, train)
+    return check(args.path, {name for name in args.ignore.split(",") if name}, changes)
 
 
 if __name__ == "__main__":

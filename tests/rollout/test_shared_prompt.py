@@ -88,3 +88,49 @@ def test_response_logits_shares_only_when_rows_repeat_a_prompt(llama, tokenizer,
     assert calls == [sequences.shape[0]]
     with pytest.raises(ValueError, match="prompt of >= 2 tokens"):
         response_logits_shared_prompt(llama, sequences, mask, 1)
+
+
+@pytest.mark.parametrize("model_name", ["llama", "gpt2"])
+def test_shared_prompt_prefill_draws_the_same_samples(
+    model_name: str, request: pytest.FixtureRequest, tokenizer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """fp32: `generate_rollouts` with each distinct prompt prefilled once draws exactly the samples of the
+    plain prefill (the logits differ by rounding only), for left-padded prompts of several widths."""
+    import eapo.rollout.generate as generate
+    from eapo.rollout import SamplingConfig, generate_rollouts
+
+    made: list[object] = []
+    real = generate.shared_prompt_cache
+    monkeypatch.setattr(generate, "shared_prompt_cache", lambda *a: made.append(real(*a)) or made[-1])
+    model = request.getfixturevalue(model_name)
+    prompts = ["12+3=", "7-1+40=", "abc"]
+    batches = {}
+    for shared in (False, True):
+        sampling = SamplingConfig(
+            temperature=1.0, top_p=0.95, max_new_tokens=12, shared_prompt_prefill=shared
+        )
+        batches[shared] = generate_rollouts(
+            model, tokenizer, prompts, 4, sampling, seed=3, with_logprobs=True
+        )
+    plain, shared = batches[False], batches[True]
+    assert len(made) == 1 and made[0] is not None  # called for the shared run only, and it made a cache
+    assert torch.equal(plain.sequences, shared.sequences)
+    assert plain.completions == shared.completions
+    assert len(set(plain.completions)) > 3  # sampled, not one repeated string
+    assert torch.allclose(plain.logprobs, shared.logprobs, atol=1e-4)
+    assert torch.allclose(plain.entropy, shared.entropy, atol=1e-4)
+
+
+def test_shared_prompt_cache_only_when_prompts_repeat(llama, tokenizer) -> None:
+    from eapo.rollout.shared_prompt import shared_prompt_cache
+
+    ids = torch.tensor([[5, 6, 7], [5, 6, 7], [8, 9, 10]])
+    mask = torch.ones_like(ids)
+    made = shared_prompt_cache(llama, ids, mask)
+    assert made is not None
+    name, cache = made
+    assert name in ("cache", "past_key_values")
+    assert cache.get_seq_length() == 2  # all but each prompt's last token
+    assert cache.layers[0].keys.shape[0] == 3  # one copy per row
+    assert shared_prompt_cache(llama, ids[1:], mask[1:]) is None  # nothing repeats
+    assert shared_prompt_cache(llama, ids[:, :1], mask[:, :1]) is None  # a one-token prompt

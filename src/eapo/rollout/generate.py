@@ -28,7 +28,7 @@ from eapo.core.entropy import row_logprobs_and_entropy
 from eapo.errors import ConfigError
 from eapo.rollout.config import SamplingConfig
 from eapo.rollout.nucleus import NucleusSampling
-from eapo.rollout.shared_prompt import response_logits_shared_prompt, shares_prompts
+from eapo.rollout.shared_prompt import response_logits_shared_prompt, shared_prompt_cache, shares_prompts
 
 
 @dataclass
@@ -243,10 +243,16 @@ def generate_rollouts(
                     if with_logprobs
                     else None
                 )
+                prefilled = (
+                    shared_prompt_cache(model, chunk_ids.to(device), chunk_mask.to(device))
+                    if sampling.shared_prompt_prefill and generation_config.cache_implementation is None
+                    else None
+                )
                 output = model.generate(
                     input_ids=chunk_ids.to(device),
                     attention_mask=chunk_mask.to(device),
                     generation_config=generation_config,
+                    **dict([prefilled] if prefilled is not None else []),
                     stopping_criteria=stopping_criteria,
                     logits_processor=LogitsProcessorList(
                         ([recorder] if recorder is not None else []) + sampling_processors(sampling)

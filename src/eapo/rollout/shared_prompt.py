@@ -1,5 +1,5 @@
-"""Response logits with each distinct prompt run once: the forward of a GRPO group's shared prompt, made
-once and reused by its G responses through the key/value cache.
+"""Each distinct prompt run once: the forward of a GRPO group's shared prompt, made once and reused by its G
+responses through the key/value cache, when scoring and training on a rollout and when sampling it.
 
 A RolloutBatch holds every prompt G times (PAPER.md Eq. 2: G responses per prompt), and on short answers the
 prompt is most of each row (SmolLM2 arithmetic: ~45 prompt tokens, ~24 response tokens). The plain forward
@@ -9,6 +9,9 @@ so each row's gradient flows back into its prompt's single forward), and runs on
 positions on top. The math is the same causal forward: the logits agree with the plain path up to float
 rounding (tested to 1e-4 in fp32, gradients included), and the FLOPs of the transformer body drop from
 B(P + T) to U(P - 1) + BT.
+
+Sampling uses the same idea (`shared_prompt_cache`): `generate` starts every row from a copy of its prompt's
+keys and values, prefilled once per distinct prompt.
 """
 
 from __future__ import annotations
@@ -80,6 +83,41 @@ def response_logits_shared_prompt(
         use_cache=True,
         **{cache_arg: cache},
     ).logits
+
+
+def shared_prompt_cache(
+    model: Any, prompt_ids: torch.Tensor, prompt_mask: torch.Tensor
+) -> tuple[str, Any] | None:
+    """A key/value cache of every row's prompt but its last token, each distinct prompt computed once, for
+    `generate` to start from: (the keyword `generate` takes it by, the cache), or None where there is nothing
+    to share (no repeated prompt, a prompt of one token) or the model takes no cache object.
+
+    `generate` then runs only the prompts' last tokens before decoding; the logits are the full prefill's up
+    to float rounding, so the samples are the same ones wherever the rounding does not move a draw (fp32).
+    """
+    from transformers.cache_utils import DynamicCache
+
+    width = prompt_ids.shape[1]
+    if not shares_prompts(prompt_ids, prompt_mask, width):
+        return None
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    parameters = inspect.signature(base.forward).parameters
+    if "logits_to_keep" not in parameters or not {"cache", "past_key_values"} & set(parameters):
+        return None
+    first_row, row_to_prompt = distinct_prompts(prompt_ids, prompt_mask, width)
+    position_ids = (prompt_mask.long().cumsum(dim=-1) - 1).clamp(min=0)
+    cache = DynamicCache(config=getattr(model, "config", None))
+    cache_arg = _cache_argument(model)
+    model(
+        input_ids=prompt_ids[first_row, :-1],
+        attention_mask=prompt_mask[first_row, :-1],
+        position_ids=position_ids[first_row, :-1],
+        use_cache=True,
+        logits_to_keep=1,
+        **{cache_arg: cache},
+    )
+    cache.batch_select_indices(row_to_prompt)
+    return cache_arg, cache
 
 
 def _cache_argument(model: Any) -> str:
