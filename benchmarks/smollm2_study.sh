@@ -6,8 +6,15 @@
 #
 #   bash benchmarks/smollm2_study.sh gate              # the entropy gate of configs/smollm2_study.yaml
 #   bash benchmarks/smollm2_study.sh pilot_1e-5        # GRPO, 2 seeds, lr 1e-5 (also pilot_3e-6, pilot_1e-6)
+#   bash benchmarks/smollm2_study.sh screen_1e-6       # the pilot's seed 0 only to step 100 (below)
 #   bash benchmarks/smollm2_study.sh pilot_mde         # the pilot's seed spread -> minimum detectable effect
 #   LR=... STEPS=... bash benchmarks/smollm2_study.sh headline|exploratory|isolate|eapo_without
+#
+# The pilot screens before it spends (a budget rule fixed on 2026-11-30, before any run reached step 100):
+# every learning rate runs seed 0 to step 100 (`screen_<lr>`: the pilot's own run, stopped with a checkpoint
+# once its step-100 evaluation is written); the one with the largest area under the held-out Avg@8 curve
+# over steps 0-100, and any other within 0.02 of it, goes on (`pilot_<lr>`: 250 steps, a second seed); the
+# others stop at 100 and are reported as screened out.
 #
 # Two parts may run side by side (two runs, one torch thread each, OMP_WAIT_POLICY=PASSIVE); never more on
 # 2 cores. LR and STEPS are fixed by the pilot (issue #19 item 2) before the headline starts; the defaults
@@ -40,6 +47,24 @@ for part in "$@"; do
             --out "$OUT/pilot_lr$lr" --runs-dir "$OUT/pilot_lr$lr"
         collect "$OUT/pilot_lr$lr/compare.json" "compare_smollm2_pilot_lr$lr.json"
         ;;
+    screen_*)
+        lr="${part#screen_}"
+        SCREEN_STEP="${SCREEN_STEP:-100}"
+        metrics="$OUT/pilot_lr$lr/grpo/seed0/metrics.jsonl"
+        screened() {  # the step-$SCREEN_STEP evaluation of seed 0 is written
+            [ -f "$metrics" ] && python -c 'import json,sys; rows=[json.loads(l) for l in open(sys.argv[1]) if l.strip()]
+sys.exit(0 if any(r.get("step",0)>=int(sys.argv[2]) and "eval/avg@8" in r for r in rows) else 1)' "$metrics" "$SCREEN_STEP"
+        }
+        if screened; then echo "lr $lr: seed 0 has its step-$SCREEN_STEP evaluation"; continue; fi
+        eapo compare "${COMMON[@]}" --algos grpo --focus grpo --seeds 2 --steps 250 --train.lr "$lr" \
+            --out "$OUT/pilot_lr$lr" --runs-dir "$OUT/pilot_lr$lr" &
+        pid=$!
+        while kill -0 "$pid" 2>/dev/null; do
+            if screened; then kill -TERM "$pid"; break; fi
+            sleep 30
+        done
+        wait "$pid" || true  # a stop by SIGTERM saves a checkpoint and exits non-zero
+        ;;
     pilot_mde)
         eapo compare --pilot "$OUT/pilot_lr$LR" --power-seeds 4,8,16 --out "$OUT/pilot_mde"
         ;;
@@ -67,7 +92,7 @@ for part in "$@"; do
         collect "$OUT/eapo_without/ablation.json" ablation_eapo_without_smollm2.json
         ;;
     *)
-        echo "unknown part: $part (gate, pilot_<lr>, pilot_mde, headline, exploratory, isolate, eapo_without)" >&2
+        echo "unknown part: $part (gate, screen_<lr>, pilot_<lr>, pilot_mde, headline, exploratory, isolate, eapo_without)" >&2
         exit 2
         ;;
     esac
