@@ -406,24 +406,38 @@ def _decode_top_p(record: dict[str, Any]) -> list[str]:
         "#### Top-p without a full sort",
         "",
         "transformers' top-p warper sorts all 49,152 logits of every row at every decode step. eapo's "
-        "sampler (`eapo.rollout.nucleus`, `sampling.top_p_candidates: 64`) keeps the same tokens, so draws "
-        "the same samples, from the 64 most likely ones, with a full sort only for rows whose nucleus is "
-        "wider. "
+        "sampler (`eapo.rollout.nucleus`, `sampling.top_p_candidates: 64`) keeps the same tokens, from the "
+        "64 most likely ones, with a full sort only for rows whose nucleus is wider; with "
+        "`sampling.candidate_draw: false` it draws the very samples transformers' warpers draw. "
         "Decode steps/s of `generate` on SmolLM2, the two alternating in one process (speed-up: median and "
         f"range over rounds). Source: `benchmarks/results/{DECODE_FILE}`, from {_source(record)}.",
         "",
     ]
+    with_draw = all("eapo_draw" in d["steps_per_s"] for d in record["decode_ab"])
+    if with_draw:
+        lines[-2] += (
+            " `eapo draw`: the same filter with the token drawn among the candidates "
+            "(`sampling.candidate_draw`, on by default): `generate` then skips its full-vocabulary softmax "
+            "and multinomial; the same distribution, another random stream."
+        )
+
+    def ratio(r: dict[str, float]) -> str:
+        return f"{r['median']:.2f} ({r['min']:.2f}-{r['max']:.2f})"
+
     rows = [
         [
             d["dtype"],
             d["rows"],
             d["steps_per_s"]["transformers"],
             d["steps_per_s"]["eapo"],
-            f"{d['speedup']['median']:.2f} ({d['speedup']['min']:.2f}-{d['speedup']['max']:.2f})",
+            ratio(d["speedup"]),
+            *([d["steps_per_s"]["eapo_draw"], ratio(d["speedup_draw"])] if with_draw else []),
         ]
         for d in record["decode_ab"]
     ]
     headers = ["weights", "rows", "transformers steps / s", "eapo steps / s", "speed-up"]
+    if with_draw:
+        headers += ["eapo draw steps / s", "speed-up (draw)"]
     return [*lines, *bu.markdown_table(headers, rows), ""]
 
 

@@ -186,10 +186,13 @@ def decode_speed(
     new_tokens: int,
     cache: str | None,
     top_p_candidates: int = 0,
+    draw: bool = False,
 ) -> dict[str, float]:
     """Seconds per decode step of `generate` (sampling, T = 1, top-p 0.95, no early stop): the difference of
     `new_tokens` and 1-token generations, divided by new_tokens - 1. `top_p_candidates` > 0: top-p by
-    eapo's sampler (`eapo.rollout.nucleus`, what `generate_rollouts` uses) instead of transformers' warper."""
+    eapo's sampler (`eapo.rollout.nucleus`, what `generate_rollouts` uses) instead of transformers' warper;
+    with `draw` it also draws the token among the candidates (`sampling.candidate_draw`), so `generate`
+    runs in greedy mode and skips its full-vocabulary softmax and multinomial."""
     import torch
     from transformers import GenerationConfig, LogitsProcessorList
 
@@ -197,15 +200,16 @@ def decode_speed(
 
     encoded = tokenizer([prompt] * rows, return_tensors="pt").to(model.device)
     processors = LogitsProcessorList(
-        [NucleusSampling(1.0, 0.95, top_p_candidates)] if top_p_candidates > 0 else []
+        [NucleusSampling(1.0, 0.95, top_p_candidates, draw=draw)] if top_p_candidates > 0 else []
     )
 
     def run(n: int) -> float:
+        own_draw = draw and top_p_candidates > 0
         config = GenerationConfig(
-            do_sample=True,
-            temperature=1.0,
-            top_p=1.0 if top_p_candidates > 0 else 0.95,
-            top_k=0,
+            do_sample=not own_draw,
+            temperature=None if own_draw else 1.0,
+            top_p=None if own_draw else (1.0 if top_p_candidates > 0 else 0.95),
+            top_k=None if own_draw else 0,
             max_new_tokens=n,
             min_new_tokens=n,
             pad_token_id=tokenizer.pad_token_id,
@@ -315,7 +319,8 @@ def rates_worker(s: dict[str, Any]) -> dict[str, Any]:
 
 
 def decode_ab_worker(s: dict[str, Any], rounds: int) -> dict[str, Any]:
-    """Decode steps/s with transformers' top-p warper against eapo's sampler, alternating in one process
+    """Decode steps/s with transformers' top-p warper against eapo's sampler (its filter, and its filter with
+    the candidate draw), alternating in one process
     (ratios measured side by side, so a loaded machine slows both alike), per weight dtype and row count."""
     import torch
 
@@ -337,13 +342,20 @@ def decode_ab_worker(s: dict[str, Any], rounds: int) -> dict[str, Any]:
     for name, dtype in dtypes.items():
         sampler = model if dtype == torch.float32 else _cast_copy(model, dtype)
         for rows in s["decode_rows"]:
-            times: dict[str, list[float]] = {"transformers": [], "eapo": []}
+            times: dict[str, list[float]] = {"transformers": [], "eapo": [], "eapo_draw": []}
             for round_index in range(rounds):
-                order = ("transformers", "eapo") if round_index % 2 == 0 else ("eapo", "transformers")
+                order = list(times) if round_index % 2 == 0 else list(reversed(times))
                 for top_p in order:
-                    candidates = 64 if top_p == "eapo" else 0
+                    candidates = 0 if top_p == "transformers" else 64
                     step = decode_speed(
-                        sampler, tokenizer, prompt, rows, s["decode_tokens"], None, candidates
+                        sampler,
+                        tokenizer,
+                        prompt,
+                        rows,
+                        s["decode_tokens"],
+                        None,
+                        candidates,
+                        draw=top_p == "eapo_draw",
                     )
                     times[top_p].append(step["step_s"])
             rows_out.append(
@@ -353,6 +365,7 @@ def decode_ab_worker(s: dict[str, Any], rounds: int) -> dict[str, Any]:
                     "step_s": {k: statistics.median(v) for k, v in times.items()},
                     "steps_per_s": {k: 1 / statistics.median(v) for k, v in times.items()},
                     "speedup": bu.paired_ratio(times["transformers"], times["eapo"]),
+                    "speedup_draw": bu.paired_ratio(times["transformers"], times["eapo_draw"]),
                 }
             )
     return {"decode_ab": rows_out}
@@ -615,6 +628,10 @@ def summarise(
     return summary, targets
 
 
+def _ratio_text(ratio: dict[str, float]) -> str:
+    return f"{ratio['median']:.2f} ({ratio['min']:.2f}-{ratio['max']:.2f})"
+
+
 def main() -> None:
     parser = bu.mode_parser(__doc__.splitlines()[0])
     parser.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
@@ -648,14 +665,24 @@ def main() -> None:
         record.update(bu.run_worker(SCRIPT, {"kind": "decode_ab", "settings": settings, "rounds": rounds}))
         print(
             bu.format_table(
-                ["dtype", "rows", "transformers steps/s", "eapo steps/s", "speed-up (median, min-max)"],
+                [
+                    "dtype",
+                    "rows",
+                    "transformers steps/s",
+                    "eapo filter steps/s",
+                    "eapo draw steps/s",
+                    "filter speed-up",
+                    "draw speed-up",
+                ],
                 [
                     [
                         d["dtype"],
                         d["rows"],
                         round(d["steps_per_s"]["transformers"], 2),
                         round(d["steps_per_s"]["eapo"], 2),
-                        f"{d['speedup']['median']:.2f} ({d['speedup']['min']:.2f}-{d['speedup']['max']:.2f})",
+                        round(d["steps_per_s"]["eapo_draw"], 2),
+                        _ratio_text(d["speedup"]),
+                        _ratio_text(d["speedup_draw"]),
                     ]
                     for d in record["decode_ab"]
                 ],

@@ -5,7 +5,7 @@ per-step metrics and a SHA-256 of the final parameters, then checked after the r
     python scripts/golden_runs.py check golden.json             # after: metrics to 1e-6, same weights
     python scripts/golden_runs.py check golden.json --ignore pg_loss,loss   # metrics the refactor fixes
     python scripts/golden_runs.py check golden.json --set train.shared_prompt_forward=false \
-        --set sampling.shared_prompt_prefill=false       # with speed levers off
+        --set sampling.shared_prompt_prefill=false --set sampling.candidate_draw=false  # levers off
 
 Each run is the built-in `smoke` setting (tiny model, 2 prompts x 4 samples, 3 steps, one update per rollout)
 with two mini-batches so that the clip and the drift metrics act, a reward that varies inside every group (so

@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import zlib
 from pathlib import Path
 from typing import Any
 
@@ -31,8 +32,10 @@ def smoke(tmp_path: Path, name: str, **sections: dict[str, Any]):
 
 
 def parity_reward(completion: str, problem: Problem) -> float:
-    """A reward that varies inside every group (the smoke model is rarely right), so every group updates."""
-    return float(len(completion) % 2)
+    """A reward that varies inside most groups (the smoke model is rarely right), so groups update: the
+    parity of the completion's CRC-32. (The length's parity was all-equal in a third of the groups: most
+    smoke completions run to max_new_tokens.)"""
+    return float(zlib.crc32(completion.encode()) % 2)
 
 
 def flat_params(model: torch.nn.Module) -> torch.Tensor:

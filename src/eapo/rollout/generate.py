@@ -446,11 +446,13 @@ def sampling_generation_config(
     `sampling.top_p_candidates` > 0 its temperature and top-p are off: `sampling_processors` applies them."""
     greedy = sampling.temperature == 0
     own_warpers = not greedy and sampling.top_p_candidates > 0
+    # eapo's processor draws the token itself: generate then only takes the argmax of its one-hot scores.
+    own_draw = own_warpers and sampling.candidate_draw
     return GenerationConfig(
-        do_sample=not greedy,
-        temperature=None if greedy else (1.0 if own_warpers else sampling.temperature),
-        top_p=None if greedy else (1.0 if own_warpers else sampling.top_p),
-        top_k=None if greedy else 0,
+        do_sample=not greedy and not own_draw,
+        temperature=None if greedy or own_draw else (1.0 if own_warpers else sampling.temperature),
+        top_p=None if greedy or own_draw else (1.0 if own_warpers else sampling.top_p),
+        top_k=None if greedy or own_draw else 0,
         typical_p=1.0,
         repetition_penalty=1.0,
         no_repeat_ngram_size=0,
@@ -471,7 +473,11 @@ def sampling_processors(sampling: SamplingConfig) -> list[NucleusSampling]:
     with `top_p_candidates` 0. They go last in the list, after any that must see the model's logits."""
     if sampling.temperature == 0 or sampling.top_p_candidates <= 0:
         return []
-    return [NucleusSampling(sampling.temperature, sampling.top_p, sampling.top_p_candidates)]
+    return [
+        NucleusSampling(
+            sampling.temperature, sampling.top_p, sampling.top_p_candidates, draw=sampling.candidate_draw
+        )
+    ]
 
 
 def model_eos_token_ids(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase) -> list[int]:

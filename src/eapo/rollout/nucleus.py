@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import torch
 
-__all__ = ["NucleusSampling", "top_p_filter"]
+__all__ = ["NucleusSampling", "nucleus_draw", "top_p_filter"]
 
 
 def _full_sort_filter(scores: torch.Tensor, top_p: float) -> torch.Tensor:
@@ -49,15 +49,48 @@ def top_p_filter(scores: torch.Tensor, top_p: float, candidates: int = 64) -> to
     return filtered
 
 
+def nucleus_draw(scores: torch.Tensor, top_p: float, candidates: int = 64) -> torch.Tensor:
+    """One token per row [rows] drawn from the row's nucleus of softmax(`scores`) (scores already divided by
+    the temperature), with probabilities renormalised over the nucleus: the distribution `top_p_filter`
+    leaves. Rows whose nucleus lies inside the `candidates` most likely tokens are drawn among those alone
+    (a multinomial over `candidates` weights instead of V); the others from the full-sort filter."""
+    probs = scores.float().softmax(dim=-1)
+    if top_p >= 1.0:
+        return torch.multinomial(probs, 1).squeeze(1)
+    k = min(max(int(candidates), 1), scores.shape[-1])
+    top_probs, top_index = probs.topk(k, dim=-1)
+    keep = (top_probs.cumsum(dim=-1) - top_probs) < top_p
+    keep[:, 0] = True
+    choice = torch.multinomial(top_probs * keep, 1)  # multinomial renormalises the kept weights
+    tokens = top_index.gather(1, choice).squeeze(1)
+    outside = top_probs.sum(dim=-1) < top_p
+    if bool(outside.any()):
+        rows = outside.nonzero().squeeze(1)
+        wide = _full_sort_filter(scores[rows].float(), top_p).softmax(dim=-1)
+        tokens[rows] = torch.multinomial(wide, 1).squeeze(1)
+    return tokens
+
+
 class NucleusSampling:
     """A `generate` logits processor that divides by the temperature and applies `top_p_filter`; used with
-    the generation config's own temperature and top-p off, so it replaces those two warpers."""
+    the generation config's own temperature and top-p off, so it replaces those two warpers.
 
-    def __init__(self, temperature: float, top_p: float, candidates: int = 64) -> None:
+    With `draw`, it draws the token itself (`nucleus_draw`) and returns scores that are -inf except at that
+    token, for `generate` to pick by argmax (greedy mode): the full-vocabulary softmax and multinomial of
+    `generate`'s sampling step are skipped. The distribution is the same; the random stream is not, so the
+    draws differ from those of transformers' warpers under the same seed.
+    """
+
+    def __init__(self, temperature: float, top_p: float, candidates: int = 64, draw: bool = False) -> None:
         self.temperature = float(temperature)
         self.top_p = float(top_p)
         self.candidates = int(candidates)
+        self.draw = bool(draw)
 
     def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
         scaled = scores / self.temperature  # the same operation as transformers' temperature warper
-        return top_p_filter(scaled, self.top_p, self.candidates)
+        if not self.draw:
+            return top_p_filter(scaled, self.top_p, self.candidates)
+        tokens = nucleus_draw(scaled, self.top_p, self.candidates)
+        drawn = torch.full_like(scores, float("-inf"))
+        return drawn.scatter_(1, tokens.unsqueeze(1), 0.0)

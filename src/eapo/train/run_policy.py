@@ -39,6 +39,7 @@ def sampling_settings(config: Config, kind: SamplingKind) -> SamplingConfig:
         stop_strings=list(config.sampling.stop_strings),
         batch_rows=config.sampling.batch_rows,
         top_p_candidates=config.sampling.top_p_candidates,
+        candidate_draw=config.sampling.candidate_draw,
         shared_prompt_prefill=config.sampling.shared_prompt_prefill,
     )
 
