@@ -512,7 +512,13 @@ def _bound(record: dict[str, Any]) -> list[str]:
             for k, v in rates["streaming_ms"].items()
         )
         + f"; copy bandwidth {rates['bandwidth_gb_per_s']} GB/s. Rollout = prefill FLOPs + decode steps x "
-        "streaming time; old log-probs 2N, forward + backward 6N FLOPs per token; optimizer 28 bytes per "
+        "streaming time; old log-probs 2N, forward + backward 6N FLOPs per token ("
+        + (
+            "each group's prompt counted once, as its G rows share it"
+            if s.get("bound_prompt_tokens") == "distinct"
+            else "every row's prompt counted"
+        )
+        + "); optimizer 28 bytes per "
         f"parameter. The bound uses the fastest precision the chip has ({s['bound_precision']}). Real steps: "
         f"`Trainer.run()` on {cfg['prompts']} prompts x G = {cfg['group']}, at most {cfg['tokens']} new "
         f"tokens, micro-batch {cfg['micro']}, GRPO, one update per batch, {cfg['steps']} steps (first left "

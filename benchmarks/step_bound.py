@@ -10,7 +10,8 @@ Phase bounds for one step of the config: rollout = prefill FLOPs / rate + decode
 the rollout's rows; old log-probs = 2 N FLOPs per token / rate (0 when the decode loop supplies them);
 training forward + backward = 6 N per token x PPO epochs / rate; optimizer = updates x 28 N bytes /
 bandwidth. N counts the matrix weights (lm_head included, embedding lookups and attention's own O(L^2)
-FLOPs left out: the bound is a lower bound). The bound uses the fastest precision the chip has (bf16 where
+FLOPs left out: the bound is a lower bound). Tokens: each group's prompt once (its G rows share it) plus
+every row's response tokens. The bound uses the fastest precision the chip has (bf16 where
 it has the units); `bound_same_precision` uses each variant's own.
 
 Then it runs real steps of `Trainer` (what `eapo train` runs) on the SmolLM2 setting of `vs_trl.py` for each
@@ -188,22 +189,35 @@ def decode_speed(
     top_p_candidates: int = 0,
     draw: bool = False,
 ) -> dict[str, float]:
-    """Seconds per decode step of `generate` (sampling, T = 1, top-p 0.95, no early stop): the difference of
-    `new_tokens` and 1-token generations, divided by new_tokens - 1. `top_p_candidates` > 0: top-p by
+    """Seconds per decode step of `generate` (sampling, T = 1, top-p 0.95, no early stop): the time between
+    the first and the last token of a `new_tokens` generation (stamped by a stopping criterion, which
+    `generate` calls once per token), over new_tokens - 1, the best of two runs; `prefill_and_first_s` is
+    the time to the first token. `top_p_candidates` > 0: top-p by
     eapo's sampler (`eapo.rollout.nucleus`, what `generate_rollouts` uses) instead of transformers' warper;
     with `draw` it also draws the token among the candidates (`sampling.candidate_draw`), so `generate`
     runs in greedy mode and skips its full-vocabulary softmax and multinomial."""
     import torch
-    from transformers import GenerationConfig, LogitsProcessorList
+    from transformers import GenerationConfig, LogitsProcessorList, StoppingCriteria, StoppingCriteriaList
 
     from eapo.rollout.nucleus import NucleusSampling
+
+    class Clock(StoppingCriteria):
+        """Stamps the time at every token and never stops."""
+
+        def __init__(self) -> None:
+            self.stamps: list[float] = []
+
+        def __call__(self, input_ids: Any, scores: Any, **kwargs: Any) -> Any:
+            _sync()
+            self.stamps.append(time.perf_counter())
+            return torch.zeros(input_ids.shape[0], dtype=torch.bool, device=input_ids.device)
 
     encoded = tokenizer([prompt] * rows, return_tensors="pt").to(model.device)
     processors = LogitsProcessorList(
         [NucleusSampling(1.0, 0.95, top_p_candidates, draw=draw)] if top_p_candidates > 0 else []
     )
 
-    def run(n: int) -> float:
+    def run(n: int) -> tuple[float, float]:
         own_draw = draw and top_p_candidates > 0
         config = GenerationConfig(
             do_sample=not own_draw,
@@ -216,18 +230,23 @@ def decode_speed(
             eos_token_id=tokenizer.eos_token_id,
             cache_implementation=cache,
         )
+        clock = Clock()
         torch.manual_seed(0)
         _sync()
         start = time.perf_counter()
         with torch.no_grad():
-            model.generate(**encoded, generation_config=config, logits_processor=processors)
-        _sync()
-        return time.perf_counter() - start
+            model.generate(
+                **encoded,
+                generation_config=config,
+                logits_processor=processors,
+                stopping_criteria=StoppingCriteriaList([clock]),
+            )
+        stamps = clock.stamps
+        return (stamps[-1] - stamps[0]) / (len(stamps) - 1), stamps[0] - start
 
     run(2)  # warm-up
-    one = min(run(1) for _ in range(2))
-    many = min(run(new_tokens) for _ in range(2))
-    return {"step_s": (many - one) / (new_tokens - 1), "prefill_and_first_s": one}
+    step_s, first_s = min(run(new_tokens) for _ in range(2))
+    return {"step_s": step_s, "prefill_and_first_s": first_s}
 
 
 def top_p_share(rows: int, vocab: int, step_s: float, device: str = "cpu") -> float:
@@ -451,6 +470,7 @@ def step_worker(s: dict[str, Any], variant: str) -> dict[str, Any]:
             shapes.append(
                 {
                     "rows": int(b.sequences.shape[0]),
+                    "prompts": int(b.sequences.shape[0]) // s["group"],
                     "prompt_width": int(b.prompt_length),
                     "decode_steps": int(b.response_ids.shape[1]),
                 }
@@ -484,14 +504,17 @@ def phase_bounds(
     n = rates["matrix_params"]
     rate = rates["flop_rate"][dtype]
     rows, width, steps = step["rows"], step["prompt_width"], step["decode_steps"]
+    # A group's G rows share one prompt, whose forward is needed once (eapo.rollout.shared_prompt); results
+    # recorded before the rows' prompt count was kept count every row's prompt.
+    prompts = step.get("prompts", rows)
     streaming = rates["streaming_s"][dtype].get(str(rows))
     if (
         streaming is None
     ):  # a row count not measured (a DAPO refill): the smallest measured one, a lower bound
         streaming = min(rates["streaming_s"][dtype].values())
-    tokens = rows * (width + steps)
+    tokens = prompts * width + rows * steps
     return {
-        "rollout": 2.0 * n * rows * width / rate + steps * streaming,
+        "rollout": 2.0 * n * prompts * width / rate + steps * streaming,
         "old_logprobs": 0.0 if step["old_logprobs_skipped"] else 2.0 * n * tokens / rate,
         "forward_backward": 6.0 * n * tokens / rate,
         "optimizer": ADAMW_BYTES_PER_PARAM * rates["params"] / rates["bandwidth_bytes_per_s"],
@@ -542,6 +565,7 @@ def summarise(
             ),
             "first_step_loss": run["steps"][0]["loss"],
         }
+    bound_prompts = "distinct" if all("prompts" in st for r in runs for st in r["steps"]) else "every row"
     # What the config resolves to on this machine: bf16_all where the chip has bf16 units, else fp32 with the
     # decode-loop log-probs; the last variant run when that one was left out.
     preferred = "bf16_all" if rates["fast_bf16"] else "fp32_decode_logprobs"
@@ -564,6 +588,7 @@ def summarise(
     summary: dict[str, Any] = {
         "default_variant": default,
         "bound_precision": best,
+        "bound_prompt_tokens": bound_prompts,
         "step_over_bound": variants[default]["step_over_bound"],
         "phase_over_bound": variants[default]["phase_over_bound"],
         "variants": variants,
