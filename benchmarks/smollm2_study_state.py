@@ -27,6 +27,7 @@ def run_state(run_dir: Path, tail: int = 10) -> dict[str, Any]:
     from eapo.train.checkpoint import latest_checkpoint
     from eapo.train.config import load_config
     from eapo.train.logging import read_metrics
+    from eapo.train.provenance import read_segments
 
     rows = read_metrics(run_dir) if (run_dir / "metrics.jsonl").is_file() else []
     train_rows = [r for r in rows if "reward/mean" in r]
@@ -58,6 +59,11 @@ def run_state(run_dir: Path, tail: int = 10) -> dict[str, Any]:
         "precision": json.loads((run_dir / "precision.json").read_text())
         if (run_dir / "precision.json").is_file()
         else None,
+        # Which code ran which steps (eapo.train.provenance; runs started before it have none).
+        "segments": [
+            {k: seg.get(k) for k in ("step", "resumed", "started_at", "git_commit", "git_dirty")}
+            for seg in read_segments(run_dir)
+        ],
     }
 
 

@@ -39,6 +39,7 @@ from eapo.train.checkpoint import restore_checkpoint, resume_target, save_checkp
 from eapo.train.config import Config, dump_yaml, load_config
 from eapo.train.logging import MetricsLogger, append_eval_counts, trim_jsonl_after
 from eapo.train.precision import check_resume_precision, write_precision
+from eapo.train.provenance import record_segment
 from eapo.train.rollout_weights import decode_loop_scores_old_policy, refresh_rollout_copy
 from eapo.train.run_dir import (
     CONFIG_FILE,
@@ -194,6 +195,7 @@ class Trainer:
             (self.run_dir / CONFIG_FILE).write_text(dump_yaml(config))
             record_format_warmup(self.run_dir, config.model, self.task)  # format_warmup.json, if any
             write_precision(self.run_dir, self.precision)
+        record_segment(self.run_dir, self.step, resumed=self.resumed_from is not None)  # code per stretch
         if self.resumed_from is not None:  # the steps after the checkpoint are replayed: drop their samples
             trim_jsonl_after(self.run_dir / "samples.jsonl", self.step)
         self.logger = MetricsLogger(
