@@ -60,3 +60,47 @@ def test_the_summary_tests_the_bound_only_below_log_2() -> None:
     assert summary["all"]["n"] == 5 and summary["all"]["exceed_fraction"] == pytest.approx(0.2)
     assert summary["below_log2"]["n"] == 2 and summary["below_log2"]["exceed_fraction"] == pytest.approx(0.5)
     assert summary["at_or_above_log2"]["n"] == 3
+
+
+def test_the_rule_agreement_counts_precision_and_recall_by_hand() -> None:
+    """EAPO's rule against high estimated credit, on eight hand-made positions: four above their group's
+    mean, three with an interval above 0; precision = 2/4, recall = 2/3, base rate 3/8. Positions whose
+    flag was never recorded are left out."""
+    from eapo.analysis.credit import PositionCredit
+    from eapo.analysis.credit_rule import rule_agreement, rule_markdown
+    from eapo.analysis.information import CMIEstimate
+
+    def position(above: bool | None, corrected: float, ci_low: float) -> PositionCredit:
+        estimate = CMIEstimate(corrected, corrected, ci_low, corrected + 0.1, corrected, 1.0, corrected)
+        return PositionCredit(
+            row=0, problem=0, position=0, entropy=0.5, quadrant="PHR", reward=1.0, token="1",
+            alternatives=["1"], probs=[1.0], successes=[1], trials=[1], remainder_entropy=0.0,
+            estimate=estimate, above_group_mean=above,
+        )  # fmt: skip
+
+    results = [
+        position(True, 0.30, 0.10),  # above, detectable, top quarter
+        position(True, 0.20, 0.05),  # above, detectable, top quarter
+        position(True, 0.01, -0.02),
+        position(True, 0.00, -0.01),
+        position(False, 0.05, 0.01),  # detectable, below the mean
+        position(False, 0.00, -0.03),
+        position(False, 0.02, -0.01),
+        position(False, 0.01, -0.02),
+        position(None, 0.50, 0.40),  # not recorded: left out
+    ]
+    rule = rule_agreement(results, n_bootstrap=200)
+    assert rule["n"] == 8 and rule["above_share"] == pytest.approx(0.5)
+    detectable = rule["detectable"]
+    assert detectable["n_high"] == 3
+    assert detectable["precision"] == pytest.approx(2 / 4) and detectable["recall"] == pytest.approx(2 / 3)
+    assert detectable["base_rate"] == pytest.approx(3 / 8)
+    low, high = detectable["precision_ci"]
+    assert 0.0 <= low <= 0.5 <= high <= 1.0
+    top = rule["top_quarter"]  # the two largest estimates, both above the mean
+    assert (
+        top["n_high"] == 2 and top["precision"] == pytest.approx(0.5) and top["recall"] == pytest.approx(1.0)
+    )
+    table = "\n".join(rule_markdown(rule))
+    assert "| interval above 0 | 3 | 0.500" in table
+    assert rule_agreement(results[-1:]) == {"n": 0} and rule_markdown({"n": 0}) == []

@@ -112,8 +112,15 @@ def test_credit_command_on_a_run_and_on_a_model(runs: dict[str, Path]) -> None:
         assert p["ci_low"] <= p["corrected"] + 1e-12 <= p["ci_high"] + 2e-12
         assert p["plugin"] <= math.log(2) + 1e-9  # a binary reward carries at most log 2 nats
         assert abs(p["hindsight_kl"] - p["plugin"]) < 1e-9  # Proposition 2
+        # EAPO's rule is recorded for every position; in a group with mixed rewards it is the quadrant's H.
+        assert isinstance(p["above_group_mean"], bool)
+        if p["quadrant"] != "ZERO":
+            assert p["above_group_mean"] == (p["quadrant"] in ("PHR", "NHR"))
     summary = json.loads((out / "summary.json").read_text())
     assert summary["all"]["n"] == 10 and 0.0 <= summary["all"]["exceed_fraction"] <= 1.0
+    rule = summary["eapo_rule"]
+    assert rule["n"] == 10 and rule["above_share"] == sum(p["above_group_mean"] for p in positions) / 10
+    assert set(rule) >= {"detectable", "top_quarter"}
     assert (out / "credit_vs_entropy.png").stat().st_size > 5000
 
     checkpoint = sorted((runs["eapo"] / "checkpoints").iterdir())[-1]

@@ -32,6 +32,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from eapo.analysis.credit_rule import rule_agreement, rule_markdown
 from eapo.analysis.information import CMIEstimate, cmi_estimate, discrete_entropy
 from eapo.analysis.run_io import write_json
 from eapo.analysis.stats import spearman
@@ -70,6 +71,7 @@ class PositionCredit:
     remainder_entropy: float
     estimate: CMIEstimate
     entropy_decile: int = -1  # decile of H_t among the batch's valid tokens (0 = lowest)
+    above_group_mean: bool | None = None  # EAPO's rule: H_t >= its group's mean entropy (None: not recorded)
     extra: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
@@ -152,7 +154,7 @@ def probe_credit(
     """
     import contextlib
 
-    from eapo.core import group_advantages, quadrant_masks, token_advantages
+    from eapo.core import group_advantages, high_entropy_mask, quadrant_masks, token_advantages
     from eapo.rollout import generate_rollouts, response_logits
     from eapo.rollout.continuation import continue_sequences
     from eapo.rollout.generate import cut_after_stop_string, model_eos_token_ids
@@ -185,6 +187,7 @@ def probe_credit(
     entropy = entropy.cpu()
     advantages = token_advantages(group_advantages(rewards, group_size, "grpo").advantages, mask)
     masks = quadrant_masks(advantages, entropy, mask, group_size)
+    above_mean = high_entropy_mask(entropy, mask, group_size)  # Appendix B.1, whatever the rewards
     positions, deciles = choose_positions(entropy, mask, num_positions, stratify=stratify, seed=seed)
 
     # π(·|s) at the chosen positions, from the logits of the rows that hold them.
@@ -285,6 +288,7 @@ def probe_credit(
                 remainder_entropy=remainder_entropy,
                 estimate=estimate,
                 entropy_decile=int(deciles[row, t]),
+                above_group_mean=bool(above_mean[row, t]),
             )
         )
     return results
@@ -339,6 +343,7 @@ def credit_summary(
     summary["at_or_above_log2"] = {"n": sum(p.entropy >= math.log(2) for p in results)}
     summary["by_quadrant"] = {q: block([p for p in results if p.quadrant == q]) for q in (*QUADRANTS, "ZERO")}
     summary["by_decile"] = {str(d): block([p for p in results if p.entropy_decile == d]) for d in range(10)}
+    summary["eapo_rule"] = rule_agreement(results, n_bootstrap=n_bootstrap, seed=seed)
     summary["prop2_max_abs_diff"] = float(
         max((abs(p.estimate.hindsight_kl - p.estimate.plugin) for p in results), default=0.0)
     )
@@ -458,7 +463,12 @@ def _markdown(summary: dict[str, Any], settings: dict[str, Any], figures: list[P
             f"{g['exceed_fraction']:.3f} | "
             f"{format_number(g['spearman'])} |"
         )
-    lines += ["", *[f"![{p.stem}]({p.name})" for p in figures], ""]
+    lines += [
+        "",
+        *rule_markdown(summary.get("eapo_rule", {})),
+        *[f"![{p.stem}]({p.name})" for p in figures],
+        "",
+    ]
     return "\n".join(lines)
 
 
