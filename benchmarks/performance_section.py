@@ -143,6 +143,15 @@ def render(results: dict[str, Any]) -> str:
                 "before that lever existed). DESIGN.md §5's AMX speed-ups do not apply to them.",
                 "",
             ]
+    lines += [
+        "On every kind, by default: each group's prompt is computed once when training, scoring and "
+        "sampling (`train.shared_prompt_forward`, `sampling.shared_prompt_prefill`; fp32 results equal the "
+        "plain path's up to rounding), and tokens are drawn among the top-p candidates "
+        "(`sampling.candidate_draw`: the same distribution as transformers' sampling, another random "
+        "stream). Results recorded before 2026-11-30 15:00 UTC (AVX2-only figures, the full runs, the lever "
+        "table) were measured without them.",
+        "",
+    ]
     for record in (index, results.get("index_quick")):
         if record is not None and (record is index or record["mode"] != index["mode"]):
             lines += [
