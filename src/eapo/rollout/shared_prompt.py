@@ -4,7 +4,7 @@ responses through the key/value cache, when scoring and training on a rollout an
 A RolloutBatch holds every prompt G times (PAPER.md Eq. 2: G responses per prompt), and on short answers the
 prompt is most of each row (SmolLM2 arithmetic: ~45 prompt tokens, ~24 response tokens). The plain forward
 (`eapo.rollout.response_logits`) runs all B x (P + T) positions; this one runs the U distinct prompts'
-P - 1 positions once, copies their keys and values to the B rows (`index_select`, which is differentiable,
+P - 1 positions once, copies their keys and values to the B rows (by indexing, which is differentiable,
 so each row's gradient flows back into its prompt's single forward), and runs only the B x T response
 positions on top. The math is the same causal forward: the logits agree with the plain path up to float
 rounding (tested to 1e-4 in fp32, gradients included), and the FLOPs of the transformer body drop from
@@ -53,29 +53,17 @@ def response_logits_shared_prompt(
     computing each distinct prompt's forward once.
 
     `sequences`, `attention_mask` [B, P + T] (a `RolloutBatch`'s, left-padded prompts of width P). Needs a
-    model whose forward takes `past_key_values` and `logits_to_keep` (transformers' causal LMs) and P >= 2.
+    model whose forward takes a key/value cache (`cache` or `past_key_values`) and `logits_to_keep`
+    (transformers' causal LMs), and P >= 2.
     """
-    from transformers.cache_utils import DynamicCache
-
     length = sequences.shape[1]
     if prompt_length < 2 or length <= prompt_length:
         raise ValueError(f"need a prompt of >= 2 tokens and a response; got {prompt_length=}, {length=}")
-    first_row, row_to_prompt = distinct_prompts(sequences, attention_mask, prompt_length)
     input_mask = attention_mask[:, :-1]
     # Positions from the attention mask, as `response_logits` and `generate` number them.
     position_ids = (input_mask.long().cumsum(dim=-1) - 1).clamp(min=0)
+    cache_arg, cache = _prompt_cache(model, sequences, attention_mask, prompt_length)
     prefix = prompt_length - 1  # the prompt's last token is fed with the responses: it predicts token 1
-    cache = DynamicCache(config=getattr(model, "config", None))
-    cache_arg = _cache_argument(model)
-    model(
-        input_ids=sequences[first_row, :prefix],
-        attention_mask=input_mask[first_row, :prefix],
-        position_ids=position_ids[first_row, :prefix],
-        use_cache=True,
-        logits_to_keep=1,
-        **{cache_arg: cache},
-    )
-    cache.batch_select_indices(row_to_prompt)
     return model(
         input_ids=sequences[:, prefix:-1],
         attention_mask=input_mask,
@@ -95,8 +83,6 @@ def shared_prompt_cache(
     `generate` then runs only the prompts' last tokens before decoding; the logits are the full prefill's up
     to float rounding, so the samples are the same ones wherever the rounding does not move a draw (fp32).
     """
-    from transformers.cache_utils import DynamicCache
-
     width = prompt_ids.shape[1]
     if not shares_prompts(prompt_ids, prompt_mask, width):
         return None
@@ -104,14 +90,26 @@ def shared_prompt_cache(
     parameters = inspect.signature(base.forward).parameters
     if "logits_to_keep" not in parameters or not {"cache", "past_key_values"} & set(parameters):
         return None
-    first_row, row_to_prompt = distinct_prompts(prompt_ids, prompt_mask, width)
-    position_ids = (prompt_mask.long().cumsum(dim=-1) - 1).clamp(min=0)
+    return _prompt_cache(model, prompt_ids, prompt_mask, width)
+
+
+def _prompt_cache(
+    model: Any, sequences: torch.Tensor, attention_mask: torch.Tensor, prompt_length: int
+) -> tuple[str, Any]:
+    """(the forward's cache keyword, a DynamicCache of every row's first prompt_length - 1 columns), run once
+    per distinct prompt and copied to the rows by indexing (differentiable: under autograd each
+    row's gradient reaches its prompt's one forward)."""
+    from transformers.cache_utils import DynamicCache
+
+    first_row, row_to_prompt = distinct_prompts(sequences, attention_mask, prompt_length)
+    prefix = prompt_length - 1
+    mask = attention_mask[first_row, :prefix]
     cache = DynamicCache(config=getattr(model, "config", None))
     cache_arg = _cache_argument(model)
     model(
-        input_ids=prompt_ids[first_row, :-1],
-        attention_mask=prompt_mask[first_row, :-1],
-        position_ids=position_ids[first_row, :-1],
+        input_ids=sequences[first_row, :prefix],
+        attention_mask=mask,
+        position_ids=(mask.long().cumsum(dim=-1) - 1).clamp(min=0),
         use_cache=True,
         logits_to_keep=1,
         **{cache_arg: cache},
