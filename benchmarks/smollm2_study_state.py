@@ -67,6 +67,38 @@ def run_state(run_dir: Path, tail: int = 10) -> dict[str, Any]:
     }
 
 
+# The pilot's screening rule (smollm2_study.sh, stated before any run reached step 100).
+SCREEN_STEP = 100
+SCREEN_MARGIN = 0.02
+SCREEN_RATES = ("1e-6", "3e-6", "1e-5")
+
+
+def screen_decision(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """The screening rule applied to the pilot's seed-0 runs: the area under the held-out Avg@8 curve over
+    steps 0-SCREEN_STEP (eapo.analysis.stats.curve_auc) per learning rate; once every rate has its
+    step-SCREEN_STEP evaluation, the best and any within SCREEN_MARGIN continue, the others are screened
+    out. Until then `decided` is False and nothing is chosen."""
+    from eapo.analysis.stats import curve_auc
+
+    auc: dict[str, float | None] = {}
+    for rate in SCREEN_RATES:
+        run = next((r for r in runs if r["run"].endswith(f"pilot_lr{rate}/grpo/seed0")), None)
+        curve = [p for p in (run or {}).get("eval_curve", []) if p["step"] <= SCREEN_STEP]
+        if not curve or curve[-1]["step"] != SCREEN_STEP:
+            auc[rate] = None
+            continue
+        auc[rate] = float(curve_auc([p["step"] for p in curve], [p["avg@8"] for p in curve]))
+    decided = all(v is not None for v in auc.values())
+    out: dict[str, Any] = {"step": SCREEN_STEP, "margin": SCREEN_MARGIN, "auc": auc, "decided": decided}
+    if decided:
+        best = max(v for v in auc.values() if v is not None)
+        out["continue"] = [r for r, v in auc.items() if v is not None and v >= best - SCREEN_MARGIN]
+        out["screened_out"] = [r for r in auc if r not in out["continue"]]
+    else:
+        out["pending"] = [r for r, v in auc.items() if v is None]
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=Path, default=DEFAULT_RUNS, help="the study's runs folder")
@@ -84,6 +116,7 @@ def main() -> None:
         "machine": bu.machine_info(),
         "runs": [run_state(d) for d in run_dirs],
     }
+    state["pilot_screen"] = screen_decision(state["runs"])
     args.out.write_text(json.dumps(state, indent=1) + "\n")
     for run in state["runs"]:
         curve = ", ".join(f"{p['step']}: {p['avg@8']:.3f}" for p in run["eval_curve"])
@@ -91,6 +124,7 @@ def main() -> None:
             f"{run['run']}: step {run['last_step']}/{run['horizon']}, resumes from {run['resumes_from']}; "
             f"Avg@8 {curve}"
         )
+    print(f"pilot screen: {json.dumps(state['pilot_screen'])}")
     print(f"wrote {args.out}")
 
 

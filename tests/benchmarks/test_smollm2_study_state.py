@@ -31,3 +31,23 @@ def test_state_of_a_run_names_its_step_checkpoint_and_eval_curve(tmp_path: Path)
     subprocess.run([*cmd, "--out", str(out)], check=True, capture_output=True, text=True)
     written = json.loads(out.read_text())
     assert written["final"] is False and len(written["runs"]) == 1 and "machine" in written
+
+
+def test_the_pilot_screen_decides_only_when_every_rate_has_its_step_100_evaluation() -> None:
+    state = importlib.import_module("smollm2_study_state")
+
+    def run(rate: str, values: list[float]) -> dict:
+        curve = [{"step": 20 * i, "avg@8": v} for i, v in enumerate(values)]
+        return {"run": f"runs/smollm2_study/pilot_lr{rate}/grpo/seed0", "eval_curve": curve}
+
+    flat = [0.4] * 6  # steps 0..100: AUC 0.4
+    runs = [run("3e-6", [0.4, 0.5, 0.5, 0.5, 0.5, 0.5]), run("1e-5", flat), run("1e-6", flat[:4])]
+    pending = state.screen_decision(runs)
+    assert not pending["decided"] and pending["pending"] == ["1e-6"] and "continue" not in pending
+    runs[2] = run("1e-6", [0.4, 0.5, 0.5, 0.5, 0.5, 0.49, 0.9])  # the step-120 point is not counted
+    decided = state.screen_decision(runs)
+    assert decided["auc"]["1e-5"] == 0.4 and decided["auc"]["3e-6"] == 0.49
+    # 1e-6's AUC is 0.489 (within 0.02 of the best), 1e-5's 0.4: only 1e-5 is screened out.
+    assert (
+        decided["decided"] and decided["continue"] == ["1e-6", "3e-6"] and decided["screened_out"] == ["1e-5"]
+    )
