@@ -206,6 +206,11 @@ def median(values: list[float]) -> float:
     return ordered[mid] if n % 2 else 0.5 * (ordered[mid - 1] + ordered[mid])
 
 
+def ratio_text(ratio: dict[str, float]) -> str:
+    """A `paired_ratio` as `median (min-max)`, e.g. `1.24 (1.04-1.43)`."""
+    return f"{ratio['median']:.2f} ({ratio['min']:.2f}-{ratio['max']:.2f})"
+
+
 def paired_ratio(numerator: list[float], denominator: list[float]) -> dict[str, float]:
     """Median, min and max of the per-round ratios numerator[i] / denominator[i]."""
     ratios = [a / b for a, b in zip(numerator, denominator, strict=True) if b > 0]

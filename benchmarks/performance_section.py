@@ -430,17 +430,14 @@ def _decode_top_p(record: dict[str, Any]) -> list[str]:
             "and multinomial; the same distribution, another random stream."
         )
 
-    def ratio(r: dict[str, float]) -> str:
-        return f"{r['median']:.2f} ({r['min']:.2f}-{r['max']:.2f})"
-
     rows = [
         [
             d["dtype"],
             d["rows"],
             d["steps_per_s"]["transformers"],
             d["steps_per_s"]["eapo"],
-            ratio(d["speedup"]),
-            *([d["steps_per_s"]["eapo_draw"], ratio(d["speedup_draw"])] if with_draw else []),
+            bu.ratio_text(d["speedup"]),
+            *([d["steps_per_s"]["eapo_draw"], bu.ratio_text(d["speedup_draw"])] if with_draw else []),
         ]
         for d in record["decode_ab"]
     ]
@@ -476,7 +473,7 @@ def _shared_prompt(record: dict[str, Any]) -> list[str]:
             d["phase"].replace("_", " "),
             d["seconds"]["plain"],
             d["seconds"]["shared"],
-            f"{d['speedup']['median']:.2f} ({d['speedup']['min']:.2f}-{d['speedup']['max']:.2f})",
+            bu.ratio_text(d["speedup"]),
             f"{d['max_abs_logprob_diff']:.1e}" if "max_abs_logprob_diff" in d else "–",
             f"{d['same_samples']:.3f}" if "same_samples" in d else "–",
         ]

@@ -201,7 +201,7 @@ def main() -> None:
                     d["phase"],
                     round(d["seconds"]["plain"], 3),
                     round(d["seconds"]["shared"], 3),
-                    f"{d['speedup']['median']:.2f} ({d['speedup']['min']:.2f}-{d['speedup']['max']:.2f})",
+                    bu.ratio_text(d["speedup"]),
                     f"{d['max_abs_logprob_diff']:.1e}" if "max_abs_logprob_diff" in d else "-",
                     f"{d['same_samples']:.3f}" if "same_samples" in d else "-",
                 ]

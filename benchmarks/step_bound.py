@@ -655,10 +655,6 @@ def summarise(
     return summary, targets
 
 
-def _ratio_text(ratio: dict[str, float]) -> str:
-    return f"{ratio['median']:.2f} ({ratio['min']:.2f}-{ratio['max']:.2f})"
-
-
 def main() -> None:
     parser = bu.mode_parser(__doc__.splitlines()[0])
     parser.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
@@ -708,8 +704,8 @@ def main() -> None:
                         round(d["steps_per_s"]["transformers"], 2),
                         round(d["steps_per_s"]["eapo"], 2),
                         round(d["steps_per_s"]["eapo_draw"], 2),
-                        _ratio_text(d["speedup"]),
-                        _ratio_text(d["speedup_draw"]),
+                        bu.ratio_text(d["speedup"]),
+                        bu.ratio_text(d["speedup_draw"]),
                     ]
                     for d in record["decode_ab"]
                 ],
