@@ -147,8 +147,8 @@ def render(results: dict[str, Any]) -> str:
         "On every kind, by default: each group's prompt is computed once when training, scoring and "
         "sampling (`train.shared_prompt_forward`, `sampling.shared_prompt_prefill`; fp32 results equal the "
         "plain path's up to rounding), and tokens are drawn among the top-p candidates "
-        "(`sampling.candidate_draw`: the same distribution as transformers' sampling, another random "
-        "stream). Results recorded before 2026-11-30 15:00 UTC (AVX2-only figures, the full runs, the lever "
+        "(`sampling.candidate_draw`: the very tokens transformers' sampling draws under the same seed). "
+        "Results recorded before 2026-11-30 15:00 UTC (AVX2-only figures, the full runs, the lever "
         "table) were measured without them.",
         "",
     ]
@@ -427,7 +427,7 @@ def _decode_top_p(record: dict[str, Any]) -> list[str]:
         lines[-2] += (
             " `eapo draw`: the same filter with the token drawn among the candidates "
             "(`sampling.candidate_draw`, on by default): `generate` then skips its full-vocabulary softmax "
-            "and multinomial; the same distribution, another random stream."
+            "and the division of its multinomial (it draws the same exponentials, so the same tokens)."
         )
 
     rows = [

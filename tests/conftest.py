@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import os
+import zlib
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
@@ -20,3 +23,15 @@ def _isolated_cache(tmp_path_factory: pytest.TempPathFactory) -> None:
 
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+def _crc_parity_reward(completion: str, problem: Any) -> float:
+    """The parity of the completion's CRC-32: a reward that varies inside most groups (the smoke model is
+    rarely right), so groups update. (The length's parity was all-equal in a third of the groups: most
+    smoke completions run to max_new_tokens.)"""
+    return float(zlib.crc32(completion.encode()) % 2)
+
+
+@pytest.fixture
+def parity_reward() -> Callable[[str, Any], float]:
+    return _crc_parity_reward

@@ -1,6 +1,7 @@
 """Top-p without a full sort (`eapo.rollout.nucleus`): the same kept set as transformers' warper, the same
-samples through `generate_rollouts` (with `candidate_draw` off), and with the candidate draw on, draws from
-exactly the nucleus distribution (frequencies against the renormalised probabilities)."""
+samples through `generate_rollouts` with the candidate draw off and on, and the candidate draw's tokens
+equal to `torch.multinomial`'s under the same seed and distributed as the nucleus (frequencies against the
+renormalised probabilities)."""
 
 from __future__ import annotations
 
@@ -60,6 +61,32 @@ def test_generate_rollouts_samples_the_same_as_transformers_warpers(
     )
     assert ours.completions == theirs.completions
     assert torch.equal(ours.response_ids, theirs.response_ids)
+    drawn = generate_rollouts(
+        llama, tokenizer, prompts, 4, dataclasses.replace(sampling, candidate_draw=True), seed=3
+    )
+    assert torch.equal(drawn.response_ids, theirs.response_ids)  # the candidate draw: the same tokens too
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    seed=st.integers(0, 10_000),
+    scale=st.sampled_from([0.1, 1.0, 4.0, 12.0]),
+    top_p=st.sampled_from([0.5, 0.9, 0.95, 1.0]),
+    candidates=st.sampled_from([1, 4, 64]),
+)
+def test_candidate_draw_draws_what_multinomial_draws(
+    seed: int, scale: float, top_p: float, candidates: int
+) -> None:
+    """Under the same random state the candidate draw returns `torch.multinomial`'s token on the filtered
+    softmax (what generate's sampling step draws) and leaves the random stream where multinomial leaves it;
+    small scales make wide nuclei, so the full-sort fallback is covered."""
+    scores = torch.randn(16, 2000, generator=torch.Generator().manual_seed(seed)) * scale
+    torch.manual_seed(seed)
+    ours, after_ours = nucleus_draw(scores, top_p, candidates), torch.rand(3)
+    torch.manual_seed(seed)
+    theirs = torch.multinomial(top_p_filter(scores, top_p, candidates).softmax(dim=-1), 1).squeeze(1)
+    assert torch.equal(ours, theirs)
+    assert torch.equal(after_ours, torch.rand(3))
 
 
 def test_negative_candidates_are_refused(llama: PreTrainedModel, tokenizer: PreTrainedTokenizerFast) -> None:

@@ -3,6 +3,8 @@
 - `train.rollout_logprobs`: π_old and the entropy from the decode loop (fp32) give the same first step as the
   separate forward (same samples, loss to 1e-4), and later steps drift only by rounding.
 - `train.shared_prompt_forward`: each group's prompt run once gives the same first step as the plain forward.
+- `train.fused_optimizer`: AdamW's fused kernel moves the weights as its per-tensor loop does (to rounding),
+  also across a resume that switches it.
 - `model.rollout_dtype`: a bf16 copy samples, refreshed before every rollout; π_old comes from the forward.
 - `precision.json`: written by every run; `--resume` and `eapo compare` refuse another precision.
 """
@@ -19,9 +21,11 @@ import torch
 from eapo.errors import ConfigError
 from eapo.models import device as device_module
 from eapo.models import effective_precision, resolve_rollout_dtype
+from eapo.tasks import RewardFn
 from eapo.train.config import load_config
 from eapo.train.logging import read_metrics
 from eapo.train.precision import check_same_precision, read_precision
+from eapo.train.run_dir import recorded_config, resume_config
 from eapo.train.trainer import Trainer, train
 
 
@@ -87,6 +91,48 @@ def test_shared_prompt_forward_on_and_off_give_the_same_first_step(tmp_path: Pat
         assert abs(on_rows[0][key] - off_rows[0][key]) < 1e-4, key
     for row_on, row_off in zip(on_rows[1:], off_rows[1:], strict=True):
         assert abs(row_on["loss"] - row_off["loss"]) < 1e-3
+
+
+def test_fused_optimizer_on_and_off_make_the_same_update(tmp_path: Path, parity_reward: RewardFn) -> None:
+    """One step with AdamW's fused kernel and one with its per-tensor loop, from the same start: the same
+    metrics and the same weight change up to float rounding; the flag reaches the optimizer."""
+    updates, metrics = {}, {}
+    for name, on in (("on", True), ("off", False)):
+        config = tiny_config(tmp_path, train={"fused_optimizer": on}, run={"name": name})
+        trainer = Trainer(config, progress=False, reward_fn=parity_reward)
+        assert all(bool(group["fused"]) is on for group in trainer.optimizer.param_groups)
+        before = torch.cat([p.detach().flatten().clone() for p in trainer.model.parameters()])
+        metrics[name] = trainer.train_step().metrics
+        updates[name] = torch.cat([p.detach().flatten() for p in trainer.model.parameters()]) - before
+    assert float(updates["off"].abs().max()) > 0
+    torch.testing.assert_close(updates["on"], updates["off"], atol=1e-7, rtol=1e-4)
+    for key in ("loss", "grad_norm", "drift/update_norm"):
+        assert metrics["on"][key] == pytest.approx(metrics["off"][key], rel=1e-5, abs=1e-7), key
+
+
+def test_a_resume_may_switch_the_fused_optimizer(tmp_path: Path) -> None:
+    """Saved with the per-tensor loop, resumed with the fused kernel (a field free on resume): the Adam
+    moments continue from the checkpoint under the config's kernel, and the run tracks the uninterrupted
+    per-tensor one within rounding."""
+    per_tensor = {"fused_optimizer": False}
+    full = train(
+        tiny_config(tmp_path, train={"steps": 4, **per_tensor}, run={"name": "full"}), progress=False
+    )
+    part = train(
+        tiny_config(tmp_path, train={"steps": 2, **per_tensor}, run={"name": "part"}), progress=False
+    )
+    overrides = ["--train.steps", "4", "--train.fused_optimizer", "true"]
+    requested = resume_config(part.run_dir, recorded_config(part.run_dir), None, overrides)
+    resumed = Trainer(requested, run_dir=part.run_dir, resume=True, progress=False)
+    assert all(group["fused"] for group in resumed.optimizer.param_groups)
+    steps = {p: s["step"] for p, s in resumed.optimizer.state.items()}
+    assert steps and all(s.dtype == torch.float32 and float(s) == 2.0 for s in steps.values())
+    resumed.run()
+    full_rows, resumed_rows = _train_rows(full.run_dir), _train_rows(part.run_dir)
+    assert [r["step"] for r in resumed_rows] == [1, 2, 3, 4]
+    for row, reference in zip(resumed_rows, full_rows, strict=True):
+        assert row["loss"] == pytest.approx(reference["loss"], abs=1e-4)
+        assert row["grad_norm"] == pytest.approx(reference["grad_norm"], rel=1e-3)
 
 
 def test_bf16_rollout_copy_samples_and_is_refreshed(tmp_path: Path) -> None:

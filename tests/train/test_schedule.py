@@ -9,7 +9,6 @@
 
 from __future__ import annotations
 
-import zlib
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +17,7 @@ import torch
 
 from eapo.core import QUADRANTS
 from eapo.rollout import SamplingConfig, concat_rollouts, generate_rollouts, response_logits
-from eapo.tasks import Problem, build_prompt
+from eapo.tasks import Problem, RewardFn, build_prompt
 from eapo.train.config import load_config
 from eapo.train.scoring import score_policy
 from eapo.train.trainer import Trainer
@@ -31,18 +30,13 @@ def smoke(tmp_path: Path, name: str, **sections: dict[str, Any]):
     return load_config("smoke", values)
 
 
-def parity_reward(completion: str, problem: Problem) -> float:
-    """A reward that varies inside most groups (the smoke model is rarely right), so groups update: the
-    parity of the completion's CRC-32. (The length's parity was all-equal in a third of the groups: most
-    smoke completions run to max_new_tokens.)"""
-    return float(zlib.crc32(completion.encode()) % 2)
-
-
 def flat_params(model: torch.nn.Module) -> torch.Tensor:
     return torch.cat([p.detach().reshape(-1).double() for p in model.parameters()])
 
 
-def test_scoring_is_at_the_sampling_temperature_and_step_one_ratio_is_one(tmp_path: Path) -> None:
+def test_scoring_is_at_the_sampling_temperature_and_step_one_ratio_is_one(
+    tmp_path: Path, parity_reward: RewardFn
+) -> None:
     config = smoke(tmp_path, "t07", sampling={"temperature": 0.7}, algo={"name": "grpo"})
     trainer = Trainer(config, progress=False, reward_fn=parity_reward)
     rollout = trainer._sample_and_score(trainer._next_problems())
@@ -70,7 +64,9 @@ def test_scoring_is_at_the_sampling_temperature_and_step_one_ratio_is_one(tmp_pa
     assert metrics["updates_per_rollout"] == 1.0
 
 
-def test_several_mini_batches_move_the_ratio_and_the_clip_binds(tmp_path: Path) -> None:
+def test_several_mini_batches_move_the_ratio_and_the_clip_binds(
+    tmp_path: Path, parity_reward: RewardFn
+) -> None:
     config = smoke(
         tmp_path,
         "minis",
@@ -93,15 +89,16 @@ def test_several_mini_batches_move_the_ratio_and_the_clip_binds(tmp_path: Path) 
 
 @pytest.mark.parametrize("shared_prompt", [False, True])
 def test_step_metrics_and_update_do_not_depend_on_the_micro_batch_size(
-    tmp_path: Path, shared_prompt: bool
+    tmp_path: Path, shared_prompt: bool, parity_reward: RewardFn
 ) -> None:
     """One batch in 1 and in 4 micro-batches: the same pg_loss, loss, clip fraction, quadrant metrics and
     parameter update (the issue's acceptance test; `pg_loss` used to be divided by the micro-batch count).
 
-    With the shared prompt forward the micro-batch size changes how the rows' gradients are summed into
-    each prompt's one forward, so the gradient moves by rounding; Adam's first step divides by |g| and
-    turns that into a visible update change only where |g| is far below its eps (1e-8): the update is
-    compared to 1e-4 there, 0.3% of the largest step lr allows."""
+    The micro-batch size changes the order in which the rows' gradients are summed (more so with the shared
+    prompt forward, which sums each group's rows into its prompt's one forward), so the gradient moves by
+    rounding; Adam's first step divides by |g| and turns that into a visible update change only where |g|
+    is far below its eps (1e-8): a few of the 19,680 weights moved by 2-3e-6 in the plain path. The update
+    is compared to 1e-5 there and to 1e-4 with the shared forward, 0.03% and 0.3% of the largest step."""
     results = []
     for rows in (8, 2):
         config = smoke(
@@ -124,7 +121,7 @@ def test_step_metrics_and_update_do_not_depend_on_the_micro_batch_size(
     assert set(one) == set(four)
     for key in one:
         assert one[key] == pytest.approx(four[key], rel=1e-5, abs=1e-6), key
-    torch.testing.assert_close(update_one, update_four, atol=1e-4 if shared_prompt else 1e-6, rtol=1e-5)
+    torch.testing.assert_close(update_one, update_four, atol=1e-4 if shared_prompt else 1e-5, rtol=1e-5)
     assert float(update_one.abs().max()) > 0
 
 
@@ -176,7 +173,9 @@ def test_concatenated_rollouts_score_like_their_parts(tmp_path: Path) -> None:
         offset += part.shape[0]
 
 
-def test_kl_cov_reports_no_clipped_tokens_since_it_does_not_clip(tmp_path: Path) -> None:
+def test_kl_cov_reports_no_clipped_tokens_since_it_does_not_clip(
+    tmp_path: Path, parity_reward: RewardFn
+) -> None:
     """KL-Cov replaces the ratio clip: its per-quadrant clip rate is 0, as its own clip_fraction is, even
     when the ratio has left [1 − ε_low, 1 + ε_high] (outside_clip_range_fraction > 0)."""
     config = smoke(

@@ -20,8 +20,8 @@ class SamplingConfig:
     # and step). 0: transformers' own temperature and top-p warpers.
     top_p_candidates: int = 64
     # With top_p_candidates > 0: draw each token among the nucleus's candidates (eapo.rollout.nucleus
-    # nucleus_draw), skipping generate's softmax and multinomial over all V tokens. The same distribution,
-    # another random stream: false draws exactly the tokens transformers' own warpers draw.
+    # nucleus_draw), skipping generate's second softmax and its division over all V tokens. It draws the same
+    # exponentials as generate's multinomial, so the same tokens under the same seed; false: generate samples.
     candidate_draw: bool = True
     # Prefill each distinct prompt of a chunk once and start every row of its group from a copy of its
     # keys and values (eapo.rollout.shared_prompt): the same logits up to float rounding (the same samples

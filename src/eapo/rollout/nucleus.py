@@ -52,22 +52,33 @@ def top_p_filter(scores: torch.Tensor, top_p: float, candidates: int = 64) -> to
 def nucleus_draw(scores: torch.Tensor, top_p: float, candidates: int = 64) -> torch.Tensor:
     """One token per row [rows] drawn from the row's nucleus of softmax(`scores`) (scores already divided by
     the temperature), with probabilities renormalised over the nucleus: the distribution `top_p_filter`
-    leaves. Rows whose nucleus lies inside the `candidates` most likely tokens are drawn among those alone
-    (a multinomial over `candidates` weights instead of V); the others from the full-sort filter."""
+    leaves, and the very token `generate`'s sampling step would draw from it under the same random state.
+
+    `torch.multinomial(p, 1)` draws one exponential q_v ~ Exp(1) per vocabulary entry and returns
+    argmax_v p_v / q_v. This function draws the same [rows, V] exponentials, so it consumes the random stream
+    exactly as `generate` does, but takes the argmax over the row's `candidates` most likely tokens only
+    (p_v is 0 outside the nucleus), skipping the second full-vocabulary softmax and the division over V.
+    Rows whose nucleus is wider than the candidates use the full-sort filter and the full row."""
     probs = scores.float().softmax(dim=-1)
+    exponentials = torch.empty_like(probs).exponential_()  # the draws torch.multinomial(probs, 1) makes
     if top_p >= 1.0:
-        return torch.multinomial(probs, 1).squeeze(1)
+        return (probs / exponentials).argmax(dim=-1)
     k = min(max(int(candidates), 1), scores.shape[-1])
     top_probs, top_index = probs.topk(k, dim=-1)
     keep = (top_probs.cumsum(dim=-1) - top_probs) < top_p
     keep[:, 0] = True
-    choice = torch.multinomial(top_probs * keep, 1)  # multinomial renormalises the kept weights
+    kept_scores = torch.where(
+        keep, scores.float().gather(1, top_index), torch.full_like(top_probs, float("-inf"))
+    )
+    # softmax of the filtered row restricted to its candidates: the tokens outside have probability 0.
+    nucleus_probs = kept_scores.softmax(dim=-1)
+    choice = (nucleus_probs / exponentials.gather(1, top_index)).argmax(dim=-1, keepdim=True)
     tokens = top_index.gather(1, choice).squeeze(1)
     outside = top_probs.sum(dim=-1) < top_p
     if bool(outside.any()):
         rows = outside.nonzero().squeeze(1)
         wide = _full_sort_filter(scores[rows].float(), top_p).softmax(dim=-1)
-        tokens[rows] = torch.multinomial(wide, 1).squeeze(1)
+        tokens[rows] = (wide / exponentials[rows]).argmax(dim=-1)
     return tokens
 
 
@@ -77,8 +88,8 @@ class NucleusSampling:
 
     With `draw`, it draws the token itself (`nucleus_draw`) and returns scores that are -inf except at that
     token, for `generate` to pick by argmax (greedy mode): the full-vocabulary softmax and multinomial of
-    `generate`'s sampling step are skipped. The distribution is the same; the random stream is not, so the
-    draws differ from those of transformers' warpers under the same seed.
+    `generate`'s sampling step are skipped. It draws the same tokens as transformers' sampling under the same
+    seed (the same exponentials, see `nucleus_draw`).
     """
 
     def __init__(self, temperature: float, top_p: float, candidates: int = 64, draw: bool = False) -> None:

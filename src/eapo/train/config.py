@@ -65,6 +65,10 @@ class TrainConfig:
     # Each distinct prompt's forward made once per micro-batch and shared by its group's rows through the
     # key/value cache (eapo.rollout.shared_prompt): the same log-probs up to float rounding, fewer FLOPs.
     shared_prompt_forward: bool = True
+    # AdamW's fused kernel (one pass over each tensor for the moments and the weight) where torch has it
+    # for the weights' device and dtype, else its per-tensor loop: the same update up to float rounding,
+    # several times faster on CPU (benchmarks/step_bound.py, the optimizer phase).
+    fused_optimizer: bool = True
     max_bad_steps: int = 5  # consecutive non-finite steps before the run stops with a checkpoint
 
 

@@ -69,7 +69,7 @@ from eapo.train.step_metrics import (
     update_size,
 )
 from eapo.train.stop_signals import StopRequest
-from eapo.train.update import build_optimizer, policy_update
+from eapo.train.update import build_optimizer, policy_update, set_optimizer_implementation
 
 
 @dataclass
@@ -208,6 +208,7 @@ class Trainer:
         restored = restore_checkpoint(
             self.run_dir, self.model, self.optimizer, self.scheduler, trust=self.trust_checkpoint
         )
+        set_optimizer_implementation(self.optimizer, self.config.train.fused_optimizer)
         self.resume_notes.extend(restored.notes)
         self.step = restored.state["step"]
         self.data_position = restored.state["data_position"]

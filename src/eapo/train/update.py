@@ -47,11 +47,41 @@ class UpdateRecord:
     optimizer_time: float
 
 
+# The devices and dtypes for which torch's AdamW has a fused kernel.
+_FUSED_DEVICES = frozenset({"cpu", "cuda"})
+_FUSED_DTYPES = frozenset({torch.float64, torch.float32, torch.bfloat16, torch.float16})
+
+
+def fused_optimizer_applies(params: list[torch.Tensor], wanted: bool) -> bool:
+    """Whether AdamW runs its fused kernel: asked for (`train.fused_optimizer`) and every weight on a device
+    and in a dtype the kernel supports (otherwise the per-tensor loop, which computes the same update)."""
+    return wanted and all(p.device.type in _FUSED_DEVICES and p.dtype in _FUSED_DTYPES for p in params)
+
+
+def set_optimizer_implementation(optimizer: torch.optim.Optimizer, wanted: bool) -> None:
+    """Make `optimizer` run the kernel the current config asks for. A checkpoint's optimizer state carries the
+    flag it was saved with; after loading it, the moments are the checkpoint's and the kernel the config's.
+    The fused kernel keeps each step count on its weight's device as float32."""
+    for group in optimizer.param_groups:
+        fused = fused_optimizer_applies(group["params"], wanted)
+        group["fused"] = True if fused else None
+        if not fused:
+            continue
+        for param in group["params"]:
+            state = optimizer.state.get(param, {})
+            if "step" in state:
+                state["step"] = torch.as_tensor(state["step"], dtype=torch.float32, device=param.device)
+
+
 def build_optimizer(model: Any, schedule: TrainConfig) -> tuple[torch.optim.Optimizer, Any]:
-    """AdamW over the trainable parameters and its learning-rate schedule: a linear warm-up over
-    `schedule.warmup_steps` rollouts (stepped once per rollout), then constant."""
+    """AdamW over the trainable parameters (fused where `schedule.fused_optimizer` and torch allow) and its
+    learning-rate schedule: a linear warm-up over `schedule.warmup_steps` rollouts (stepped once per
+    rollout), then constant."""
     params = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(params, lr=schedule.lr, weight_decay=schedule.weight_decay)
+    fused = fused_optimizer_applies(params, schedule.fused_optimizer)
+    optimizer = torch.optim.AdamW(
+        params, lr=schedule.lr, weight_decay=schedule.weight_decay, fused=True if fused else None
+    )
     warmup = max(schedule.warmup_steps, 0)
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda s: min(1.0, (s + 1) / warmup) if warmup else 1.0
