@@ -5,7 +5,8 @@ package, fp32 on CPU), the same prompts in the same order (the trainer's `data_o
 `eapo.tasks.build_prompt`; TRL's dataset is that sequence, unshuffled), the same group size, completion
 length cap, sampling (T = 1, top-p 0.95, no top-k, eos as the only stop), the same verifier as reward, the
 same loss (PPO-clip ε 0.2/0.28, token-mean = TRL's `dapo`, no KL, no reference model), AdamW at a constant
-learning rate and one optimizer step per batch with the same micro-batch size. eapo's analysis extras that
+learning rate (the fused kernel on both sides, TRL's default on this torch) and one optimizer step per batch
+with the same micro-batch size. eapo's analysis extras that
 TRL has no counterpart for (entropy-change re-scoring, rollout dumps, TensorBoard) are off; its per-step
 quadrant metrics stay on. Each framework runs in a fresh subprocess, alternating (eapo, TRL, TRL, eapo, ...).
 
@@ -174,7 +175,8 @@ def trl_worker(s: dict[str, Any]) -> dict[str, Any]:
             lr_scheduler_type="constant",
             weight_decay=config.train.weight_decay,
             max_grad_norm=config.train.max_grad_norm,
-            optim="adamw_torch",
+            # The same AdamW kernel on both sides (fused: TRL's default, eapo's train.fused_optimizer).
+            optim="adamw_torch_fused" if config.train.fused_optimizer else "adamw_torch",
             beta=0.0,
             epsilon=0.2,
             epsilon_high=0.28,
