@@ -19,6 +19,16 @@ class ConfigError(EapoError):
     """A config field has a wrong name, type or value. The message names the field and the fix."""
 
 
+class RunFolderTaken(ConfigError):
+    """A run folder belongs to another process (its lock is held) or was just created by one. A grid runner
+    skips such a run and leaves it to that process; elsewhere it is a ConfigError like any other. `holder`
+    names the process ("pid N on host H") when a lock says it."""
+
+    def __init__(self, message: str, holder: str | None = None) -> None:
+        super().__init__(message)
+        self.holder = holder
+
+
 class DataError(EapoError):
     """A data file or data set row is malformed. The message names the file, line and field."""
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from pathlib import Path
 from typing import Any
@@ -11,11 +12,12 @@ import pytest
 import torch
 
 import eapo.analysis.grid as grid
-from eapo.analysis.grid import Arm, FinalEvalSettings, GridSpec, run_grid
+from eapo.analysis.grid import Arm, FinalEvalSettings, GridBusy, GridSpec, run_grid
 from eapo.errors import ConfigError
 from eapo.tasks.splits import validation_problems
 from eapo.train.dumps import load_dump
 from eapo.train.logging import read_metrics
+from eapo.train.run_dir import LOCK_FILE, RunLock
 
 # A grid small enough for a test: a 1-layer tiny model, 2 prompts x 4 samples, 2 steps.
 TINY_GRID = {
@@ -198,6 +200,78 @@ def test_an_interrupted_run_resumes_from_its_checkpoint(
 
     assert training(read_metrics(run_dir)) == training(full_rows)  # exact resume on CPU
     assert resumed.final is not None and resumed.eval_curve["step"] == original.eval_curve["step"]
+
+
+def test_a_run_held_by_another_process_is_left_to_it(tmp_path: Path) -> None:
+    """Two processes on one grid: a run whose folder is locked (as a second process running the grid holds
+    it; flock is per open file, so a lock taken here blocks the grid like another process's would) is not
+    removed, trained or evaluated; the grid does every other run, then says which runs are held and by
+    whom. Once the lock is gone, the same call finishes the held run and leaves the others alone."""
+    spec = _spec(tmp_path / "out", seeds=[0], steps=1)
+    held = grid.run_dir_of(spec, ARMS[0], 0)
+    held.mkdir(parents=True)
+    lock = RunLock(held).acquire()
+    with pytest.raises(GridBusy, match=rf"1 of 2 runs .*grpo/seed0 \(pid {os.getpid()} on host"):
+        run_grid(spec, progress=False)
+    assert [p.name for p in held.iterdir()] == [LOCK_FILE]  # untouched: not removed, not started
+    other = grid.run_dir_of(spec, ARMS[1], 0)
+    assert grid.run_status(other, 1) == "finished"
+    finished_at = (other / grid.GRID_RUN).stat().st_mtime_ns
+    lock.release()
+    records = run_grid(spec, progress=False)
+    assert [(r.arm, r.status) for r in records] == [("grpo", "completed"), ("eapo", "completed")]
+    assert (other / grid.GRID_RUN).stat().st_mtime_ns == finished_at  # not trained or evaluated again
+
+
+_GRID_PROCESS = """
+import json, sys
+from pathlib import Path
+import torch
+import eapo.train.trainer as trainer
+from eapo.analysis.grid import Arm, FinalEvalSettings, GridBusy, GridSpec, run_grid
+torch.set_num_threads(1)
+real_train = trainer.train
+def spy(config=None, *args, **kwargs):
+    run = kwargs.get("resume") or Path(config.run.output_dir) / config.run.name
+    print("TRAINED", Path(run).resolve(), flush=True)
+    return real_train(config, *args, **kwargs)
+trainer.train = spy
+arms = [Arm(name, {"algo": {"name": name}}) for name in ("grpo", "eapo")]
+spec = GridSpec(arms=arms, seeds=[0, 1], out_dir=sys.argv[1], overrides=json.loads(sys.argv[2]), steps=3,
+                final_eval=FinalEvalSettings(samples=4, problems=4))
+try:
+    print("RECORDS", len(run_grid(spec, progress=False)))
+except GridBusy as err:
+    print("BUSY", err)
+"""
+
+
+@pytest.mark.slow
+def test_two_processes_split_one_grid(tmp_path: Path) -> None:
+    """The same grid started twice at once, as `eapo compare` twice side by side: every run is trained by
+    exactly one process, both get work, every run ends finished, and the process that ends last returns
+    the grid's records (the other one, if it ends while a run is still held, says so)."""
+    import subprocess
+    import sys
+
+    out = tmp_path / "out"
+    command = [sys.executable, "-c", _GRID_PROCESS, str(out), json.dumps(TINY_GRID)]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    processes = [subprocess.Popen(command, stdout=subprocess.PIPE, text=True, env=env) for _ in range(2)]
+    outputs = [p.communicate(timeout=900)[0] for p in processes]
+    assert [p.returncode for p in processes] == [0, 0], outputs
+    trained = [
+        {line.split()[1] for line in text.splitlines() if line.startswith("TRAINED")} for text in outputs
+    ]
+    assert all(trained) and not trained[0] & trained[1], trained  # both worked, never on the same run
+    assert len(trained[0] | trained[1]) == 4
+    assert any("RECORDS 4" in text for text in outputs), outputs
+    for arm in ARMS:
+        for seed in (0, 1):
+            run_dir = out / arm.name / f"seed{seed}"
+            assert grid.run_status(run_dir, 3) == "finished"
+            steps = [r["step"] for r in read_metrics(run_dir) if "loss" in r]
+            assert steps == [1, 2, 3]  # trained once: no step repeated or lost
 
 
 def test_a_result_neutral_field_does_not_make_a_run_different() -> None:

@@ -15,6 +15,7 @@ from eapo.errors import ConfigError
 
 __all__ = [
     "EXIT_BAD_STEPS",
+    "EXIT_GRID_BUSY",
     "EXIT_INTERRUPTED",
     "EXIT_USER_ERROR",
     "RunFn",
@@ -25,6 +26,7 @@ __all__ = [
 
 EXIT_USER_ERROR = 2
 EXIT_BAD_STEPS = 3
+EXIT_GRID_BUSY = 75  # EX_TEMPFAIL: this grid process is done, others still hold some of its runs
 EXIT_INTERRUPTED = 130
 
 # run(args, rest) -> exit code; `rest` holds the unparsed `--section.field VALUE` config overrides.

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from eapo.cli.argtypes import check_writable_dir, non_negative_int, positive_int
-from eapo.cli.common import EXIT_INTERRUPTED, add_common_options
+from eapo.cli.common import EXIT_GRID_BUSY, EXIT_INTERRUPTED, add_common_options
 from eapo.errors import ConfigError
 
 # Copies of eapo.analysis.prestated_metrics.PRIMARY_METRICS and eapo.analysis.power.DEFAULT_POWER_SEEDS:
@@ -207,7 +207,7 @@ def _check_out_dirs(out: Path, runs_dir: Path | None) -> None:
 
 def _ablate(args: argparse.Namespace, rest: list[str]) -> int:
     from eapo.analysis.ablate import run_ablation
-    from eapo.analysis.grid import GridInterrupted
+    from eapo.analysis.grid import GridBusy, GridInterrupted
 
     out = args.out or Path("runs") / f"ablate-{args.mode}"
     _check_out_dirs(out, args.runs_dir)
@@ -229,14 +229,14 @@ def _ablate(args: argparse.Namespace, rest: list[str]) -> int:
         )
     except GridInterrupted as err:
         print(f"\n{err}", file=sys.stderr)
-        return EXIT_INTERRUPTED
+        return EXIT_GRID_BUSY if isinstance(err, GridBusy) else EXIT_INTERRUPTED
     _print_outputs(out, "ablation", report)
     return 0
 
 
 def _compare(args: argparse.Namespace, rest: list[str]) -> int:
     from eapo.analysis.compare import parse_algos, parse_sweeps, run_compare
-    from eapo.analysis.grid import GridInterrupted
+    from eapo.analysis.grid import GridBusy, GridInterrupted
     from eapo.analysis.power import format_power, parse_power_seeds, pilot_power
     from eapo.analysis.prestated import primary_summary
 
@@ -289,7 +289,7 @@ def _compare(args: argparse.Namespace, rest: list[str]) -> int:
         )
     except GridInterrupted as err:
         print(f"\n{err}", file=sys.stderr)
-        return EXIT_INTERRUPTED
+        return EXIT_GRID_BUSY if isinstance(err, GridBusy) else EXIT_INTERRUPTED
     _print_outputs(out, report["kind"], report)
     if "prestated" in report:
         print(primary_summary(report["prestated"]))

@@ -29,7 +29,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from eapo.errors import ConfigError, clip_text
+from eapo.errors import ConfigError, RunFolderTaken, clip_text
 
 LOCK_FILE = ".lock"
 CONFIG_FILE = "config.yaml"
@@ -101,7 +101,7 @@ def check_new_run_dir(run_dir: Path) -> None:
     """ConfigError if a new run would write into an existing folder (checked before the model loads, and
     again, atomically, by `create_run_dir`)."""
     if run_dir.exists() or run_dir.is_symlink():
-        raise ConfigError(_exists_message(run_dir))
+        raise RunFolderTaken(_exists_message(run_dir))
 
 
 def _exists_message(run_dir: Path) -> str:
@@ -117,7 +117,7 @@ def create_run_dir(run_dir: Path) -> Path:
     try:
         run_dir.mkdir(exist_ok=False)
     except FileExistsError:
-        raise ConfigError(_exists_message(run_dir)) from None
+        raise RunFolderTaken(_exists_message(run_dir)) from None
     except OSError as err:
         raise ConfigError(
             f"cannot create run folder {run_dir}: {err.strerror or err}; choose another --run.output_dir"
@@ -126,10 +126,11 @@ def create_run_dir(run_dir: Path) -> Path:
 
 
 class RunLock:
-    """An exclusive `flock` on `<run>/.lock`, held for the life of the process (or until `release`)."""
+    """An exclusive `flock` on `<run>/.lock` (or `<run>/<name>`), held for the life of the process (or until
+    `release`)."""
 
-    def __init__(self, run_dir: Path) -> None:
-        self.path = Path(run_dir) / LOCK_FILE
+    def __init__(self, run_dir: Path, name: str = LOCK_FILE) -> None:
+        self.path = Path(run_dir) / name
         self._fd: int | None = None
 
     def acquire(self) -> RunLock:
@@ -149,9 +150,10 @@ class RunLock:
             holder = _read_holder(fd)
             os.close(fd)
             if err.errno in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK):
-                raise ConfigError(
+                raise RunFolderTaken(
                     f"run folder {self.path.parent} is in use by {holder} (lock {self.path}); wait for that "
-                    "process to finish or stop it; two processes must never write one run"
+                    "process to finish or stop it; two processes must never write one run",
+                    holder=holder,
                 ) from None
             # ENOLCK / EOPNOTSUPP: no flock on this file system (e.g. some NFS mounts).
             print(
@@ -178,6 +180,18 @@ class RunLock:
 
     def __del__(self) -> None:
         self.release()
+
+
+def run_holder(run_dir: Path) -> str | None:
+    """Who holds `run_dir`'s lock ("pid N on host H"), or None when no process does (or it has no lock
+    file). A probe: the lock is taken and dropped at once, so it is never held past this call."""
+    if not (Path(run_dir) / LOCK_FILE).is_file():
+        return None
+    try:
+        RunLock(Path(run_dir)).acquire().release()
+    except RunFolderTaken as err:
+        return err.holder or "another process"
+    return None
 
 
 def _read_holder(fd: int) -> str:

@@ -20,6 +20,7 @@ from eapo.analysis.grid.spec import (
     GRID_EVAL,
     GRID_RUN,
     FinalEvalSettings,
+    GridBusy,
     GridInterrupted,
     GridSpec,
     config_differences,
@@ -29,7 +30,8 @@ from eapo.analysis.grid.spec import (
 from eapo.analysis.grid.summary import RunRecord, collect_run
 from eapo.analysis.run_io import read_json, write_json
 from eapo.analysis.stats import pass_at_k_curve
-from eapo.errors import ConfigError
+from eapo.errors import ConfigError, RunFolderTaken
+from eapo.train.run_dir import RunLock, run_holder
 
 # ---------------------------------------------------------------------------------------- run status
 
@@ -206,11 +208,14 @@ def run_grid(spec: GridSpec, *, progress: bool = True) -> list[RunRecord]:
     """Train and evaluate every (arm, seed) not finished yet, seed by seed, and return all records.
 
     Seed-major order: every arm of seed 0, then of seed 1, ..., so paired comparisons exist early.
-    Raises GridInterrupted when a run is stopped by Ctrl-C (it checkpointed; run the grid again to go on)
-    and ConfigError when an existing run folder was made with a different config.
+    Several processes may run one grid side by side: a run another process holds (its claim, `claim_run`,
+    or its folder's lock) is left to that process, and this one goes on with the next.
+    Raises GridInterrupted when a run is stopped by Ctrl-C (it checkpointed; run the grid again to go on),
+    GridBusy when every run this process could do is done but others are still held elsewhere (the last
+    process to finish returns the records), and ConfigError when an existing run folder was made with a
+    different config.
     """
     from eapo.train.config import to_dict
-    from eapo.train.trainer import train
 
     spec.validate()
     out = Path(spec.out_dir)
@@ -218,45 +223,94 @@ def run_grid(spec: GridSpec, *, progress: bool = True) -> list[RunRecord]:
     configs = {(arm.name, seed): run_config(spec, arm, seed) for seed in spec.seeds for arm in spec.arms}
     for (name, seed), config in configs.items():
         _check_same_config(out / name / f"seed{seed}", to_dict(config))
-    records: list[RunRecord] = []
+    records: dict[tuple[str, int], RunRecord] = {}
+    held: dict[tuple[str, int], str] = {}
     bar = tqdm(total=len(configs), desc="grid", unit="run", disable=not progress, position=0)
-    for seed in spec.seeds:
-        for arm in spec.arms:
-            config = configs[(arm.name, seed)]
-            run_dir = run_dir_of(spec, arm, seed)
-            bar.set_postfix_str(f"{arm.name} seed{seed}")
-            steps = config.train.steps
-            status = run_status(run_dir, steps)
-            started = time.perf_counter()
-            if status in ("finished", "failed"):
-                tqdm.write(f"{arm.name}/seed{seed}: {status} earlier, not rerun")
-            else:
-                if status == "fresh" and run_dir.exists():
-                    shutil.rmtree(run_dir)  # leftovers of a run killed before its first checkpoint
-                if status == "resumable":
-                    tqdm.write(f"{arm.name}/seed{seed}: resuming from its checkpoint")
-                    result = train(resume=run_dir, progress=progress)
-                else:
-                    result = train(config, progress=progress)
-                if result.stopped == "interrupted":
-                    _add_wall_time(run_dir, time.perf_counter() - started, None)
-                    bar.close()
-                    raise GridInterrupted(
-                        f"{arm.name}/seed{seed} was interrupted at step {result.steps_done} and saved a "
-                        "checkpoint; run the same command again to resume the grid"
-                    )
-                _add_wall_time(run_dir, time.perf_counter() - started, result.stopped)
-                status = "failed" if result.stopped == "bad_steps" else "finished"
-            if status == "finished":
-                started = time.perf_counter()
-                cached = read_json(run_dir / GRID_EVAL) or {}
-                final_evaluations(run_dir, spec.final_eval, progress=False)
-                if cached != read_json(run_dir / GRID_EVAL):
-                    _add_wall_time(run_dir, time.perf_counter() - started, None)
-            records.append(collect_run(arm.name, seed, run_dir, spec.final_eval))
+    # The second pass takes up the runs another process held during the first: finished since, they are
+    # collected here too, so the process that ends last returns the whole grid.
+    for first_pass in (True, False):
+        todo = list(configs) if first_pass else list(held)
+        for name, seed in todo:
+            arm = next(a for a in spec.arms if a.name == name)
+            label = f"{name}/seed{seed}"
+            bar.set_postfix_str(label)
+            try:
+                records[(name, seed)] = _run_one(spec, arm, seed, configs[(name, seed)], progress=progress)
+            except RunFolderTaken as err:
+                held[(name, seed)] = f"{label} ({err.holder or 'being started by another process'})"
+                if first_pass:
+                    tqdm.write(f"{label}: held by another process, left to it")
+                continue
+            except GridInterrupted:
+                bar.close()
+                raise
+            held.pop((name, seed), None)
             bar.update(1)
     bar.close()
-    return records
+    if held:
+        raise GridBusy(
+            f"{len(held)} of {len(configs)} runs are held by other processes: {', '.join(held.values())}; "
+            "this process did the others. The process that finishes last writes the report (or run the "
+            "same command again once they are done)"
+        )
+    return [records[key] for key in configs]
+
+
+def claim_run(run_dir: Path) -> RunLock:
+    """Take the grid's claim on a run: an exclusive lock on `<arm>/.<seed folder>.claim`, next to the run's
+    folder, held while this process trains and evaluates it, so that a second process running the same grid
+    never starts the same run (the run's own lock is taken only once its folder exists, after the model
+    loads). Raises RunFolderTaken when another process holds the claim."""
+    run_dir.parent.mkdir(parents=True, exist_ok=True)
+    return RunLock(run_dir.parent, name=f".{run_dir.name}.claim").acquire()
+
+
+def _run_one(spec: GridSpec, arm: Any, seed: int, config: Any, *, progress: bool) -> RunRecord:
+    """Train (or resume) one run of the grid unless it is finished, evaluate it, and collect its record.
+    Raises RunFolderTaken when another process holds the run (its claim, or its folder's lock)."""
+    run_dir = run_dir_of(spec, arm, seed)
+    claim = claim_run(run_dir)
+    try:
+        holder = run_holder(run_dir)  # e.g. an `eapo train --resume` of it outside any grid
+        if holder is not None:
+            raise RunFolderTaken(f"{run_dir} is held by {holder}", holder=holder)
+        _train_and_evaluate(spec, arm, seed, config, run_dir, progress=progress)
+    finally:
+        claim.release()
+    return collect_run(arm.name, seed, run_dir, spec.final_eval)
+
+
+def _train_and_evaluate(
+    spec: GridSpec, arm: Any, seed: int, config: Any, run_dir: Path, *, progress: bool
+) -> None:
+    from eapo.train.trainer import train
+
+    status = run_status(run_dir, config.train.steps)
+    started = time.perf_counter()
+    if status in ("finished", "failed"):
+        tqdm.write(f"{arm.name}/seed{seed}: {status} earlier, not rerun")
+    else:
+        if status == "fresh" and run_dir.exists():
+            shutil.rmtree(run_dir)  # leftovers of a run killed before its first checkpoint (nobody holds it)
+        if status == "resumable":
+            tqdm.write(f"{arm.name}/seed{seed}: resuming from its checkpoint")
+            result = train(resume=run_dir, progress=progress)
+        else:
+            result = train(config, progress=progress)
+        if result.stopped == "interrupted":
+            _add_wall_time(run_dir, time.perf_counter() - started, None)
+            raise GridInterrupted(
+                f"{arm.name}/seed{seed} was interrupted at step {result.steps_done} and saved a "
+                "checkpoint; run the same command again to resume the grid"
+            )
+        _add_wall_time(run_dir, time.perf_counter() - started, result.stopped)
+        status = "failed" if result.stopped == "bad_steps" else "finished"
+    if status == "finished":
+        started = time.perf_counter()
+        cached = read_json(run_dir / GRID_EVAL) or {}
+        final_evaluations(run_dir, spec.final_eval, progress=False)
+        if cached != read_json(run_dir / GRID_EVAL):
+            _add_wall_time(run_dir, time.perf_counter() - started, None)
 
 
 def _check_same_config(run_dir: Path, wanted: dict[str, Any]) -> None:

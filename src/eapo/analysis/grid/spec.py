@@ -35,6 +35,10 @@ class GridInterrupted(EapoError):
     """A run was stopped by Ctrl-C / SIGTERM; it saved a checkpoint and the grid can be resumed."""
 
 
+class GridBusy(GridInterrupted):
+    """This process did every run it could; others are held by other processes running the same grid."""
+
+
 @dataclass(frozen=True)
 class Arm:
     """One condition of a grid: a folder-safe name and the config overrides (nested dict) that define it."""
