@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import platform
 import re
@@ -218,6 +219,17 @@ def paired_ratio(numerator: list[float], denominator: list[float]) -> dict[str, 
 
 
 # ---------------------------------------------------------------------------------------------- subprocess
+def wilson_interval(successes: int, n: int, z: float = 1.96) -> tuple[float, float]:
+    """The Wilson score interval (95% by default) of a proportion: sensible near 0 and 1, where shares
+    such as "99% of tokens agree" live and the normal interval would cross the boundary."""
+    if n <= 0:
+        return (0.0, 1.0)
+    p = successes / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return (max(0.0, centre - half), min(1.0, centre + half))
+
+
 def run_worker(script: Path, payload: dict[str, Any], timeout_s: float = 4 * 3600) -> dict[str, Any]:
     """Run `script --worker '<json payload>'` in a fresh Python and parse the JSON it prints last."""
     proc = subprocess.run(

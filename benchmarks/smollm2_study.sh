@@ -17,8 +17,10 @@
 # over steps 0-100, and any other within 0.02 of it, goes on (`pilot_<lr>`: 250 steps, a second seed); the
 # others stop at 100 and are reported as screened out.
 #
-# Two parts may run side by side (two runs, one torch thread each, OMP_WAIT_POLICY=PASSIVE); never more on
-# 2 cores. LR and STEPS are fixed by the pilot (issue #19 item 2) before the headline starts; the defaults
+# Two processes may run side by side (one torch thread each, OMP_WAIT_POLICY=PASSIVE); never more on 2 cores.
+# They may be two parts, or the same grid part started twice: the two split its runs (each run is claimed by
+# one process), and the one that finishes last collects the report; the other exits 75 naming the runs still
+# held, which stops its copy of this script before the collect. LR and STEPS are fixed by the pilot (issue #19 item 2) before the headline starts; the defaults
 # below are the config's and stand only until then. OUT (default runs/smollm2_study) holds the runs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
