@@ -146,8 +146,9 @@ def render(results: dict[str, Any]) -> str:
     lines += [
         "On every kind, by default: each group's prompt is computed once when training, scoring and "
         "sampling (`train.shared_prompt_forward`, `sampling.shared_prompt_prefill`; fp32 results equal the "
-        "plain path's up to rounding), and tokens are drawn among the top-p candidates "
-        "(`sampling.candidate_draw`: the very tokens transformers' sampling draws under the same seed). "
+        "plain path's up to rounding), and AdamW runs its fused kernel (`train.fused_optimizer`). The "
+        "candidate draw (`sampling.candidate_draw`) is opt-in: the same distribution from another random "
+        "stream. "
         "Results recorded before 2026-11-30 15:00 UTC (AVX2-only figures, the full runs, the lever "
         "table) were measured without them.",
         "",
@@ -426,8 +427,9 @@ def _decode_top_p(record: dict[str, Any]) -> list[str]:
     if with_draw:
         lines[-2] += (
             " `eapo draw`: the same filter with the token drawn among the candidates "
-            "(`sampling.candidate_draw`, on by default): `generate` then skips its full-vocabulary softmax "
-            "and the division of its multinomial (it draws the same exponentials, so the same tokens)."
+            "(`sampling.candidate_draw`, opt-in): `generate` then skips its full-vocabulary softmax and "
+            "multinomial; the same distribution, another random stream (not transformers' tokens under "
+            "the same seed)."
         )
 
     rows = [

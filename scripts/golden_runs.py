@@ -13,7 +13,7 @@ every preset's shaping runs), and rollout dumps and the entropy change on every 
 left out. Parameters are compared bit for bit, which only holds on the same machine and torch build: the file
 records both, and `check` refuses a file from another machine. The speed levers that only reorder sums
 (the shared prompt forward and prefill, the fused optimizer) move the last bits, so a bit-for-bit check sets
-them off; the candidate draw draws generate's own tokens and stays on.
+them off; the candidate draw (off by default) would change the samples.
 """
 
 from __future__ import annotations

@@ -20,9 +20,10 @@ class SamplingConfig:
     # and step). 0: transformers' own temperature and top-p warpers.
     top_p_candidates: int = 64
     # With top_p_candidates > 0: draw each token among the nucleus's candidates (eapo.rollout.nucleus
-    # nucleus_draw), skipping generate's second softmax and its division over all V tokens. It draws the same
-    # exponentials as generate's multinomial, so the same tokens under the same seed; false: generate samples.
-    candidate_draw: bool = True
+    # nucleus_draw), skipping generate's softmax and multinomial over all V tokens (a faster decode). The same
+    # distribution from another random stream, so not the tokens generate draws under the same seed: off by
+    # default, so that a seed gives transformers' own samples.
+    candidate_draw: bool = False
     # Prefill each distinct prompt of a chunk once and start every row of its group from a copy of its
     # keys and values (eapo.rollout.shared_prompt): the same logits up to float rounding (the same samples
     # in fp32), 1/G of the prompt's FLOPs.
