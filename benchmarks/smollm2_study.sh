@@ -9,7 +9,9 @@
 #   bash benchmarks/smollm2_study.sh screen_1e-6       # the pilot's seed 0 only to step 100 (below)
 #   bash benchmarks/smollm2_study.sh pilot_mde         # the pilot's seed spread -> minimum detectable effect
 #   LR=... STEPS=... bash benchmarks/smollm2_study.sh headline|exploratory|isolate|eapo_without
-#   bash benchmarks/smollm2_study.sh analyses          # credit, gradients, quadrants on the headline's seed 0
+#   bash benchmarks/smollm2_study.sh analyses_start    # credit probe and gradient cosine on the base model
+#   bash benchmarks/smollm2_study.sh analyses_end      # credit, gradients, quadrants on the headline's seed 0
+#   bash benchmarks/smollm2_study.sh analyses          # both
 #
 # The pilot screens before it spends (a budget rule fixed on 2026-11-30, before any run reached step 100):
 # every learning rate runs seed 0 to step 100 (`screen_<lr>`: the pilot's own run, stopped with a checkpoint
@@ -30,6 +32,7 @@ export OMP_NUM_THREADS=1 OMP_WAIT_POLICY=PASSIVE
 LR="${LR:-3e-6}"
 STEPS="${STEPS:-250}"
 COMMON=(--config "$CONFIG" --run.tensorboard false --no-progress)
+CREDIT=(--positions 300 --k 8 --m 16 --problems 64 --no-progress)
 
 collect() {  # collect <report json> <name in benchmarks/results>
     python benchmarks/collect.py "$1" "$2"
@@ -94,17 +97,19 @@ sys.exit(0 if any(r.get("step",0)>=int(sys.argv[2]) and "eval/avg@8" in r for r 
             --out "$OUT/eapo_without" --runs-dir "$OUT/runs"
         collect "$OUT/eapo_without/ablation.json" ablation_eapo_without_smollm2.json
         ;;
-    analyses)
-        # Item 5 of issue #19 on the headline's seed-0 GRPO and EAPO runs: the credit probe (300 positions,
-        # stratified by entropy decile) at the start (the format-warmed base model both runs start from)
-        # and at the end of each run, the gradient analysis on their rollout dumps, the quadrant histograms
-        # (Fig. 4), and the gradient cosine at the start and on each run's last checkpoint.
-        CREDIT=(--positions 300 --k 8 --m 16 --problems 64 --no-progress)
+    analyses_start)
+        # Item 5 of issue #19 at the start: the credit probe (300 positions, stratified by entropy decile) and
+        # the gradient cosine on the format-warmed base model every run starts from. Needs no training run.
         eapo credit --model smollm2 --config "$CONFIG" "${CREDIT[@]}" --out "$OUT/analyses/credit_start"
         collect "$OUT/analyses/credit_start/summary.json" credit_smollm2_start.json
         eapo gradients --cosine --model smollm2 --config "$CONFIG" --prompts 8 --no-progress \
             --output "$OUT/analyses/gradients_cosine_start.json"
         collect "$OUT/analyses/gradients_cosine_start.json" gradients_cosine_smollm2_start.json
+        ;;
+    analyses_end)
+        # Item 5 at the end of the headline's seed-0 GRPO and EAPO runs: the credit probe, the gradient
+        # analysis on their rollout dumps, the quadrant histograms (Fig. 4), the gradient cosine on each
+        # run's last checkpoint.
         for arm in grpo eapo; do
             run="$OUT/runs/$arm/seed0"
             eapo credit --run "$run" "${CREDIT[@]}" --out "$OUT/analyses/credit_end_$arm"
@@ -117,8 +122,11 @@ sys.exit(0 if any(r.get("step",0)>=int(sys.argv[2]) and "eval/avg@8" in r for r 
             collect "$OUT/analyses/gradients_cosine_end_$arm.json" "gradients_cosine_smollm2_end_$arm.json"
         done
         ;;
+    analyses)
+        bash "$0" analyses_start analyses_end
+        ;;
     *)
-        echo "unknown part: $part (gate, screen_<lr>, pilot_<lr>, pilot_mde, headline, exploratory, isolate, eapo_without, analyses)" >&2
+        echo "unknown part: $part (gate, screen_<lr>, pilot_<lr>, pilot_mde, headline, exploratory, isolate, eapo_without, analyses_start, analyses_end, analyses)" >&2
         exit 2
         ;;
     esac
