@@ -74,6 +74,20 @@ def test_warmup_raises_the_format_rate_is_cached_and_recorded(
     rates = [row["verifier/format_rate"] for row in rows if "verifier/format_rate" in row]
     assert rates and all(0.0 <= rate <= 1.0 for rate in rates)
 
+    # The run's checkpoint is evaluated and probed as trained: loading it never warms it up again (the
+    # patched warm-up above raises if called), by --run, by --model on the checkpoint, and step by step.
+    from eapo.analysis.gradients import _policy_for
+    from eapo.train.checkpoint import latest_checkpoint
+    from eapo.train.evaluate import resolve_eval_target
+    from eapo.train.run_policy import load_run_policy
+
+    checkpoint = latest_checkpoint(result.run_dir)
+    for target in ((result.run_dir, None), (None, str(checkpoint))):
+        eval_config, _ = resolve_eval_target(*target, None, None)
+        assert not eval_config.model.format_warmup.enabled
+        load_run_policy(eval_config, progress=False)
+    assert _policy_for(result.run_dir, 1, {}) is not None
+
 
 def test_the_cache_key_follows_model_task_and_settings() -> None:
     config = load_config("smoke", OVERRIDES)

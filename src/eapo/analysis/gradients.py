@@ -152,6 +152,7 @@ def _policy_for(run_dir: Path, step: int, cache: dict[int, Any]) -> Any:
     if step in cache:
         return cache[step]
     from eapo.train.config import load_config
+    from eapo.train.evaluate import use_checkpoint_weights
     from eapo.train.run_policy import load_run_policy
 
     config = load_config(run_dir / "config.yaml")
@@ -160,8 +161,7 @@ def _policy_for(run_dir: Path, step: int, cache: dict[int, Any]) -> Any:
         if not folder.is_dir():
             cache[step] = None
             return None
-        config.model.name = str(folder)
-        config.model.lora.enabled = False  # a checkpoint already holds its adapters
+        use_checkpoint_weights(config, folder)
     loaded = load_run_policy(config, progress=False)
     cache[step] = (loaded.model, loaded.tokenizer, config)
     return cache[step]

@@ -24,12 +24,22 @@ def _run_of_checkpoint(path: Path) -> Path | None:
     return None
 
 
+def use_checkpoint_weights(config: Config, model_folder: str | Path) -> None:
+    """Point `config` at a run's saved weights: the checkpoint's model folder, no LoRA (the checkpoint holds
+    its adapters or merged weights) and no format warm-up (the run's weights went through it before step 1;
+    warming them up again would fine-tune the trained policy before it is evaluated or probed)."""
+    config.model.name = str(model_folder)
+    config.model.lora.enabled = False
+    config.model.format_warmup.enabled = False
+
+
 def resolve_eval_target(
     run: Path | None, model: str | None, config: Path | None, overrides: list[str] | None
 ) -> tuple[Config, str]:
     """The config (task, sampling, eval settings) and the model to evaluate, from whichever was given."""
     model_name: str | None = None
     config_path = config
+    checkpoint_of_a_run = run is not None
     if run is not None:
         checkpoint = latest_checkpoint(run, verify=True)
         if checkpoint is None:
@@ -42,6 +52,7 @@ def resolve_eval_target(
             path = path / "model"
         model_name = str(path) if path.exists() else model
         owner = _run_of_checkpoint(path) if path.exists() else None
+        checkpoint_of_a_run = owner is not None
         if config_path is None and owner is not None:
             config_path = owner / "config.yaml"
     if model_name is None:
@@ -49,8 +60,11 @@ def resolve_eval_target(
             "eapo eval needs --run RUN_DIR or --model (checkpoint folder, tiny, smollm2, Hub id, path)"
         )
     cfg = load_config(config_path, overrides)
-    cfg.model.name = model_name
-    cfg.model.lora.enabled = False  # a saved checkpoint already holds its adapters or merged weights
+    if checkpoint_of_a_run:
+        use_checkpoint_weights(cfg, model_name)
+    else:  # a base model (name, Hub id or path): the config's format warm-up applies, as at a run's start
+        cfg.model.name = model_name
+        cfg.model.lora.enabled = False
     return cfg, model_name
 
 
