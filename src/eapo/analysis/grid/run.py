@@ -223,6 +223,7 @@ def run_grid(spec: GridSpec, *, progress: bool = True) -> list[RunRecord]:
     configs = {(arm.name, seed): run_config(spec, arm, seed) for seed in spec.seeds for arm in spec.arms}
     for (name, seed), config in configs.items():
         _check_same_config(out / name / f"seed{seed}", to_dict(config))
+    arms = {arm.name: arm for arm in spec.arms}
     records: dict[tuple[str, int], RunRecord] = {}
     held: dict[tuple[str, int], str] = {}
     bar = tqdm(total=len(configs), desc="grid", unit="run", disable=not progress, position=0)
@@ -231,7 +232,7 @@ def run_grid(spec: GridSpec, *, progress: bool = True) -> list[RunRecord]:
     for first_pass in (True, False):
         todo = list(configs) if first_pass else list(held)
         for name, seed in todo:
-            arm = next(a for a in spec.arms if a.name == name)
+            arm = arms[name]
             label = f"{name}/seed{seed}"
             bar.set_postfix_str(label)
             try:
