@@ -123,10 +123,44 @@ def test_credit_command_on_a_run_and_on_a_model(runs: dict[str, Path]) -> None:
     assert set(rule) >= {"detectable", "top_quarter"}
     assert (out / "credit_vs_entropy.png").stat().st_size > 5000
 
+    assert not (out / "continuations.journal.jsonl").exists()  # removed once the results are written
+
     checkpoint = sorted((runs["eapo"] / "checkpoints").iterdir())[-1]
     model_out = runs["eapo"].parent / "credit-of-checkpoint"
     assert _cli(["credit", "--model", str(checkpoint), "--out", str(model_out), *argv]) == 0
     assert len((model_out / "positions.jsonl").read_text().splitlines()) == 10
+
+
+def test_a_stopped_credit_probe_resumes_from_its_journal_with_the_same_results(
+    runs: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from eapo.rollout import continuation
+
+    argv = ["--positions", "6", "--k", "2", "--m", "3", "--problems", "3", "--bootstrap", "20"]
+    argv += ["--no-progress", "--model", str(sorted((runs["grpo"] / "checkpoints").iterdir())[-1])]
+    argv += ["--sampling.batch_rows", "8"]  # 36 continuations in 5 chunks
+    assert _cli(["credit", *argv, "--out", str(tmp_path / "whole")]) == 0
+
+    real_append = continuation._append
+    written = 0
+
+    def stop_after_two_chunks(path: Path, row: dict[str, Any]) -> None:
+        nonlocal written
+        if written == 2:
+            raise KeyboardInterrupt
+        real_append(path, row)
+        written += 1
+
+    monkeypatch.setattr(continuation, "_append", stop_after_two_chunks)
+    with pytest.raises(KeyboardInterrupt):
+        _cli(["credit", *argv, "--out", str(tmp_path / "stopped")])
+    journal = tmp_path / "stopped" / "continuations.journal.jsonl"
+    assert len(journal.read_text().splitlines()) == 1 + 2
+    monkeypatch.setattr(continuation, "_append", real_append)
+    assert _cli(["credit", *argv, "--out", str(tmp_path / "stopped")]) == 0
+    assert not journal.exists()
+    whole = (tmp_path / "whole" / "positions.jsonl").read_text()
+    assert (tmp_path / "stopped" / "positions.jsonl").read_text() == whole
 
 
 def test_credit_needs_exactly_one_source(runs: dict[str, Path]) -> None:

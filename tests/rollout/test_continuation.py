@@ -3,11 +3,16 @@ each row's own budget and after its first eos."""
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
 import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerFast
 
-from eapo.rollout import SamplingConfig
-from eapo.rollout.continuation import continue_sequences
+from eapo.rollout import SamplingConfig, continuation
+from eapo.rollout.continuation import continue_sequences, journal_fingerprint
 from eapo.rollout.generate import model_eos_token_ids
 
 
@@ -81,3 +86,56 @@ def test_each_row_stops_after_its_first_eos_while_the_chunk_goes_on(
     for before, after in zip(free, cut, strict=True):
         end = next((k for k, t in enumerate(before) if t == stop), len(before) - 1)
         assert after == before[: end + 1]
+
+
+def test_a_journal_resumes_where_a_stopped_call_left_off_with_the_same_samples(
+    llama: PreTrainedModel,
+    tokenizer: PreTrainedTokenizerFast,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    prefixes = _prefixes(tokenizer) * 3
+    budgets = [5, 2, 9] * 3
+    sampling = SamplingConfig(temperature=1.0, top_p=1.0, batch_rows=4)  # three chunks
+    uninterrupted = continue_sequences(llama, tokenizer, prefixes, budgets, sampling, seed=3)
+    journal = tmp_path / "journal.jsonl"
+
+    appended = 0
+    real_append = continuation._append
+
+    def stop_after_one_chunk(path: Path, row: dict[str, Any]) -> None:
+        nonlocal appended
+        if appended == 1:
+            raise KeyboardInterrupt  # the probe is stopped while its second chunk is being written
+        real_append(path, row)
+        appended += 1
+
+    monkeypatch.setattr(continuation, "_append", stop_after_one_chunk)
+    with pytest.raises(KeyboardInterrupt):
+        continue_sequences(llama, tokenizer, prefixes, budgets, sampling, seed=3, journal=journal)
+    monkeypatch.setattr(continuation, "_append", real_append)
+    with journal.open("a") as f:
+        f.write('{"chunk": 1, "outp')  # and a torn line left by a kill: that chunk is sampled again
+
+    calls = 0
+    real_generate = llama.generate
+
+    def counted(*args: Any, **kwargs: Any) -> Any:
+        nonlocal calls
+        calls += 1
+        return real_generate(*args, **kwargs)
+
+    monkeypatch.setattr(llama, "generate", counted)
+    resumed = continue_sequences(llama, tokenizer, prefixes, budgets, sampling, seed=3, journal=journal)
+    assert resumed == uninterrupted
+    assert calls == 2  # only the two chunks the journal did not hold
+    assert len(journal.read_text().splitlines()) == 1 + 3  # the header and 3 chunks; the torn line dropped
+
+    # A journal written for other inputs (another seed here) is not mixed in: everything is sampled again.
+    calls = 0
+    other = continue_sequences(llama, tokenizer, prefixes, budgets, sampling, seed=4, journal=journal)
+    assert calls == 3
+    assert other == continue_sequences(llama, tokenizer, prefixes, budgets, sampling, seed=4)
+    fingerprint = json.loads(journal.read_text().splitlines()[0])["fingerprint"]
+    assert fingerprint == journal_fingerprint(prefixes, budgets, sampling, 4)
+    assert fingerprint != journal_fingerprint(prefixes, budgets, sampling, 4, {"cpu": "another"})

@@ -87,6 +87,10 @@ class PositionCredit:
         return cls(**{k: v for k, v in row.items() if k not in names}, estimate=estimate)
 
 
+# The continuations sampled so far by a running `eapo credit` (analyze_credit).
+JOURNAL_FILE = "continuations.journal.jsonl"
+
+
 def choose_positions(
     entropy: torch.Tensor,
     response_mask: torch.Tensor,
@@ -146,11 +150,14 @@ def probe_credit(
     autocast: Any = None,
     chunk_size: int | None = None,
     progress: bool = True,
+    journal: Path | None = None,
+    journal_context: dict[str, Any] | None = None,
 ) -> list[PositionCredit]:
     """Sample G responses per problem, pick positions, branch K tokens x M completions, estimate the CMI.
 
     Rewards are the task verifier's 0/1 correctness (no overlong shaping): r ∈ {0, 1}, R = 2.
     `autocast` is a zero-argument context factory (the trainer's), or None for none.
+    `journal`: keeps the continuations, the probe's cost, across a stop (`continue_sequences`).
     """
     import contextlib
 
@@ -240,7 +247,15 @@ def probe_credit(
                 owners.append((p_index, a_index))
     with autocast():
         continuations = continue_sequences(
-            model, tokenizer, prefixes, budgets, sampling, seed=seed, progress=progress
+            model,
+            tokenizer,
+            prefixes,
+            budgets,
+            sampling,
+            seed=seed,
+            progress=progress,
+            journal=journal,
+            journal_context=journal_context,
         )
     texts = []
     for (p_index, _), prefix, new in zip(owners, prefixes, continuations, strict=True):
@@ -495,11 +510,17 @@ def analyze_credit(
 
     Output folder: `<run>/analysis/credit/` for --run, else `out_dir` (default `credit-<model name>`).
     Files: positions.jsonl (one probed position per line), summary.json, summary.md, two PNG figures.
+    While it runs, `continuations.journal.jsonl` keeps every finished chunk of continuations: the same
+    command rerun after a stop picks up there, on the same model, settings and machine (it is removed
+    once the results are written).
     Returns the summary dict (with `out_dir`).
     """
     import time
 
+    import torch
+
     from eapo.train.evaluate import resolve_eval_target
+    from eapo.train.provenance import cpu_model
     from eapo.train.run_policy import load_run_policy
     from eapo.train.seeding import seed_everything
 
@@ -536,6 +557,13 @@ def analyze_credit(
         autocast=loaded.autocast,
         chunk_size=cfg.train.logprob_chunk_size,
         progress=progress,
+        journal=out_dir / JOURNAL_FILE,
+        journal_context={
+            "model": model_name,
+            "config": dataclasses.asdict(cfg),
+            "cpu": cpu_model(),
+            "threads": torch.get_num_threads(),
+        },
     )
     seconds = time.perf_counter() - start
     summary = credit_summary(results, n_bootstrap=n_bootstrap, seed=seed)
@@ -562,5 +590,6 @@ def analyze_credit(
     payload = {"settings": settings, **summary}
     write_json(out_dir / "summary.json", payload)  # strict JSON: an undefined Spearman is null
     (out_dir / "summary.md").write_text(_markdown(summary, settings, figures))
+    (out_dir / JOURNAL_FILE).unlink(missing_ok=True)
     payload["out_dir"] = str(out_dir)
     return payload

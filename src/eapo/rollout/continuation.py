@@ -4,12 +4,22 @@
 at the run's sampling settings, scored by the verifier (PAPER.md §3, Proposition 1). The sampling itself
 is the rollout's (same generation config, seeding and eos handling as `generate_rollouts`), only started
 from token ids instead of prompt text.
+
+A probe samples tens of thousands of continuations (hours on a CPU), so they can be journaled: with
+`journal=<path>`, each finished chunk is appended to that file, and a later call with the same inputs reads
+the chunks already done instead of sampling them again. Chunks are seeded by their number, so a resumed call
+returns exactly what an uninterrupted one would have.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+import hashlib
+import json
+import logging
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -24,7 +34,63 @@ from eapo.rollout.generate import (
     seeded_sampling,
 )
 
-__all__ = ["continue_sequences"]
+__all__ = ["continue_sequences", "journal_fingerprint"]
+
+logger = logging.getLogger(__name__)
+
+
+def journal_fingerprint(
+    prefixes: Sequence[Sequence[int]],
+    budgets: Sequence[int],
+    sampling: SamplingConfig,
+    seed: int,
+    context: Mapping[str, Any] | None = None,
+) -> str:
+    """What a journal's chunks depend on: the rows, their budgets, the sampling settings, the seed, and the
+    caller's `context` (the model and the machine: chunks sampled elsewhere must not be mixed in)."""
+    payload = {
+        "prefixes": [list(map(int, p)) for p in prefixes],
+        "budgets": [int(b) for b in budgets],
+        "sampling": dataclasses.asdict(sampling),
+        "seed": int(seed),
+        "torch": torch.__version__,
+        "context": dict(context or {}),
+    }
+    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def _read_journal(path: Path, fingerprint: str) -> dict[int, list[list[int]]]:
+    """The chunks already in `path` when it was written for `fingerprint`; {} (and a fresh start) otherwise.
+    A last line cut short by a kill is ignored: that chunk is sampled again."""
+    if not path.is_file():
+        return {}
+    lines = path.read_text(encoding="utf-8").splitlines()
+    try:
+        header = json.loads(lines[0]) if lines else {}
+    except json.JSONDecodeError:
+        header = {}
+    if header.get("fingerprint") != fingerprint:
+        logger.warning("%s was written for other continuations: starting them afresh", path)
+        return {}
+    done: dict[int, list[list[int]]] = {}
+    kept = lines[:1]
+    for line in lines[1:]:
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError:
+            break
+        done[int(row["chunk"])] = row["outputs"]
+        kept.append(line)
+    if len(kept) < len(lines):  # drop the torn line, so that the next chunk is not appended to it
+        path.write_text("".join(line + "\n" for line in kept), encoding="utf-8")
+    return done
+
+
+def _append(path: Path, row: Mapping[str, Any]) -> None:
+    with path.open("a", encoding="utf-8") as f:
+        f.write(json.dumps(row) + "\n")
+        f.flush()
+        os.fsync(f.fileno())
 
 
 @torch.no_grad()
@@ -37,6 +103,8 @@ def continue_sequences(
     *,
     seed: int = 0,
     progress: bool = False,
+    journal: Path | None = None,
+    journal_context: Mapping[str, Any] | None = None,
 ) -> list[list[int]]:
     """Sample one continuation of each token-id prefix, each within its own new-token budget.
 
@@ -48,6 +116,9 @@ def continue_sequences(
     Args:
         prefixes: token ids (prompt + response so far) per row. budgets: max new tokens per row (>= 0).
         sampling: a `SamplingConfig` (temperature, top-p; its max_new_tokens is ignored).
+        journal: a file that keeps finished chunks across calls (module docstring); `journal_context` goes
+            into its fingerprint (`journal_fingerprint`), so that a journal of another model or machine
+            is started afresh rather than mixed in.
     Returns: the new token ids of each row (eos included when one was sampled).
     """
     if len(prefixes) != len(budgets):
@@ -58,12 +129,26 @@ def continue_sequences(
     outputs: list[list[int]] = [[] for _ in prefixes]
     order = sorted((i for i in range(len(prefixes)) if budgets[i] > 0), key=lambda i: budgets[i])
     chunks = [order[i : i + sampling.batch_rows] for i in range(0, len(order), sampling.batch_rows)]
+    done: dict[int, list[list[int]]] = {}
+    if journal is not None:
+        journal = Path(journal)
+        fingerprint = journal_fingerprint(prefixes, budgets, sampling, seed, journal_context)
+        done = _read_journal(journal, fingerprint)
+        if done:
+            logger.info("%s: %d of %d chunks already sampled", journal, len(done), len(chunks))
+        else:
+            journal.parent.mkdir(parents=True, exist_ok=True)
+            journal.write_text(json.dumps({"fingerprint": fingerprint, "chunks": len(chunks)}) + "\n")
     was_training = model.training
     model.eval()
     try:
         for chunk_number, chunk in enumerate(
             tqdm(chunks, desc="continuations", unit="chunk", disable=not progress, leave=False)
         ):
+            if chunk_number in done:
+                for i, new in zip(chunk, done[chunk_number], strict=True):
+                    outputs[i] = list(new)
+                continue
             width = max(len(prefixes[i]) for i in chunk)
             ids = torch.full((len(chunk), width), pad, dtype=torch.long)
             mask = torch.zeros((len(chunk), width), dtype=torch.long)
@@ -85,6 +170,8 @@ def continue_sequences(
                 new = generated[j, : budgets[i]].tolist()
                 end = next((k for k, t in enumerate(new) if t in eos_ids), None)
                 outputs[i] = new if end is None else new[: end + 1]
+            if journal is not None:
+                _append(journal, {"chunk": chunk_number, "outputs": [outputs[i] for i in chunk]})
     finally:
         model.train(was_training)
     return outputs

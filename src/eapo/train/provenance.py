@@ -57,7 +57,8 @@ def code_version() -> dict[str, Any]:
     }
 
 
-def _cpu_model() -> str:
+def cpu_model() -> str:
+    """The CPU's model name (from /proc/cpuinfo where there is one)."""
     cpuinfo = Path("/proc/cpuinfo")
     if cpuinfo.is_file():
         match = re.search(r"^model name\s*:\s*(.+)$", cpuinfo.read_text(), flags=re.M)
@@ -75,7 +76,7 @@ def record_segment(run_dir: Path, step: int, *, resumed: bool) -> dict[str, Any]
         "resumed": bool(resumed),
         "started_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         **code_version(),
-        "cpu": _cpu_model(),
+        "cpu": cpu_model(),
         "torch_threads": torch.get_num_threads(),
     }
     with (Path(run_dir) / SEGMENTS_FILE).open("a", encoding="utf-8") as f:
