@@ -40,8 +40,28 @@ def test_readme_performance_block_matches_results() -> None:
     assert "python benchmarks/run_all.py" in block
     for name in SCRIPTS:  # every benchmark has a committed result, and its figures are in the table
         assert name in results, f"benchmarks/results/ has no {name}.json or {name}_quick.json"
-    for target in (t for r in results.values() for t in r.get("targets", [])):
+    for target in (t for r in results.values() for t in perf.current_targets(r)):
         assert target["name"] in block
+
+
+def test_a_throughput_record_is_judged_by_the_goal_of_its_cpu_kind() -> None:
+    """vs_trl records written under the old 1.0x goal are judged again from their runs (issue #18)."""
+    perf = _performance_section()
+    runs = [
+        {
+            "framework": f,
+            "tokens_per_s": v,
+            "peak_rss_bytes": 1,
+            "peak_rss_rise_bytes": 1,
+            "parts_total_s": {},
+        }
+        for f, v in (("eapo", 2.0), ("trl", 1.0))
+    ]
+    for fast_bf16, goal, met in ((False, "1.8x", True), (True, "2.5x", False)):
+        old = {"benchmark": "vs_trl", "runs": runs, "machine": {"cpu_fast_bf16": fast_bf16}}
+        old["targets"] = [{"name": "against TRL: throughput on CPU", "goal": "1.0x", "met": True}]
+        (target,) = perf.current_targets(old)
+        assert goal in target["goal"] and target["value"] == 2.0 and target["met"] is met
 
 
 def test_replace_block_changes_only_the_block() -> None:
