@@ -456,22 +456,18 @@ class Trainer:
 
     # ------------------------------------------------------------------ evaluation
     def evaluate(self, num_problems: int | None = None) -> dict[str, float]:
-        e = self.config.eval
+        e, seed = self.config.eval, self.config.run.seed
         sampling = sampling_settings(self.config, "eval")
         problems = self.task.eval[: num_problems or e.num_problems]
         self.model.eval()
+        start = time.perf_counter()
         with self.autocast():
             result = evaluate(
-                self.model,
-                self.tokenizer,
-                self.task,
-                problems,
-                k=e.k,
-                sampling=sampling,
-                seed=self.config.run.seed,
+                self.model, self.tokenizer, self.task, problems, k=e.k, sampling=sampling, seed=seed
             )
         append_eval_counts(self.run_dir, self.step, e.k, result["correct_per_problem"])
-        return {f"eval/{k}": float(v) for k, v in result.items() if isinstance(v, int | float)}
+        metrics = {f"eval/{k}": float(v) for k, v in result.items() if isinstance(v, int | float)}
+        return {**metrics, "time/eval": time.perf_counter() - start}
 
     # ------------------------------------------------------------------ the loop
     def run(self) -> TrainResult:
