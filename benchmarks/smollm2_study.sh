@@ -10,7 +10,7 @@
 #   bash benchmarks/smollm2_study.sh pilot_mde         # the pilot's seed spread -> minimum detectable effect
 #   LR=... STEPS=... bash benchmarks/smollm2_study.sh headline|exploratory|isolate|eapo_without
 #   bash benchmarks/smollm2_study.sh analyses_start    # credit probe and gradient cosine on the base model
-#   bash benchmarks/smollm2_study.sh analyses_end      # credit, gradients, quadrants on the headline's seed 0
+#   bash benchmarks/smollm2_study.sh analyses_end      # credit, gradients, quadrants on the headline's seed 100
 #   bash benchmarks/smollm2_study.sh analyses          # both
 #
 # The pilot screens before it spends (a budget rule fixed on 2026-11-30, before any run reached step 100):
@@ -24,6 +24,11 @@
 # one process), and the one that finishes last collects the report; the other exits 75 naming the runs still
 # held, which stops its copy of this script before the collect. LR and STEPS are fixed by the pilot (issue #19 item 2) before the headline starts; the defaults
 # below are the config's and stand only until then. OUT (default runs/smollm2_study) holds the runs.
+#
+# Seeds (fixed on 2026-11-30, before the headline started): the headline and every later grid use seeds
+# 100-107 (the 3-seed grids 100-102, so that they share the headline's GRPO and EAPO runs), disjoint from the
+# pilot's seeds 0 and 1. The pilot chose the learning rate and the horizon from GRPO's curves under seeds 0
+# and 1; rerunning those seeds in the comparison would hand GRPO the curves it was tuned on.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT="${OUT:-runs/smollm2_study}"
@@ -32,6 +37,9 @@ export OMP_NUM_THREADS=1 OMP_WAIT_POLICY=PASSIVE
 LR="${LR:-3e-6}"
 STEPS="${STEPS:-250}"
 COMMON=(--config "$CONFIG" --run.tensorboard false --no-progress)
+HEADLINE_SEEDS=100,101,102,103,104,105,106,107
+GRID_SEEDS=100,101,102
+FIRST_SEED=100  # the runs the analyses at the end read
 CREDIT=(--positions 300 --k 8 --m 16 --problems 64 --no-progress)
 
 collect() {  # collect <report json> <name in benchmarks/results>
@@ -75,25 +83,25 @@ sys.exit(0 if any(r.get("step",0)>=int(sys.argv[2]) and "eval/avg@8" in r for r 
         eapo compare --pilot "$OUT/pilot_lr$LR" --power-seeds 4,8,16 --out "$OUT/pilot_mde"
         ;;
     headline)
-        eapo compare "${COMMON[@]}" --algos grpo,eapo --seeds 8 --steps "$STEPS" --train.lr "$LR" \
+        eapo compare "${COMMON[@]}" --algos grpo,eapo --seeds "$HEADLINE_SEEDS" --steps "$STEPS" --train.lr "$LR" \
             --primary auc --out "$OUT/headline" --runs-dir "$OUT/runs"
         collect "$OUT/headline/compare.json" compare_smollm2_headline.json
         ;;
     exploratory)
-        eapo compare "${COMMON[@]}" --algos grpo,eapo,dapo,forking,entro_adv --seeds 3 --steps "$STEPS" \
+        eapo compare "${COMMON[@]}" --algos grpo,eapo,dapo,forking,entro_adv --seeds "$GRID_SEEDS" --steps "$STEPS" \
             --train.lr "$LR" --out "$OUT/exploratory" --runs-dir "$OUT/runs"
         collect "$OUT/exploratory/compare.json" compare_smollm2_exploratory.json
-        eapo ablate "${COMMON[@]}" --mode controls --seeds 3 --steps "$STEPS" --train.lr "$LR" \
+        eapo ablate "${COMMON[@]}" --mode controls --seeds "$GRID_SEEDS" --steps "$STEPS" --train.lr "$LR" \
             --out "$OUT/controls" --runs-dir "$OUT/runs"
         collect "$OUT/controls/ablation.json" ablation_controls_smollm2.json
         ;;
     isolate)
-        eapo ablate "${COMMON[@]}" --mode isolate --random-controls --seeds 3 --steps "$STEPS" --train.lr "$LR" \
+        eapo ablate "${COMMON[@]}" --mode isolate --random-controls --seeds "$GRID_SEEDS" --steps "$STEPS" --train.lr "$LR" \
             --out "$OUT/isolate" --runs-dir "$OUT/runs"
         collect "$OUT/isolate/ablation.json" ablation_isolate_smollm2.json
         ;;
     eapo_without)
-        eapo ablate "${COMMON[@]}" --mode eapo-without --seeds 3 --steps "$STEPS" --train.lr "$LR" \
+        eapo ablate "${COMMON[@]}" --mode eapo-without --seeds "$GRID_SEEDS" --steps "$STEPS" --train.lr "$LR" \
             --out "$OUT/eapo_without" --runs-dir "$OUT/runs"
         collect "$OUT/eapo_without/ablation.json" ablation_eapo_without_smollm2.json
         ;;
@@ -107,11 +115,11 @@ sys.exit(0 if any(r.get("step",0)>=int(sys.argv[2]) and "eval/avg@8" in r for r 
         collect "$OUT/analyses/gradients_cosine_start.json" gradients_cosine_smollm2_start.json
         ;;
     analyses_end)
-        # Item 5 at the end of the headline's seed-0 GRPO and EAPO runs: the credit probe, the gradient
+        # Item 5 at the end of the headline's first-seed GRPO and EAPO runs: the credit probe, the gradient
         # analysis on their rollout dumps, the quadrant histograms (Fig. 4), the gradient cosine on each
         # run's last checkpoint.
         for arm in grpo eapo; do
-            run="$OUT/runs/$arm/seed0"
+            run="$OUT/runs/$arm/seed$FIRST_SEED"
             eapo credit --run "$run" "${CREDIT[@]}" --out "$OUT/analyses/credit_end_$arm"
             collect "$OUT/analyses/credit_end_$arm/summary.json" "credit_smollm2_end_$arm.json"
             eapo gradients --run "$run" --out "$OUT/analyses/gradients_$arm" --max-dumps 0 --no-progress
