@@ -157,11 +157,14 @@ def render(results: dict[str, Any]) -> str:
     lines += [
         "On every kind, by default: each group's prompt is computed once when training, scoring and "
         "sampling (`train.shared_prompt_forward`, `sampling.shared_prompt_prefill`; fp32 results equal the "
-        "plain path's up to rounding), and AdamW runs its fused kernel (`train.fused_optimizer`). The "
+        "plain path's up to rounding), AdamW runs its fused kernel (`train.fused_optimizer`), and on CPU "
+        "`generate` decodes with the eager attention rather than torch's fused SDPA kernel "
+        "(`sampling.attention: auto`; the same samples in fp32). The "
         "candidate draw (`sampling.candidate_draw`) is opt-in: the same distribution from another random "
         "stream. "
         "Results recorded before 2026-11-30 15:00 UTC (AVX2-only figures, the full runs, the lever "
-        "table) were measured without them.",
+        "table) were measured without them, and every result recorded before 2026-11-30 20:00 UTC "
+        "decoded with the fused SDPA kernel.",
         "",
     ]
     for record in (index, results.get("index_quick")):

@@ -5,15 +5,16 @@ per-step metrics and a SHA-256 of the final parameters, then checked after the r
     python scripts/golden_runs.py check golden.json             # after: metrics to 1e-6, same weights
     python scripts/golden_runs.py check golden.json --ignore pg_loss,loss   # metrics the refactor fixes
     python scripts/golden_runs.py check golden.json --set train.shared_prompt_forward=false \
-        --set sampling.shared_prompt_prefill=false --set train.fused_optimizer=false  # rounding levers off
+        --set sampling.shared_prompt_prefill=false --set train.fused_optimizer=false \
+        --set sampling.attention=model  # rounding levers off
 
 Each run is the built-in `smoke` setting (tiny model, 2 prompts x 4 samples, 3 steps, one update per rollout)
 with two mini-batches so that the clip and the drift metrics act, a reward that varies inside every group (so
 every preset's shaping runs), and rollout dumps and the entropy change on every step. Wall-clock metrics are
 left out. Parameters are compared bit for bit, which only holds on the same machine and torch build: the file
 records both, and `check` refuses a file from another machine. The speed levers that only reorder sums
-(the shared prompt forward and prefill, the fused optimizer) move the last bits, so a bit-for-bit check sets
-them off; the candidate draw (off by default) would change the samples.
+(the shared prompt forward and prefill, the fused optimizer, the eager decode attention) move the last
+bits, so a bit-for-bit check sets them off; the candidate draw (off by default) would change the samples.
 """
 
 from __future__ import annotations

@@ -198,3 +198,40 @@ def test_compare_refuses_mixed_precisions() -> None:
     check_same_precision({"a": fp32, "b": dict(fp32, device="cuda"), "old": None})
     with pytest.raises(ConfigError, match="different precisions"):
         check_same_precision({"a": fp32, "b": bf16})
+
+
+def test_decode_attention_eager_and_the_models_own_give_the_same_first_step(tmp_path: Path) -> None:
+    """`sampling.attention`: "auto" (eager on CPU) against the model's own fused SDPA kernel, fp32: the same
+    samples at every step and the same first-step loss (1e-4), with π_old from the decode loop (the path
+    the decode kernel reaches); later steps within rounding drift."""
+    runs = {}
+    for name, choice in (("auto", "auto"), ("model", "model")):
+        config = tiny_config(
+            tmp_path,
+            train={"steps": 3, "rollout_logprobs": True},
+            sampling={"attention": choice},
+            run={"name": name, "log_samples": 8, "entropy_change_every": 0},
+        )
+        runs[name] = train(config, progress=False).run_dir
+    auto_rows, own_rows = _train_rows(runs["auto"]), _train_rows(runs["model"])
+    for key in ("loss", "pg_loss", "entropy/mean", "reward/mean", "grad_norm"):
+        assert abs(auto_rows[0][key] - own_rows[0][key]) < 1e-4, key
+    for row_auto, row_own in zip(auto_rows[1:], own_rows[1:], strict=True):
+        assert abs(row_auto["loss"] - row_own["loss"]) < 1e-3
+    assert [s["completion"] for s in _samples(runs["auto"])] == [
+        s["completion"] for s in _samples(runs["model"])
+    ]
+
+
+def test_the_documented_free_fields_are_the_free_fields() -> None:
+    """docs/reliability.md lists what a resume may change; it must be FREE_ON_RESUME exactly."""
+    import re
+
+    from eapo.train.run_dir import FREE_ON_RESUME
+
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "reliability.md").read_text()
+    paragraph = doc.split("Fields a resume may change without `--allow-config-change`", 1)[1].split(
+        "\n\n", 1
+    )[0]
+    listed = set(re.findall(r"`([a-z_]+\.[a-z_]+)`", paragraph)) - {"eapo.train"}
+    assert listed == set(FREE_ON_RESUME)

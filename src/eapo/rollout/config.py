@@ -4,6 +4,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+# `sampling.attention`: "auto" (eager on CPU, the model's own elsewhere), "model" (always the model's own),
+# or a transformers attention implementation.
+ATTENTION_CHOICES = (
+    "auto",
+    "model",
+    "eager",
+    "sdpa",
+    "flash_attention_2",
+    "flash_attention_3",
+    "flex_attention",
+)
+
 
 @dataclass
 class SamplingConfig:
@@ -28,3 +40,7 @@ class SamplingConfig:
     # keys and values (eapo.rollout.shared_prompt): the same logits up to float rounding (the same samples
     # in fp32), 1/G of the prompt's FLOPs.
     shared_prompt_prefill: bool = True
+    # The attention kernel `generate` decodes with (eapo.rollout.attention): "auto" (eager on CPU, where
+    # torch's fused SDPA kernel is slow for one query per row; the model's own on CUDA), "model", "eager"
+    # or "sdpa". The same attention up to float rounding; training and scoring keep the model's own.
+    attention: str = "auto"

@@ -26,6 +26,7 @@ import torch
 from tqdm.auto import tqdm
 from transformers import LogitsProcessorList
 
+from eapo.rollout.attention import decode_attention
 from eapo.rollout.config import SamplingConfig
 from eapo.rollout.generate import (
     model_eos_token_ids,
@@ -159,7 +160,10 @@ def continue_sequences(
             config = sampling_generation_config(
                 dataclasses.replace(sampling, max_new_tokens=budget), eos_ids, pad
             )
-            with seeded_sampling(seed * 100_003 + chunk_number, device):
+            with (
+                seeded_sampling(seed * 100_003 + chunk_number, device),
+                decode_attention(model, sampling.attention),
+            ):
                 generated = model.generate(
                     input_ids=ids.to(device),
                     attention_mask=mask.to(device),

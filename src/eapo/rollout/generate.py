@@ -26,7 +26,8 @@ from transformers import (
 
 from eapo.core.entropy import row_logprobs_and_entropy
 from eapo.errors import ConfigError
-from eapo.rollout.config import SamplingConfig
+from eapo.rollout.attention import decode_attention
+from eapo.rollout.config import ATTENTION_CHOICES, SamplingConfig
 from eapo.rollout.nucleus import NucleusSampling
 from eapo.rollout.shared_prompt import response_logits_shared_prompt, shared_prompt_cache, shares_prompts
 
@@ -226,7 +227,7 @@ def generate_rollouts(
     was_training = model.training
     model.eval()  # no dropout while sampling: the samples must come from the policy being scored
     try:
-        with seeded_sampling(seed, device), torch.no_grad():
+        with seeded_sampling(seed, device), torch.no_grad(), decode_attention(model, sampling.attention):
             for start in tqdm(chunk_starts, desc="sampling", unit="chunk", disable=not progress, leave=False):
                 chunk_ids = prompt_ids[start : start + sampling.batch_rows]
                 chunk_mask = prompt_mask[start : start + sampling.batch_rows]
@@ -566,6 +567,8 @@ def _check_sampling(sampling: SamplingConfig, group_size: int, prompts: list[str
             f"sampling.top_p_candidates: {sampling.top_p_candidates}; expected >= 0 "
             "(0: transformers' own warpers)"
         )
+    if sampling.attention not in ATTENTION_CHOICES:
+        raise ConfigError(f"sampling.attention: {sampling.attention!r}; expected one of {ATTENTION_CHOICES}")
     if sampling.max_new_tokens < 1:
         raise ConfigError(f"sampling.max_new_tokens: {sampling.max_new_tokens} is not allowed; expected >= 1")
     if sampling.batch_rows < 1:

@@ -22,7 +22,7 @@ import yaml
 
 from eapo.errors import ConfigError, clip_text
 from eapo.models.config import ModelConfig
-from eapo.rollout.config import SamplingConfig
+from eapo.rollout.config import ATTENTION_CHOICES, SamplingConfig
 from eapo.tasks.config import TaskConfig
 from eapo.train.algorithms import AlgoConfig, validate_algo_config
 
@@ -530,6 +530,9 @@ def validate(config: Config) -> None:
     )
     _require(0 < s.top_p <= 1, "sampling.top_p", s.top_p, "in (0, 1]")
     _require(s.top_p_candidates >= 0, "sampling.top_p_candidates", s.top_p_candidates, ">= 0")
+    _require(
+        s.attention in ATTENTION_CHOICES, "sampling.attention", s.attention, f"one of {ATTENTION_CHOICES}"
+    )
     _require(s.max_new_tokens >= 1, "sampling.max_new_tokens", s.max_new_tokens, ">= 1")
     _require(s.batch_rows >= 1, "sampling.batch_rows", s.batch_rows, ">= 1")
     _require(e.every >= 0, "eval.every", e.every, ">= 0")

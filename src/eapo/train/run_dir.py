@@ -37,8 +37,8 @@ CHANGES_FILE = "config_changes.jsonl"
 
 # Fields a resume may change without --allow-config-change: they change how long the run goes, what it
 # logs and how it batches the work, never what a step computes (micro-batches and chunks only regroup the
-# same sums; the shared prompt forward, the prefill and the fused optimizer only reorder them). Every other
-# field alters the math of the steps still to come.
+# same sums; the shared prompt forward, the prefill, the decode attention kernel and the fused optimizer only
+# reorder them). Every other field alters the math of the steps still to come.
 FREE_ON_RESUME = frozenset(
     {
         "train.steps",
@@ -48,6 +48,7 @@ FREE_ON_RESUME = frozenset(
         "train.fused_optimizer",
         "sampling.batch_rows",
         "sampling.shared_prompt_prefill",
+        "sampling.attention",
         "eval.every",
         "eval.num_problems",
         "run.checkpoint_every",

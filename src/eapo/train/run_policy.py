@@ -41,6 +41,7 @@ def sampling_settings(config: Config, kind: SamplingKind) -> SamplingConfig:
         top_p_candidates=config.sampling.top_p_candidates,
         candidate_draw=config.sampling.candidate_draw,
         shared_prompt_prefill=config.sampling.shared_prompt_prefill,
+        attention=config.sampling.attention,
     )
 
 
