@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-# `sampling.attention`: "auto" (eager on CPU, the model's own elsewhere), "model" (always the model's own),
-# or a transformers attention implementation.
+# `sampling.attention`: "auto" (eapo.rollout.attention's rule), "model" (always the model's own), or a
+# transformers attention implementation.
 ATTENTION_CHOICES = (
     "auto",
     "model",
@@ -40,7 +40,8 @@ class SamplingConfig:
     # keys and values (eapo.rollout.shared_prompt): the same logits up to float rounding (the same samples
     # in fp32), 1/G of the prompt's FLOPs.
     shared_prompt_prefill: bool = True
-    # The attention kernel `generate` decodes with (eapo.rollout.attention): "auto" (eager on CPU, where
-    # torch's fused SDPA kernel is slow for one query per row; the model's own on CUDA), "model", "eager"
-    # or "sdpa". The same attention up to float rounding; training and scoring keep the model's own.
+    # The attention kernel `generate` decodes a chunk with (eapo.rollout.attention): "auto" (eager on CPU for
+    # a chunk without padding under grouped-query attention, where transformers' SDPA route is slow; the
+    # model's own otherwise), "model", or a transformers name. The same attention up to float rounding;
+    # training and scoring keep the model's own.
     attention: str = "auto"

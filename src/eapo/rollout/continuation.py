@@ -162,7 +162,7 @@ def continue_sequences(
             )
             with (
                 seeded_sampling(seed * 100_003 + chunk_number, device),
-                decode_attention(model, sampling.attention),
+                decode_attention(model, sampling.attention, padded=not bool(mask.all())),
             ):
                 generated = model.generate(
                     input_ids=ids.to(device),

@@ -227,7 +227,7 @@ def generate_rollouts(
     was_training = model.training
     model.eval()  # no dropout while sampling: the samples must come from the policy being scored
     try:
-        with seeded_sampling(seed, device), torch.no_grad(), decode_attention(model, sampling.attention):
+        with seeded_sampling(seed, device), torch.no_grad():
             for start in tqdm(chunk_starts, desc="sampling", unit="chunk", disable=not progress, leave=False):
                 chunk_ids = prompt_ids[start : start + sampling.batch_rows]
                 chunk_mask = prompt_mask[start : start + sampling.batch_rows]
@@ -244,21 +244,23 @@ def generate_rollouts(
                     if with_logprobs
                     else None
                 )
-                prefilled = (
-                    shared_prompt_cache(model, chunk_ids.to(device), chunk_mask.to(device))
-                    if sampling.shared_prompt_prefill and generation_config.cache_implementation is None
-                    else None
-                )
-                output = model.generate(
-                    input_ids=chunk_ids.to(device),
-                    attention_mask=chunk_mask.to(device),
-                    generation_config=generation_config,
-                    **dict([prefilled] if prefilled is not None else []),
-                    stopping_criteria=stopping_criteria,
-                    logits_processor=LogitsProcessorList(
-                        ([recorder] if recorder is not None else []) + sampling_processors(sampling)
-                    ),
-                )
+                padded = not bool(chunk_mask.all())
+                with decode_attention(model, sampling.attention, padded=padded):
+                    prefilled = (
+                        shared_prompt_cache(model, chunk_ids.to(device), chunk_mask.to(device))
+                        if sampling.shared_prompt_prefill and generation_config.cache_implementation is None
+                        else None
+                    )
+                    output = model.generate(
+                        input_ids=chunk_ids.to(device),
+                        attention_mask=chunk_mask.to(device),
+                        generation_config=generation_config,
+                        **dict([prefilled] if prefilled is not None else []),
+                        stopping_criteria=stopping_criteria,
+                        logits_processor=LogitsProcessorList(
+                            ([recorder] if recorder is not None else []) + sampling_processors(sampling)
+                        ),
+                    )
                 response_chunks.append(output[:, chunk_ids.shape[1] :].cpu())
                 if recorder is not None:
                     stat_chunks.append(recorder.finish(output[:, chunk_ids.shape[1] :]))
