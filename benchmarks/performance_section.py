@@ -25,7 +25,10 @@ END = "<!-- performance:end -->"
 SWEEP_FILE = "entropy_memory_chunk1024.json"
 LEVERS_FILE = "step_bound_levers_quick.json"  # step_bound.py with every lever setting (quick runs three)
 DECODE_FILE = "step_bound_decode_quick.json"  # step_bound.py --quick --decode-only: top-p, side by side
-BENCHMARKS = ("entropy_memory", "algo_overhead", "step_breakdown", "vs_trl", "step_bound", "shared_prompt")
+BENCHMARKS = (
+    "entropy_memory", "algo_overhead", "step_breakdown", "vs_trl", "step_bound", "shared_prompt",
+    "decode_attention",
+)  # fmt: skip
 PART_LABELS = {
     "rollout": "rollout (generate)",
     "scoring": "reward (verifier)",
@@ -212,6 +215,8 @@ def render(results: dict[str, Any]) -> str:
         lines += _decode_top_p(results["step_bound_decode"])
     if "shared_prompt" in results:
         lines += _shared_prompt(results["shared_prompt"])
+    if "decode_attention" in results:
+        lines += _decode_attention(results["decode_attention"])
     lines.append(END)
     return "\n".join(lines)
 
@@ -518,6 +523,41 @@ def _shared_prompt(record: dict[str, Any]) -> list[str]:
             "same path, so the ratio starts at 1 either way; in bf16 rollouts the rounding moves a few draws."
         )
     return [*lines, *bu.markdown_table(headers, rows), "", *[line for n in notes for line in (n, "")]]
+
+
+def _decode_attention(record: dict[str, Any]) -> list[str]:
+    """SDPA against the eager attention in whole rollouts (`decode_attention.py`)."""
+    st = record["settings"]
+    heads, key_heads = record["heads_and_key_heads"]
+    lines = [
+        "#### The attention kernel of the decode",
+        "",
+        f"Whole rollouts of the SmolLM2 study's step ({st['prompts']} prompts x {st['group']} in one chunk, "
+        f"{st['tokens']} new tokens) with transformers' SDPA (the model's own, "
+        f"`{record['model_attention']}`) and with the eager attention, alternating in one process, same "
+        f"seeds; SmolLM2 has {heads} query heads sharing {key_heads} key heads. Where no row of a chunk is "
+        "padded, transformers drops the mask and asks torch's SDPA to expand the key heads itself, which "
+        "its CPU kernel does slowly; with a padded chunk it folds the query groups into the key heads and "
+        "SDPA wins. `sampling.attention: auto` (the default) decodes with the eager attention exactly in "
+        "the first case, on CPU "
+        f"(`eapo.rollout.attention`). Source: {_source(record)}.",
+        "",
+    ]
+    rows = [
+        [
+            d["precision"],
+            d["prompts"],
+            "–".join(map(str, d["prompt_tokens"])),
+            d["seconds"]["sdpa"],
+            d["seconds"]["eager"],
+            bu.ratio_text(d["speedup_eager"]),
+            f"{d['same_samples']:.3f}",
+            d["auto_picks"],
+        ]
+        for d in record["summary"]
+    ]
+    headers = ["precision", "prompts", "prompt tokens", "SDPA s", "eager s", "eager speed-up", "same samples"]
+    return [*lines, *bu.markdown_table([*headers, "auto picks"], rows), ""]
 
 
 def _bound(record: dict[str, Any]) -> list[str]:

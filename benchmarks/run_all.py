@@ -18,7 +18,10 @@ import time
 
 import bench_utils as bu
 
-SCRIPTS = ("entropy_memory", "algo_overhead", "step_breakdown", "vs_trl", "step_bound", "shared_prompt")
+SCRIPTS = (
+    "entropy_memory", "algo_overhead", "step_breakdown", "vs_trl", "step_bound", "shared_prompt",
+    "decode_attention",
+)  # fmt: skip
 
 
 def _children_cpu_s() -> float:

@@ -18,7 +18,10 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 BENCH_DIR = REPO_ROOT / "benchmarks"
 sys.path.insert(0, str(BENCH_DIR))  # the scripts import their shared bench_utils as a sibling module
 bu = importlib.import_module("bench_utils")
-SCRIPTS = ("entropy_memory", "algo_overhead", "step_breakdown", "vs_trl", "step_bound", "shared_prompt")
+SCRIPTS = (
+    "entropy_memory", "algo_overhead", "step_breakdown", "vs_trl", "step_bound", "shared_prompt",
+    "decode_attention",
+)  # fmt: skip
 
 
 def _performance_section() -> ModuleType:
