@@ -33,7 +33,7 @@ STUDY = "configs/smollm2_study.yaml"
 SETTINGS: dict[str, dict[str, Any]] = {
     "full": dict(config=STUDY, prompts=8, group=8, tokens=48, rounds=4, fp32=True),
     "quick": dict(config=STUDY, prompts=8, group=8, tokens=24, rounds=2, fp32=False),
-    "smoke": dict(config="smoke", prompts=2, group=2, tokens=4, rounds=1, fp32=False),
+    "smoke": dict(config="smoke", prompts=2, group=2, tokens=4, rounds=1, fp32=True),
 }
 # About 180 SmolLM2 tokens of instructions, added to the system prompt for the long prompt sets.
 LONG_INSTRUCTIONS = "Think step by step and check each partial result before you write the answer. " * 12

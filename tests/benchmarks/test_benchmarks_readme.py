@@ -134,6 +134,15 @@ def test_benchmark_runs_in_smoke_setting(script: str, tmp_path: Path) -> None:
         first = variants["fp32"]["first_step_loss"], variants["fp32_decode_logprobs"]["first_step_loss"]
         assert abs(first[0] - first[1]) < 1e-4
         assert all(d["steps_per_s"] > 0 for d in summary["decode"])
+    elif script == "decode_attention":
+        sets = {"padded", "one length", "padded, long", "one length, long"}
+        assert {row["prompts"] for row in summary} == sets
+        for row in summary:
+            assert row["seconds"]["sdpa"] > 0 and row["seconds"]["eager"] > 0
+            assert row["padded"] == row["prompts"].startswith("padded")
+            assert row["auto_picks"] == "the model's own"  # the tiny model has one key head per query head
+            if row["precision"] == "float32":  # the same attention up to rounding: the same draws
+                assert row["same_samples"] == 1.0
     else:
         assert summary["eapo_tokens_per_s"] > 0 and summary["trl_tokens_per_s"] > 0
         assert summary["eapo_peak_rss_mib"] > 0 and summary["trl_peak_rss_mib"] > 0
