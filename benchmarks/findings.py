@@ -203,10 +203,15 @@ def run_overview(algo: str, run_dir: Path) -> dict[str, Any]:
     }
 
 
-def ablation_reports(results_dir: Path = RESULTS) -> dict[str, dict[str, Any]]:
-    """{mode: ablation.json payload} for benchmarks/results/ablation_*.json (written by `eapo ablate`)."""
+# The models of docs/findings.md's columns: a result file's name ends in `_<model>.json`.
+MODELS = {"tiny": "tiny", "smollm2": "SmolLM2-135M-Instruct"}
+
+
+def ablation_reports(results_dir: Path = RESULTS, model: str = "tiny") -> dict[str, dict[str, Any]]:
+    """{mode: ablation.json payload} for benchmarks/results/ablation_*_<model>.json (written by `eapo
+    ablate`)."""
     out = {}
-    for path in sorted(results_dir.glob("ablation_*.json")):
+    for path in sorted(results_dir.glob(f"ablation_*_{model}.json")):
         data = json.loads(path.read_text())
         if data.get("kind") == "ablation" and "mode" in data:
             data["_path"] = f"benchmarks/results/{path.name}"
@@ -394,9 +399,12 @@ def prop1_rows(algo: str, credit: dict[str, Any], run_dir: Path) -> list[list[st
     ]
 
 
-NOT_RUN = (
-    "not run yet: needs `eapo ablate --mode {mode} --seeds 0,1,2` → benchmarks/results/ablation_{file}.json"
-)
+NOT_RUN = {
+    "tiny": "not run yet: needs `eapo ablate --mode {mode} --seeds 0,1,2` → "
+    "benchmarks/results/ablation_{file}_tiny.json",
+    "smollm2": "not run yet: needs `bash benchmarks/smollm2_study.sh {part}` (issue #19) → "
+    "benchmarks/results/ablation_{file}_smollm2.json",
+}
 
 
 def claims(overviews: dict[str, dict[str, Any]], summaries: dict[str, dict[str, Any]]) -> list[list[str]]:
@@ -572,13 +580,42 @@ def claims(overviews: dict[str, dict[str, Any]], summaries: dict[str, dict[str, 
     return rows
 
 
-def ablation_claims(results_dir: Path = RESULTS) -> list[list[str]]:
-    """The claim rows judged on the quadrant ablation grids (benchmarks/results/ablation_*.json)."""
+# Each grid claim's row head (claim, what the paper reports), the same whether or not its grid has run.
+GRID_CLAIMS = {
+    "prediction1": (
+        "Prediction 1 (low-entropy credit ceiling): training only on PLR or NLR tokens gives at most modest "
+        "gains",
+        "PLR reaches PHR's Avg@32 only after 5.5x more steps; low-entropy quadrants saturate",
+    ),
+    "prediction2": (
+        "Prediction 2 (high-entropy credit concentration): PHR and NHR carry most of the improvement",
+        "PHR and NHR sustain gains in Avg@32 and Pass@32",
+    ),
+    "prediction3": (
+        "Prediction 3 (polarity–entropy interaction): training on positive quadrants lowers entropy, on "
+        "negative ones keeps it",
+        "positive quadrants collapse entropy, negative ones preserve it; PHR explores, NHR sharpens",
+    ),
+    "PHR_vs_PLR": ("PHR vs PLR (quadrant-isolated training)", "PHR beats PLR (PLR trails by ~12% Pass@32)"),
+    "NHR_vs_NLR": (
+        "NHR vs NLR (quadrant-isolated training)",
+        "NHR converges ~1.5x faster than NLR with higher Avg@32",
+    ),
+    "table3": (
+        "Table 3 ordering: EAPO > w/o PLR > w/o NLR > w/o PHR > w/o NHR",
+        "48.6 > 48.1 > 47.7 > 47.4 > 47.2 (avg of six benchmarks)",
+    ),
+}
+
+
+def ablation_claims(results_dir: Path = RESULTS, model: str = "tiny") -> list[list[str]]:
+    """The claim rows judged on one model's quadrant ablation grids (benchmarks/results/ablation_*_<model>
+    .json)."""
     rows: list[list[str]] = []
-    ablations = ablation_reports(results_dir)
+    ablations = ablation_reports(results_dir, model)
     isolate, without = ablations.get("isolate"), ablations.get("eapo-without")
-    not_isolate = NOT_RUN.format(mode="isolate", file="isolate")
-    not_without = NOT_RUN.format(mode="eapo-without", file="eapo-without")
+    not_isolate = NOT_RUN[model].format(mode="isolate", file="isolate", part="isolate")
+    not_without = NOT_RUN[model].format(mode="eapo-without", file="eapo_without", part="eapo_without")
 
     # Prediction 1: low-entropy updates give at most modest or short-lived gains.
     if isolate:
@@ -599,9 +636,7 @@ def ablation_claims(results_dir: Path = RESULTS) -> list[list[str]]:
             )
         rows.append(
             [
-                "Prediction 1 (low-entropy credit ceiling): training only on PLR or NLR tokens gives at most "
-                "modest gains",
-                "PLR reaches PHR's Avg@32 only after 5.5x more steps; low-entropy quadrants saturate",
+                *GRID_CLAIMS["prediction1"],
                 CRITERIA["prediction1"],
                 f"{_grid_setting(isolate)}: {text}; {_pair_text(pair_plr, 'PLR − GRPO')}; "
                 f"{_pair_text(pair_nlr, 'NLR − GRPO')}",
@@ -611,8 +646,7 @@ def ablation_claims(results_dir: Path = RESULTS) -> list[list[str]]:
     else:
         rows.append(
             [
-                "Prediction 1 (low-entropy credit ceiling)",
-                "Fig. 2",
+                *GRID_CLAIMS["prediction1"],
                 CRITERIA["prediction1"],
                 not_isolate,
                 "not run yet",
@@ -633,8 +667,7 @@ def ablation_claims(results_dir: Path = RESULTS) -> list[list[str]]:
         )  # fmt: skip
         rows.append(
             [
-                "Prediction 2 (high-entropy credit concentration): PHR and NHR carry most of the improvement",
-                "PHR and NHR sustain gains in Avg@32 and Pass@32",
+                *GRID_CLAIMS["prediction2"],
                 CRITERIA["prediction2"],
                 f"{_grid_setting(isolate)}: " + _pair_text(pair, "(PHR + NHR) − (PLR + NLR) final Avg"),
                 _verdict_from_pair(pair),
@@ -643,8 +676,7 @@ def ablation_claims(results_dir: Path = RESULTS) -> list[list[str]]:
     else:
         rows.append(
             [
-                "Prediction 2 (high-entropy credit concentration)",
-                "Fig. 2",
+                *GRID_CLAIMS["prediction2"],
                 CRITERIA["prediction2"],
                 not_isolate,
                 "not run yet",
@@ -666,9 +698,7 @@ def ablation_claims(results_dir: Path = RESULTS) -> list[list[str]]:
             verdict = "inconclusive: " + "; ".join(f"P{lv} vs N{lv} {v}" for lv, v in verdicts.items())
         rows.append(
             [
-                "Prediction 3 (polarity–entropy interaction): training on positive quadrants lowers entropy, "
-                "on negative ones keeps it",
-                "positive quadrants collapse entropy, negative ones preserve it; PHR explores, NHR sharpens",
+                *GRID_CLAIMS["prediction3"],
                 CRITERIA["prediction3"],
                 f"{_grid_setting(isolate)}: "
                 + "; ".join(
@@ -680,8 +710,7 @@ def ablation_claims(results_dir: Path = RESULTS) -> list[list[str]]:
     else:
         rows.append(
             [
-                "Prediction 3 (polarity–entropy interaction)",
-                "Fig. 2",
+                *GRID_CLAIMS["prediction3"],
                 CRITERIA["prediction3"],
                 not_isolate,
                 "not run yet",
@@ -689,15 +718,13 @@ def ablation_claims(results_dir: Path = RESULTS) -> list[list[str]]:
         )
 
     # PHR vs PLR and NHR vs NLR.
-    for high_q, low_q, paper in (
-        ("PHR", "PLR", "PHR beats PLR (PLR trails by ~12% Pass@32)"),
-        ("NHR", "NLR", "NHR converges ~1.5x faster than NLR with higher Avg@32"),
-    ):
+    for high_q, low_q in (("PHR", "PLR"), ("NHR", "NLR")):
+        claim, paper = GRID_CLAIMS[f"{high_q}_vs_{low_q}"]
         if isolate:
             pair = _paired(isolate, f"isolate_{high_q}", f"isolate_{low_q}")
             rows.append(
                 [
-                    f"{high_q} vs {low_q} (quadrant-isolated training)",
+                    claim,
                     paper,
                     CRITERIA["high_vs_low"].format(high=high_q, low=low_q),
                     f"{_grid_setting(isolate)}: " + _pair_text(pair, f"{high_q} − {low_q} final Avg"),
@@ -706,7 +733,7 @@ def ablation_claims(results_dir: Path = RESULTS) -> list[list[str]]:
             )
         else:
             criterion = CRITERIA["high_vs_low"].format(high=high_q, low=low_q)
-            rows.append([f"{high_q} vs {low_q}", paper, criterion, not_isolate, "not run yet"])
+            rows.append([claim, paper, criterion, not_isolate, "not run yet"])
 
     # Table 3 ordering.
     if without:
@@ -732,8 +759,7 @@ def ablation_claims(results_dir: Path = RESULTS) -> list[list[str]]:
         verdict = ("held" if ours == paper_order else "not held") if decided else "inconclusive"
         rows.append(
             [
-                "Table 3 ordering: EAPO > w/o PLR > w/o NLR > w/o PHR > w/o NHR",
-                "48.6 > 48.1 > 47.7 > 47.4 > 47.2 (avg of six benchmarks)",
+                *GRID_CLAIMS["table3"],
                 CRITERIA["table3"],
                 f"{_grid_setting(without)}: ours {order}; mean cost of removing the term on high- vs "
                 "low-entropy quadrants "
@@ -745,8 +771,7 @@ def ablation_claims(results_dir: Path = RESULTS) -> list[list[str]]:
     else:
         rows.append(
             [
-                "Table 3 ordering",
-                "48.6 > 48.1 > 47.7 > 47.4 > 47.2",
+                *GRID_CLAIMS["table3"],
                 CRITERIA["table3"],
                 not_without,
                 "not run yet",
@@ -867,18 +892,36 @@ def gradient_cosine_section(results_dir: Path = RESULTS) -> list[str]:
     return lines
 
 
+def claims_per_model(judge: Any, results_dir: Path = RESULTS) -> tuple[list[str], list[list[str]]]:
+    """One claim table with a column pair (ours, verdict) per model of MODELS: `judge(results_dir, model)`
+    gives each model's rows, in the same order with the same claim, paper and criterion."""
+    per_model = {model: judge(results_dir, model) for model in MODELS}
+    first = next(iter(per_model.values()))
+    for model, rows in per_model.items():
+        assert [r[:3] for r in rows] == [r[:3] for r in first], (
+            f"{model}: claims differ from the first model's"
+        )
+    header = CLAIM_HEADER[:3] + [f"{name}: {head}" for name in MODELS.values() for head in CLAIM_HEADER[3:]]
+    rows = [
+        row[:3] + [cell for model in MODELS for cell in per_model[model][i][3:]]
+        for i, row in enumerate(first)
+    ]
+    return header, rows
+
+
 def results_block(results_dir: Path = RESULTS) -> str:
     """The generated block of docs/findings.md that needs only benchmarks/results/."""
     lines = [
         RESULTS_START,
-        "## The paper's claims on the quadrant ablation grids",
+        "## The paper's claims on the quadrant ablation grids, per model",
         "",
-        _table(CLAIM_HEADER, ablation_claims(results_dir)),
+        _table(*claims_per_model(ablation_claims, results_dir)),
         "",
-        "Read from `benchmarks/results/ablation_*.json` (`eapo ablate --mode isolate` and `--mode "
-        "eapo-without`; see `benchmarks/results/README.md` for how those grids were run); a row says *not "
-        "run yet* while its file is missing. Paired intervals are over seeds: with three seeds the "
-        "percentile bootstrap is much narrower than the t-interval, so a verdict needs both to exclude 0.",
+        "Read from `benchmarks/results/ablation_<mode>_<model>.json` (`eapo ablate --mode isolate` and "
+        "`--mode eapo-without`; see `benchmarks/results/README.md` for how the tiny grids were run, "
+        "`benchmarks/smollm2_study.sh` for the SmolLM2 ones); a cell says *not run yet* while its file is "
+        "missing. Paired intervals are over seeds: with three seeds the percentile bootstrap is much "
+        "narrower than the t-interval, so a verdict needs both to exclude 0.",
         "",
         *gradient_cosine_section(results_dir),
         RESULTS_END,
@@ -910,7 +953,7 @@ def write_doc(shots: list[Path]) -> None:
     }
     config = _load_yaml(RUNS["eapo"] / "config.yaml")
     lines = [
-        "# Findings: the paper's claims on eapo's tiny default",
+        "# Findings: the paper's claims on eapo's tiny default, and on SmolLM2-135M-Instruct as issue #19's study fills its column",
         "",
         f"Regenerate everything on this page with `{COMMAND}` (it trains the two runs if they are missing, "
         f"then runs `eapo quadrants`, `eapo gradients`, `eapo credit` and `eapo report` on them); "

@@ -119,3 +119,24 @@ def test_the_gradient_cosine_verdict_uses_the_pre_stated_threshold() -> None:
     assert "**not separable**" in f.cosine_verdict(_cosine_result(0.9999))
     assert "**separable**" in f.cosine_verdict(_cosine_result(0.95))
     assert math.isclose(f.SEPARABLE_BELOW, 0.99)
+
+
+def test_each_model_has_its_own_column_in_the_grid_claims(tmp_path: Path) -> None:
+    """A SmolLM2 isolate grid fills the SmolLM2 column only; the tiny column says what would fill it."""
+    f = _findings()
+    entropy = {
+        "grpo": [0.07, 0.07, 0.07],
+        "isolate_PLR": [0.05, 0.051, 0.049],
+        "isolate_NLR": [0.08, 0.081, 0.079],
+        "isolate_PHR": [0.04, 0.041, 0.039],
+        "isolate_NHR": [0.09, 0.091, 0.092],
+    }
+    (tmp_path / "ablation_isolate_smollm2.json").write_text(json.dumps(_isolate_report(entropy)))
+    header, rows = f.claims_per_model(f.ablation_claims, tmp_path)
+    assert header[3:] == [f"{name}: {head}" for name in f.MODELS.values() for head in f.CLAIM_HEADER[3:]]
+    prediction3 = next(row for row in rows if row[0].startswith("Prediction 3"))
+    tiny_ours, tiny_verdict, smollm2_ours, smollm2_verdict = prediction3[3:]
+    assert tiny_verdict == "not run yet" and "ablation_isolate_tiny.json" in tiny_ours
+    assert smollm2_verdict == "held" and "ablation_isolate_smollm2.json" in smollm2_ours
+    table3 = next(row for row in rows if row[0].startswith("Table 3"))
+    assert "bash benchmarks/smollm2_study.sh eapo_without" in table3[5] and table3[6] == "not run yet"
