@@ -953,7 +953,8 @@ def write_doc(shots: list[Path]) -> None:
     }
     config = _load_yaml(RUNS["eapo"] / "config.yaml")
     lines = [
-        "# Findings: the paper's claims on eapo's tiny default, and on SmolLM2-135M-Instruct as issue #19's study fills its column",
+        "# Findings: the paper's claims on eapo's tiny default, and on SmolLM2-135M-Instruct as issue #19's "
+        "study fills its column",
         "",
         f"Regenerate everything on this page with `{COMMAND}` (it trains the two runs if they are missing, "
         f"then runs `eapo quadrants`, `eapo gradients`, `eapo credit` and `eapo report` on them); "
