@@ -892,6 +892,73 @@ def gradient_cosine_section(results_dir: Path = RESULTS) -> list[str]:
     return lines
 
 
+# The EAPO-against-GRPO comparison each model's column reads, and how to make it where it is missing.
+HEADLINE = {
+    "tiny": ("compare_grpo_eapo_60steps_tiny.json", "`eapo compare --algos grpo,eapo --seeds 5 --steps 60`"),
+    "smollm2": (
+        "compare_smollm2_headline.json",
+        "`bash benchmarks/smollm2_study.sh headline` (issue #19: 8 seeds, primary the Avg@8 AUC)",
+    ),
+}
+HEADLINE_CLAIM = (
+    "EAPO (Eq. 6-7, α = 0.2, φ = 2) trains to a better held-out score than GRPO",
+    "EAPO beats GRPO on six math benchmarks (Tables 1-2)",
+)
+CRITERIA["headline"] = (
+    "on the grid's primary metric, stated before it ran (the area under the held-out Avg@k curve; a grid "
+    "from before the pre-stated analysis: final Avg@k): held if the Holm-corrected hierarchical bootstrap "
+    "test finds EAPO better (old grids: paired bootstrap and t 95% intervals of EAPO − GRPO both > 0), not "
+    "held if it finds GRPO better (both < 0), inconclusive otherwise, with the effect the grid could detect"
+)
+
+
+def _interval_dict_text(interval: dict[str, Any], digits: int = 3) -> str:
+    return f"{interval['mean']:+.{digits}f} [{interval['low']:+.{digits}f}, {interval['high']:+.{digits}f}]"
+
+
+def headline_claim(results_dir: Path = RESULTS, model: str = "tiny") -> list[list[str]]:
+    """EAPO − GRPO on one model's comparison grid (`HEADLINE`), judged by `CRITERIA["headline"]`."""
+    name, how = HEADLINE[model]
+    path = results_dir / name
+    head = [*HEADLINE_CLAIM, CRITERIA["headline"]]
+    if not path.is_file():
+        return [[*head, f"not run yet: needs {how} → benchmarks/results/{name}", "not run yet"]]
+    report = json.loads(path.read_text())
+    s = report["settings"]
+    setting = (
+        f"{s.get('steps')} steps, seeds {s.get('seeds')}, final Avg@{s['final_eval']['samples']} on "
+        f"{s['final_eval'].get('problems') or 'all'} held-out problems (benchmarks/results/{name})"
+    )
+    prestated = report.get("prestated")
+    if prestated:
+        primary = prestated["primary"]
+        test = next(t for t in primary["tests"] if (t["arm"], t["reference"]) == ("eapo", "grpo"))
+        verdict = {"eapo better": "held", "grpo better": "not held"}.get(test["verdict"], "inconclusive")
+        row = next((r for r in prestated["power"]["rows"] if r["comparison"] == "eapo − grpo"), {})
+        seeds = str(len(test["seeds"]))
+        mde = row.get("mde", {}).get(seeds)
+        ours = (
+            f"{setting}: primary {primary['label']}, EAPO − GRPO {_interval_dict_text(test['interval'])} "
+            f"(hierarchical bootstrap 95%), Holm p {_fmt(test['p_holm'])} → {test['verdict']}"
+            + (f"; the smallest effect {seeds} seeds detect at 80% power: {mde:.3f}" if mde else "")
+        )
+        return [[*head, ours, verdict]]
+    pair = next(p for p in report["paired"][f"avg@{s['final_eval']['samples']}"] if p["reference"] == "grpo")
+    boot, t = pair["interval"], pair["t_interval"]
+    if boot["low"] > 0 and t["low"] > 0:
+        verdict = "held"
+    elif boot["high"] < 0 and t["high"] < 0:
+        verdict = "not held"
+    else:
+        verdict = "inconclusive"
+    ours = (
+        f"{setting} (a grid from before the pre-stated analysis): EAPO − GRPO final Avg "
+        f"{_interval_dict_text(boot)} paired bootstrap, t [{t['low']:+.3f}, {t['high']:+.3f}] "
+        f"({pair['wins']}/{len(pair['seeds'])} seeds ahead)"
+    )
+    return [[*head, ours, verdict]]
+
+
 def claims_per_model(judge: Any, results_dir: Path = RESULTS) -> tuple[list[str], list[list[str]]]:
     """One claim table with a column pair (ours, verdict) per model of MODELS: `judge(results_dir, model)`
     gives each model's rows, in the same order with the same claim, paper and criterion."""
@@ -913,6 +980,10 @@ def results_block(results_dir: Path = RESULTS) -> str:
     """The generated block of docs/findings.md that needs only benchmarks/results/."""
     lines = [
         RESULTS_START,
+        "## EAPO against GRPO, per model",
+        "",
+        _table(*claims_per_model(headline_claim, results_dir)),
+        "",
         "## The paper's claims on the quadrant ablation grids, per model",
         "",
         _table(*claims_per_model(ablation_claims, results_dir)),

@@ -140,3 +140,37 @@ def test_each_model_has_its_own_column_in_the_grid_claims(tmp_path: Path) -> Non
     assert smollm2_verdict == "held" and "ablation_isolate_smollm2.json" in smollm2_ours
     table3 = next(row for row in rows if row[0].startswith("Table 3"))
     assert "bash benchmarks/smollm2_study.sh eapo_without" in table3[5] and table3[6] == "not run yet"
+
+
+def _headline_report(verdict: str, estimate: float) -> dict[str, Any]:
+    test = {
+        "arm": "eapo", "reference": "grpo", "verdict": verdict, "p_holm": 0.01, "seeds": list(range(8)),
+        "interval": {"mean": estimate, "low": estimate - 0.01, "high": estimate + 0.01},
+    }  # fmt: skip
+    power = {"rows": [{"comparison": "eapo − grpo", "mde": {"8": 0.021}}]}
+    return {
+        "settings": {
+            "steps": 200,
+            "seeds": list(range(100, 108)),
+            "final_eval": {"samples": 16, "problems": 200},
+        },
+        "prestated": {"primary": {"label": "AUC of held-out Avg@8", "tests": [test]}, "power": power},
+    }
+
+
+def test_the_headline_row_reads_the_pre_stated_verdict_per_model(tmp_path: Path) -> None:
+    f = _findings()
+    for verdict, estimate, expected in (
+        ("eapo better", 0.05, "held"),
+        ("grpo better", -0.05, "not held"),
+        ("no claim", 0.005, "inconclusive"),
+    ):
+        (tmp_path / "compare_smollm2_headline.json").write_text(
+            json.dumps(_headline_report(verdict, estimate))
+        )
+        _, (row,) = f.claims_per_model(f.headline_claim, tmp_path)
+        tiny_ours, tiny_verdict, smollm2_ours, smollm2_verdict = row[3:]
+        assert tiny_verdict == "not run yet" and smollm2_verdict == expected
+        assert (
+            "AUC of held-out Avg@8" in smollm2_ours and "8 seeds detect at 80% power: 0.021" in smollm2_ours
+        )
