@@ -169,7 +169,7 @@ def test_the_headline_row_reads_the_pre_stated_verdict_per_model(tmp_path: Path)
             json.dumps(_headline_report(verdict, estimate))
         )
         _, (row,) = f.claims_per_model(f.headline_claim, tmp_path)
-        tiny_ours, tiny_verdict, smollm2_ours, smollm2_verdict = row[3:]
+        _, tiny_verdict, smollm2_ours, smollm2_verdict = row[3:]
         assert tiny_verdict == "not run yet" and smollm2_verdict == expected
         assert (
             "AUC of held-out Avg@8" in smollm2_ours and "8 seeds detect at 80% power: 0.021" in smollm2_ours
