@@ -789,6 +789,11 @@ RESULTS_END = "<!-- findings-results:end -->"
 COSINE_RESULTS = (
     ("Tiny default (the RL start: the SFT warm-up checkpoint)", "gradients_cosine_tiny.json"),
     ("SmolLM2-135M-Instruct on chain_sum (the base model)", "gradients_cosine_smollm2.json"),
+    (
+        "SmolLM2-135M-Instruct on the study's task (issue #19: 3-term basic_arithmetic at T = 1.4, the "
+        "format-warmed model every study run starts from)",
+        "gradients_cosine_smollm2_start.json",
+    ),
 )
 # Issue #17's pre-stated rule: at a gradient cosine ≥ 0.99 between EAPO's and GRPO's gradients on the same
 # batch, no feasible grid separates the two algorithms.
