@@ -108,10 +108,16 @@ sys.exit(0 if any(r.get("step",0)>=int(sys.argv[2]) and "eval/avg@8" in r for r 
     analyses_start)
         # Item 5 of issue #19 at the start: the credit probe (300 positions, stratified by entropy decile) and
         # the gradient cosine on the format-warmed base model every run starts from. Needs no training run.
-        eapo credit --model smollm2 --config "$CONFIG" "${CREDIT[@]}" --out "$OUT/analyses/credit_start"
+        # The credit probe is resumable (its continuations are journaled in its --out folder: rerun the same
+        # command); the gradient cosine is not (about 77 min at one thread), so a finished one is kept.
+        if [ ! -f "$OUT/analyses/credit_start/summary.json" ]; then
+            eapo credit --model smollm2 --config "$CONFIG" "${CREDIT[@]}" --out "$OUT/analyses/credit_start"
+        fi
         collect "$OUT/analyses/credit_start/summary.json" credit_smollm2_start.json
-        eapo gradients --cosine --model smollm2 --config "$CONFIG" --prompts 8 --no-progress \
-            --output "$OUT/analyses/gradients_cosine_start.json"
+        if [ ! -f "$OUT/analyses/gradients_cosine_start.json" ]; then
+            eapo gradients --cosine --model smollm2 --config "$CONFIG" --prompts 8 --no-progress \
+                --output "$OUT/analyses/gradients_cosine_start.json"
+        fi
         collect "$OUT/analyses/gradients_cosine_start.json" gradients_cosine_smollm2_start.json
         ;;
     analyses_end)
