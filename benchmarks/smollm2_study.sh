@@ -108,8 +108,8 @@ sys.exit(0 if any(r.get("step",0)>=int(sys.argv[2]) and "eval/avg@8" in r for r 
     analyses_start)
         # Item 5 of issue #19 at the start: the credit probe (300 positions, stratified by entropy decile) and
         # the gradient cosine on the format-warmed base model every run starts from. Needs no training run.
-        # The credit probe is resumable (its continuations are journaled in its --out folder: rerun the same
-        # command); the gradient cosine is not (about 77 min at one thread), so a finished one is kept.
+        # Both resume after a stop (their finished pieces are journaled beside their output: rerun the part);
+        # a finished one is kept rather than rerun (the cosine took 77 min at one thread).
         if [ ! -f "$OUT/analyses/credit_start/summary.json" ]; then
             eapo credit --model smollm2 --config "$CONFIG" "${CREDIT[@]}" --out "$OUT/analyses/credit_start"
         fi

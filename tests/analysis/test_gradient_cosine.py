@@ -205,3 +205,52 @@ def test_algorithm_labels_are_checked() -> None:
     assert parse_algorithm("eapo:alpha=1:phi=1") == AlgoConfig(name="eapo", alpha=1, phi=1)
     with pytest.raises(ConfigError, match="FIELD=VALUE"):
         parse_algorithm("eapo:beta=1")
+
+
+@pytest.mark.usefixtures("crc_rewards")
+def test_a_stopped_cosine_resumes_from_its_journal_with_the_same_result(
+    smoke: Any, tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Stopped after two algorithms, the rerun computes only GRPO (the reference) and the rest, and
+    returns what an uninterrupted run does; a journal of another seed is not mixed in."""
+    from eapo.analysis import gradient_cosine as module
+
+    model, tokenizer, task, config = smoke
+    kwargs: dict[str, Any] = dict(
+        algorithms=["eapo", "dapo", "w_reinf"], num_prompts=4, seed=0, progress=False
+    )
+
+    def run(**extra: Any) -> dict[str, Any]:
+        torch.manual_seed(0)
+        return gradient_cosine(model, tokenizer, task, config, **kwargs, **extra)
+
+    whole = run()
+    journal = tmp_path / "cosine.journal.jsonl"
+    real_append, written = module.append_row, []
+
+    def stop_after_two(path: Any, row: dict[str, Any]) -> None:
+        if len(written) == 2:
+            raise KeyboardInterrupt
+        real_append(path, row)
+        written.append(row["name"])
+
+    monkeypatch.setattr(module, "append_row", stop_after_two)
+    with pytest.raises(KeyboardInterrupt):
+        run(journal=journal)
+    assert written == ["grpo", "eapo"]
+    monkeypatch.setattr(module, "append_row", real_append)
+    computed = []
+    real_gradients = module.algorithm_gradients
+
+    def counted(model: Any, batch: Any, algorithm: Any, *args: Any, **kw: Any) -> Any:
+        computed.append(algorithm.name)
+        return real_gradients(model, batch, algorithm, *args, **kw)
+
+    monkeypatch.setattr(module, "algorithm_gradients", counted)
+    resumed = run(journal=journal)
+    assert computed == ["grpo", "dapo", "w_reinf", "grpo"]  # eapo from the journal; the last is the control
+    assert resumed["algorithms"] == json.loads(json.dumps(whole["algorithms"]))
+    assert resumed["control"] == json.loads(json.dumps(whole["control"]))
+    computed.clear()
+    run(journal=journal, journal_context={"cpu": "another"})  # another machine: everything again
+    assert computed == ["grpo", "eapo", "dapo", "w_reinf", "grpo"]

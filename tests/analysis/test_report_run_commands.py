@@ -141,7 +141,7 @@ def test_a_stopped_credit_probe_resumes_from_its_journal_with_the_same_results(
     argv += ["--sampling.batch_rows", "8"]  # 36 continuations in 5 chunks
     assert _cli(["credit", *argv, "--out", str(tmp_path / "whole")]) == 0
 
-    real_append = continuation._append
+    real_append = continuation.append_row
     written = 0
 
     def stop_after_two_chunks(path: Path, row: dict[str, Any]) -> None:
@@ -151,16 +151,27 @@ def test_a_stopped_credit_probe_resumes_from_its_journal_with_the_same_results(
         real_append(path, row)
         written += 1
 
-    monkeypatch.setattr(continuation, "_append", stop_after_two_chunks)
+    monkeypatch.setattr(continuation, "append_row", stop_after_two_chunks)
     with pytest.raises(KeyboardInterrupt):
         _cli(["credit", *argv, "--out", str(tmp_path / "stopped")])
     journal = tmp_path / "stopped" / "continuations.journal.jsonl"
     assert len(journal.read_text().splitlines()) == 1 + 2
-    monkeypatch.setattr(continuation, "_append", real_append)
+    monkeypatch.setattr(continuation, "append_row", real_append)
     assert _cli(["credit", *argv, "--out", str(tmp_path / "stopped")]) == 0
     assert not journal.exists()
     whole = (tmp_path / "whole" / "positions.jsonl").read_text()
     assert (tmp_path / "stopped" / "positions.jsonl").read_text() == whole
+
+
+def test_gradient_cosine_command_writes_its_tables_and_leaves_no_journal(
+    runs: dict[str, Path], tmp_path: Path
+) -> None:
+    out = tmp_path / "cosine.json"
+    argv = ["gradients", "--cosine", "--run", str(runs["grpo"]), "--prompts", "2", "--algos", "grpo,eapo"]
+    assert _cli([*argv, "--output", str(out), "--all-groups", "--no-progress"]) == 0
+    result = json.loads(out.read_text())
+    assert set(result["algorithms"]) == {"grpo", "eapo"} and "control" in result
+    assert out.with_suffix(".md").is_file() and not out.with_suffix(".journal.jsonl").exists()
 
 
 def test_credit_needs_exactly_one_source(runs: dict[str, Path]) -> None:

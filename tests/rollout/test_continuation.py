@@ -101,7 +101,7 @@ def test_a_journal_resumes_where_a_stopped_call_left_off_with_the_same_samples(
     journal = tmp_path / "journal.jsonl"
 
     appended = 0
-    real_append = continuation._append
+    real_append = continuation.append_row
 
     def stop_after_one_chunk(path: Path, row: dict[str, Any]) -> None:
         nonlocal appended
@@ -110,10 +110,10 @@ def test_a_journal_resumes_where_a_stopped_call_left_off_with_the_same_samples(
         real_append(path, row)
         appended += 1
 
-    monkeypatch.setattr(continuation, "_append", stop_after_one_chunk)
+    monkeypatch.setattr(continuation, "append_row", stop_after_one_chunk)
     with pytest.raises(KeyboardInterrupt):
         continue_sequences(llama, tokenizer, prefixes, budgets, sampling, seed=3, journal=journal)
-    monkeypatch.setattr(continuation, "_append", real_append)
+    monkeypatch.setattr(continuation, "append_row", real_append)
     with journal.open("a") as f:
         f.write('{"chunk": 1, "outp')  # and a torn line left by a kill: that chunk is sampled again
 

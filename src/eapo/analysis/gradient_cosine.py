@@ -30,8 +30,10 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import hashlib
 import time
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -39,6 +41,7 @@ from tqdm.auto import tqdm
 
 from eapo.analysis.cosine_batch import MAX_ROUNDS, PARTS, CosineBatch, sample_batch, shaped_advantages
 from eapo.errors import ConfigError
+from eapo.journal import append_row, fingerprint, open_journal
 
 __all__ = [
     "adamw_delta",
@@ -49,6 +52,9 @@ __all__ = [
     "markdown_table",
     "parse_algorithm",
 ]
+
+# The journal row of the sampling-noise control (GRPO on a second batch); every other row is an algorithm.
+CONTROL = "control: GRPO, 2nd batch"
 
 
 def parse_algorithm(label: str) -> Any:
@@ -262,6 +268,8 @@ def gradient_cosine(
     seed: int = 0,
     autocast: Callable[[], Any] = contextlib.nullcontext,
     progress: bool = True,
+    journal: Path | None = None,
+    journal_context: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Gradient and one-step-update cosines of every algorithm against GRPO, overall and per part.
 
@@ -273,6 +281,9 @@ def gradient_cosine(
     (seeds from seed + MAX_ROUNDS). With `informative` (the default) each batch is `num_prompts` groups
     with mixed rewards, filled as DAPO's dynamic sampling fills a batch (`sample_batch`); otherwise any
     `num_prompts` groups.
+    `journal` (`eapo.journal`): each finished algorithm and the control are kept there, so that a rerun on
+    the same batch (same model, settings, seed, machine: `journal_context` goes into its fingerprint)
+    computes only the rest; GRPO, the reference, is always computed again.
     Returns a JSON-ready dict (settings, batch statistics, results per algorithm, control, seconds).
     """
     from eapo.train.algorithms import ALGORITHMS, resolve_algorithm
@@ -331,17 +342,31 @@ def gradient_cosine(
     max_new = config.sampling.max_new_tokens
     reference: dict[str, torch.Tensor] = {}
     results: dict[str, Any] = {}
-    seen: dict[tuple[Any, ...], str] = {}
+    seen: dict[str, str] = {}
+    done: dict[str, dict[str, Any]] = {}
+    if journal is not None:
+        batch_digest = hashlib.sha256(batch.rollout.sequences.cpu().numpy().tobytes()).hexdigest()
+        key = fingerprint(
+            {
+                "batch": batch_digest,
+                "algorithms": names,
+                "split": None if split_algorithms is None else sorted(split_algorithms),
+                "train": dataclasses.asdict(t),
+                "seed": seed,
+                "context": dict(journal_context or {}),
+            }
+        )
+        done = {row["name"]: row for row in open_journal(journal, key)}
     for name in tqdm(names, desc="gradients", unit="algo", disable=not progress, leave=False):
         torch.manual_seed(seed)  # shapers and losses that draw at random (Clip-Cov's token pick) repeat
         algorithm = algorithm_of(name)
         shaped = shaped_advantages(algorithm, batch, max_new)
         # Presets with the same loss settings and the same shaped advantages give the same gradient.
-        key = (
+        same = hashlib.sha256(repr((
             algorithm.loss, algorithm.clip_low, algorithm.clip_high, algorithm.dual_clip, algorithm.kl_coef,
             algorithm.entropy_coef, algorithm.agg, tuple(sorted(algorithm.loss_params.items())),
             shaped.numpy().tobytes(), splits(name),
-        )  # fmt: skip
+        )).encode()).hexdigest()  # fmt: skip
         entry: dict[str, Any] = {
             "description": algorithm.description,
             "shaper": algorithm.shaper,
@@ -350,39 +375,29 @@ def gradient_cosine(
             "mean_abs_shaped_advantage": float(shaped.abs().sum() / batch.rollout.response_mask.sum()),
             "split": splits(name),
         }
-        if key in seen and name != "grpo":
-            entry["same_gradient_as"] = seen[key]
-            results[name] = {**results[seen[key]], **entry}
+        if same in seen and name != "grpo":
+            entry["same_gradient_as"] = seen[same]
+            results[name] = {**results[seen[same]], **entry}
             continue
-        seen[key] = name
+        seen[same] = name
+        if name in done and name != "grpo":  # finished before a stop (the journal)
+            results[name] = done[name]["entry"]
+            continue
         gradients = algorithm_gradients(model, batch, algorithm, shaped, config, autocast, split=splits(name))
         if name == "grpo":
             reference = gradients
         entry.update(_comparisons(gradients, reference, step, splits(name)))
         results[name] = entry
+        if journal is not None:
+            append_row(journal, {"name": name, "entry": entry})
         del gradients
 
-    control_batch = sample_batch(
-        model,
-        tokenizer,
-        task,
-        config,
-        control_problems,
-        seed=seed + MAX_ROUNDS,
-        autocast=autocast,
-        informative_groups=wanted_groups,
-    )
-    grpo = algorithm_of("grpo")
-    control_gradients = algorithm_gradients(
-        model, control_batch, grpo, shaped_advantages(grpo, control_batch, max_new), config, autocast
-    )
-    control = {
-        **_comparisons(control_gradients, reference, step, True),
-        "part_shares": _part_shares(control_batch),
-        "accuracy": float(control_batch.correct.mean()),
-        "groups": int(control_batch.correct.numel() // control_batch.group_size),
-        "prompts_sampled": control_batch.prompts_sampled,
-    }
+    control = done[CONTROL]["entry"] if CONTROL in done else _control(
+        model, tokenizer, task, config, control_problems, algorithm_of("grpo"), reference, step, seed,
+        autocast, wanted_groups,
+    )  # fmt: skip
+    if journal is not None and CONTROL not in done:
+        append_row(journal, {"name": CONTROL, "entry": control})
     mask = batch.rollout.response_mask
     groups = batch.correct.view(-1, batch.group_size)
     return {
@@ -418,6 +433,44 @@ def gradient_cosine(
         "algorithms": results,
         "control": control,
         "seconds": time.perf_counter() - start_time,
+    }
+
+
+def _control(
+    model: Any,
+    tokenizer: Any,
+    task: Any,
+    config: Any,
+    problems: Sequence[Any],
+    grpo: Any,
+    reference: dict[str, torch.Tensor],
+    step: Callable[[torch.Tensor | None], torch.Tensor],
+    seed: int,
+    autocast: Callable[[], Any],
+    wanted_groups: int | None,
+) -> dict[str, Any]:
+    """GRPO on a second, independent batch against the first batch's GRPO: the cosine sampling noise alone
+    gives."""
+    max_new = config.sampling.max_new_tokens
+    control_batch = sample_batch(
+        model,
+        tokenizer,
+        task,
+        config,
+        problems,
+        seed=seed + MAX_ROUNDS,
+        autocast=autocast,
+        informative_groups=wanted_groups,
+    )
+    control_gradients = algorithm_gradients(
+        model, control_batch, grpo, shaped_advantages(grpo, control_batch, max_new), config, autocast
+    )
+    return {
+        **_comparisons(control_gradients, reference, step, True),
+        "part_shares": _part_shares(control_batch),
+        "accuracy": float(control_batch.correct.mean()),
+        "groups": int(control_batch.correct.numel() // control_batch.group_size),
+        "prompts_sampled": control_batch.prompts_sampled,
     }
 
 
@@ -487,10 +540,9 @@ def analyze_gradient_cosine(
     write the JSON to `output` (default `<run>/analysis/gradients/cosine.json` or `gradient_cosine.json`)
     with a Markdown table beside it (`.md`). `config`: a YAML path or a built-in name (`smoke`); `command`:
     the command line to record. Returns the result with `output`."""
-    from pathlib import Path
-
     from eapo.analysis.run_io import write_json
     from eapo.train.evaluate import resolve_eval_target
+    from eapo.train.provenance import cpu_model
     from eapo.train.run_policy import load_run_policy
     from eapo.train.seeding import seed_everything
 
@@ -499,6 +551,9 @@ def analyze_gradient_cosine(
 
         model = load_config(config, list(overrides or [])).model.name
     cfg, model_name = resolve_eval_target(Path(run) if run else None, model, config, list(overrides or []))
+    if output is None:
+        output = Path(run) / "analysis" / "gradients" / "cosine.json" if run else Path("gradient_cosine.json")
+    output = Path(output)
     seed_everything(seed)
     loaded = load_run_policy(cfg, progress=progress)
     result = gradient_cosine(
@@ -513,14 +568,19 @@ def analyze_gradient_cosine(
         seed=seed,
         autocast=loaded.autocast,
         progress=progress,
+        journal=output.with_suffix(".journal.jsonl"),
+        journal_context={
+            "model": model_name,
+            "config": dataclasses.asdict(cfg),
+            "cpu": cpu_model(),
+            "threads": torch.get_num_threads(),
+        },
     )
     result["model"] = model_name
     result["command"] = command
-    if output is None:
-        output = Path(run) / "analysis" / "gradients" / "cosine.json" if run else Path("gradient_cosine.json")
-    output = Path(output)
     output.parent.mkdir(parents=True, exist_ok=True)
     write_json(output, result)  # strict JSON: a cosine of NaN gradients is written as null
     output.with_suffix(".md").write_text("\n".join(markdown_table(result)) + "\n")
+    output.with_suffix(".journal.jsonl").unlink(missing_ok=True)
     result["output"] = str(output)
     return result

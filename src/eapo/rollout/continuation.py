@@ -14,10 +14,7 @@ returns exactly what an uninterrupted one would have.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import json
 import logging
-import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -26,6 +23,7 @@ import torch
 from tqdm.auto import tqdm
 from transformers import LogitsProcessorList
 
+from eapo.journal import append_row, fingerprint, open_journal
 from eapo.rollout.attention import decode_attention
 from eapo.rollout.config import SamplingConfig
 from eapo.rollout.generate import (
@@ -49,49 +47,16 @@ def journal_fingerprint(
 ) -> str:
     """What a journal's chunks depend on: the rows, their budgets, the sampling settings, the seed, and the
     caller's `context` (the model and the machine: chunks sampled elsewhere must not be mixed in)."""
-    payload = {
-        "prefixes": [list(map(int, p)) for p in prefixes],
-        "budgets": [int(b) for b in budgets],
-        "sampling": dataclasses.asdict(sampling),
-        "seed": int(seed),
-        "torch": torch.__version__,
-        "context": dict(context or {}),
-    }
-    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
-
-
-def _read_journal(path: Path, fingerprint: str) -> dict[int, list[list[int]]]:
-    """The chunks already in `path` when it was written for `fingerprint`; {} (and a fresh start) otherwise.
-    A last line cut short by a kill is ignored: that chunk is sampled again."""
-    if not path.is_file():
-        return {}
-    lines = path.read_text(encoding="utf-8").splitlines()
-    try:
-        header = json.loads(lines[0]) if lines else {}
-    except json.JSONDecodeError:
-        header = {}
-    if header.get("fingerprint") != fingerprint:
-        logger.warning("%s was written for other continuations: starting them afresh", path)
-        return {}
-    done: dict[int, list[list[int]]] = {}
-    kept = lines[:1]
-    for line in lines[1:]:
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError:
-            break
-        done[int(row["chunk"])] = row["outputs"]
-        kept.append(line)
-    if len(kept) < len(lines):  # drop the torn line, so that the next chunk is not appended to it
-        path.write_text("".join(line + "\n" for line in kept), encoding="utf-8")
-    return done
-
-
-def _append(path: Path, row: Mapping[str, Any]) -> None:
-    with path.open("a", encoding="utf-8") as f:
-        f.write(json.dumps(row) + "\n")
-        f.flush()
-        os.fsync(f.fileno())
+    return fingerprint(
+        {
+            "prefixes": [list(map(int, p)) for p in prefixes],
+            "budgets": [int(b) for b in budgets],
+            "sampling": dataclasses.asdict(sampling),
+            "seed": int(seed),
+            "torch": torch.__version__,
+            "context": dict(context or {}),
+        }
+    )
 
 
 @torch.no_grad()
@@ -133,13 +98,10 @@ def continue_sequences(
     done: dict[int, list[list[int]]] = {}
     if journal is not None:
         journal = Path(journal)
-        fingerprint = journal_fingerprint(prefixes, budgets, sampling, seed, journal_context)
-        done = _read_journal(journal, fingerprint)
+        key = journal_fingerprint(prefixes, budgets, sampling, seed, journal_context)
+        done = {int(row["chunk"]): row["outputs"] for row in open_journal(journal, key, chunks=len(chunks))}
         if done:
             logger.info("%s: %d of %d chunks already sampled", journal, len(done), len(chunks))
-        else:
-            journal.parent.mkdir(parents=True, exist_ok=True)
-            journal.write_text(json.dumps({"fingerprint": fingerprint, "chunks": len(chunks)}) + "\n")
     was_training = model.training
     model.eval()
     try:
@@ -175,7 +137,7 @@ def continue_sequences(
                 end = next((k for k, t in enumerate(new) if t in eos_ids), None)
                 outputs[i] = new if end is None else new[: end + 1]
             if journal is not None:
-                _append(journal, {"chunk": chunk_number, "outputs": [outputs[i] for i in chunk]})
+                append_row(journal, {"chunk": chunk_number, "outputs": [outputs[i] for i in chunk]})
     finally:
         model.train(was_training)
     return outputs
