@@ -99,6 +99,31 @@ def screen_decision(runs: list[dict[str, Any]]) -> dict[str, Any]:
     return out
 
 
+def analyses_state(runs: Path) -> list[dict[str, Any]]:
+    """The analyses under `<runs>/analyses`: finished (their output is written) or stopped part-way, with
+    what their journal (`eapo.journal`) holds, which a rerun of the same command keeps."""
+    folder = runs / "analyses"
+    out: list[dict[str, Any]] = []
+    for journal in sorted(folder.rglob("*.journal.jsonl")) if folder.is_dir() else []:
+        lines = [line for line in journal.read_text().splitlines() if line.strip()]
+        header = json.loads(lines[0]) if lines else {}
+        out.append(
+            {
+                "journal": str(
+                    journal.relative_to(bu.REPO_ROOT) if journal.is_relative_to(bu.REPO_ROOT) else journal
+                ),
+                "finished_pieces": max(len(lines) - 1, 0),
+                "pieces": header.get("chunks"),
+                "state": "unfinished (running, or stopped: rerun the same command to continue)",
+            }
+        )
+    for summary in sorted(folder.glob("*/summary.json")) if folder.is_dir() else []:
+        out.append({"output": str(summary.relative_to(bu.REPO_ROOT)), "state": "finished"})
+    for result in sorted(folder.glob("*.json")) if folder.is_dir() else []:
+        out.append({"output": str(result.relative_to(bu.REPO_ROOT)), "state": "finished"})
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=Path, default=DEFAULT_RUNS, help="the study's runs folder")
@@ -117,6 +142,7 @@ def main() -> None:
         "runs": [run_state(d) for d in run_dirs],
     }
     state["pilot_screen"] = screen_decision(state["runs"])
+    state["analyses"] = analyses_state(args.runs)
     args.out.write_text(json.dumps(state, indent=1) + "\n")
     for run in state["runs"]:
         curve = ", ".join(f"{p['step']}: {p['avg@8']:.3f}" for p in run["eval_curve"])
@@ -125,6 +151,8 @@ def main() -> None:
             f"Avg@8 {curve}"
         )
     print(f"pilot screen: {json.dumps(state['pilot_screen'])}")
+    for analysis in state["analyses"]:
+        print(f"analysis: {json.dumps(analysis)}")
     print(f"wrote {args.out}")
 
 
