@@ -99,6 +99,10 @@ def screen_decision(runs: list[dict[str, Any]]) -> dict[str, Any]:
     return out
 
 
+def _shown(path: Path) -> str:
+    return str(path.relative_to(bu.REPO_ROOT) if path.is_relative_to(bu.REPO_ROOT) else path)
+
+
 def analyses_state(runs: Path) -> list[dict[str, Any]]:
     """The analyses under `<runs>/analyses`: finished (their output is written) or stopped part-way, with
     what their journal (`eapo.journal`) holds, which a rerun of the same command keeps."""
@@ -118,9 +122,9 @@ def analyses_state(runs: Path) -> list[dict[str, Any]]:
             }
         )
     for summary in sorted(folder.glob("*/summary.json")) if folder.is_dir() else []:
-        out.append({"output": str(summary.relative_to(bu.REPO_ROOT)), "state": "finished"})
+        out.append({"output": _shown(summary), "state": "finished"})
     for result in sorted(folder.glob("*.json")) if folder.is_dir() else []:
-        out.append({"output": str(result.relative_to(bu.REPO_ROOT)), "state": "finished"})
+        out.append({"output": _shown(result), "state": "finished"})
     return out
 
 

@@ -51,3 +51,22 @@ def test_the_pilot_screen_decides_only_when_every_rate_has_its_step_100_evaluati
     assert (
         decided["decided"] and decided["continue"] == ["1e-6", "3e-6"] and decided["screened_out"] == ["1e-5"]
     )
+
+
+def test_the_snapshot_lists_analyses_finished_and_unfinished(tmp_path: Path) -> None:
+    from eapo.journal import append_row, open_journal
+
+    state = importlib.import_module("smollm2_study_state")
+    analyses = tmp_path / "runs" / "analyses"
+    open_journal(analyses / "credit_start" / "continuations.journal.jsonl", "key", chunks=600)
+    for chunk in range(3):
+        append_row(analyses / "credit_start" / "continuations.journal.jsonl", {"chunk": chunk, "outputs": []})
+    (analyses / "gradients_cosine_start.json").write_text("{}")
+    listed = state.analyses_state(tmp_path / "runs")
+    unfinished = next(a for a in listed if "journal" in a)
+    assert unfinished["finished_pieces"] == 3 and unfinished["pieces"] == 600
+    assert unfinished["state"].startswith("unfinished")
+    assert any(
+        a.get("output", "").endswith("gradients_cosine_start.json") and a["state"] == "finished"
+        for a in listed
+    )
