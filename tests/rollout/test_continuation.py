@@ -139,3 +139,36 @@ def test_a_journal_resumes_where_a_stopped_call_left_off_with_the_same_samples(
     fingerprint = json.loads(journal.read_text().splitlines()[0])["fingerprint"]
     assert fingerprint == journal_fingerprint(prefixes, budgets, sampling, 4)
     assert fingerprint != journal_fingerprint(prefixes, budgets, sampling, 4, {"cpu": "another"})
+
+
+def test_a_row_ends_after_its_first_stop_string_and_the_chunk_stops_early(
+    llama: PreTrainedModel, tokenizer: PreTrainedTokenizerFast, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    prefixes = _prefixes(tokenizer)
+    sampling = SamplingConfig(temperature=0.0, batch_rows=8)
+    free = continue_sequences(llama, tokenizer, prefixes, [12, 12, 12], sampling)
+    stop = tokenizer.decode(free[0][2:4])  # a string row 0 writes with its 3rd and 4th new tokens
+    steps = []
+    real_generate = llama.generate
+
+    def counted(*args: Any, **kwargs: Any) -> Any:
+        out = real_generate(*args, **kwargs)
+        steps.append(out.shape[1] - kwargs["input_ids"].shape[1])
+        return out
+
+    monkeypatch.setattr(llama, "generate", counted)
+    cut = continue_sequences(
+        llama,
+        tokenizer,
+        prefixes,
+        [12, 12, 12],
+        SamplingConfig(temperature=0.0, batch_rows=8, stop_strings=[stop]),
+    )
+    for before, after in zip(free, cut, strict=True):
+        assert after == before[: len(after)]  # the same greedy tokens, cut
+        text = tokenizer.decode(after, skip_special_tokens=True)
+        if stop in tokenizer.decode(before, skip_special_tokens=True):
+            assert stop in text and stop not in tokenizer.decode(after[:-1], skip_special_tokens=True)
+    assert cut[0] == free[0][:4]
+    if all(stop in tokenizer.decode(row) for row in free):
+        assert steps[0] < 12  # every row stopped: the chunk ended before its budget

@@ -21,16 +21,18 @@ from typing import Any
 
 import torch
 from tqdm.auto import tqdm
-from transformers import LogitsProcessorList
+from transformers import LogitsProcessorList, StoppingCriteriaList
 
 from eapo.journal import append_row, fingerprint, open_journal
 from eapo.rollout.attention import decode_attention
 from eapo.rollout.config import SamplingConfig
 from eapo.rollout.generate import (
+    StopStringsInText,
     model_eos_token_ids,
     sampling_generation_config,
     sampling_processors,
     seeded_sampling,
+    stop_string_end,
 )
 
 __all__ = ["continue_sequences", "journal_fingerprint"]
@@ -77,7 +79,9 @@ def continue_sequences(
     Works on token ids, not text, so a prefix that ends inside a word continues exactly from its last
     token (re-tokenising decoded text could merge or split tokens). Rows are sorted by budget and generated
     in left-padded chunks of `sampling.batch_rows` with the KV cache; each chunk generates up to its
-    largest budget and every row is then cut at its own budget and after its first eos.
+    largest budget (or until every row has ended with an eos or a stop string of `sampling.stop_strings`,
+    which the scorer cuts the text after anyway) and every row is then cut at its own budget, after its
+    first eos and after the first stop string in its new text.
 
     Args:
         prefixes: token ids (prompt + response so far) per row. budgets: max new tokens per row (>= 0).
@@ -90,6 +94,7 @@ def continue_sequences(
     if len(prefixes) != len(budgets):
         raise ValueError(f"{len(prefixes)} prefixes for {len(budgets)} budgets")
     eos_ids = model_eos_token_ids(model, tokenizer)
+    stops = list(sampling.stop_strings)
     pad = int(tokenizer.pad_token_id)
     device = next(model.parameters()).device
     outputs: list[list[int]] = [[] for _ in prefixes]
@@ -131,11 +136,16 @@ def continue_sequences(
                     attention_mask=mask.to(device),
                     generation_config=config,
                     logits_processor=LogitsProcessorList(sampling_processors(sampling)),
+                    stopping_criteria=StoppingCriteriaList(
+                        [StopStringsInText(tokenizer, stops, width)] if stops else []
+                    ),
                 )[:, width:].cpu()
             for j, i in enumerate(chunk):
                 new = generated[j, : budgets[i]].tolist()
                 end = next((k for k, t in enumerate(new) if t in eos_ids), None)
-                outputs[i] = new if end is None else new[: end + 1]
+                new = new if end is None else new[: end + 1]
+                stop_end = stop_string_end(new, tokenizer, stops)
+                outputs[i] = new if stop_end is None else new[:stop_end]
             if journal is not None:
                 append_row(journal, {"chunk": chunk_number, "outputs": [outputs[i] for i in chunk]})
     finally:

@@ -494,6 +494,29 @@ def model_eos_token_ids(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBa
     return sorted(ids)
 
 
+def stop_string_end(
+    ids: list[int], tokenizer: PreTrainedTokenizerBase, stop_strings: list[str]
+) -> int | None:
+    """The length of the shortest prefix of `ids` whose decoded text (special tokens skipped) contains a stop
+    string, or None. A prefix that contains one contains it ever after, so the end is found by bisection:
+    O(log T) decodes."""
+
+    def contains_stop(prefix_length: int) -> bool:
+        text = tokenizer.decode(ids[:prefix_length], skip_special_tokens=True)
+        return any(stop in text for stop in stop_strings)
+
+    if not ids or not stop_strings or not contains_stop(len(ids)):
+        return None
+    low, high = 1, len(ids)  # the shortest prefix that contains a stop string lies in [low, high]
+    while low < high:
+        middle = (low + high) // 2
+        if contains_stop(middle):
+            high = middle
+        else:
+            low = middle + 1
+    return low
+
+
 def _end_at_stop_strings(
     response_ids: torch.Tensor,
     response_mask: torch.Tensor,
@@ -501,31 +524,15 @@ def _end_at_stop_strings(
     tokenizer: PreTrainedTokenizerBase,
     stop_strings: list[str],
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Shorten each response to end at the last token of its first stop string, if one occurs.
-
-    The decoded prefix of a row contains a stop string from some length on and ever after, so the end is
-    found by bisection: O(log T) decodes per row.
-    """
+    """Shorten each response to end at the last token of its first stop string, if one occurs."""
     response_mask = response_mask.clone()
     truncated = truncated.clone()
     for row in range(response_ids.shape[0]):
         length = int(response_mask[row].sum())
-        ids = response_ids[row, :length].tolist()
-
-        def contains_stop(prefix_length: int, ids: list[int] = ids) -> bool:
-            text = tokenizer.decode(ids[:prefix_length], skip_special_tokens=True)
-            return any(stop in text for stop in stop_strings)
-
-        if length == 0 or not contains_stop(length):
+        end = stop_string_end(response_ids[row, :length].tolist(), tokenizer, stop_strings)
+        if end is None:
             continue
-        low, high = 1, length  # the shortest prefix that contains a stop string lies in [low, high]
-        while low < high:
-            middle = (low + high) // 2
-            if contains_stop(middle):
-                high = middle
-            else:
-                low = middle + 1
-        response_mask[row, low:] = False
+        response_mask[row, end:] = False
         truncated[row] = False
     return response_mask, truncated
 
