@@ -7,7 +7,7 @@
 #   bash benchmarks/smollm2_study.sh gate              # the entropy gate of configs/smollm2_study.yaml
 #   bash benchmarks/smollm2_study.sh pilot_1e-5        # GRPO, 2 seeds, lr 1e-5 (also pilot_3e-6, pilot_1e-6)
 #   bash benchmarks/smollm2_study.sh screen_1e-6       # the pilot's seed 0 only to step 100 (below)
-#   bash benchmarks/smollm2_study.sh pilot_mde         # the pilot's seed spread -> minimum detectable effect
+#   STEPS=... bash benchmarks/smollm2_study.sh pilot_mde  # the pilot's seed spread -> minimum detectable effect
 #   LR=... STEPS=... bash benchmarks/smollm2_study.sh headline|exploratory|isolate|eapo_without
 #   bash benchmarks/smollm2_study.sh analyses_start    # credit probe and gradient cosine on the base model
 #   bash benchmarks/smollm2_study.sh analyses_end      # credit, gradients, quadrants on the headline's seed 100
@@ -80,7 +80,8 @@ sys.exit(0 if any(r.get("step",0)>=int(sys.argv[2]) and "eval/avg@8" in r for r 
         wait "$pid" || true  # a stop by SIGTERM saves a checkpoint and exits non-zero
         ;;
     pilot_mde)
-        eapo compare --pilot "$OUT/pilot_lr$LR" --power-seeds 4,8,16 --out "$OUT/pilot_mde"
+        # The MDE of the headline's primary metric: the AUC over the headline's own horizon (STEPS).
+        eapo compare --pilot "$OUT/pilot_lr$LR" --steps "$STEPS" --power-seeds 4,8,16 --out "$OUT/pilot_mde"
         ;;
     headline)
         eapo compare "${COMMON[@]}" --algos grpo,eapo --seeds "$HEADLINE_SEEDS" --steps "$STEPS" --train.lr "$LR" \

@@ -29,7 +29,7 @@ from eapo.analysis.stats import (
 )
 from eapo.cli import experiment_commands
 from eapo.cli.experiment_commands import register
-from eapo.errors import ConfigError
+from eapo.errors import ConfigError, DataError
 from eapo.train.logging import append_eval_counts, read_eval_counts
 
 STEPS = [0, 10, 20]
@@ -301,3 +301,32 @@ def test_compare_help_shows_primary_and_power_options(capsys: Any) -> None:
     # The parser's copies of the choices (kept out of the analyses' numpy import) agree with theirs.
     assert experiment_commands.PRIMARY_METRICS == PRIMARY_METRICS
     assert experiment_commands.DEFAULT_POWER_SEEDS == DEFAULT_POWER_SEEDS
+
+
+def test_a_pilot_sized_for_a_shorter_horizon_cuts_its_curves_there(tmp_path: Path) -> None:
+    """`--pilot RUNS --steps H`: the AUC over steps ≤ H (the grid being sized trains H steps), computed by
+    hand from the per-problem counts; a horizon the pilot did not evaluate at, and `final`, are refused."""
+    from eapo.train.config import dump_yaml, load_config
+
+    config = dump_yaml(load_config("smoke", {"eval": {"k": K}, "train": {"steps": STEPS[-1]}}))
+    for record in _grid():
+        _write_run(tmp_path / "runs" / record.arm / f"seed{record.seed}", record, config)
+    cut = pilot_power(tmp_path / "runs", primary="auc", focus="eapo", seed_counts=[8], horizon=STEPS[1])
+    by = {(r.arm, r.seed): r for r in _grid()}
+    kept = STEPS[:2]
+    per_seed = {
+        key: float(
+            curve_auc(kept, np.array([r.eval_counts[s]["correct_per_problem"] for s in kept]).T / K).mean()
+        )
+        for key, r in by.items()
+    }
+    diffs = [per_seed["eapo", s] - per_seed["grpo", s] for s in (0, 1, 2)]
+    row = next(r for r in cut["rows"] if r["comparison"] == "eapo − grpo")
+    assert row["sd_seeds"] == pytest.approx(float(np.std(diffs, ddof=1)), rel=1e-6)
+    assert f"cut at step {STEPS[1]}" in cut["source"]
+    whole = pilot_power(tmp_path / "runs", primary="auc", focus="eapo", seed_counts=[8])
+    assert next(r for r in whole["rows"] if r["comparison"] == "eapo − grpo")["sd_seeds"] != row["sd_seeds"]
+    with pytest.raises(DataError, match="no in-training evaluation at step 15"):
+        pilot_power(tmp_path / "runs", primary="auc", focus="eapo", seed_counts=[8], horizon=15)
+    with pytest.raises(ConfigError, match="final evaluation ran at its own last step"):
+        pilot_power(tmp_path / "runs", primary="final", focus="eapo", seed_counts=[8], horizon=STEPS[1])

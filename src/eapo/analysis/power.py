@@ -13,6 +13,7 @@ sizes the hierarchical bootstrap's test, the problems counted as a sample (`stat
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 from collections.abc import Sequence
@@ -32,7 +33,7 @@ from eapo.analysis.prestated_metrics import (
     run_data,
 )
 from eapo.analysis.stats import t_quantile
-from eapo.errors import ConfigError
+from eapo.errors import ConfigError, DataError
 
 # ------------------------------------------------------------------------------ power of a paired test
 
@@ -323,16 +324,33 @@ def pilot_power(
     focus: str,
     seed_counts: Sequence[int],
     target: float | None = None,
+    horizon: int | None = None,
 ) -> dict[str, Any]:
     """`power_analysis` from a pilot without training: `path` is a grid's runs folder (runs as
     `<arm>/seed<k>/`, recomputed from their logs), a folder holding `compare.json`, or a compare JSON.
 
     A JSON written before per-seed metrics were recorded gives `final` (per-seed final Avg@n) only; for
     another primary metric the runs folder it names is used when it still exists.
+
+    `horizon` (`--steps` with `--pilot`): the grid being sized trains that many steps, so the pilot's
+    in-training curves are cut at it before the curve metrics (`auc`, `steps_to`) are computed; the pilot's
+    final evaluation ran at its own end, so `final` cannot be cut and is refused with a horizon.
     """
     path = Path(path)
     if primary not in PRIMARY_METRICS:
         raise ConfigError(f"--primary {primary!r}: choose from {', '.join(PRIMARY_METRICS)}")
+    if horizon is not None:
+        if primary == "final":
+            raise ConfigError(
+                f"--pilot with --steps {horizon}: the pilot's final evaluation ran at its own last step and "
+                "cannot be cut at another horizon; use a curve metric (--primary auc or steps_to)"
+            )
+        runs_dir = path if path.is_dir() and _run_folders(path) else _named_runs_dir(path)
+        if runs_dir is None:
+            raise ConfigError(
+                f"--pilot {path} with --steps: cutting the curves needs the pilot's runs folder"
+            )
+        return _pilot_from_runs(runs_dir, primary, focus, seed_counts, target, horizon)
     if path.is_dir():
         if _run_folders(path):
             return _pilot_from_runs(path, primary, focus, seed_counts, target)
@@ -381,6 +399,30 @@ def pilot_power(
     )
 
 
+def _named_runs_dir(path: Path) -> Path | None:
+    """The runs folder a compare report (or the folder holding its compare.json) names, if it still exists."""
+    report_path = path / "compare.json" if path.is_dir() else path
+    try:
+        report = json.loads(report_path.read_text())
+    except (OSError, ValueError):
+        return None
+    runs_dir = Path(
+        ((report if isinstance(report, dict) else {}).get("settings") or {}).get("runs_dir") or ""
+    )
+    return runs_dir if str(runs_dir) and runs_dir.is_dir() and _run_folders(runs_dir) else None
+
+
+def _cut_at(run: RunData, horizon: int) -> RunData:
+    """The run as if it had trained `horizon` steps: its in-training evaluations at steps ≤ horizon."""
+    keep = run.steps <= horizon
+    if not keep.any() or run.steps[keep][-1] != horizon:
+        raise DataError(
+            f"{run.arm}/seed{run.seed}: no in-training evaluation at step {horizon} (evaluated at "
+            f"{run.steps.tolist()}); choose a horizon the pilot evaluated at"
+        )
+    return dataclasses.replace(run, steps=run.steps[keep], curve=run.curve[:, keep])
+
+
 def _run_folders(path: Path) -> list[tuple[str, int, Path]]:
     out = []
     for config in sorted(Path(path).glob("*/seed*/config.yaml")):
@@ -391,7 +433,12 @@ def _run_folders(path: Path) -> list[tuple[str, int, Path]]:
 
 
 def _pilot_from_runs(
-    path: Path, primary: str, focus: str, seed_counts: Sequence[int], target: float | None
+    path: Path,
+    primary: str,
+    focus: str,
+    seed_counts: Sequence[int],
+    target: float | None,
+    horizon: int | None = None,
 ) -> dict[str, Any]:
     from eapo.analysis.grid import collect_run
 
@@ -399,7 +446,7 @@ def _pilot_from_runs(
     for arm, seed, run_dir in _run_folders(path):
         run = run_data(collect_run(arm, seed, run_dir))
         if run is not None:
-            data.setdefault(arm, []).append(run)
+            data.setdefault(arm, []).append(run if horizon is None else _cut_at(run, horizon))
     if not data:
         raise ConfigError(f"--pilot {path}: no finished run with a final evaluation (grid_eval.json) in it")
     any_run = next(iter(data.values()))[0]
@@ -411,6 +458,5 @@ def _pilot_from_runs(
         for other in data
         if other != focus and focus in data
     }
-    return power_analysis(
-        per_seed, focus, seed_counts, primary, label, f"the pilot runs in {path}", components
-    )
+    source = f"the pilot runs in {path}" + (f", curves cut at step {horizon}" if horizon is not None else "")
+    return power_analysis(per_seed, focus, seed_counts, primary, label, source, components)

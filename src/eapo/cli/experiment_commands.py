@@ -169,7 +169,8 @@ def register(subparsers: Any) -> None:
         default=None,
         metavar="PATH",
         help="no training: the minimum detectable effect from a pilot (a runs folder, or a compare.json "
-        "or the folder holding it)",
+        "or the folder holding it); with --steps H, the pilot's curves are cut at step H, the horizon of "
+        "the grid being sized",
     )
     _add_common(p)
     p.set_defaults(func=_compare)
@@ -245,7 +246,12 @@ def _compare(args: argparse.Namespace, rest: list[str]) -> int:
         if args.sweep or rest:
             raise ConfigError("--pilot reads a finished grid; it takes no --sweep or config overrides")
         power = pilot_power(
-            args.pilot, primary=args.primary, focus=args.focus, seed_counts=power_seeds, target=args.target
+            args.pilot,
+            primary=args.primary,
+            focus=args.focus,
+            seed_counts=power_seeds,
+            target=args.target,
+            horizon=args.steps,
         )
         if args.out is not None:
             check_writable_dir(args.out, "--out")
