@@ -3,6 +3,7 @@ each row's own budget and after its first eos."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 from typing import Any
@@ -172,3 +173,31 @@ def test_a_row_ends_after_its_first_stop_string_and_the_chunk_stops_early(
     assert cut[0] == free[0][:4]
     if all(stop in tokenizer.decode(row) for row in free):
         assert steps[0] < 12  # every row stopped: the chunk ended before its budget
+
+
+def test_branches_of_one_position_share_one_prefix_prefill_and_sample_as_without_it(
+    llama: PreTrainedModel, tokenizer: PreTrainedTokenizerFast, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A credit probe's rows hold the same prompt + response head and differ in the branched last token: the
+    head's keys and values are computed once for all of them, and (fp32) the samples are the plain path's."""
+    head = tokenizer.encode("Calculate 1 + 2.\nAnswer: 3")
+    branches = [tokenizer.encode(c)[-1] for c in ("a", "b", "c")]
+    prefixes = [[*head, v] for v in branches for _ in range(4)]  # 3 branches x 4 completions
+    budgets = [6] * len(prefixes)
+    plain = SamplingConfig(temperature=1.0, top_p=1.0, batch_rows=12, shared_prompt_prefill=False)
+    expected = continue_sequences(llama, tokenizer, prefixes, budgets, plain, seed=1)
+
+    from eapo.rollout import shared_prompt
+
+    prefill_rows = []
+    real_distinct = shared_prompt.distinct_prompts
+
+    def recording(*args: Any, **kwargs: Any) -> Any:
+        first_row, row_to_prompt = real_distinct(*args, **kwargs)
+        prefill_rows.append(int(first_row.numel()))
+        return first_row, row_to_prompt
+
+    monkeypatch.setattr(shared_prompt, "distinct_prompts", recording)
+    shared = dataclasses.replace(plain, shared_prompt_prefill=True)
+    assert continue_sequences(llama, tokenizer, prefixes, budgets, shared, seed=1) == expected
+    assert prefill_rows[-1] == 1  # one forward of the common head for all 12 rows

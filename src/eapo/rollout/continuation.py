@@ -34,8 +34,13 @@ from eapo.rollout.generate import (
     seeded_sampling,
     stop_string_end,
 )
+from eapo.rollout.shared_prompt import shared_prompt_cache
 
 __all__ = ["continue_sequences", "journal_fingerprint"]
+
+# Raised whenever the way a chunk is sampled changes (2: the shared prefix prefill), so that a journal of
+# chunks sampled the old way is started afresh rather than mixed with new ones.
+JOURNAL_FORMAT = 2
 
 logger = logging.getLogger(__name__)
 
@@ -56,6 +61,7 @@ def journal_fingerprint(
             "sampling": dataclasses.asdict(sampling),
             "seed": int(seed),
             "torch": torch.__version__,
+            "format": JOURNAL_FORMAT,
             "context": dict(context or {}),
         }
     )
@@ -131,10 +137,18 @@ def continue_sequences(
                 seeded_sampling(seed * 100_003 + chunk_number, device),
                 decode_attention(model, sampling.attention, padded=not bool(mask.all())),
             ):
+                # The rows of a probed position share prompt + response head (they differ in the branched
+                # token only): its keys and values are computed once (eapo.rollout.shared_prompt).
+                prefilled = (
+                    shared_prompt_cache(model, ids.to(device), mask.to(device))
+                    if sampling.shared_prompt_prefill and config.cache_implementation is None
+                    else None
+                )
                 generated = model.generate(
                     input_ids=ids.to(device),
                     attention_mask=mask.to(device),
                     generation_config=config,
+                    **dict([prefilled] if prefilled is not None else []),
                     logits_processor=LogitsProcessorList(sampling_processors(sampling)),
                     stopping_criteria=StoppingCriteriaList(
                         [StopStringsInText(tokenizer, stops, width)] if stops else []

@@ -84,7 +84,7 @@ def shared_prompt_cache(
     to float rounding, so the samples are the same ones wherever the rounding does not move a draw (fp32).
     """
     width = prompt_ids.shape[1]
-    if not shares_prompts(prompt_ids, prompt_mask, width):
+    if not shares_prompts(prompt_ids, prompt_mask, width - 1):  # the cache holds all but the last token
         return None
     base = model.get_base_model() if hasattr(model, "get_base_model") else model
     parameters = inspect.signature(base.forward).parameters
@@ -101,8 +101,10 @@ def _prompt_cache(
     row's gradient reaches its prompt's one forward)."""
     from transformers.cache_utils import DynamicCache
 
-    first_row, row_to_prompt = distinct_prompts(sequences, attention_mask, prompt_length)
     prefix = prompt_length - 1
+    # Rows are grouped by the columns the cache holds: rows that differ only in their last prompt token (a
+    # credit probe's branches) share one forward too.
+    first_row, row_to_prompt = distinct_prompts(sequences, attention_mask, prefix)
     mask = attention_mask[first_row, :prefix]
     cache = DynamicCache(config=getattr(model, "config", None))
     cache_arg = _cache_argument(model)
