@@ -201,3 +201,32 @@ def test_branches_of_one_position_share_one_prefix_prefill_and_sample_as_without
     shared = dataclasses.replace(plain, shared_prompt_prefill=True)
     assert continue_sequences(llama, tokenizer, prefixes, budgets, shared, seed=1) == expected
     assert prefill_rows[-1] == 1  # one forward of the common head for all 12 rows
+
+
+def test_phases_continue_exactly_and_rows_that_ended_leave(
+    llama: PreTrainedModel, tokenizer: PreTrainedTokenizerFast, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Greedy over budgets longer than a phase equals one uninterrupted greedy decode of each row; a row
+    that has written its stop string is not decoded in the next phase."""
+    prefixes = _prefixes(tokenizer)
+    budget = 2 * continuation.PHASE_TOKENS + 5  # three phases
+    eos_ids = model_eos_token_ids(llama, tokenizer)
+    whole = [_greedy(llama, p, budget, eos_ids) for p in prefixes]
+    rows_per_call = []
+    real_generate = llama.generate
+
+    def counted(*args: Any, **kwargs: Any) -> Any:
+        rows_per_call.append(int(kwargs["input_ids"].shape[0]))
+        return real_generate(*args, **kwargs)
+
+    monkeypatch.setattr(llama, "generate", counted)
+    greedy = SamplingConfig(temperature=0.0, batch_rows=8)
+    assert continue_sequences(llama, tokenizer, prefixes, [budget] * 3, greedy) == whole
+    if all(len(w) == budget for w in whole):  # no row ended early: every phase decodes all three
+        assert rows_per_call == [3, 3, 3]
+    rows_per_call.clear()
+    stop = tokenizer.decode(whole[0][1:3])  # row 0 writes it within the first phase
+    stopping = SamplingConfig(temperature=0.0, batch_rows=8, stop_strings=[stop])
+    cut = continue_sequences(llama, tokenizer, prefixes, [budget] * 3, stopping)
+    assert cut[0] == whole[0][:3]
+    assert rows_per_call[0] == 3 and all(n < 3 for n in rows_per_call[1:])

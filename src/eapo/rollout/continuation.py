@@ -38,9 +38,13 @@ from eapo.rollout.shared_prompt import shared_prompt_cache
 
 __all__ = ["continue_sequences", "journal_fingerprint"]
 
-# Raised whenever the way a chunk is sampled changes (2: the shared prefix prefill), so that a journal of
-# chunks sampled the old way is started afresh rather than mixed with new ones.
-JOURNAL_FORMAT = 2
+# Raised whenever the way a chunk is sampled changes (2: the shared prefix prefill; 3: phases of
+# PHASE_TOKENS), so that a journal of chunks sampled the old way is started afresh rather than mixed in.
+JOURNAL_FORMAT = 3
+# New tokens per phase of a chunk (`_sample_chunk`). Measured on the SmolLM2 study's credit probe at
+# T = 1.4: most branches end within ~15 tokens, but a chunk of 64 almost always holds one that writes on,
+# and one generate call decodes all 64 rows until it stops (~45 s a chunk at one thread).
+PHASE_TOKENS = 16
 
 logger = logging.getLogger(__name__)
 
@@ -84,10 +88,10 @@ def continue_sequences(
 
     Works on token ids, not text, so a prefix that ends inside a word continues exactly from its last
     token (re-tokenising decoded text could merge or split tokens). Rows are sorted by budget and generated
-    in left-padded chunks of `sampling.batch_rows` with the KV cache; each chunk generates up to its
-    largest budget (or until every row has ended with an eos or a stop string of `sampling.stop_strings`,
-    which the scorer cuts the text after anyway) and every row is then cut at its own budget, after its
-    first eos and after the first stop string in its new text.
+    in left-padded chunks of `sampling.batch_rows` with the KV cache, each chunk in phases of
+    `PHASE_TOKENS` new tokens after which the rows that have ended leave (`_sample_chunk`). A row ends at
+    its budget, after its first eos, or after the first stop string of `sampling.stop_strings` in its new
+    text (which the scorer cuts the text after anyway).
 
     Args:
         prefixes: token ids (prompt + response so far) per row. budgets: max new tokens per row (>= 0).
@@ -101,8 +105,6 @@ def continue_sequences(
         raise ValueError(f"{len(prefixes)} prefixes for {len(budgets)} budgets")
     eos_ids = model_eos_token_ids(model, tokenizer)
     stops = list(sampling.stop_strings)
-    pad = int(tokenizer.pad_token_id)
-    device = next(model.parameters()).device
     outputs: list[list[int]] = [[] for _ in prefixes]
     order = sorted((i for i in range(len(prefixes)) if budgets[i] > 0), key=lambda i: budgets[i])
     chunks = [order[i : i + sampling.batch_rows] for i in range(0, len(order), sampling.batch_rows)]
@@ -123,45 +125,86 @@ def continue_sequences(
                 for i, new in zip(chunk, done[chunk_number], strict=True):
                     outputs[i] = list(new)
                 continue
-            width = max(len(prefixes[i]) for i in chunk)
-            ids = torch.full((len(chunk), width), pad, dtype=torch.long)
-            mask = torch.zeros((len(chunk), width), dtype=torch.long)
-            for j, i in enumerate(chunk):
-                ids[j, width - len(prefixes[i]) :] = torch.tensor(list(prefixes[i]), dtype=torch.long)
-                mask[j, width - len(prefixes[i]) :] = 1
-            budget = max(budgets[i] for i in chunk)
-            config = sampling_generation_config(
-                dataclasses.replace(sampling, max_new_tokens=budget), eos_ids, pad
-            )
-            with (
-                seeded_sampling(seed * 100_003 + chunk_number, device),
-                decode_attention(model, sampling.attention, padded=not bool(mask.all())),
-            ):
-                # The rows of a probed position share prompt + response head (they differ in the branched
-                # token only): its keys and values are computed once (eapo.rollout.shared_prompt).
-                prefilled = (
-                    shared_prompt_cache(model, ids.to(device), mask.to(device))
-                    if sampling.shared_prompt_prefill and config.cache_implementation is None
-                    else None
-                )
-                generated = model.generate(
-                    input_ids=ids.to(device),
-                    attention_mask=mask.to(device),
-                    generation_config=config,
-                    **dict([prefilled] if prefilled is not None else []),
-                    logits_processor=LogitsProcessorList(sampling_processors(sampling)),
-                    stopping_criteria=StoppingCriteriaList(
-                        [StopStringsInText(tokenizer, stops, width)] if stops else []
-                    ),
-                )[:, width:].cpu()
-            for j, i in enumerate(chunk):
-                new = generated[j, : budgets[i]].tolist()
-                end = next((k for k, t in enumerate(new) if t in eos_ids), None)
-                new = new if end is None else new[: end + 1]
-                stop_end = stop_string_end(new, tokenizer, stops)
-                outputs[i] = new if stop_end is None else new[:stop_end]
+            _sample_chunk(
+                model, tokenizer, prefixes, budgets, chunk, outputs, sampling, eos_ids, stops,
+                seed * 100_003 + chunk_number,
+            )  # fmt: skip
             if journal is not None:
                 append_row(journal, {"chunk": chunk_number, "outputs": [outputs[i] for i in chunk]})
     finally:
         model.train(was_training)
     return outputs
+
+
+def _sample_chunk(
+    model: Any,
+    tokenizer: Any,
+    prefixes: Sequence[Sequence[int]],
+    budgets: Sequence[int],
+    chunk: list[int],
+    outputs: list[list[int]],
+    sampling: SamplingConfig,
+    eos_ids: list[int],
+    stops: list[str],
+    seed: int,
+) -> None:
+    """Continue the rows `chunk` (indices into `prefixes`) into `outputs`, in phases of `PHASE_TOKENS` new
+    tokens: after each phase the rows that have ended (an eos, a stop string, their budget) leave, and the
+    others go on from their prefix plus what they have written (a fresh prefill of the few rows left). One
+    row that keeps writing then no longer makes the whole chunk decode to its budget. Phase k is seeded
+    with `seed`·1000 + k."""
+    pad = int(tokenizer.pad_token_id)
+    device = next(model.parameters()).device
+    written: dict[int, list[int]] = {i: [] for i in chunk}
+    active = list(chunk)
+    phase = 0
+    while active:
+        rows = [list(prefixes[i]) + written[i] for i in active]
+        width = max(len(r) for r in rows)
+        ids = torch.full((len(rows), width), pad, dtype=torch.long)
+        mask = torch.zeros((len(rows), width), dtype=torch.long)
+        for j, row in enumerate(rows):
+            ids[j, width - len(row) :] = torch.tensor(row, dtype=torch.long)
+            mask[j, width - len(row) :] = 1
+        length = min(PHASE_TOKENS, max(budgets[i] - len(written[i]) for i in active))
+        config = sampling_generation_config(
+            dataclasses.replace(sampling, max_new_tokens=length), eos_ids, pad
+        )
+        with (
+            seeded_sampling(seed * 1000 + phase, device),
+            decode_attention(model, sampling.attention, padded=not bool(mask.all())),
+        ):
+            # The rows of a probed position share prompt + response head (they differ in the branched
+            # token only): its keys and values are computed once (eapo.rollout.shared_prompt).
+            prefilled = (
+                shared_prompt_cache(model, ids.to(device), mask.to(device))
+                if sampling.shared_prompt_prefill and config.cache_implementation is None
+                else None
+            )
+            generated = model.generate(
+                input_ids=ids.to(device),
+                attention_mask=mask.to(device),
+                generation_config=config,
+                **dict([prefilled] if prefilled is not None else []),
+                logits_processor=LogitsProcessorList(sampling_processors(sampling)),
+                stopping_criteria=StoppingCriteriaList(
+                    [StopStringsInText(tokenizer, stops, width)] if stops else []
+                ),
+            )[:, width:].cpu()
+        still = []
+        for j, i in enumerate(active):
+            room = budgets[i] - len(written[i])
+            new = generated[j, : min(length, room)].tolist()
+            end = next((k for k, t in enumerate(new) if t in eos_ids), None)
+            ended = end is not None
+            written[i] += new if end is None else new[: end + 1]
+            stop_end = stop_string_end(written[i], tokenizer, stops)
+            if stop_end is not None:
+                written[i] = written[i][:stop_end]
+                ended = True
+            if not ended and len(written[i]) < budgets[i]:
+                still.append(i)
+        active = still
+        phase += 1
+    for i in chunk:
+        outputs[i] = written[i]
