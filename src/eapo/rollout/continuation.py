@@ -29,12 +29,12 @@ from eapo.rollout.config import SamplingConfig
 from eapo.rollout.generate import (
     StopStringsInText,
     model_eos_token_ids,
+    prefilled_prompts,
     sampling_generation_config,
     sampling_processors,
     seeded_sampling,
     stop_string_end,
 )
-from eapo.rollout.shared_prompt import shared_prompt_cache
 
 __all__ = ["continue_sequences", "journal_fingerprint"]
 
@@ -174,18 +174,13 @@ def _sample_chunk(
             seeded_sampling(seed * 1000 + phase, device),
             decode_attention(model, sampling.attention, padded=not bool(mask.all())),
         ):
-            # The rows of a probed position share prompt + response head (they differ in the branched
-            # token only): its keys and values are computed once (eapo.rollout.shared_prompt).
-            prefilled = (
-                shared_prompt_cache(model, ids.to(device), mask.to(device))
-                if sampling.shared_prompt_prefill and config.cache_implementation is None
-                else None
-            )
             generated = model.generate(
                 input_ids=ids.to(device),
                 attention_mask=mask.to(device),
                 generation_config=config,
-                **dict([prefilled] if prefilled is not None else []),
+                # The rows of a probed position share prompt + response head (they differ in the branched
+                # token only): its keys and values are computed once.
+                **prefilled_prompts(model, ids, mask, sampling, config),
                 logits_processor=LogitsProcessorList(sampling_processors(sampling)),
                 stopping_criteria=StoppingCriteriaList(
                     [StopStringsInText(tokenizer, stops, width)] if stops else []

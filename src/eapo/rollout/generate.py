@@ -11,6 +11,7 @@ import contextlib
 import inspect
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from tqdm.auto import tqdm
@@ -246,16 +247,11 @@ def generate_rollouts(
                 )
                 padded = not bool(chunk_mask.all())
                 with decode_attention(model, sampling.attention, padded=padded):
-                    prefilled = (
-                        shared_prompt_cache(model, chunk_ids.to(device), chunk_mask.to(device))
-                        if sampling.shared_prompt_prefill and generation_config.cache_implementation is None
-                        else None
-                    )
                     output = model.generate(
                         input_ids=chunk_ids.to(device),
                         attention_mask=chunk_mask.to(device),
                         generation_config=generation_config,
-                        **dict([prefilled] if prefilled is not None else []),
+                        **prefilled_prompts(model, chunk_ids, chunk_mask, sampling, generation_config),
                         stopping_criteria=stopping_criteria,
                         logits_processor=LogitsProcessorList(
                             ([recorder] if recorder is not None else []) + sampling_processors(sampling)
@@ -541,6 +537,23 @@ def cut_after_stop_string(text: str, stop_strings: list[str]) -> str:
     """`text` up to the end of its first stop string (a token may run past the stop string's end)."""
     ends = [text.find(stop) + len(stop) for stop in stop_strings if stop in text]
     return text[: min(ends)] if ends else text
+
+
+def prefilled_prompts(
+    model: PreTrainedModel,
+    prompt_ids: torch.Tensor,
+    prompt_mask: torch.Tensor,
+    sampling: SamplingConfig,
+    generation_config: GenerationConfig,
+) -> dict[str, Any]:
+    """`generate`'s keyword arguments for a cache of the chunk's distinct prompts, each computed once
+    (`sampling.shared_prompt_prefill`, eapo.rollout.shared_prompt), or {} where there is none to share or
+    `generate` builds its own (a static cache)."""
+    if not sampling.shared_prompt_prefill or generation_config.cache_implementation is not None:
+        return {}
+    device = next(model.parameters()).device
+    prefilled = shared_prompt_cache(model, prompt_ids.to(device), prompt_mask.to(device))
+    return dict([prefilled]) if prefilled is not None else {}
 
 
 def _accepts_logits_to_keep(model: PreTrainedModel) -> bool:
