@@ -25,6 +25,12 @@
 # held, which stops its copy of this script before the collect. LR and STEPS are fixed by the pilot (issue #19 item 2) before the headline starts; the defaults
 # below are the config's and stand only until then. OUT (default runs/smollm2_study) holds the runs.
 #
+# Horizon (rule fixed on 2026-11-30 at 23:00 UTC, while seed 1 of the lr 3e-6 pilot stood at step 203, before its
+# evaluations at 220, 240 and 250 existed): STEPS is the first evaluated step at which the mean of the pilot's
+# two GRPO Avg@8 curves reaches 90% of its gain from step 0 to the end (the end read as the mean of the
+# evaluations at 240 and 250, to damp one evaluation's noise). `python benchmarks/smollm2_study_state.py`
+# applies it and records the result.
+#
 # Seeds (fixed on 2026-11-30, before the headline started): the headline and every later grid use seeds
 # 100-107 (the 3-seed grids 100-102, so that they share the headline's GRPO and EAPO runs), disjoint from the
 # pilot's seeds 0 and 1. The pilot chose the learning rate and the horizon from GRPO's curves under seeds 0

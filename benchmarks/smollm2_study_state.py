@@ -99,6 +99,40 @@ def screen_decision(runs: list[dict[str, Any]]) -> dict[str, Any]:
     return out
 
 
+# The horizon rule (smollm2_study.sh, stated before seed 1's evaluations past step 200 existed).
+HORIZON_RATE = "3e-6"
+HORIZON_SHARE = 0.9
+HORIZON_END_STEPS = (240, 250)
+
+
+def horizon_decision(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """The horizon rule applied to the chosen rate's pilot runs: the mean of their held-out Avg@8 curves at
+    the steps every run evaluated; the end is the mean curve's average over HORIZON_END_STEPS; the horizon
+    is the first evaluated step where the mean curve reaches start + HORIZON_SHARE x (end - start). Until
+    every pilot run has its evaluations at HORIZON_END_STEPS, `decided` is False and nothing is chosen."""
+    pilot = [r for r in runs if f"pilot_lr{HORIZON_RATE}/grpo/seed" in r["run"]]
+    curves = [{p["step"]: p["avg@8"] for p in r.get("eval_curve", [])} for r in pilot]
+    out: dict[str, Any] = {"rate": HORIZON_RATE, "share": HORIZON_SHARE, "end_steps": list(HORIZON_END_STEPS)}
+    out["seeds"] = [r.get("seed") for r in pilot]
+    if len(curves) < 2 or any(s not in c for c in curves for s in HORIZON_END_STEPS):
+        return {**out, "decided": False, "pending": "every pilot seed's evaluations at the end steps"}
+    steps = sorted(set.intersection(*(set(c) for c in curves)))
+    mean = {s: sum(c[s] for c in curves) / len(curves) for s in steps}
+    start = mean[steps[0]]
+    end = sum(mean[s] for s in HORIZON_END_STEPS) / len(HORIZON_END_STEPS)
+    threshold = start + HORIZON_SHARE * (end - start)
+    horizon = next(s for s in steps if mean[s] >= threshold)
+    return {
+        **out,
+        "decided": True,
+        "mean_curve": [{"step": s, "avg@8": mean[s]} for s in steps],
+        "start": start,
+        "end": end,
+        "threshold": threshold,
+        "horizon": horizon,
+    }
+
+
 def _shown(path: Path) -> str:
     return str(path.relative_to(bu.REPO_ROOT) if path.is_relative_to(bu.REPO_ROOT) else path)
 
@@ -146,6 +180,7 @@ def main() -> None:
         "runs": [run_state(d) for d in run_dirs],
     }
     state["pilot_screen"] = screen_decision(state["runs"])
+    state["pilot_horizon"] = horizon_decision(state["runs"])
     state["analyses"] = analyses_state(args.runs)
     args.out.write_text(json.dumps(state, indent=1) + "\n")
     for run in state["runs"]:
@@ -155,6 +190,8 @@ def main() -> None:
             f"Avg@8 {curve}"
         )
     print(f"pilot screen: {json.dumps(state['pilot_screen'])}")
+    horizon = {k: v for k, v in state["pilot_horizon"].items() if k != "mean_curve"}
+    print(f"pilot horizon: {json.dumps(horizon)}")
     for analysis in state["analyses"]:
         print(f"analysis: {json.dumps(analysis)}")
     print(f"wrote {args.out}")

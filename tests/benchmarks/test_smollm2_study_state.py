@@ -53,6 +53,29 @@ def test_the_pilot_screen_decides_only_when_every_rate_has_its_step_100_evaluati
     )
 
 
+def test_the_horizon_is_the_first_step_where_the_mean_pilot_curve_reaches_90_percent_of_its_gain() -> None:
+    state = importlib.import_module("smollm2_study_state")
+    steps = [0, 20, 40, 60, 80, 100, 120, 140, 160, 180, 200, 220, 240, 250]
+
+    def run(seed: int, values: list[float]) -> dict:
+        curve = [{"step": s, "avg@8": v} for s, v in zip(steps, values, strict=False)]
+        return {"run": f"runs/smollm2_study/pilot_lr3e-6/grpo/seed{seed}", "seed": seed, "eval_curve": curve}
+
+    rising = [0.4 + 0.03 * i for i in range(len(steps))]  # 0.40 ... 0.79
+    runs = [run(0, rising), run(1, rising[:11]), run(0, rising)]  # seed 1 stopped at step 200
+    runs[2]["run"] = runs[2]["run"].replace("3e-6", "1e-5")  # another rate's run is not read
+    assert not state.horizon_decision(runs)["decided"]
+    runs[1] = run(1, [v + 0.02 for v in rising])
+    decided = state.horizon_decision(runs)
+    # Mean curve 0.41 + 0.03 i; end = mean of the points at 240 and 250 = 0.785; 90% of the gain: 0.7475,
+    # first reached at i = 12 (step 240): a curve that never flattens gets its last steps.
+    assert decided["decided"] and decided["seeds"] == [0, 1]
+    assert abs(decided["end"] - 0.785) < 1e-9 and decided["horizon"] == 240
+    flattening = [0.4, 0.5, 0.6, 0.66, 0.7, 0.7, 0.7, 0.7, 0.7, 0.7, 0.7, 0.7, 0.7, 0.7]
+    runs = [run(0, flattening), run(1, flattening)]
+    assert state.horizon_decision(runs)["horizon"] == 80  # threshold 0.4 + 0.9 x 0.3 = 0.67; 0.66 at step 60
+
+
 def test_the_snapshot_lists_analyses_finished_and_unfinished(tmp_path: Path) -> None:
     from eapo.journal import append_row, open_journal
 
