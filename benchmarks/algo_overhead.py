@@ -18,7 +18,6 @@ Ratios are algorithm / GRPO, median over rounds of the per-round ratio.
 from __future__ import annotations
 
 import copy
-import json
 import sys
 import tempfile
 from pathlib import Path
@@ -241,15 +240,7 @@ def render_table(summary: list[dict[str, Any]]) -> str:
     return bu.format_table(headers, rows)
 
 
-def main() -> None:
-    parser = bu.mode_parser(__doc__.splitlines()[0])
-    args = parser.parse_args()
-    if args.worker:
-        print(json.dumps(worker(json.loads(args.worker))))
-        return
-    mode = bu.run_mode(args)
-    settings = SETTINGS[mode.name]
-    record = bu.start_record(NAME, mode, settings)
+def measure(record: dict[str, Any], settings: dict[str, Any]) -> None:
     record["memory_method"] = (
         "torch allocator peak of one train_step (torch.profiler profile_memory=True memory timeline), "
         "tensors created during the step"
@@ -260,8 +251,12 @@ def main() -> None:
         print(f"  done {model} (load {bu.load_average()[0]})", file=sys.stderr)
     record["runs"] = runs
     record["summary"], record["targets"] = summarise(runs)
-    print(render_table(record["summary"]))
-    bu.finish_record(record, mode)
+
+
+def main() -> None:
+    bu.benchmark_main(
+        __doc__, NAME, SCRIPT, SETTINGS, worker, lambda r: print(render_table(r["summary"])), measure
+    )
 
 
 if __name__ == "__main__":

@@ -249,6 +249,38 @@ def run_worker(script: Path, payload: dict[str, Any], timeout_s: float = 4 * 360
     return json.loads(lines[-1])
 
 
+def benchmark_main(
+    doc: str,
+    name: str,
+    script: Path,
+    settings: dict[str, dict[str, Any]],
+    worker: Callable[[dict[str, Any]], dict[str, Any]],
+    report: Callable[[dict[str, Any]], None],
+    measure: Callable[[dict[str, Any], dict[str, Any]], None] | None = None,
+) -> None:
+    """`main()` of a benchmark that measures in fresh worker processes (`script --worker PAYLOAD`); `doc`
+    is the script's docstring, whose first line describes it in --help.
+
+    In a worker: print `worker(payload)` as JSON. Otherwise: start the record of the chosen mode
+    (--smoke / --quick / full, `settings[mode]`), fill it with `measure(record, settings)` (default: one
+    worker on the mode's settings, its JSON merged into the record), show it with `report(record)` and
+    write it (`finish_record`).
+    """
+    args = mode_parser(doc.splitlines()[0]).parse_args()
+    if args.worker:
+        print(json.dumps(worker(json.loads(args.worker))))
+        return
+    mode = run_mode(args)
+    chosen = settings[mode.name]
+    record = start_record(name, mode, chosen)
+    if measure is None:
+        record.update(run_worker(script, chosen))
+    else:
+        measure(record, chosen)
+    report(record)
+    finish_record(record, mode)
+
+
 # ---------------------------------------------------------------------------------------------- output
 def start_record(benchmark: str, mode: RunMode, settings: dict[str, Any]) -> dict[str, Any]:
     """The header every result JSON carries; `finish_record` adds the end time and load average."""

@@ -18,7 +18,6 @@ and what `attention: auto` picks for the chunk. Writes `benchmarks/results/decod
 
 from __future__ import annotations
 
-import json
 import statistics
 import time
 from collections import Counter
@@ -150,16 +149,7 @@ def worker(s: dict[str, Any]) -> dict[str, Any]:
     return {"model_attention": attention, "heads_and_key_heads": heads, "summary": out}
 
 
-def main() -> None:
-    parser = bu.mode_parser(__doc__.splitlines()[0])
-    args = parser.parse_args()
-    if args.worker:
-        print(json.dumps(worker(json.loads(args.worker))))
-        return
-    mode = bu.run_mode(args)
-    settings = SETTINGS[mode.name]
-    record = bu.start_record(NAME, mode, settings)
-    record.update(bu.run_worker(SCRIPT, settings))
+def report(record: dict[str, Any]) -> None:
     print(f"model attention: {record['model_attention']}; heads, key heads: {record['heads_and_key_heads']}")
     print(
         bu.format_table(
@@ -179,7 +169,10 @@ def main() -> None:
             ],
         )
     )
-    bu.finish_record(record, mode)
+
+
+def main() -> None:
+    bu.benchmark_main(__doc__, NAME, SCRIPT, SETTINGS, worker, report)
 
 
 if __name__ == "__main__":

@@ -17,7 +17,6 @@ identically. Writes `benchmarks/results/shared_prompt.json`.
 from __future__ import annotations
 
 import contextlib
-import json
 import statistics
 import time
 from pathlib import Path
@@ -173,16 +172,7 @@ def rollout_ab(model: Any, tokenizer: Any, task: Any, config: Any, s: dict[str, 
     return out
 
 
-def main() -> None:
-    parser = bu.mode_parser(__doc__.splitlines()[0])
-    args = parser.parse_args()
-    if args.worker:
-        print(json.dumps(worker(json.loads(args.worker))))
-        return
-    mode = bu.run_mode(args)
-    settings = SETTINGS[mode.name]
-    record = bu.start_record(NAME, mode, settings)
-    record.update(bu.run_worker(SCRIPT, settings))
+def report(record: dict[str, Any]) -> None:
     print(f"micro-batch: {record['shape']}")
     print(
         bu.format_table(
@@ -209,7 +199,10 @@ def main() -> None:
             ],
         )
     )
-    bu.finish_record(record, mode)
+
+
+def main() -> None:
+    bu.benchmark_main(__doc__, NAME, SCRIPT, SETTINGS, worker, report)
 
 
 if __name__ == "__main__":

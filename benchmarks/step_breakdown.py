@@ -252,17 +252,11 @@ def render_table(summary: list[dict[str, Any]]) -> str:
     return bu.format_table(headers, rows)
 
 
-def main() -> None:
-    parser = bu.mode_parser(__doc__.splitlines()[0])
-    args = parser.parse_args()
-    if args.worker:
-        payload = json.loads(args.worker)
-        result = omp_policy_worker(payload) if payload.get("kind") == "omp" else worker(payload)
-        print(json.dumps(result))
-        return
-    mode = bu.run_mode(args)
-    settings = SETTINGS[mode.name]
-    record = bu.start_record(NAME, mode, settings)
+def any_worker(payload: dict[str, Any]) -> dict[str, Any]:
+    return omp_policy_worker(payload) if payload.get("kind") == "omp" else worker(payload)
+
+
+def measure(record: dict[str, Any], settings: dict[str, Any]) -> None:
     runs = []
     for model, spec in settings["models"].items():
         runs.append(bu.run_worker(SCRIPT, {"model": model, **spec}))
@@ -285,11 +279,17 @@ def main() -> None:
             "load_average_1min_at_each_run": loads,
             "ratio_unset_over_passive": bu.paired_ratio(results["unset"], results["PASSIVE"]),
         }
+
+
+def report(record: dict[str, Any]) -> None:
     print(render_table(record["summary"]))
-    if policy:
+    if "omp_wait_policy" in record:
         ratio = record["omp_wait_policy"]["ratio_unset_over_passive"]["median"]
         print(f"\nOMP_WAIT_POLICY: default (unset) / PASSIVE step time = {ratio:.2f}x")
-    bu.finish_record(record, mode)
+
+
+def main() -> None:
+    bu.benchmark_main(__doc__, NAME, SCRIPT, SETTINGS, any_worker, report, measure)
 
 
 if __name__ == "__main__":

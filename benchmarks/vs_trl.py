@@ -331,17 +331,12 @@ def _top_level(framework: str) -> list[str]:
     return ["generate_and_score", "forward_loss", "backward", "optimizer"]
 
 
-def main() -> None:
-    parser = bu.mode_parser(__doc__.splitlines()[0])
-    args = parser.parse_args()
-    if args.worker:
-        payload = json.loads(args.worker)
-        s = payload["settings"]
-        print(json.dumps(eapo_worker(s) if payload["framework"] == "eapo" else trl_worker(s)))
-        return
-    mode = bu.run_mode(args)
-    settings = SETTINGS[mode.name]
-    record = bu.start_record(NAME, mode, settings)
+def any_worker(payload: dict[str, Any]) -> dict[str, Any]:
+    s = payload["settings"]
+    return eapo_worker(s) if payload["framework"] == "eapo" else trl_worker(s)
+
+
+def measure(record: dict[str, Any], settings: dict[str, Any]) -> None:
     record["memory_method"] = (
         "RSS high-water mark (VmHWM) of each fresh process during training, reset after setup"
     )
@@ -354,6 +349,9 @@ def main() -> None:
             print(f"  done {framework} (load {bu.load_average()[0]})", file=sys.stderr)
     record["runs"] = runs
     record["summary"], record["targets"] = summarise(runs, bool(record["machine"]["cpu_fast_bf16"]))
+
+
+def report(record: dict[str, Any]) -> None:
     s = record["summary"]
     headers = ["framework", "tokens/s", "peak RSS MiB", "time shares"]
     rows = [
@@ -365,7 +363,10 @@ def main() -> None:
         f"\neapo / TRL: throughput x{s['throughput_ratio_eapo_over_trl']}, "
         f"peak RSS x{s['peak_rss_ratio_eapo_over_trl']}"
     )
-    bu.finish_record(record, mode)
+
+
+def main() -> None:
+    bu.benchmark_main(__doc__, NAME, SCRIPT, SETTINGS, any_worker, report, measure)
 
 
 if __name__ == "__main__":
