@@ -3,13 +3,21 @@
 from __future__ import annotations
 
 import json
+import math
 import re
 from pathlib import Path
 
 import pytest
 
 from eapo.errors import ConfigError, DataError
-from eapo.tasks import TaskConfig, extract_answer, last_number, load_task, reference_completion
+from eapo.tasks import (
+    TaskConfig,
+    extract_answer,
+    last_number,
+    load_task,
+    reference_completion,
+    score_completions,
+)
 
 SMALL = {"min_terms": 2, "max_terms": 4, "min_digits": 1, "max_digits": 2}
 
@@ -72,6 +80,83 @@ def test_basic_arithmetic_and_gsm_symbolic_solutions_end_in_the_answer() -> None
             assert last_number(problem.solution) == problem.answer
             completion = reference_completion(problem, "answer_tag")
             assert extract_answer(completion, "answer_tag", fallback=None) == problem.answer
+
+
+def test_prime_factorization_steps_divide_out_the_smallest_prime_and_score_one() -> None:
+    params = {"min_value": 2, "max_value": 400}
+    task = load_task(TaskConfig(source="prime_factorization", params=params, num_train=120, num_eval=20))
+    assert task.config.verifier in ("auto", "reasoning_gym")
+    problems = task.train + task.eval
+    for problem in problems:
+        assert problem.solution is not None
+        number = problem.metadata["number"]
+        steps, factors = problem.solution.rsplit(": ", 1)
+        assert factors == problem.answer
+        primes = [int(f) for f in factors.split(" × ")]
+        assert math.prod(primes) == number and primes == sorted(primes)
+        assert all(all(p % d for d in range(2, int(p**0.5) + 1)) for p in primes)
+        if len(primes) == 1:
+            assert steps == f"{number} is prime"
+            continue
+        rest = number
+        for step, prime in zip(steps.split(", "), primes, strict=False):  # "84 = 2 × 42", one per factor
+            assert step == f"{rest} = {prime} × {rest // prime}"
+            rest //= prime
+    completions = [reference_completion(p, "answer_tag") for p in problems]
+    assert score_completions(completions, problems, task).rewards == [1.0] * len(problems)
+
+    def coarse(answer: str) -> str:  # "2 × 2 × 3 × 7" -> "4 × 3 × 7": the same product, not primes
+        first, second, *rest = [int(f) for f in answer.split(" × ")]
+        return " × ".join(map(str, [first * second, *rest]))
+
+    composite = [p for p in problems if " × " in p.answer]
+    wrong = [f"<answer>{coarse(p.answer)}</answer>" for p in composite]
+    # reasoning-gym's scorer gives these 0.5; eapo's rewards are 0/1 (a score of 1.0 only).
+    assert score_completions(wrong, composite, task).rewards == [0.0] * len(composite)
+    exact = load_task(
+        TaskConfig(source="prime_factorization", params=params, num_train=8, num_eval=8, verifier="exact")
+    )
+    assert (
+        score_completions(
+            [reference_completion(p, "answer_tag") for p in exact.train], exact.train, exact
+        ).rewards
+        == [1.0] * 8
+    )
+
+
+_PART = re.compile(r"^(real|imaginary) part: (-?\d+)([+-])\(?(-?\d+)\)?=(-?\d+)$")
+
+
+def test_complex_arithmetic_steps_add_part_by_part_and_score_one() -> None:
+    params = {"operations": ["+", "-"], "operations_weights": [0.5, 0.5]}
+    task = load_task(TaskConfig(source="complex_arithmetic", params=params, num_train=200, num_eval=50))
+    problems = task.train + task.eval
+    for problem in problems:
+        assert problem.solution is not None
+        real_step, imag_step = problem.solution.split(", ")
+        op = problem.metadata["operation"]
+        for step, index in ((real_step, 0), (imag_step, 1)):
+            _, left, step_op, right, result = _PART.match(step).groups()  # type: ignore[union-attr]
+            assert (int(left), int(right)) == (
+                problem.metadata["num1"][index],
+                problem.metadata["num2"][index],
+            )
+            assert step_op == op and int(result) == problem.metadata["result"][index]
+            assert int(result) == (int(left) + int(right) if op == "+" else int(left) - int(right))
+    completions = [reference_completion(p, "answer_tag") for p in problems]
+    assert score_completions(completions, problems, task).rewards == [1.0] * len(problems)
+
+    def plain(real: int, imag: int) -> str:  # "8 + 3i", "0 - 3i": whole numbers, both parts written
+        return f"{real} {'-' if imag < 0 else '+'} {abs(imag)}i"
+
+    short = [f"<answer>{plain(*p.metadata['result'])}</answer>" for p in problems]  # the gold: "8.0 + 3.0i"
+    assert score_completions(short, problems, task).rewards == [1.0] * len(problems)
+    off_by_one = [
+        f"<answer>{plain(p.metadata['result'][0] + 1, p.metadata['result'][1])}</answer>"
+        for p in problems[:20]
+    ]
+    # reasoning-gym's score exp(-distance) is about 0.37 there; eapo's rewards are 0/1 (a score of 1 only)
+    assert score_completions(off_by_one, problems[:20], task).rewards == [0.0] * 20
 
 
 def test_unknown_generator_suggests_close_names() -> None:

@@ -24,6 +24,14 @@ def worked_solution(task_name: str, item: dict[str, Any]) -> str | None:
             solution = _arithmetic_steps(metadata["expression"])
         elif task_name == "gsm_symbolic":
             solution = _gsm_steps(metadata["answer_cot"], answer)
+        elif task_name == "complex_arithmetic":
+            # The answer is "a + bi", not a number: the steps must reach the generator's result.
+            solution, result = _complex_steps(metadata["num1"], metadata["num2"], metadata["operation"])
+            return solution if result == tuple(metadata["result"]) else None
+        elif task_name == "prime_factorization":
+            # The answer is a product, not a number: the steps end in it after ": ".
+            solution = _prime_factor_steps(int(metadata["number"]))
+            return solution if solution.rsplit(": ", 1)[-1] == answer else None
         else:
             return None
     except (KeyError, ValueError, SyntaxError, ZeroDivisionError, RecursionError):
@@ -86,6 +94,44 @@ def _arithmetic_steps(expression: str) -> str | None:
 
     value = evaluate(tree.body)
     return ", ".join(steps) if steps else str(value)
+
+
+def _whole(value: float) -> int:
+    if value != int(value):
+        raise ValueError(f"{value} is not a whole number")
+    return int(value)
+
+
+def _complex_steps(first: Any, second: Any, operation: str) -> tuple[str, tuple[int, int]]:
+    """complex_arithmetic's + and - part by part: (7 - 6i) + (1 + 9i) -> "real part: 7+1=8, imaginary
+    part: -6+9=3", and the result (8, 3). Other operations have no steps here (ValueError)."""
+    if operation not in ("+", "-"):
+        raise ValueError(f"no worked steps for complex {operation!r}")
+    (a, b), (c, d) = (tuple(map(_whole, first)), tuple(map(_whole, second)))
+    real = a + c if operation == "+" else a - c
+    imag = b + d if operation == "+" else b - d
+    steps = f"real part: {a}{operation}{_signed(c)}={real}, imaginary part: {b}{operation}{_signed(d)}={imag}"
+    return steps, (real, imag)
+
+
+def _prime_factor_steps(number: int) -> str:
+    """Trial division, the smallest prime first, one step per factor found, then the factors joined as
+    prime_factorization writes its answer: 84 -> "84 = 2 × 42, 42 = 2 × 21, 21 = 3 × 7: 2 × 2 × 3 × 7";
+    a prime says so: 97 -> "97 is prime: 97"."""
+    if number < 2:
+        raise ValueError(f"no prime factorization of {number}")
+    steps, factors, rest, divisor = [], [], number, 2
+    while divisor * divisor <= rest:
+        if rest % divisor:
+            divisor += 1
+            continue
+        factors.append(divisor)
+        steps.append(f"{rest} = {divisor} × {rest // divisor}")
+        rest //= divisor
+    factors.append(rest)  # what is left has no divisor up to its square root: the last prime
+    if len(factors) == 1:
+        return f"{number} is prime: {number}"
+    return ", ".join(steps) + ": " + " × ".join(map(str, factors))
 
 
 def _gsm_steps(answer_cot: str, answer: str) -> str:
