@@ -921,13 +921,42 @@ def _interval_dict_text(interval: dict[str, Any], digits: int = 3) -> str:
     return f"{interval['mean']:+.{digits}f} [{interval['low']:+.{digits}f}, {interval['high']:+.{digits}f}]"
 
 
+PILOT = {"smollm2": "compare_smollm2_pilot.json"}  # the pilot that fixed a model's headline before it ran
+
+
+def _pilot_text(results_dir: Path, model: str) -> str:
+    """What the pilot fixed before the headline ran (its horizon and minimum detectable effect), or ''."""
+    path = results_dir / PILOT.get(model, "-")
+    if not path.is_file():
+        return ""
+    pilot = json.loads(path.read_text())
+    (row,) = [r for r in pilot["mde"]["rows"] if "mde" in r][:1] or [{}]
+    mde = row.get("mde", {}).get("8")
+    return (
+        f"; the GRPO pilot (benchmarks/results/{path.name}) fixed the horizon at "
+        f"{pilot['horizon']['horizon']} steps"
+        + (
+            f" and the smallest EAPO − GRPO difference in the primary metric 8 seeds detect at 80% power: "
+            f"{mde:.3f} ({row['mde_sd_upper']['8']:.3f} at the SD's upper bound)"
+            if mde is not None
+            else ""
+        )
+    )
+
+
 def headline_claim(results_dir: Path = RESULTS, model: str = "tiny") -> list[list[str]]:
     """EAPO − GRPO on one model's comparison grid (`HEADLINE`), judged by `CRITERIA["headline"]`."""
     name, how = HEADLINE[model]
     path = results_dir / name
     head = [*HEADLINE_CLAIM, CRITERIA["headline"]]
     if not path.is_file():
-        return [[*head, f"not run yet: needs {how} → benchmarks/results/{name}", "not run yet"]]
+        return [
+            [
+                *head,
+                f"not run yet: needs {how} → benchmarks/results/{name}{_pilot_text(results_dir, model)}",
+                "not run yet",
+            ]
+        ]
     report = json.loads(path.read_text())
     s = report["settings"]
     setting = (

@@ -34,6 +34,18 @@ class Experiment:
 
 EXPERIMENTS = (
     Experiment(
+        "compare_smollm2_pilot.json",
+        "SmolLM2-135M-Instruct, issue #19's study: the entropy gate and the GRPO pilot",
+        figures=("compare_smollm2_pilot_curves.png",),
+        context="The study's setting (`configs/smollm2_study.yaml`): SmolLM2-135M-Instruct after its format "
+        "warm-up, reasoning-gym basic_arithmetic with 3 one-digit terms (+ and −, worked steps, strict "
+        "`<answer>` tag), 8 prompts x 8 samples a step at T = 1.4 / top-p 0.95, 4 mini-batch updates per "
+        "rollout, held-out Avg@8 every 20 steps on 200 problems at T = 0.6, bf16 autocast, one torch thread "
+        "per run. The pilot is GRPO only: it fixes the learning rate, the horizon and the seed-to-seed "
+        "spread before EAPO runs; each rule below was written into `benchmarks/smollm2_study.sh` before the "
+        "data it decides on existed.",
+    ),
+    Experiment(
         "compare_tiny_60steps.json",
         "Tiny default: all eleven algorithms",
         figures=("compare_tiny_60steps_paired.png", "compare_tiny_60steps_entropy.png"),
@@ -338,6 +350,92 @@ def render_shaping(report: dict[str, Any], experiment: Experiment) -> list[str]:
     return lines
 
 
+def render_pilot(report: dict[str, Any], experiment: Experiment) -> list[str]:
+    from eapo.analysis.power import format_power
+
+    machine = report["machine"]
+    lines = [
+        f"### {experiment.title}",
+        "",
+        experiment.context,
+        "",
+        f"- Command: `{report['command']}`; machine: {machine['cpu']}, {machine['usable_cpus']} CPU cores, "
+        f"torch {machine['torch']}, {'bf16 units' if machine.get('cpu_fast_bf16') else 'no bf16 units'}.",
+        "",
+        f"**Entropy gate** (issue #19; the warmed-up model, 64 problems x 8 at T = 1.4; "
+        f"`benchmarks/results/{report['gate']['source']}`):",
+        "",
+        "| measure | band | validation problems | train problems |",
+        "| --- | --- | --- | --- |",
+    ]
+    names = {
+        "mean_entropy_nats": "mean token entropy (nats)",
+        "share_above_group_mean": "tokens above their group's mean entropy",
+        "base_avg": "base Avg@8 (strict)",
+    }
+    for key, name in names.items():
+        val, train = report["gate"]["validation"][key], report["gate"]["train"][key]
+        band = f"{val['range'][0]:g}-{val['range'][1]:g}"
+        cells = [f"{d['value']:.3f} ({'in' if d['met'] else 'OUT'})" for d in (val, train)]
+        lines.append(f"| {name} | {band} | {cells[0]} | {cells[1]} |")
+    screen = report["screen"]
+    lines += [
+        "",
+        f"**Learning-rate screen** (seed 0 of each rate to step {screen['step']}; the rates within "
+        f"{screen['margin']:g} of the best area under the held-out Avg@8 curve over steps 0-{screen['step']} "
+        "go on to 250 steps and a second seed):",
+        "",
+        "| learning rate | AUC, steps 0-100 | decision |",
+        "| --- | --- | --- |",
+    ]
+    for rate, auc in screen["auc"].items():
+        if not screen["decided"]:
+            decision = "undecided"
+        else:
+            decision = "continues" if rate in screen["continue"] else "screened out"
+        lines.append(f"| {rate} | {'–' if auc is None else f'{auc:.3f}'} | {decision} |")
+    horizon = report["horizon"]
+    lines += [
+        "",
+        "**Pilot runs** (held-out Avg@8 during training; final: Avg@16 and Pass@16 on the 200 problems at "
+        "the run's last step):",
+        "",
+        f"| learning rate | seed | steps | Avg@8 at 0 | Avg@8 at {horizon['horizon']} | last Avg@8 | "
+        "final Avg@16 | final Pass@16 | rollout entropy (nats): first → last 10 steps |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for run in report["runs"]:
+        curve = {p["step"]: p["avg@8"] for p in run["eval_curve"]}
+        at_h = f"{curve[horizon['horizon']]:.3f}" if horizon["horizon"] in curve else "–"
+        last = run["eval_curve"][-1]
+        final = run["final_eval"]
+        finals = [f"{final['avg']:.3f}", f"{final['pass']:.3f}"] if final else ["–", "–"]
+        entropies = [e for _, e in run["entropy_curve"]]
+        drift = (
+            f"{sum(entropies[:10]) / 10:.3f} → {sum(entropies[-10:]) / 10:.3f}"
+            if len(entropies) >= 10
+            else "–"
+        )
+        lines.append(
+            f"| {run['rate']} | {run['seed']} | {run['last_step']} | {curve[0]:.3f} | {at_h} | "
+            f"{last['avg@8']:.3f} (step {last['step']}) | {finals[0]} | {finals[1]} | {drift} |"
+        )
+    lines += [
+        "",
+        f"**Horizon: {horizon['horizon']} steps.** The rule: the first evaluated step at which the mean of "
+        f"the lr {horizon['rate']} curves reaches {horizon['share']:.0%} of their gain from step 0 "
+        f"({horizon['start']:.3f}) to the end ({horizon['end']:.3f}, the mean of the evaluations at steps "
+        f"{' and '.join(map(str, horizon['end_steps']))}): threshold {horizon['threshold']:.3f}. Every grid "
+        "of the study trains this many steps.",
+        "",
+        "**Minimum detectable effect of the headline** (EAPO − GRPO on its primary metric, the AUC of "
+        "held-out Avg@8 over the horizon), from the pilot's two GRPO seeds:",
+        "",
+        format_power(report["mde"]).rstrip(),
+    ]
+    return lines
+
+
 def render(experiments: dict[str, dict[str, Any]]) -> str:
     lines = [
         START,
@@ -354,7 +452,9 @@ def render(experiments: dict[str, dict[str, Any]]) -> str:
         if report is None:
             continue
         kind = report.get("kind", "shaping")
-        if kind == "compare":
+        if kind == "pilot":
+            body = render_pilot(report, experiment)
+        elif kind == "compare":
             body = render_compare(report, experiment, experiments.get(experiment.baseline or ""))
         else:
             body = (render_sensitivity if kind == "sensitivity" else render_shaping)(report, experiment)

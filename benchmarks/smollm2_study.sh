@@ -5,10 +5,11 @@
 # interrupted one continues from its newest checkpoint), so run a part, stop it, run it again.
 #
 #   bash benchmarks/smollm2_study.sh gate              # the entropy gate of configs/smollm2_study.yaml
+#   bash benchmarks/smollm2_study.sh gate_complex      # the second task's (configs/smollm2_complex.yaml)
 #   bash benchmarks/smollm2_study.sh pilot_1e-5        # GRPO, 2 seeds, lr 1e-5 (also pilot_3e-6, pilot_1e-6)
 #   bash benchmarks/smollm2_study.sh screen_1e-6       # the pilot's seed 0 only to step 100 (below)
-#   STEPS=... bash benchmarks/smollm2_study.sh pilot_mde  # the pilot's seed spread -> minimum detectable effect
-#   LR=... STEPS=... bash benchmarks/smollm2_study.sh headline|exploratory|isolate|eapo_without
+#   bash benchmarks/smollm2_study.sh pilot_mde         # the pilot's report: horizon, seed spread -> MDE
+#   bash benchmarks/smollm2_study.sh headline          # also exploratory, isolate, eapo_without
 #   bash benchmarks/smollm2_study.sh analyses_start    # credit probe and gradient cosine on the base model
 #   bash benchmarks/smollm2_study.sh analyses_end      # credit, gradients, quadrants on the headline's seed 100
 #   bash benchmarks/smollm2_study.sh analyses          # both
@@ -22,8 +23,9 @@
 # Two processes may run side by side (one torch thread each, OMP_WAIT_POLICY=PASSIVE); never more on 2 cores.
 # They may be two parts, or the same grid part started twice: the two split its runs (each run is claimed by
 # one process), and the one that finishes last collects the report; the other exits 75 naming the runs still
-# held, which stops its copy of this script before the collect. LR and STEPS are fixed by the pilot (issue #19 item 2) before the headline starts; the defaults
-# below are the config's and stand only until then. OUT (default runs/smollm2_study) holds the runs.
+# held, which stops its copy of this script before the collect. LR and STEPS are fixed by the pilot (issue #19
+# item 2) before the headline starts: LR below is the screen's choice, STEPS (unless given) the horizon in the
+# pilot's report. OUT (default runs/smollm2_study) holds the runs.
 #
 # Horizon (rule fixed on 2026-11-30 at 23:00 UTC, while seed 1 of the lr 3e-6 pilot stood at step 203, before its
 # evaluations at 220, 240 and 250 existed): STEPS is the first evaluated step at which the mean of the pilot's
@@ -41,7 +43,9 @@ OUT="${OUT:-runs/smollm2_study}"
 CONFIG=configs/smollm2_study.yaml
 export OMP_NUM_THREADS=1 OMP_WAIT_POLICY=PASSIVE
 LR="${LR:-3e-6}"
-STEPS="${STEPS:-250}"
+horizon() {  # the grids' STEPS: as given, else the horizon the pilot report fixed (pilot_mde writes it)
+    if [ -n "${STEPS:-}" ]; then echo "$STEPS"; else python benchmarks/smollm2_pilot.py --horizon; fi
+}
 COMMON=(--config "$CONFIG" --run.tensorboard false --no-progress)
 HEADLINE_SEEDS=100,101,102,103,104,105,106,107
 GRID_SEEDS=100,101,102
@@ -53,6 +57,7 @@ collect() {  # collect <report json> <name in benchmarks/results>
 }
 
 for part in "$@"; do
+    case "$part" in headline | exploratory | isolate | eapo_without) steps="$(horizon)" ;; esac
     case "$part" in
     gate)
         GATE=(--config configs/smollm2_arith_3x1_t14.yaml --out benchmarks/results/smollm2_arith_3x1_t14_warmup.json)
@@ -60,6 +65,19 @@ for part in "$@"; do
             python benchmarks/smollm2_arith_warmup.py --phase "$phase" "${GATE[@]}"
         done
         python benchmarks/smollm2_arith_warmup.py --phase after --split train "${GATE[@]}"
+        ;;
+    gate_complex)
+        # The second task's gate (configs/smollm2_complex.yaml): the warm-up, then the warmed-up model on
+        # validation and on train problems at the rollout temperature.
+        GATE=(--config configs/smollm2_complex.yaml --out benchmarks/results/smollm2_complex_warmup.json)
+        python benchmarks/smollm2_arith_warmup.py --phase warmup "${GATE[@]}"
+        python benchmarks/smollm2_arith_warmup.py --phase after "${GATE[@]}"
+        python benchmarks/smollm2_arith_warmup.py --phase after --split train "${GATE[@]}"
+        ;;
+    pilot_mde)
+        # The pilot's report (benchmarks/results/compare_smollm2_pilot.json): the screen, the horizon by the
+        # rule above, and the MDE of the headline's primary metric (the AUC over that horizon).
+        python benchmarks/smollm2_pilot.py --runs "$OUT"
         ;;
     pilot_*)
         lr="${part#pilot_}"
@@ -85,30 +103,26 @@ sys.exit(0 if any(r.get("step",0)>=int(sys.argv[2]) and "eval/avg@8" in r for r 
         done
         wait "$pid" || true  # a stop by SIGTERM saves a checkpoint and exits non-zero
         ;;
-    pilot_mde)
-        # The MDE of the headline's primary metric: the AUC over the headline's own horizon (STEPS).
-        eapo compare --pilot "$OUT/pilot_lr$LR" --steps "$STEPS" --power-seeds 4,8,16 --out "$OUT/pilot_mde"
-        ;;
     headline)
-        eapo compare "${COMMON[@]}" --algos grpo,eapo --seeds "$HEADLINE_SEEDS" --steps "$STEPS" --train.lr "$LR" \
+        eapo compare "${COMMON[@]}" --algos grpo,eapo --seeds "$HEADLINE_SEEDS" --steps "$steps" --train.lr "$LR" \
             --primary auc --out "$OUT/headline" --runs-dir "$OUT/runs"
         collect "$OUT/headline/compare.json" compare_smollm2_headline.json
         ;;
     exploratory)
-        eapo compare "${COMMON[@]}" --algos grpo,eapo,dapo,forking,entro_adv --seeds "$GRID_SEEDS" --steps "$STEPS" \
+        eapo compare "${COMMON[@]}" --algos grpo,eapo,dapo,forking,entro_adv --seeds "$GRID_SEEDS" --steps "$steps" \
             --train.lr "$LR" --out "$OUT/exploratory" --runs-dir "$OUT/runs"
         collect "$OUT/exploratory/compare.json" compare_smollm2_exploratory.json
-        eapo ablate "${COMMON[@]}" --mode controls --seeds "$GRID_SEEDS" --steps "$STEPS" --train.lr "$LR" \
+        eapo ablate "${COMMON[@]}" --mode controls --seeds "$GRID_SEEDS" --steps "$steps" --train.lr "$LR" \
             --out "$OUT/controls" --runs-dir "$OUT/runs"
         collect "$OUT/controls/ablation.json" ablation_controls_smollm2.json
         ;;
     isolate)
-        eapo ablate "${COMMON[@]}" --mode isolate --random-controls --seeds "$GRID_SEEDS" --steps "$STEPS" --train.lr "$LR" \
+        eapo ablate "${COMMON[@]}" --mode isolate --random-controls --seeds "$GRID_SEEDS" --steps "$steps" --train.lr "$LR" \
             --out "$OUT/isolate" --runs-dir "$OUT/runs"
         collect "$OUT/isolate/ablation.json" ablation_isolate_smollm2.json
         ;;
     eapo_without)
-        eapo ablate "${COMMON[@]}" --mode eapo-without --seeds "$GRID_SEEDS" --steps "$STEPS" --train.lr "$LR" \
+        eapo ablate "${COMMON[@]}" --mode eapo-without --seeds "$GRID_SEEDS" --steps "$steps" --train.lr "$LR" \
             --out "$OUT/eapo_without" --runs-dir "$OUT/runs"
         collect "$OUT/eapo_without/ablation.json" ablation_eapo_without_smollm2.json
         ;;
@@ -147,7 +161,7 @@ sys.exit(0 if any(r.get("step",0)>=int(sys.argv[2]) and "eval/avg@8" in r for r 
         bash "$0" analyses_start analyses_end
         ;;
     *)
-        echo "unknown part: $part (gate, screen_<lr>, pilot_<lr>, pilot_mde, headline, exploratory, isolate, eapo_without, analyses_start, analyses_end, analyses)" >&2
+        echo "unknown part: $part (gate, gate_complex, screen_<lr>, pilot_<lr>, pilot_mde, headline, exploratory, isolate, eapo_without, analyses_start, analyses_end, analyses)" >&2
         exit 2
         ;;
     esac

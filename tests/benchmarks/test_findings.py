@@ -174,3 +174,18 @@ def test_the_headline_row_reads_the_pre_stated_verdict_per_model(tmp_path: Path)
         assert (
             "AUC of held-out Avg@8" in smollm2_ours and "8 seeds detect at 80% power: 0.021" in smollm2_ours
         )
+
+
+def test_the_headline_cell_says_what_the_pilot_fixed_before_the_headline_ran(tmp_path: Path) -> None:
+    f = _findings()
+    _, (row,) = f.claims_per_model(f.headline_claim, tmp_path)
+    assert row[5].startswith("not run yet: needs") and "pilot" not in row[5]
+    mde = {"comparison": "grpo", "mde": {"4": 0.05, "8": 0.031, "16": 0.02}}
+    mde["mde_sd_upper"] = {"4": 0.2, "8": 0.12, "16": 0.08}
+    pilot = {"horizon": {"horizon": 180}, "mde": {"rows": [mde]}}
+    (tmp_path / "compare_smollm2_pilot.json").write_text(json.dumps(pilot))
+    _, (row,) = f.claims_per_model(f.headline_claim, tmp_path)
+    assert (
+        "fixed the horizon at 180 steps" in row[5] and "8 seeds detect at 80% power: 0.031 (0.120" in row[5]
+    )
+    assert row[6] == "not run yet"

@@ -40,6 +40,11 @@ def test_readme_results_block_matches_the_json() -> None:
         if report["kind"] == "shaping":
             assert f"{report['all']['factor_quantiles']['0.5']:.3f}" in block
             continue
+        if report["kind"] == "pilot":  # the horizon and every pilot run's first and last evaluation
+            assert f"**Horizon: {report['horizon']['horizon']} steps.**" in block
+            for run in report["runs"]:
+                assert f"{run['eval_curve'][-1]['avg@8']:.3f} (step {run['eval_curve'][-1]['step']})" in block
+            continue
         metric = f"avg@{next(iter(report['arms'].values()))['final_samples']}"
         for arm in report["arms"].values():
             assert rs.fmt_interval(arm["final"][metric]) in block

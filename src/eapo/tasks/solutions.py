@@ -1,8 +1,10 @@
-"""Worked steps for reasoning-gym problems, for the supervised warm-up of the tiny model (DESIGN.md §4).
+"""Worked steps for reasoning-gym problems, for the supervised warm-ups: the tiny model's (DESIGN.md §4) and
+a pretrained model's format warm-up (eapo.models.format_warmup).
 
-A solution is a short chain of steps whose last number is the gold answer ("4+3=7, 7-12=-5"). Where a
-step-by-step derivation does not reproduce the generator's answer, there is no solution (None), never a
-wrong one.
+A solution is a short chain of steps that ends in the gold answer ("4+3=7, 7-12=-5"); for answers that are
+not one number, the steps reach the generator's result (complex_arithmetic) or end in its answer after
+": " (prime_factorization). Where a step-by-step derivation does not reproduce the generator's answer,
+there is no solution (None), never a wrong one.
 """
 
 from __future__ import annotations
