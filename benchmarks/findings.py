@@ -930,7 +930,7 @@ def _pilot_text(results_dir: Path, model: str) -> str:
     if not path.is_file():
         return ""
     pilot = json.loads(path.read_text())
-    (row,) = [r for r in pilot["mde"]["rows"] if "mde" in r][:1] or [{}]
+    row = next((r for r in pilot["mde"]["rows"] if "mde" in r), {})
     mde = row.get("mde", {}).get("8")
     return (
         f"; the GRPO pilot (benchmarks/results/{path.name}) fixed the horizon at "
