@@ -27,6 +27,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import bench_utils as bu
 import torch
 
 from eapo.core import QUADRANTS
@@ -205,6 +206,7 @@ def main() -> None:
         text = render(report)
     report["command"] = "python benchmarks/eapo_shaping.py " + " ".join(sys.argv[1:])
     report["created"] = dt.datetime.now().isoformat(timespec="seconds")
+    report["machine"] = bu.machine_info()
     print(text)
     if args.out:
         args.out.write_text(json.dumps(report, indent=1) + "\n")
