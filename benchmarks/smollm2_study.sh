@@ -13,6 +13,7 @@
 #   bash benchmarks/smollm2_study.sh analyses_start    # credit probe and gradient cosine on the base model
 #   bash benchmarks/smollm2_study.sh analyses_end      # credit, gradients, quadrants on the headline's seed 100
 #   bash benchmarks/smollm2_study.sh analyses          # both
+#   bash benchmarks/smollm2_study.sh complex_headline  # the second task: EAPO vs GRPO, 4 seeds (below)
 #
 # The pilot screens before it spends (a budget rule fixed on 2026-11-30, before any run reached step 100):
 # every learning rate runs seed 0 to step 100 (`screen_<lr>`: the pilot's own run, stopped with a checkpoint
@@ -37,6 +38,12 @@
 # 100-107 (the 3-seed grids 100-102, so that they share the headline's GRPO and EAPO runs), disjoint from the
 # pilot's seeds 0 and 1. The pilot chose the learning rate and the horizon from GRPO's curves under seeds 0
 # and 1; rerunning those seeds in the comparison would hand GRPO the curves it was tuned on.
+#
+# Second task (rule fixed on 2026-12-01, before any run of it): configs/smollm2_complex.yaml
+# (complex_arithmetic, gate passed: `gate_complex`). It comes last in the issue's budget order, so it gets no
+# pilot of its own: it reuses the primary pilot's learning rate and horizon (STEPS), and compares EAPO with
+# GRPO on 4 seeds (100-103), primary metric the same AUC of held-out Avg@8. The primary pilot's MDE at 4
+# seeds is 0.0069 (0.0271 at the SD's upper bound); the task's own spread is read off its GRPO arm.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT="${OUT:-runs/smollm2_study}"
@@ -49,6 +56,7 @@ horizon() {  # the grids' STEPS: as given, else the horizon the pilot report fix
 COMMON=(--config "$CONFIG" --run.tensorboard false --no-progress)
 HEADLINE_SEEDS=100,101,102,103,104,105,106,107
 GRID_SEEDS=100,101,102
+COMPLEX_SEEDS=100,101,102,103
 FIRST_SEED=100  # the runs the analyses at the end read
 CREDIT=(--positions 300 --k 8 --m 16 --problems 64 --no-progress)
 
@@ -57,7 +65,7 @@ collect() {  # collect <report json> <name in benchmarks/results>
 }
 
 for part in "$@"; do
-    case "$part" in headline | exploratory | isolate | eapo_without) steps="$(horizon)" ;; esac
+    case "$part" in headline | exploratory | isolate | eapo_without | complex_headline) steps="$(horizon)" ;; esac
     case "$part" in
     gate)
         GATE=(--config configs/smollm2_arith_3x1_t14.yaml --out benchmarks/results/smollm2_arith_3x1_t14_warmup.json)
@@ -160,8 +168,14 @@ sys.exit(0 if any(r.get("step",0)>=int(sys.argv[2]) and "eval/avg@8" in r for r 
     analyses)
         bash "$0" analyses_start analyses_end
         ;;
+    complex_headline)
+        eapo compare --config configs/smollm2_complex.yaml --run.tensorboard false --no-progress --algos grpo,eapo \
+            --seeds "$COMPLEX_SEEDS" --steps "$steps" --train.lr "$LR" --primary auc \
+            --out "$OUT/complex_headline" --runs-dir "$OUT/complex_runs"
+        collect "$OUT/complex_headline/compare.json" compare_smollm2_complex_headline.json
+        ;;
     *)
-        echo "unknown part: $part (gate, gate_complex, screen_<lr>, pilot_<lr>, pilot_mde, headline, exploratory, isolate, eapo_without, analyses_start, analyses_end, analyses)" >&2
+        echo "unknown part: $part (gate, gate_complex, screen_<lr>, pilot_<lr>, pilot_mde, headline, exploratory, isolate, eapo_without, analyses_start, analyses_end, analyses, complex_headline)" >&2
         exit 2
         ;;
     esac
