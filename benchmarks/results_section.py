@@ -164,6 +164,9 @@ def render_compare(
     if experiment.context:
         lines += [experiment.context, ""]
     lines += [*_setup_lines(report), ""]
+    prestated = report.get("prestated") or {}
+    if prestated.get("primary", {}).get("tests"):
+        lines += [*_primary_lines(prestated), ""]
     first = next(iter(arms.values()))
     start, start_key = first.get("start", {}), f"avg@{first['eval_k']}"
     if baseline is not None:
@@ -196,7 +199,9 @@ def render_compare(
         ],
         rows,
     )
-    lines += ["", _claims(paired, focus)]
+    lines += ["", _claims(paired, focus, secondary=bool(prestated.get("primary", {}).get("tests")))]
+    if prestated.get("primary", {}).get("tests"):
+        lines += ["", *_secondary_lines(prestated)]
     twins = _identical_arms(report)
     if twins:
         lines += [
@@ -205,6 +210,47 @@ def render_compare(
             "seed): " + "; ".join(" = ".join(group) for group in twins) + ".",
         ]
     return lines
+
+
+def _primary_lines(prestated: dict[str, Any]) -> list[str]:
+    """The grid's verdict: its primary metric, stated before it ran, tested alone (analysis.prestated)."""
+    from eapo.analysis.prestated import tests_table
+
+    primary = prestated["primary"]
+    return [
+        f"**Primary metric, stated before the grid: {primary['label']}.** The verdict is read from it alone: "
+        f"{primary['family']}, at α = {primary['alpha']} on the Holm-adjusted p "
+        f"({prestated['bootstrap']['how']}).",
+        "",
+        *tests_table(primary["tests"], with_metric=False),
+        "",
+        *(_primary_verdict(t) for t in primary["tests"] if t["reference"] == "grpo"),
+        "The table below and the tests after it are secondary.",
+    ]
+
+
+def _primary_verdict(test: dict[str, Any]) -> str:
+    arm = test["arm"]
+    if test["verdict"] == f"{arm} better":
+        return f"**{arm} beats GRPO on the primary metric.**"
+    if test["verdict"] == "grpo better":
+        return f"**GRPO beats {arm} on the primary metric.**"
+    return f"**{arm} does not beat GRPO here:** no difference shown on the primary metric."
+
+
+def _secondary_lines(prestated: dict[str, Any]) -> list[str]:
+    """The pre-stated secondaries (one Holm family) and the power of the primary comparison."""
+    from eapo.analysis.power import format_power
+    from eapo.analysis.prestated import tests_table
+
+    secondary = prestated["secondary"]
+    return [
+        f"**Secondary metrics** ({secondary['family']}):",
+        "",
+        *tests_table(secondary["tests"], with_metric=True),
+        "",
+        format_power(prestated["power"]).rstrip(),
+    ]
 
 
 def _identical_arms(report: dict[str, Any]) -> list[list[str]]:
@@ -239,7 +285,9 @@ def _excludes_zero(interval: dict[str, Any] | None) -> bool:
     return bool(interval["low"] > 0 or interval["high"] < 0)
 
 
-def _claims(paired: dict[str, dict[str, Any]], focus: str) -> str:
+def _claims(paired: dict[str, dict[str, Any]], focus: str, secondary: bool = False) -> str:
+    """The claims the paired final scores support. In a grid with a pre-stated primary metric they are
+    secondary: the bold verdict against GRPO is then the primary's (`_primary_lines`), not this one."""
     better = [r for r, p in paired.items() if p["beats"]]
     worse = [r for r, p in paired.items() if p["worse"]]
     level = [r for r in paired if r not in better and r not in worse]
@@ -248,14 +296,15 @@ def _claims(paired: dict[str, dict[str, Any]], focus: str) -> str:
         parts.append(f"is worse than {', '.join(worse)}")
     if level:
         parts.append(f"cannot be told apart from {', '.join(level)} (the interval contains 0)")
-    text = "Claims (only where the paired bootstrap interval excludes 0): " + "; ".join(parts) + "."
+    head = "Secondary claims on the final score" if secondary else "Claims"
+    text = f"{head} (only where the paired bootstrap interval excludes 0): " + "; ".join(parts) + "."
     fragile = [r for r in better + worse if not _excludes_zero(paired[r].get("t_interval"))]
     if fragile:
         text += (
             f" With few seeds the percentile bootstrap is narrow; the paired t-interval still contains 0 for "
             f"{', '.join(fragile)}, so read those claims as weak."
         )
-    if "grpo" in paired and not paired["grpo"]["beats"]:
+    if "grpo" in paired and not paired["grpo"]["beats"] and not secondary:
         text += f" **{focus} does not beat GRPO here.**"
     return text
 

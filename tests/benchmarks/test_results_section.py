@@ -107,3 +107,28 @@ def test_replace_block_keeps_the_rest_of_the_readme() -> None:
     text = f"# Title\n\n{rs.START}\nold\n{rs.END}\n\n## Next\n"
     new = bu.replace_block(text, f"{rs.START}\nnew\n{rs.END}", rs.START, rs.END)
     assert new == f"# Title\n\n{rs.START}\nnew\n{rs.END}\n\n## Next\n"
+
+
+def test_a_grid_with_a_pre_stated_primary_leads_with_its_verdict(tmp_path: Path) -> None:
+    """The primary metric's test (stated before the grid) comes before the final-score table, which is
+    labelled secondary; the secondary family and the power of the primary follow it."""
+    sys.path.insert(0, str(REPO_ROOT / "tests" / "analysis"))
+    synthetic = importlib.import_module("test_prestated_analysis")  # its grid: known counts, no training
+    from eapo.analysis.prestated import analyse
+
+    analysis = analyse(synthetic._grid(), ["grpo", "eapo"], "eapo", resamples=500)
+    rs = _results_section()
+    report = _report(_paired(0.02, -0.01, 0.05)) | {"prestated": analysis}
+    (tmp_path / rs.EXPERIMENTS[0].file).write_text(json.dumps(report))
+    block = rs.render(rs.load_experiments(tmp_path))
+    (test,) = analysis["primary"]["tests"]
+    primary_at = block.index(f"**Primary metric, stated before the grid: {analysis['primary']['label']}.**")
+    row = f"| eapo − grpo | {test['estimate']:+.3f} [{test['interval']['low']:+.3f}, "
+    assert primary_at < block.index(row) < block.index("| algorithm |") < block.index("**Secondary metrics**")
+    assert f"| {test['verdict']} |" in block and "Minimum detectable effect" in block
+    verdict = {
+        "eapo better": "**eapo beats GRPO on the primary metric.**",
+        "no claim": "**eapo does not beat",
+    }
+    assert verdict[test["verdict"]] in block
+    assert "Secondary claims on the final score" in block and "does not beat GRPO here.**" not in block
