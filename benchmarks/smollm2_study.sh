@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Reruns the SmolLM2 study of issue #19 from scratch, part by part, with eapo's own commands, and copies each
 # report into benchmarks/results/ (names starting compare_smollm2_, ablation_*_smollm2_, credit_smollm2_,
-# gradients_smollm2_). Days of CPU: every grid is resumable (a finished arm x seed is never rerun, an
-# interrupted one continues from its newest checkpoint), so run a part, stop it, run it again.
+# gradients_smollm2_, quadrants_smollm2_), with its markdown and figures. Days of CPU: every grid is
+# resumable (a finished arm x seed is never rerun, an interrupted one continues from its newest checkpoint),
+# so run a part, stop it, run it again.
 #
 #   bash benchmarks/smollm2_study.sh gate              # the entropy gate of configs/smollm2_study.yaml
 #   bash benchmarks/smollm2_study.sh gate_complex      # the second task's (configs/smollm2_complex.yaml)
@@ -63,6 +64,9 @@ CREDIT=(--positions 300 --k 8 --m 16 --problems 64 --no-progress)
 collect() {  # collect <report json> <name in benchmarks/results>
     python benchmarks/collect.py "$1" "$2"
 }
+collect_with_figures() {  # the same, and the report's markdown and the PNGs of its own folder
+    python benchmarks/collect.py --figures "$1" "$2"
+}
 
 for part in "$@"; do
     case "$part" in headline | exploratory | isolate | eapo_without | complex_headline) steps="$(horizon)" ;; esac
@@ -91,7 +95,7 @@ for part in "$@"; do
         lr="${part#pilot_}"
         eapo compare "${COMMON[@]}" --algos grpo --focus grpo --seeds 2 --steps 250 --train.lr "$lr" \
             --out "$OUT/pilot_lr$lr" --runs-dir "$OUT/pilot_lr$lr"
-        collect "$OUT/pilot_lr$lr/compare.json" "compare_smollm2_pilot_lr$lr.json"
+        collect_with_figures "$OUT/pilot_lr$lr/compare.json" "compare_smollm2_pilot_lr$lr.json"
         ;;
     screen_*)
         lr="${part#screen_}"
@@ -114,25 +118,25 @@ sys.exit(0 if any(r.get("step",0)>=int(sys.argv[2]) and "eval/avg@8" in r for r 
     headline)
         eapo compare "${COMMON[@]}" --algos grpo,eapo --seeds "$HEADLINE_SEEDS" --steps "$steps" --train.lr "$LR" \
             --primary auc --out "$OUT/headline" --runs-dir "$OUT/runs"
-        collect "$OUT/headline/compare.json" compare_smollm2_headline.json
+        collect_with_figures "$OUT/headline/compare.json" compare_smollm2_headline.json
         ;;
     exploratory)
         eapo compare "${COMMON[@]}" --algos grpo,eapo,dapo,forking,entro_adv --seeds "$GRID_SEEDS" --steps "$steps" \
             --train.lr "$LR" --out "$OUT/exploratory" --runs-dir "$OUT/runs"
-        collect "$OUT/exploratory/compare.json" compare_smollm2_exploratory.json
+        collect_with_figures "$OUT/exploratory/compare.json" compare_smollm2_exploratory.json
         eapo ablate "${COMMON[@]}" --mode controls --seeds "$GRID_SEEDS" --steps "$steps" --train.lr "$LR" \
             --out "$OUT/controls" --runs-dir "$OUT/runs"
-        collect "$OUT/controls/ablation.json" ablation_controls_smollm2.json
+        collect_with_figures "$OUT/controls/ablation.json" ablation_controls_smollm2.json
         ;;
     isolate)
         eapo ablate "${COMMON[@]}" --mode isolate --random-controls --seeds "$GRID_SEEDS" --steps "$steps" --train.lr "$LR" \
             --out "$OUT/isolate" --runs-dir "$OUT/runs"
-        collect "$OUT/isolate/ablation.json" ablation_isolate_smollm2.json
+        collect_with_figures "$OUT/isolate/ablation.json" ablation_isolate_smollm2.json
         ;;
     eapo_without)
         eapo ablate "${COMMON[@]}" --mode eapo-without --seeds "$GRID_SEEDS" --steps "$steps" --train.lr "$LR" \
             --out "$OUT/eapo_without" --runs-dir "$OUT/runs"
-        collect "$OUT/eapo_without/ablation.json" ablation_eapo_without_smollm2.json
+        collect_with_figures "$OUT/eapo_without/ablation.json" ablation_eapo_without_smollm2.json
         ;;
     analyses_start)
         # Item 5 of issue #19 at the start: the credit probe (300 positions, stratified by entropy decile) and
@@ -142,7 +146,7 @@ sys.exit(0 if any(r.get("step",0)>=int(sys.argv[2]) and "eval/avg@8" in r for r 
         if [ ! -f "$OUT/analyses/credit_start/summary.json" ]; then
             eapo credit --model smollm2 --config "$CONFIG" "${CREDIT[@]}" --out "$OUT/analyses/credit_start"
         fi
-        collect "$OUT/analyses/credit_start/summary.json" credit_smollm2_start.json
+        collect_with_figures "$OUT/analyses/credit_start/summary.json" credit_smollm2_start.json
         if [ ! -f "$OUT/analyses/gradients_cosine_start.json" ]; then
             eapo gradients --cosine --model smollm2 --config "$CONFIG" --prompts 8 --no-progress \
                 --output "$OUT/analyses/gradients_cosine_start.json"
@@ -156,10 +160,11 @@ sys.exit(0 if any(r.get("step",0)>=int(sys.argv[2]) and "eval/avg@8" in r for r 
         for arm in grpo eapo; do
             run="$OUT/runs/$arm/seed$FIRST_SEED"
             eapo credit --run "$run" "${CREDIT[@]}" --out "$OUT/analyses/credit_end_$arm"
-            collect "$OUT/analyses/credit_end_$arm/summary.json" "credit_smollm2_end_$arm.json"
+            collect_with_figures "$OUT/analyses/credit_end_$arm/summary.json" "credit_smollm2_end_$arm.json"
             eapo gradients --run "$run" --out "$OUT/analyses/gradients_$arm" --max-dumps 0 --no-progress
-            collect "$OUT/analyses/gradients_$arm/summary.json" "gradients_smollm2_$arm.json"
+            collect_with_figures "$OUT/analyses/gradients_$arm/summary.json" "gradients_smollm2_$arm.json"
             eapo quadrants --run "$run" --out "$OUT/analyses/quadrants_$arm" --max-dumps 0 --no-progress
+            collect_with_figures "$OUT/analyses/quadrants_$arm/summary.json" "quadrants_smollm2_$arm.json"
             eapo gradients --cosine --run "$run" --prompts 8 --no-progress \
                 --output "$OUT/analyses/gradients_cosine_end_$arm.json"
             collect "$OUT/analyses/gradients_cosine_end_$arm.json" "gradients_cosine_smollm2_end_$arm.json"
@@ -172,7 +177,7 @@ sys.exit(0 if any(r.get("step",0)>=int(sys.argv[2]) and "eval/avg@8" in r for r 
         eapo compare --config configs/smollm2_complex.yaml --run.tensorboard false --no-progress --algos grpo,eapo \
             --seeds "$COMPLEX_SEEDS" --steps "$steps" --train.lr "$LR" --primary auc \
             --out "$OUT/complex_headline" --runs-dir "$OUT/complex_runs"
-        collect "$OUT/complex_headline/compare.json" compare_smollm2_complex_headline.json
+        collect_with_figures "$OUT/complex_headline/compare.json" compare_smollm2_complex_headline.json
         ;;
     *)
         echo "unknown part: $part (gate, gate_complex, screen_<lr>, pilot_<lr>, pilot_mde, headline, exploratory, isolate, eapo_without, analyses_start, analyses_end, analyses, complex_headline)" >&2
