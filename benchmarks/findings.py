@@ -12,12 +12,16 @@ What it does, in order (each step is skipped when its output already exists, unl
 2. `eapo quadrants`, `eapo gradients` and `eapo credit` on both runs; `eapo report` on both.
 3. Screenshots of the HTML report (its top, and its sample responses) in headless Chromium (skipped when
    Chromium is absent).
-4. docs/findings.md with the tables, the figures (copied to docs/images/findings/) and the table of the
-   paper's claims, each marked held / not held / inconclusive / true by construction by a criterion stated
-   in the table. Claims that need the quadrant ablations read benchmarks/results/ablation_*.json (written
-   by `eapo ablate`), and the gradient-cosine diagnostic reads benchmarks/results/gradients_cosine_*.json
-   (`eapo gradients --cosine`); while those files do not exist the rows say "not run yet". That part of
-   the page needs no runs: `--results-only` rewrites it and `--check` compares it.
+4. The two runs' analysis summaries and training overviews copied to benchmarks/results/
+   (credit_tiny_end_<algo>.json, quadrants_tiny_<algo>.json, gradients_tiny_<algo>.json,
+   findings_runs_tiny.json), beside SmolLM2's (`bash benchmarks/smollm2_study.sh analyses_end`).
+5. docs/findings.md with the tables, the figures (copied to docs/images/findings/) and the tables of the
+   paper's claims, one column pair per model, each marked held / not held / inconclusive / true by
+   construction by a criterion stated in the table. They read only benchmarks/results/: the analysis
+   summaries above, the quadrant ablations (ablation_*.json, `eapo ablate`), the headline comparisons and
+   the gradient-cosine diagnostic (gradients_cosine_*.json, `eapo gradients --cosine`); while a file does
+   not exist its cells say "not run yet". That part of the page needs no runs: `--results-only` rewrites
+   it and `--check` compares it.
 Every number in the document is read from the runs' logged data or the analyses' summary.json files.
 """
 
@@ -335,13 +339,46 @@ CRITERIA = {
 }
 
 
-def _below_log2(credit: dict[str, Any], run_dir: Path) -> tuple[dict[str, Any] | None, int | None]:
+NOT_RUN = {
+    "tiny": "not run yet: needs `eapo ablate --mode {mode} --seeds 0,1,2` → "
+    "benchmarks/results/ablation_{file}_tiny.json",
+    "smollm2": "not run yet: needs `bash benchmarks/smollm2_study.sh {part}` (issue #19) → "
+    "benchmarks/results/ablation_{file}_smollm2.json",
+}
+
+
+# ------------------------------------------------------------- claims on the analysis runs, per model
+# Each model's analysis runs: one EAPO and one GRPO run, their final checkpoint probed by `eapo credit` and
+# their rollout dumps read by `eapo quadrants` and `eapo gradients`. The summaries sit in benchmarks/results
+# under these names: tiny's copied there from the two findings runs by this script, SmolLM2's collected by
+# `bash benchmarks/smollm2_study.sh analyses_end` from the headline's first-seed runs.
+ALGOS = ("eapo", "grpo")
+ANALYSIS_FILES = {
+    "credit": "credit_{model}_end_{algo}.json",
+    "quadrants": "quadrants_{model}_{algo}.json",
+    "gradients": "gradients_{model}_{algo}.json",
+}
+# The entropy over training (Fig. 6a): tiny's from the two findings runs (one seed each, the interval over
+# steps), SmolLM2's from the headline grid (its seeds, the interval over seeds).
+ENTROPY_FILES = {"tiny": "findings_runs_tiny.json", "smollm2": "compare_smollm2_headline.json"}
+ANALYSES_NEED = {
+    "tiny": f"`{COMMAND}`",
+    "smollm2": "`bash benchmarks/smollm2_study.sh analyses_end` (the headline's seed-100 runs)",
+}
+ENTROPY_NEED = {"tiny": f"`{COMMAND}`", "smollm2": "`bash benchmarks/smollm2_study.sh headline`"}
+
+
+def _not_run(need: str, file: str) -> list[str]:
+    return [f"not run yet: needs {need} → benchmarks/results/{file}", "not run yet"]
+
+
+def _below_log2(credit: dict[str, Any], run_dir: Path | None) -> tuple[dict[str, Any] | None, int | None]:
     """The credit summary's statistics over positions with H_t < log 2 and the count of the others, from
     the summary or, for a summary written before that split, from the run's positions.jsonl."""
     if "below_log2" in credit:
         return credit["below_log2"], credit["at_or_above_log2"]["n"]
-    positions = run_dir / "analysis" / "credit" / "positions.jsonl"
-    if not positions.is_file():
+    positions = run_dir / "analysis" / "credit" / "positions.jsonl" if run_dir else None
+    if positions is None or not positions.is_file():
         return None, None
     from eapo.analysis.credit import credit_summary, load_positions
 
@@ -349,7 +386,18 @@ def _below_log2(credit: dict[str, Any], run_dir: Path) -> tuple[dict[str, Any] |
     return split["below_log2"], split["at_or_above_log2"]["n"]
 
 
-def prop1_rows(algo: str, credit: dict[str, Any], run_dir: Path) -> list[list[str]]:
+def _prop1_heads(algo: str) -> list[list[str]]:
+    return [
+        [
+            f"Prop. 1: I(o_t; r | s_t) ≤ H_t where H_t < log 2 ({algo} run, final checkpoint)",
+            "argued, not measured",
+            CRITERIA["prop1"],
+        ],
+        [f"Prop. 1 where H_t ≥ log 2 ({algo} run)", "argued, not measured", CRITERIA["prop1_construction"]],
+    ]
+
+
+def prop1_rows(algo: str, credit: dict[str, Any], run_dir: Path | None) -> list[list[str]]:
     """Proposition 1 where a 0/1 reward lets it fail (H_t < log 2), and where it cannot."""
     a = credit["all"]
     below, above = _below_log2(credit, run_dir)
@@ -381,202 +429,266 @@ def prop1_rows(algo: str, credit: dict[str, Any], run_dir: Path) -> list[list[st
         if above is not None
         else "the number of probed positions with H_t ≥ log 2 is not in this summary"
     )
+    tested, constructed = _prop1_heads(algo)
+    return [[*tested, text, verdict], [*constructed, construction, TRUE_BY_CONSTRUCTION]]
+
+
+def _credit_at_high_entropy(algo: str, credit: dict[str, Any] | None, missing: list[str]) -> list[str]:
+    """App. D.1: credit sits at high entropy (Spearman and the top deciles' share of Σ Î)."""
+    head = [
+        f"App. D.1: low-entropy tokens carry ~0 credit, credit sits at high entropy ({algo})",
+        "consequence of Prop. 1",
+        "held if Spearman(H, Î) > 0 (95% CI) and the top 2 entropy deciles hold > 50% of Σ Î",
+    ]
+    if credit is None:
+        return head + missing
+    a = credit["all"]
+    ci = a.get("spearman_ci") or [math.nan, math.nan]
+    deciles = credit["by_decile"]
+
+    def mass(which: range | tuple[int, ...]) -> float:
+        return sum(
+            deciles[str(d)]["mean_cmi"] * deciles[str(d)]["n"] for d in which if deciles[str(d)].get("n")
+        )
+
+    total, top, low = mass(range(10)), mass((8, 9)), mass(range(5))
+    verdict = (
+        "held"
+        if ci[0] > 0 and total > 0 and top / total > 0.5
+        else ("not held" if ci[1] < 0 else "inconclusive")
+    )
     return [
-        [
-            f"Prop. 1: I(o_t; r | s_t) ≤ H_t where H_t < log 2 ({algo} run, final checkpoint)",
-            "argued, not measured",
-            CRITERIA["prop1"],
-            text,
-            verdict,
-        ],
-        [
-            f"Prop. 1 where H_t ≥ log 2 ({algo} run)",
-            "argued, not measured",
-            CRITERIA["prop1_construction"],
-            construction,
-            TRUE_BY_CONSTRUCTION,
-        ],
+        *head,
+        f"Spearman {_interval(a['spearman'], ci[0], ci[1])}; top 2 deciles hold "
+        f"{_fmt(100 * top / total if total > 0 else math.nan, 1)}% of Σ Î, bottom 5 deciles "
+        f"{_fmt(100 * low / total if total > 0 else math.nan, 1)}%; Σ Î / Σ H = "
+        f"{_fmt(a['credit_to_entropy'])}",
+        verdict,
     ]
 
 
-NOT_RUN = {
-    "tiny": "not run yet: needs `eapo ablate --mode {mode} --seeds 0,1,2` → "
-    "benchmarks/results/ablation_{file}_tiny.json",
-    "smollm2": "not run yet: needs `bash benchmarks/smollm2_study.sh {part}` (issue #19) → "
-    "benchmarks/results/ablation_{file}_smollm2.json",
-}
+def _rule_finds_credit(algo: str, credit: dict[str, Any] | None, missing: list[str]) -> list[str]:
+    """EAPO's premise: its rule (H_t ≥ the group's mean entropy) marks the positions that carry credit
+    (eapo.analysis.credit_rule: precision and recall against the top quarter of Î)."""
+    head = [
+        f"EAPO's rule (H_t ≥ its group's mean entropy) picks the positions of high credit ({algo} run)",
+        "EAPO reweights by entropy against the group mean because high-entropy tokens carry the credit "
+        "(§4-5, Eq. 6-7)",
+        "held if the rule's precision at finding the top quarter of Î (95% bootstrap over positions) lies "
+        "above the base rate of a random pick; not held if it lies below; inconclusive otherwise; recall "
+        "reported beside it",
+    ]
+    rule = (credit or {}).get("eapo_rule") or {}
+    if credit is None:
+        return head + missing
+    if not rule.get("n"):
+        return [*head, "the probe recorded no rule flags (rerun `eapo credit`)", "not tested"]
+    top, detectable = rule["top_quarter"], rule["detectable"]
+    low, high = top.get("precision_ci") or [math.nan, math.nan]
+    base = top["base_rate"]
+    verdict = "held" if low > base else ("not held" if high < base else "inconclusive")
+    recall = top.get("recall_ci") or [math.nan, math.nan]
+    d_ci = detectable.get("precision_ci") or [math.nan, math.nan]
+    return [
+        *head,
+        f"the rule marks {rule['above_share']:.3f} of {rule['n']} positions; top quarter of Î: precision "
+        f"{_interval(top['precision'], low, high)} vs base rate {base:.3f}, recall "
+        f"{_interval(top['recall'], *recall)}; Î's interval above 0 ({detectable['n_high']} positions): "
+        f"precision {_interval(detectable['precision'], *d_ci)} vs base rate {detectable['base_rate']:.3f}",
+        verdict,
+    ]
 
 
-def claims(overviews: dict[str, dict[str, Any]], summaries: dict[str, dict[str, Any]]) -> list[list[str]]:
-    """The claim rows judged on the two findings runs (and their analyses)."""
+def _entropy_windows(source: dict[str, Any] | None, model: str) -> dict[str, dict[str, Any]]:
+    """{algo: first and last 10% of training's mean token entropy as (mean, low, high), and the basis}."""
+    if source is None:
+        return {}
+    if model == "tiny":  # findings_runs_tiny.json: the two findings runs' overviews
+        return {
+            algo: {"first": o["entropy_first"], "last": o["entropy_last"], "seeds": 1, "basis": "over steps"}
+            for algo, o in source["runs"].items()
+        }
+    out = {}
+    for algo, arm in source["arms"].items():  # a compare report: the arm's entropy curve over its seeds
+        curve = arm.get("entropy_curve") or {}
+        n = len(curve.get("x", []))
+        if n == 0:
+            continue
+        w = max(1, n // 10)
+
+        def window(part: slice, c: dict[str, Any] = curve) -> tuple[float, float, float]:
+            return tuple(float(np.mean(c[key][part])) for key in ("mean", "low", "high"))  # type: ignore[return-value]
+
+        out[algo] = {
+            "first": window(slice(0, w)),
+            "last": window(slice(n - w, n)),
+            "seeds": len(arm["seeds"]),
+            "basis": "over seeds at each logged step, averaged over the window",
+        }
+    return out
+
+
+def _entropy_stability(
+    windows: dict[str, dict[str, Any]], grids: dict[str, dict[str, Any]], missing: list[str]
+) -> list[str]:
+    """Fig. 6a: EAPO keeps its entropy while GRPO's collapses."""
+    head = [
+        "Fig. 6a: EAPO's entropy stays stable while GRPO's collapses",
+        "GRPO collapses, EAPO stable",
+        "held if GRPO's last-10% entropy interval lies below half its first-10% interval and EAPO keeps "
+        "more than half of its entropy",
+    ]
+    e, g = windows.get("eapo"), windows.get("grpo")
+    if not (e and g):
+        return head + missing
+    ratio_e = e["last"][0] / e["first"][0]
+    ratio_g = g["last"][0] / g["first"][0]
+    separated_e = e["last"][2] < e["first"][1] or e["last"][1] > e["first"][2]
+    collapsed_g = g["last"][2] < 0.5 * g["first"][1]
+    seeds = f"{e['seeds']} seed{'s' if e['seeds'] > 1 else ''}"
+    if collapsed_g and ratio_e > 0.5:
+        verdict = f"held ({seeds})"
+    elif not collapsed_g and g["last"][1] > 0.5 * g["first"][2]:
+        verdict = f"not held ({seeds})"
+    else:
+        verdict = f"inconclusive ({seeds})"
+    text = (
+        f"mean token entropy, first → last 10% of steps (95% t-interval {e['basis']}; {seeds}): EAPO "
+        f"{_interval(*e['first'], 4)} → {_interval(*e['last'], 4)} (×{ratio_e:.2f}"
+        f"{', the intervals separate' if separated_e else ''}); GRPO {_interval(*g['first'], 4)} → "
+        f"{_interval(*g['last'], 4)} (×{ratio_g:.2f})"
+    )
+    arms = []
+    for report in (grids.get("isolate"), grids.get("eapo-without")):
+        name = report["reference"] if report else None
+        if name and name in report["runs"]:
+            values = [r["final_entropy"] for r in report["runs"][name] if r.get("final_entropy") is not None]
+            if len(values) >= 2:
+                arms.append(f"{name} {_interval(*_t_interval(values), 4)} ({_grid_setting(report)})")
+    if arms:
+        text += "; final entropy of the ablation grids' full arms: " + "; ".join(arms)
+    return [*head, text, verdict]
+
+
+def _high_entropy_quadrants_move(q: dict[str, Any] | None, missing: list[str]) -> list[str]:
+    """Fig. 6b: under EAPO the entropy of PHR and NHR tokens changes, that of PLR and NLR does not."""
+    head = [
+        "Fig. 6b: under EAPO the high-entropy quadrants' tokens change entropy most",
+        "EAPO modulates PHR and NHR; PLR and NLR stay stable",
+        "held if max |ΔH| over PHR, NHR > 3x that over PLR, NLR and is > 2 s.e.m. from 0",
+    ]
+    if q is None:
+        return head + missing
+    changes = {name: q["quadrants"][name] for name in QUADRANTS}
+    if all(changes[n].get("entropy_change_mean") is None for n in QUADRANTS):
+        return [*head, "the run logged no entropy change (`--run.entropy_change_every`)", "not tested"]
+
+    def z(name: str) -> float:
+        c = changes[name]
+        return abs(c["entropy_change_mean"]) / c["entropy_change_sem"] if c.get("entropy_change_sem") else 0.0
+
+    high = max(abs(changes[n]["entropy_change_mean"] or 0.0) for n in ("PHR", "NHR"))
+    low = max(abs(changes[n]["entropy_change_mean"] or 0.0) for n in ("PLR", "NLR"))
+    verdict = "held" if high > 3 * low and max(z("PHR"), z("NHR")) > 2 else "inconclusive"
+    return [
+        *head,
+        "mean ΔH per update ± s.e.m.: "
+        + ", ".join(
+            f"{n} {_fmt(changes[n]['entropy_change_mean'], 5, True)} ± "
+            f"{_fmt(changes[n]['entropy_change_sem'], 5)}"
+            for n in QUADRANTS
+        ),
+        verdict,
+    ]
+
+
+def _negatives_in_the_tail(algo: str, s: dict[str, Any] | None, missing: list[str]) -> list[str]:
+    """Fig. 4 / App. E.1: the entropy of negative tokens has the heavier high tail."""
+    head = [
+        f"Fig. 4 / App. E.1: negative tokens are denser in the high-entropy tail ({algo} run)",
+        "distributions match at low entropy, diverge in the high tail (negatives denser)",
+        "held if P(H ≥ h90 | negative) / P(H ≥ h90 | positive) > 1 (95% response bootstrap), h90 = "
+        "90th percentile of the quadrant tokens' entropy",
+    ]
+    if not s or not s.get("tail_by_polarity"):
+        return head + missing
+    info = s["entropy_information"]
+    tail = {round(row["quantile"], 2): row for row in s["tail_by_polarity"]}
+    row = tail.get(0.9) or s["tail_by_polarity"][-1]
+    rci = row["ratio_ci"] or [math.nan, math.nan]
+    verdict = "held" if rci[0] > 1 else ("not held" if rci[1] < 1 else "inconclusive")
+    others = "; ".join(
+        f"q{100 * r['quantile']:.0f}: {_interval(r['ratio'], *(r['ratio_ci'] or [math.nan] * 2))}"
+        for r in s["tail_by_polarity"]
+        if r is not row
+    )
+    return [
+        *head,
+        f"ratio at q90 (h = {row['threshold']:.3f} nats): {_interval(row['ratio'], rci[0], rci[1])} "
+        f"({row['p_negative']:.4f} vs {row['p_positive']:.4f}); {others}; Eq. 14 proxy Î(H; r) = "
+        f"{_interval(info['corrected'], *(info.get('ci') or [math.nan, math.nan]), 5)} nats, "
+        f"{_fmt(100 * (info.get('share_from_top_quartile_bins') or math.nan), 0)}% of it from the top "
+        "entropy quartile",
+        verdict,
+    ]
+
+
+def _gradient_at_high_entropy(algo: str, s: dict[str, Any] | None, missing: list[str]) -> list[str]:
+    """Eq. 5: GRPO's gradient already sits at high entropy; EAPO shifts it further."""
+    head = [
+        f"§4.3, Eq. 5: the (1 − π) factor puts the gradient at high-entropy tokens ({algo} dumps)",
+        "high-entropy positions receive the largest effective updates",
+        CRITERIA["eq5"],
+    ]
+    if not s:
+        return head + missing
+    share = s["table"]["share"]
+    grpo_top, eapo_top = sum(share["grpo"][-2:]), sum(share["eapo"][-2:])
+    verdict = TRUE_BY_CONSTRUCTION if grpo_top > 0.2 and eapo_top > grpo_top else "not held"
+    return [
+        *head,
+        f"top 2 deciles: GRPO {100 * grpo_top:.1f}%, EAPO {100 * eapo_top:.1f}% of the Eq. 5 norm "
+        f"({s['dumps_used']} dumped steps)",
+        verdict,
+    ]
+
+
+def analysis_claims(results_dir: Path = RESULTS, model: str = "tiny") -> list[list[str]]:
+    """The claim rows judged on one model's analysis runs (see ANALYSIS_FILES), every row present whether
+    or not its data exist (then it says what would produce them)."""
+    summaries = {
+        algo: {
+            name: _load(results_dir / f.format(model=model, algo=algo)) for name, f in ANALYSIS_FILES.items()
+        }
+        for algo in ALGOS
+    }
+
+    def missing(name: str, algo: str) -> list[str]:
+        return _not_run(ANALYSES_NEED[model], ANALYSIS_FILES[name].format(model=model, algo=algo))
+
+    run_dirs: dict[str, Path | None] = dict(RUNS) if model == "tiny" else {}
     rows: list[list[str]] = []
-    ablations = ablation_reports()
-    isolate, without = ablations.get("isolate"), ablations.get("eapo-without")
-
     # Proposition 1, measured directly, where it can fail: with a 0/1 reward I ≤ H(r | s) ≤ log 2, so at
     # positions with H_t ≥ log 2 the bound is true by construction.
-    for algo, run_dir in RUNS.items():
-        credit = summaries[algo].get("credit")
+    for algo in ALGOS:
+        credit = summaries[algo]["credit"]
         if credit is None:
-            continue
-        rows += prop1_rows(algo, credit, run_dir)
-    # Consequences 1-2 of Prop. 1: credit sits at high entropy.
-    for algo in RUNS:
-        credit = summaries[algo].get("credit")
-        if credit is None:
-            continue
-        a = credit["all"]
-        ci = a.get("spearman_ci") or [math.nan, math.nan]
-        deciles = credit["by_decile"]
-        total = sum(d["mean_cmi"] * d["n"] for d in deciles.values() if d.get("n"))
-        top = sum(
-            deciles[str(d)]["mean_cmi"] * deciles[str(d)]["n"] for d in (8, 9) if deciles[str(d)].get("n")
-        )
-        low = sum(
-            deciles[str(d)]["mean_cmi"] * deciles[str(d)]["n"] for d in range(5) if deciles[str(d)].get("n")
-        )
-        verdict = (
-            "held"
-            if ci[0] > 0 and total > 0 and top / total > 0.5
-            else ("not held" if ci[1] < 0 else "inconclusive")
-        )
-        rows.append(
-            [
-                f"App. D.1: low-entropy tokens carry ~0 credit, credit sits at high entropy ({algo})",
-                "consequence of Prop. 1",
-                "held if Spearman(H, Î) > 0 (95% CI) and the top 2 entropy deciles hold > 50% of Σ Î",
-                f"Spearman {_interval(a['spearman'], ci[0], ci[1])}; top 2 deciles hold "
-                f"{_fmt(100 * top / total if total > 0 else math.nan, 1)}% of Σ Î, bottom 5 deciles "
-                f"{_fmt(100 * low / total if total > 0 else math.nan, 1)}%; Σ Î / Σ H = "
-                f"{_fmt(a['credit_to_entropy'])}",
-                verdict,
-            ]
-        )
-
-    # Fig. 6a: EAPO's entropy stays stable while GRPO's collapses.
-    e, g = overviews.get("eapo"), overviews.get("grpo")
-    if e and g:
-        ratio_e = e["entropy_last"][0] / e["entropy_first"][0]
-        ratio_g = g["entropy_last"][0] / g["entropy_first"][0]
-        separated_e = (
-            e["entropy_last"][2] < e["entropy_first"][1] or e["entropy_last"][1] > e["entropy_first"][2]
-        )
-        collapsed_g = g["entropy_last"][2] < 0.5 * g["entropy_first"][1]
-        stable_e = ratio_e > 0.5
-        if collapsed_g and stable_e:
-            verdict = "held (1 seed)"
-        elif not collapsed_g and g["entropy_last"][1] > 0.5 * g["entropy_first"][2]:
-            verdict = "not held (1 seed)"
+            rows += [head + missing("credit", algo) for head in _prop1_heads(algo)]
         else:
-            verdict = "inconclusive (1 seed)"
-        text = (
-            f"mean token entropy, first → last 10% of steps (95% t-interval over steps): EAPO "
-            f"{_interval(*e['entropy_first'], 4)} → {_interval(*e['entropy_last'], 4)} (×{ratio_e:.2f}"
-            f"{', the intervals separate' if separated_e else ''}); GRPO "
-            f"{_interval(*g['entropy_first'], 4)} → "
-            f"{_interval(*g['entropy_last'], 4)} (×{ratio_g:.2f})"
+            rows += prop1_rows(algo, credit, run_dirs.get(algo))
+    # Consequences 1-2 of Prop. 1: credit sits at high entropy; and EAPO's rule finds it.
+    rows += [_credit_at_high_entropy(a, summaries[a]["credit"], missing("credit", a)) for a in ALGOS]
+    rows += [_rule_finds_credit(a, summaries[a]["credit"], missing("credit", a)) for a in ALGOS]
+    entropy_file = ENTROPY_FILES[model]
+    windows = _entropy_windows(_load(results_dir / entropy_file), model)
+    rows.append(
+        _entropy_stability(
+            windows, ablation_reports(results_dir, model), _not_run(ENTROPY_NEED[model], entropy_file)
         )
-        arms = []
-        for report in (isolate, without):
-            name = report["reference"] if report else None
-            if name and name in report["runs"]:
-                values = [
-                    r["final_entropy"] for r in report["runs"][name] if r.get("final_entropy") is not None
-                ]
-                if len(values) >= 2:
-                    arms.append(f"{name} {_interval(*_t_interval(values), 4)} ({_grid_setting(report)})")
-        if arms:
-            text += "; final entropy of the ablation grids' full arms: " + "; ".join(arms)
-        rows.append(
-            [
-                "Fig. 6a: EAPO's entropy stays stable while GRPO's collapses",
-                "GRPO collapses, EAPO stable",
-                "held if GRPO's last-10% entropy interval lies below half its first-10% interval and "
-                "EAPO keeps "
-                "more than half of its entropy",
-                text,
-                verdict,
-            ]
-        )
-    # Fig. 6b: EAPO changes the entropy of the high-entropy quadrants, not of the low ones.
-    q = summaries.get("eapo", {}).get("quadrants")
-    if q:
-        changes = {name: q["quadrants"][name] for name in QUADRANTS}
-
-        def z(name: str) -> float:
-            c = changes[name]
-            return (
-                abs(c["entropy_change_mean"]) / c["entropy_change_sem"]
-                if c.get("entropy_change_sem")
-                else 0.0
-            )
-
-        high = max(abs(changes[n]["entropy_change_mean"] or 0.0) for n in ("PHR", "NHR"))
-        low = max(abs(changes[n]["entropy_change_mean"] or 0.0) for n in ("PLR", "NLR"))
-        verdict = "held" if high > 3 * low and max(z("PHR"), z("NHR")) > 2 else "inconclusive"
-        rows.append(
-            [
-                "Fig. 6b: under EAPO the high-entropy quadrants' tokens change entropy most",
-                "EAPO modulates PHR and NHR; PLR and NLR stay stable",
-                "held if max |ΔH| over PHR, NHR > 3x that over PLR, NLR and is > 2 s.e.m. from 0",
-                "mean ΔH per update ± s.e.m.: "
-                + ", ".join(
-                    f"{n} {_fmt(changes[n]['entropy_change_mean'], 5, True)} ± "
-                    f"{_fmt(changes[n]['entropy_change_sem'], 5)}"
-                    for n in QUADRANTS
-                ),
-                verdict,
-            ]
-        )
-    # Fig. 4 / App. E.1: negative tokens are denser in the high-entropy tail.
-    for algo in RUNS:
-        s = summaries[algo].get("quadrants")
-        if not s or not s.get("tail_by_polarity"):
-            continue
-        info = s["entropy_information"]
-        tail = {round(row["quantile"], 2): row for row in s["tail_by_polarity"]}
-        row = tail.get(0.9) or s["tail_by_polarity"][-1]
-        rci = row["ratio_ci"] or [math.nan, math.nan]
-        verdict = "held" if rci[0] > 1 else ("not held" if rci[1] < 1 else "inconclusive")
-        others = "; ".join(
-            f"q{100 * r['quantile']:.0f}: {_interval(r['ratio'], *(r['ratio_ci'] or [math.nan] * 2))}"
-            for r in s["tail_by_polarity"]
-            if r is not row
-        )
-        rows.append(
-            [
-                f"Fig. 4 / App. E.1: negative tokens are denser in the high-entropy tail ({algo} run)",
-                "distributions match at low entropy, diverge in the high tail (negatives denser)",
-                "held if P(H ≥ h90 | negative) / P(H ≥ h90 | positive) > 1 (95% response bootstrap), h90 = "
-                "90th percentile of the quadrant tokens' entropy",
-                f"ratio at q90 (h = {row['threshold']:.3f} nats): "
-                f"{_interval(row['ratio'], rci[0], rci[1])} "
-                f"({row['p_negative']:.4f} vs {row['p_positive']:.4f}); "
-                f"{others}; Eq. 14 proxy Î(H; r) = "
-                f"{_interval(info['corrected'], *(info.get('ci') or [math.nan, math.nan]), 5)} nats, "
-                f"{_fmt(100 * (info.get('share_from_top_quartile_bins') or math.nan), 0)}% of it from the "
-                "top entropy quartile",
-                verdict,
-            ]
-        )
-    # Eq. 5: GRPO's gradient already sits at high entropy; EAPO shifts it further.
-    for algo in RUNS:
-        s = summaries[algo].get("gradients")
-        if not s:
-            continue
-        share = s["table"]["share"]
-        grpo_top, eapo_top = sum(share["grpo"][-2:]), sum(share["eapo"][-2:])
-        verdict = TRUE_BY_CONSTRUCTION if grpo_top > 0.2 and eapo_top > grpo_top else "not held"
-        rows.append(
-            [
-                f"§4.3, Eq. 5: the (1 − π) factor puts the gradient at high-entropy tokens ({algo} dumps)",
-                "high-entropy positions receive the largest effective updates",
-                CRITERIA["eq5"],
-                f"top 2 deciles: GRPO {100 * grpo_top:.1f}%, EAPO {100 * eapo_top:.1f}% of the Eq. 5 norm "
-                f"({s['dumps_used']} dumped steps)",
-                verdict,
-            ]
-        )
+    )
+    rows.append(_high_entropy_quadrants_move(summaries["eapo"]["quadrants"], missing("quadrants", "eapo")))
+    rows += [_negatives_in_the_tail(a, summaries[a]["quadrants"], missing("quadrants", a)) for a in ALGOS]
+    rows += [_gradient_at_high_entropy(a, summaries[a]["gradients"], missing("gradients", a)) for a in ALGOS]
     return rows
 
 
@@ -1014,6 +1126,18 @@ def results_block(results_dir: Path = RESULTS) -> str:
     """The generated block of docs/findings.md that needs only benchmarks/results/."""
     lines = [
         RESULTS_START,
+        "## The paper's claims on the analysis runs, per model",
+        "",
+        "Each model's analysis runs are one EAPO and one GRPO run: tiny's are the two findings runs above "
+        f"(`{COMMAND}` copies their analyses to `benchmarks/results/`); SmolLM2's are the study headline's "
+        "seed-100 runs at its horizon (`bash benchmarks/smollm2_study.sh analyses_end`), and its Fig. 6a "
+        "row reads the headline's entropy curves over all its seeds. The credit probe reads each run's "
+        "final checkpoint; the quadrant and gradient analyses read its rollout dumps.",
+        "",
+        _table(*claims_per_model(analysis_claims, results_dir)),
+        "",
+        VERDICT_KINDS,
+        "",
         "## EAPO against GRPO, per model",
         "",
         _table(*claims_per_model(headline_claim, results_dir)),
@@ -1045,6 +1169,34 @@ def _table(header: list[str], rows: list[list[str]]) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(cell.replace("|", "\\|") for cell in row) + " |" for row in rows]
     return "\n".join(lines)
+
+
+def export_run_analyses(results_dir: Path = RESULTS) -> list[Path]:
+    """Copy the tiny findings runs' analysis summaries and training overviews to benchmarks/results (the
+    names of ANALYSIS_FILES and ENTROPY_FILES), with the machine, so that the per-model claim table is
+    rendered, and checked, from benchmarks/results alone. Run it on the machine that ran the analyses."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent))  # bench_utils, a sibling module
+    import bench_utils as bu
+
+    machine = bu.machine_info()
+    written = []
+    for algo, run_dir in RUNS.items():
+        for name, pattern in ANALYSIS_FILES.items():
+            summary = run_dir / "analysis" / name / "summary.json"
+            if summary.is_file():
+                data = json.loads(summary.read_text())
+                data.setdefault("machine", machine)
+                data.setdefault("run", str(run_dir.relative_to(ROOT)))
+                target = results_dir / pattern.format(model="tiny", algo=algo)
+                target.write_text(json.dumps(data, indent=1) + "\n")
+                written.append(target)
+    if all((run_dir / "metrics.jsonl").is_file() for run_dir in RUNS.values()):
+        target = results_dir / ENTROPY_FILES["tiny"]
+        overviews = {algo: run_overview(algo, run_dir) for algo, run_dir in RUNS.items()}
+        payload = {"command": COMMAND, "machine": machine, "runs": overviews}
+        target.write_text(json.dumps(payload, indent=1) + "\n")
+        written.append(target)
+    return written
 
 
 def write_doc(shots: list[Path]) -> None:
@@ -1123,12 +1275,6 @@ def write_doc(shots: list[Path]) -> None:
         "",
         "Train minutes are the sum of the logged step times on a 2-core CPU shared with other jobs: they "
         "measure the machine's load while each run trained, not the cost of the algorithm.",
-        "",
-        "## The paper's claims on our runs",
-        "",
-        _table(CLAIM_HEADER, claims(overviews, summaries)),
-        "",
-        VERDICT_KINDS,
         "",
         results_block(),
         "",
@@ -1339,6 +1485,8 @@ def main(argv: list[str] | None = None) -> int:
         train_runs()
         analyse(args.force)
         shots = screenshot()
+    for path in export_run_analyses():
+        print(f"wrote {path}")
     write_doc(shots)
     return 0
 

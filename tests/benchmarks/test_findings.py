@@ -189,3 +189,55 @@ def test_the_headline_cell_says_what_the_pilot_fixed_before_the_headline_ran(tmp
         "fixed the horizon at 180 steps" in row[5] and "8 seeds detect at 80% power: 0.031 (0.120" in row[5]
     )
     assert row[6] == "not run yet"
+
+
+def test_analysis_claims_have_every_row_per_model_before_their_data_exist(tmp_path: Path) -> None:
+    """Both models' columns hold the same claims; without data each cell names the command and file."""
+    f = _findings()
+    header, rows = f.claims_per_model(f.analysis_claims, tmp_path)
+    assert len(rows) == 14 and header[-2].startswith("SmolLM2")
+    for row in rows:
+        assert row[4] == row[6] == "not run yet", row[0]
+    fig6a = next(row for row in rows if row[0].startswith("Fig. 6a"))
+    assert "smollm2_study.sh headline" in fig6a[5] and "compare_smollm2_headline.json" in fig6a[5]
+    credit = next(row for row in rows if row[0].startswith("EAPO's rule") and "(grpo run)" in row[0])
+    assert "analyses_end" in credit[5] and "credit_smollm2_end_grpo.json" in credit[5]
+
+
+def _rule(low: float, high: float) -> dict[str, Any]:
+    top = {"n_high": 100, "precision": (low + high) / 2, "precision_ci": [low, high], "recall": 0.3,
+           "recall_ci": [0.2, 0.4], "base_rate": 0.25}  # fmt: skip
+    detectable = {"n_high": 50, "precision": 0.2, "precision_ci": [0.1, 0.3], "base_rate": 0.125}
+    return {"n": 400, "above_share": 0.3, "top_quarter": top, "detectable": detectable}
+
+
+def test_the_rule_row_compares_the_precision_interval_with_a_random_pick() -> None:
+    f = _findings()
+    for (low, high), verdict in (
+        ((0.3, 0.5), "held"),
+        ((0.1, 0.2), "not held"),
+        ((0.2, 0.3), "inconclusive"),
+    ):
+        row = f._rule_finds_credit("eapo", {"eapo_rule": _rule(low, high)}, ["missing", "not run yet"])
+        assert row[-1] == verdict and "vs base rate 0.250" in row[3]
+    assert f._rule_finds_credit("eapo", {"eapo_rule": {"n": 0}}, [])[-1] == "not tested"
+
+
+def test_fig_6a_on_smollm2_reads_the_headline_entropy_curves_over_seeds(tmp_path: Path) -> None:
+    """The first and last tenth of each arm's seed-mean entropy curve; GRPO falls below half, EAPO not."""
+    f = _findings()
+    x = list(range(1, 101))
+
+    def arm(start: float, end: float) -> dict[str, Any]:
+        mean = [start + (end - start) * (i - 1) / 99 for i in x]
+        curve = {"x": x, "mean": mean, "low": [m - 0.01 for m in mean], "high": [m + 0.01 for m in mean]}
+        return {"seeds": list(range(100, 108)), "entropy_curve": curve}
+
+    report = {"kind": "compare", "arms": {"grpo": arm(0.3, 0.05), "eapo": arm(0.3, 0.25)}}
+    (tmp_path / "compare_smollm2_headline.json").write_text(json.dumps(report))
+    row = next(r for r in f.analysis_claims(tmp_path, "smollm2") if r[0].startswith("Fig. 6a"))
+    assert row[-1] == "held (8 seeds)" and "over seeds" in row[3]
+    report["arms"]["eapo"] = arm(0.3, 0.05)
+    (tmp_path / "compare_smollm2_headline.json").write_text(json.dumps(report))
+    row = next(r for r in f.analysis_claims(tmp_path, "smollm2") if r[0].startswith("Fig. 6a"))
+    assert row[-1] == "inconclusive (8 seeds)"
