@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Reruns the SmolLM2 study of issue #19 from scratch, part by part, with eapo's own commands, and copies each
 # report into benchmarks/results/ (names starting compare_smollm2_, ablation_*_smollm2_, credit_smollm2_,
-# gradients_smollm2_, quadrants_smollm2_), with its markdown and figures. Days of CPU: every grid is
+# gradients_smollm2_, quadrants_smollm2_), with its markdown and figures, then re-renders README Results and
+# docs/findings.md from them (commit the lot). Days of CPU: every grid is
 # resumable (a finished arm x seed is never rerun, an interrupted one continues from its newest checkpoint),
 # so run a part, stop it, run it again.
 #
@@ -67,6 +68,10 @@ collect() {  # collect <report json> <name in benchmarks/results>
 collect_with_figures() {  # the same, and the report's markdown and the PNGs of its own folder
     python benchmarks/collect.py --figures "$1" "$2"
 }
+render_docs() {  # README Results and docs/findings.md's per-model tables, from benchmarks/results
+    python benchmarks/results_section.py
+    python benchmarks/findings.py --results-only
+}
 
 for part in "$@"; do
     case "$part" in headline | exploratory | isolate | eapo_without | complex_headline) steps="$(horizon)" ;; esac
@@ -119,6 +124,7 @@ sys.exit(0 if any(r.get("step",0)>=int(sys.argv[2]) and "eval/avg@8" in r for r 
         eapo compare "${COMMON[@]}" --algos grpo,eapo --seeds "$HEADLINE_SEEDS" --steps "$steps" --train.lr "$LR" \
             --primary auc --out "$OUT/headline" --runs-dir "$OUT/runs"
         collect_with_figures "$OUT/headline/compare.json" compare_smollm2_headline.json
+        render_docs
         ;;
     exploratory)
         eapo compare "${COMMON[@]}" --algos grpo,eapo,dapo,forking,entro_adv --seeds "$GRID_SEEDS" --steps "$steps" \
@@ -127,16 +133,19 @@ sys.exit(0 if any(r.get("step",0)>=int(sys.argv[2]) and "eval/avg@8" in r for r 
         eapo ablate "${COMMON[@]}" --mode controls --seeds "$GRID_SEEDS" --steps "$steps" --train.lr "$LR" \
             --out "$OUT/controls" --runs-dir "$OUT/runs"
         collect_with_figures "$OUT/controls/ablation.json" ablation_controls_smollm2.json
+        render_docs
         ;;
     isolate)
         eapo ablate "${COMMON[@]}" --mode isolate --random-controls --seeds "$GRID_SEEDS" --steps "$steps" --train.lr "$LR" \
             --out "$OUT/isolate" --runs-dir "$OUT/runs"
         collect_with_figures "$OUT/isolate/ablation.json" ablation_isolate_smollm2.json
+        render_docs
         ;;
     eapo_without)
         eapo ablate "${COMMON[@]}" --mode eapo-without --seeds "$GRID_SEEDS" --steps "$steps" --train.lr "$LR" \
             --out "$OUT/eapo_without" --runs-dir "$OUT/runs"
         collect_with_figures "$OUT/eapo_without/ablation.json" ablation_eapo_without_smollm2.json
+        render_docs
         ;;
     analyses_start)
         # Item 5 of issue #19 at the start: the credit probe (300 positions, stratified by entropy decile) and
@@ -152,6 +161,7 @@ sys.exit(0 if any(r.get("step",0)>=int(sys.argv[2]) and "eval/avg@8" in r for r 
                 --output "$OUT/analyses/gradients_cosine_start.json"
         fi
         collect "$OUT/analyses/gradients_cosine_start.json" gradients_cosine_smollm2_start.json
+        render_docs
         ;;
     analyses_end)
         # Item 5 at the end of the headline's first-seed GRPO and EAPO runs: the credit probe, the gradient
@@ -169,6 +179,7 @@ sys.exit(0 if any(r.get("step",0)>=int(sys.argv[2]) and "eval/avg@8" in r for r 
                 --output "$OUT/analyses/gradients_cosine_end_$arm.json"
             collect "$OUT/analyses/gradients_cosine_end_$arm.json" "gradients_cosine_smollm2_end_$arm.json"
         done
+        render_docs
         ;;
     analyses)
         bash "$0" analyses_start analyses_end
@@ -178,6 +189,7 @@ sys.exit(0 if any(r.get("step",0)>=int(sys.argv[2]) and "eval/avg@8" in r for r 
             --seeds "$COMPLEX_SEEDS" --steps "$steps" --train.lr "$LR" --primary auc \
             --out "$OUT/complex_headline" --runs-dir "$OUT/complex_runs"
         collect_with_figures "$OUT/complex_headline/compare.json" compare_smollm2_complex_headline.json
+        render_docs
         ;;
     *)
         echo "unknown part: $part (gate, gate_complex, screen_<lr>, pilot_<lr>, pilot_mde, headline, exploratory, isolate, eapo_without, analyses_start, analyses_end, analyses, complex_headline)" >&2

@@ -23,11 +23,14 @@ def _results_section() -> ModuleType:
 def test_readme_results_block_matches_the_json() -> None:
     rs = _results_section()
     experiments = rs.load_experiments()
-    for figure in (f for e in rs.EXPERIMENTS for f in e.figures):
+    landed = [e for e in rs.EXPERIMENTS if not e.pending or (BENCH_DIR / "results" / e.file).is_file()]
+    for figure in (f for e in landed for f in e.figures):
         assert (BENCH_DIR / "results" / figure).is_file(), figure
-    expected = {e.file for e in rs.EXPERIMENTS} | {e.baseline for e in rs.EXPERIMENTS if e.baseline}
+    expected = {e.file for e in landed} | {e.baseline for e in landed if e.baseline}
     assert set(experiments) == expected, "an experiment's JSON is missing"
     block = rs.render(experiments)
+    for experiment in rs.EXPERIMENTS:  # a grid still running is left out of the README until it lands
+        assert (experiment.title in block) == (experiment in landed), experiment.title
     readme = (REPO_ROOT / "README.md").read_text()
     assert bu.current_block(readme, rs.START, rs.END) == block, (
         "stale: run `python benchmarks/results_section.py`"
