@@ -1056,19 +1056,44 @@ def _pilot_text(results_dir: Path, model: str) -> str:
     )
 
 
+# The same comparison on a second task with a structured answer (issue #19 item 1). The tiny study has one
+# task; its cell says so.
+SECOND_TASK = {
+    "smollm2": (
+        "compare_smollm2_complex_headline.json",
+        "`bash benchmarks/smollm2_study.sh complex_headline` (issue #19's second task, complex_arithmetic: "
+        "4 seeds, the primary pilot's learning rate and horizon, primary the Avg@8 AUC)",
+    ),
+}
+SECOND_TASK_CLAIM = (
+    'The same on a second task with a structured answer (SmolLM2: complex_arithmetic, "a + bi")',
+    "EAPO's gains hold across math benchmarks (Tables 1-2)",
+)
+
+
 def headline_claim(results_dir: Path = RESULTS, model: str = "tiny") -> list[list[str]]:
     """EAPO − GRPO on one model's comparison grid (`HEADLINE`), judged by `CRITERIA["headline"]`."""
     name, how = HEADLINE[model]
-    path = results_dir / name
-    head = [*HEADLINE_CLAIM, CRITERIA["headline"]]
+    return _comparison_row(results_dir / name, how, [*HEADLINE_CLAIM, CRITERIA["headline"]], model)
+
+
+def second_task_claim(results_dir: Path = RESULTS, model: str = "tiny") -> list[list[str]]:
+    """EAPO − GRPO on the model's second task (`SECOND_TASK`), by the headline's criterion."""
+    head = [*SECOND_TASK_CLAIM, CRITERIA["headline"]]
+    if model not in SECOND_TASK:
+        return [[*head, "no second-task grid in this model's study", "–"]]
+    name, how = SECOND_TASK[model]
+    return _comparison_row(results_dir / name, how, head, model, pilot=False)
+
+
+def _comparison_row(path: Path, how: str, head: list[str], model: str, pilot: bool = True) -> list[list[str]]:
+    """One comparison grid's EAPO − GRPO row: the pre-stated primary's verdict, or for a grid from before
+    the pre-stated analysis, the paired final Avg."""
+    name = path.name
+    results_dir = path.parent
     if not path.is_file():
-        return [
-            [
-                *head,
-                f"not run yet: needs {how} → benchmarks/results/{name}{_pilot_text(results_dir, model)}",
-                "not run yet",
-            ]
-        ]
+        before = _pilot_text(results_dir, model) if pilot else ""
+        return [[*head, f"not run yet: needs {how} → benchmarks/results/{name}{before}", "not run yet"]]
     report = json.loads(path.read_text())
     s = report["settings"]
     setting = (
@@ -1140,7 +1165,7 @@ def results_block(results_dir: Path = RESULTS) -> str:
         "",
         "## EAPO against GRPO, per model",
         "",
-        _table(*claims_per_model(headline_claim, results_dir)),
+        _table(*claims_per_model(lambda d, m: headline_claim(d, m) + second_task_claim(d, m), results_dir)),
         "",
         "## The paper's claims on the quadrant ablation grids, per model",
         "",

@@ -241,3 +241,16 @@ def test_fig_6a_on_smollm2_reads_the_headline_entropy_curves_over_seeds(tmp_path
     (tmp_path / "compare_smollm2_headline.json").write_text(json.dumps(report))
     row = next(r for r in f.analysis_claims(tmp_path, "smollm2") if r[0].startswith("Fig. 6a"))
     assert row[-1] == "inconclusive (8 seeds)"
+
+
+def test_the_second_task_row_reads_its_own_grid_by_the_headline_criterion(tmp_path: Path) -> None:
+    f = _findings()
+    (tiny,) = f.second_task_claim(tmp_path, "tiny")
+    assert tiny[-1] == "–" and "no second-task grid" in tiny[3]
+    (missing,) = f.second_task_claim(tmp_path, "smollm2")
+    assert missing[-1] == "not run yet" and "complex_headline" in missing[3]
+    (tmp_path / "compare_smollm2_complex_headline.json").write_text(
+        json.dumps(_headline_report("grpo better", -0.05))
+    )
+    (row,) = f.second_task_claim(tmp_path, "smollm2")
+    assert row[2] == f.CRITERIA["headline"] and row[-1] == "not held" and "-0.050" in row[3]
