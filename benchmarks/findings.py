@@ -956,6 +956,68 @@ def cosine_verdict(data: dict[str, Any], label: str = "eapo") -> str:
     )
 
 
+# EntroAdv's bonus min(α_e H, |Â| / κ) (issue #19 item 3). Reading rule, stated on 2026-12-01 before
+# EntroAdv's own SmolLM2 dumps existed: in a quadrant where more than half of the tokens sit at the cap the
+# bonus is a rescaling of GRPO there (|Â|/κ added whatever the entropy: positive advantages × (1 + 1/κ),
+# negative ones × (1 − 1/κ)); where under a tenth do it is an entropy signal (α_e H added); between, mixed.
+SATURATED_ABOVE, ENTROPY_SIGNAL_BELOW = 0.5, 0.1
+
+
+def saturation_reading(at_cap: float) -> str:
+    if at_cap > SATURATED_ABOVE:
+        return "saturated: a rescaling of GRPO"
+    if at_cap < ENTROPY_SIGNAL_BELOW:
+        return "an entropy signal"
+    return "mixed"
+
+
+def entro_adv_section(results_dir: Path = RESULTS) -> list[str]:
+    """Where EntroAdv's bonus sits at its cap, per quadrant, from `eapo_shaping.py --entro-adv` files."""
+    files = sorted(results_dir.glob("entro_adv_saturation_*.json"))
+    lines = [
+        "## EntroAdv's bonus: an entropy signal or a rescaled GRPO? (`eapo_shaping.py --entro-adv`)",
+        "",
+        "EntroAdv adds min(α_e H, |Â| / κ) to each token's advantage. Where α_e H reaches |Â| / κ the bonus "
+        "no longer depends on the entropy: it adds |Â| / κ, so positive advantages grow by 1/κ and negative "
+        "ones shrink by it, a polarity reweighting of GRPO. Reading rule, stated before EntroAdv's own "
+        f"SmolLM2 dumps existed: a quadrant with more than {SATURATED_ABOVE:.0%} of its tokens at the cap is "
+        f"*saturated*, one with under {ENTROPY_SIGNAL_BELOW:.0%} reads as *an entropy signal*, between as "
+        "*mixed*. A GRPO run's dumps show what EntroAdv would add at GRPO's states; EntroAdv's own show it "
+        "at its own.",
+        "",
+    ]
+    if not files:
+        return [
+            *lines,
+            "Not run yet: needs `bash benchmarks/smollm2_study.sh exploratory` → "
+            "benchmarks/results/entro_adv_saturation_smollm2_entro_adv.json.",
+            "",
+        ]
+    rows = []
+    for path in files:
+        data = json.loads(path.read_text())
+        for name in ("all", *QUADRANTS):
+            part = data["all"] if name == "all" else data["quadrants"].get(name)
+            if not part or not part.get("tokens"):
+                continue
+            rows.append(
+                [
+                    f"{path.name} ({data['dumps']} dumps of {len(data['runs'])} runs, α_e {data['alpha']:g}, "
+                    f"κ {data['kappa']:g})"
+                    if name == "all"
+                    else "",
+                    name,
+                    str(part["tokens"]),
+                    f"{part['entropy_mean']:.3f}",
+                    f"{part['at_cap']:.3f}",
+                    f"{part['bonus_over_abs_advantage_mean']:.3f}",
+                    saturation_reading(part["at_cap"]),
+                ]
+            )
+    header = ["source", "tokens", "n", "mean H (nats)", "share at the cap", "mean bonus / \\|Â\\|", "reading"]
+    return [*lines, _table(header, rows), ""]
+
+
 def gradient_cosine_section(results_dir: Path = RESULTS) -> list[str]:
     from eapo.analysis.gradient_cosine import markdown_table
 
@@ -1178,6 +1240,7 @@ def results_block(results_dir: Path = RESULTS) -> str:
         "narrower than the t-interval, so a verdict needs both to exclude 0.",
         "",
         *gradient_cosine_section(results_dir),
+        *entro_adv_section(results_dir),
         RESULTS_END,
     ]
     return "\n".join(lines)

@@ -130,6 +130,9 @@ sys.exit(0 if any(r.get("step",0)>=int(sys.argv[2]) and "eval/avg@8" in r for r 
         eapo compare "${COMMON[@]}" --algos grpo,eapo,dapo,forking,entro_adv --seeds "$GRID_SEEDS" --steps "$steps" \
             --train.lr "$LR" --out "$OUT/exploratory" --runs-dir "$OUT/runs"
         collect_with_figures "$OUT/exploratory/compare.json" compare_smollm2_exploratory.json
+        # Issue #19 item 3: does EntroAdv's bonus min(α_e H, |Â|/κ) sit at its cap on its own rollouts?
+        python benchmarks/eapo_shaping.py --entro-adv "$OUT"/runs/entro_adv/seed{100,101,102} \
+            --out benchmarks/results/entro_adv_saturation_smollm2_entro_adv.json
         eapo ablate "${COMMON[@]}" --mode controls --seeds "$GRID_SEEDS" --steps "$steps" --train.lr "$LR" \
             --out "$OUT/controls" --runs-dir "$OUT/runs"
         collect_with_figures "$OUT/controls/ablation.json" ablation_controls_smollm2.json

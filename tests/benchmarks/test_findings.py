@@ -254,3 +254,26 @@ def test_the_second_task_row_reads_its_own_grid_by_the_headline_criterion(tmp_pa
     )
     (row,) = f.second_task_claim(tmp_path, "smollm2")
     assert row[2] == f.CRITERIA["headline"] and row[-1] == "not held" and "-0.050" in row[3]
+
+
+def test_entro_adv_saturation_is_read_by_the_pre_stated_rule(tmp_path: Path) -> None:
+    f = _findings()
+    assert "Not run yet" in "\n".join(f.entro_adv_section(tmp_path))
+
+    def part(tokens: int, at_cap: float) -> dict[str, Any]:
+        return {"tokens": tokens, "entropy_mean": 0.5, "at_cap": at_cap, "bonus_over_abs_advantage_mean": 0.2}
+
+    quadrants = {"PHR": part(10, 0.6), "PLR": part(10, 0.05), "NHR": part(10, 0.5), "NLR": part(10, 0.0)}
+    data = {"runs": ["a", "b"], "dumps": 10, "alpha": 0.4, "kappa": 2.0, "all": part(40, 0.3)}
+    data["quadrants"] = quadrants
+    (tmp_path / "entro_adv_saturation_smollm2_entro_adv.json").write_text(json.dumps(data))
+    text = "\n".join(f.entro_adv_section(tmp_path))
+    table = [line for line in text.splitlines() if line.startswith("| ")]
+    readings = {row.split(" | ")[1]: row.split(" | ")[-1].rstrip(" |") for row in table[1:]}
+    assert readings == {
+        "all": "mixed",
+        "PHR": "saturated: a rescaling of GRPO",
+        "PLR": "an entropy signal",
+        "NHR": "mixed",  # exactly half is not more than half
+        "NLR": "an entropy signal",
+    }
