@@ -16,6 +16,12 @@
 #   bash benchmarks/smollm2_study.sh analyses_end      # credit, gradients, quadrants on the headline's seed 100
 #   bash benchmarks/smollm2_study.sh analyses          # both
 #   bash benchmarks/smollm2_study.sh complex_headline  # the second task: EAPO vs GRPO, 4 seeds (below)
+#   bash benchmarks/smollm2_study.sh queue             # every part after the pilot, in the issue's order
+#
+# `queue` is the way to leave the study running for days: start it twice, as two background processes (see
+# "Two processes" below). Each goes through QUEUE in order; a part whose remaining runs the other process
+# holds is left to it (the grid exits 75, the queue moves on) and that process collects it. The analyses
+# take a lock, so the two never run the same one. A third `queue` refuses to start.
 #
 # The pilot screens before it spends (a budget rule fixed on 2026-11-30, before any run reached step 100):
 # every learning rate runs seed 0 to step 100 (`screen_<lr>`: the pilot's own run, stopped with a checkpoint
@@ -61,12 +67,20 @@ GRID_SEEDS=100,101,102
 COMPLEX_SEEDS=100,101,102,103
 FIRST_SEED=100  # the runs the analyses at the end read
 CREDIT=(--positions 300 --k 8 --m 16 --problems 64 --no-progress)
+# The issue's budget order (item 7): the headline, the isolate grid, the credit and gradient analyses, then
+# the rest of the quadrant experiments, the exploratory arms and controls, the second task.
+QUEUE=(headline isolate analyses_end analyses_start eapo_without exploratory complex_headline)
 
 collect() {  # collect <report json> <name in benchmarks/results>
     python benchmarks/collect.py "$1" "$2"
 }
 collect_with_figures() {  # the same, and the report's markdown and the PNGs of its own folder
     python benchmarks/collect.py --figures "$1" "$2"
+}
+only_one() {  # only_one <part>: hold its lock until this script exits (its commands inherit it), or fail
+    mkdir -p "$OUT/analyses"
+    exec {lock_fd}>"$OUT/analyses/.$1.lock"
+    flock -n "$lock_fd" || { echo "$1: another process is running it, left to it"; return 1; }
 }
 render_docs() {  # README Results and docs/findings.md's per-model tables, from benchmarks/results
     python benchmarks/results_section.py
@@ -151,6 +165,7 @@ sys.exit(0 if any(r.get("step",0)>=int(sys.argv[2]) and "eval/avg@8" in r for r 
         render_docs
         ;;
     analyses_start)
+        only_one analyses_start || continue
         # Item 5 of issue #19 at the start: the credit probe (300 positions, stratified by entropy decile) and
         # the gradient cosine on the format-warmed base model every run starts from. Needs no training run.
         # Both resume after a stop (their finished pieces are journaled beside their output: rerun the part);
@@ -167,6 +182,7 @@ sys.exit(0 if any(r.get("step",0)>=int(sys.argv[2]) and "eval/avg@8" in r for r 
         render_docs
         ;;
     analyses_end)
+        only_one analyses_end || continue
         # Item 5 at the end of the headline's first-seed GRPO and EAPO runs: the credit probe, the gradient
         # analysis on their rollout dumps, the quadrant histograms (Fig. 4), the gradient cosine on each
         # run's last checkpoint.
@@ -187,6 +203,21 @@ sys.exit(0 if any(r.get("step",0)>=int(sys.argv[2]) and "eval/avg@8" in r for r 
     analyses)
         bash "$0" analyses_start analyses_end
         ;;
+    queue)
+        others=0  # queues other than this one (and than its own subshells, which ps shows under its name)
+        for pid in $(pgrep -f '^bash ([^ ]*/)?smollm2_study\.sh queue$' || true); do
+            parent="$(ps -o ppid= -p "$pid" | tr -d ' ' || true)"  # empty: gone since (the $(...) above)
+            if [ "$pid" != "$$" ] && [ -n "$parent" ] && [ "$parent" != "$$" ]; then others=$((others + 1)); fi
+        done
+        if [ "$others" -ge 2 ]; then
+            echo "queue: two are running already (pgrep -af smollm2_study.sh); never more than two" >&2
+            exit 2
+        fi
+        for next in "${QUEUE[@]}"; do
+            echo "queue: $next ($(date -u +%FT%TZ))"
+            bash "$0" "$next" || echo "queue: $next ended with rc $? (75: the other process holds its last runs)"
+        done
+        ;;
     complex_headline)
         eapo compare --config configs/smollm2_complex.yaml --run.tensorboard false --no-progress --algos grpo,eapo \
             --seeds "$COMPLEX_SEEDS" --steps "$steps" --train.lr "$LR" --primary auc \
@@ -195,7 +226,7 @@ sys.exit(0 if any(r.get("step",0)>=int(sys.argv[2]) and "eval/avg@8" in r for r 
         render_docs
         ;;
     *)
-        echo "unknown part: $part (gate, gate_complex, screen_<lr>, pilot_<lr>, pilot_mde, headline, exploratory, isolate, eapo_without, analyses_start, analyses_end, analyses, complex_headline)" >&2
+        echo "unknown part: $part (gate, gate_complex, screen_<lr>, pilot_<lr>, pilot_mde, headline, exploratory, isolate, eapo_without, analyses_start, analyses_end, analyses, complex_headline, queue)" >&2
         exit 2
         ;;
     esac

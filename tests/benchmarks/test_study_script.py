@@ -5,8 +5,10 @@ and what it collects lands under the names issue #19 asks for."""
 from __future__ import annotations
 
 import fnmatch
+import os
 import re
 import subprocess
+import time
 from pathlib import Path
 
 SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "smollm2_study.sh"
@@ -64,3 +66,53 @@ def test_collected_reports_are_named_as_the_issue_asks() -> None:
 def test_an_unknown_part_fails_before_it_runs_anything() -> None:
     result = subprocess.run(["bash", str(SCRIPT), "no_such_part"], capture_output=True, text=True, timeout=60)
     assert result.returncode == 2 and "unknown part: no_such_part" in result.stderr
+
+
+def test_an_analysis_another_process_runs_is_left_to_it(tmp_path: Path) -> None:
+    """The analyses hold a lock while they run; a second process skips them and goes on (exit 0)."""
+    import fcntl
+
+    (tmp_path / "analyses").mkdir()
+    with open(tmp_path / "analyses" / ".analyses_end.lock", "w") as held:
+        fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        result = subprocess.run(
+            ["bash", str(SCRIPT), "analyses_end"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env={**os.environ, "OUT": str(tmp_path)},
+        )
+    assert result.returncode == 0 and "analyses_end: another process is running it" in result.stdout
+
+
+def test_a_third_queue_refuses_to_start(tmp_path: Path) -> None:
+    """Two `queue` processes side by side at most (2 cores): with two running, a third exits 2 at once.
+    Run on a copy whose queue holds only an unknown part, so that a broken guard cannot start the study."""
+    copy = tmp_path / "benchmarks" / "smollm2_study.sh"
+    copy.parent.mkdir()
+    text = SCRIPT.read_text()
+    queue = re.search(r"^QUEUE=\(.*\)$", text, re.M)
+    assert queue is not None
+    copy.write_text(text.replace(queue.group(0), "QUEUE=(no_such_part)"))
+    dummy = tmp_path / "other" / "smollm2_study.sh"  # what `ps` shows of a running queue
+    dummy.parent.mkdir()
+    dummy.write_text("sleep 60\n")
+    dummies = [subprocess.Popen(["bash", str(dummy), "queue"]) for _ in range(2)]
+    try:
+        time.sleep(0.5)
+        result = subprocess.run(["bash", str(copy), "queue"], capture_output=True, text=True, timeout=60)
+        alone = subprocess.run(["bash", str(copy), "queue"], capture_output=True, text=True, timeout=60)
+    finally:
+        for process in dummies:
+            process.kill()
+            process.wait()
+    assert result.returncode == 2 and "two are running already" in result.stderr
+    assert alone.returncode == 2  # still two others
+    one_other = subprocess.Popen(["bash", str(dummy), "queue"])
+    try:
+        time.sleep(0.5)
+        second = subprocess.run(["bash", str(copy), "queue"], capture_output=True, text=True, timeout=60)
+    finally:
+        one_other.kill()
+        one_other.wait()
+    assert second.returncode == 0 and "queue: no_such_part" in second.stdout  # a second one may start
