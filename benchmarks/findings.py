@@ -365,6 +365,8 @@ ANALYSES_NEED = {
     "tiny": f"`{COMMAND}`",
     "smollm2": "`bash benchmarks/smollm2_study.sh analyses_end` (the headline's seed-100 runs)",
 }
+# The credit probe at the RL start (the model every run starts from), where a model has one.
+CREDIT_START = {"smollm2": "credit_smollm2_start.json"}
 ENTROPY_NEED = {"tiny": f"`{COMMAND}`", "smollm2": "`bash benchmarks/smollm2_study.sh headline`"}
 
 
@@ -653,6 +655,29 @@ def _gradient_at_high_entropy(algo: str, s: dict[str, Any] | None, missing: list
     ]
 
 
+FIGURE_TITLES = {
+    "entropy_polarity": "Fig. 4: token entropy of positive vs negative tokens",
+    "quadrant_dynamics": "Fig. 6b: quadrant shares and entropy change over training",
+    "credit_vs_entropy": "estimated credit Î against entropy H, per probed position",
+    "credit_by_decile": "credit by entropy decile",
+    "gradient_by_entropy_decile": "Eq. 5 gradient norm by entropy decile",
+}
+
+
+def analysis_figures(results_dir: Path = RESULTS, model: str = "smollm2") -> list[str]:
+    """Links to the figures collected beside a model's analysis summaries (the tiny model's are shown with
+    its sections below); nothing while there are none."""
+    lines = []
+    for algo in ALGOS:
+        for pattern in ANALYSIS_FILES.values():
+            stem = Path(pattern.format(model=model, algo=algo)).stem
+            for figure in sorted(results_dir.glob(f"{stem}_*.png")):
+                kind = figure.stem.removeprefix(f"{stem}_")
+                title = FIGURE_TITLES.get(kind, kind.replace("_", " "))
+                lines.append(f"- {MODELS[model]}, {algo} run: [{title}](../benchmarks/results/{figure.name})")
+    return [f"Figures of the {MODELS[model]} analyses:", "", *lines, ""] if lines else []
+
+
 def analysis_claims(results_dir: Path = RESULTS, model: str = "tiny") -> list[list[str]]:
     """The claim rows judged on one model's analysis runs (see ANALYSIS_FILES), every row present whether
     or not its data exist (then it says what would produce them)."""
@@ -676,9 +701,19 @@ def analysis_claims(results_dir: Path = RESULTS, model: str = "tiny") -> list[li
             rows += [head + missing("credit", algo) for head in _prop1_heads(algo)]
         else:
             rows += prop1_rows(algo, credit, run_dirs.get(algo))
-    # Consequences 1-2 of Prop. 1: credit sits at high entropy; and EAPO's rule finds it.
-    rows += [_credit_at_high_entropy(a, summaries[a]["credit"], missing("credit", a)) for a in ALGOS]
-    rows += [_rule_finds_credit(a, summaries[a]["credit"], missing("credit", a)) for a in ALGOS]
+    # Consequences 1-2 of Prop. 1: credit sits at high entropy; and EAPO's rule finds it. Where the model
+    # was also probed at the RL start (CREDIT_START), its figures follow the end's, for comparison.
+    start_file = CREDIT_START.get(model, "-")
+    start = _load(results_dir / start_file)
+    for judge in (_credit_at_high_entropy, _rule_finds_credit):
+        for algo in ALGOS:
+            row = judge(algo, summaries[algo]["credit"], missing("credit", algo))
+            if start is not None:
+                before = judge(algo, start, [])
+                row[3] += (
+                    f"; at the RL start (benchmarks/results/{start_file}): {before[3]} ({before[4]} there)"
+                )
+            rows.append(row)
     entropy_file = ENTROPY_FILES[model]
     windows = _entropy_windows(_load(results_dir / entropy_file), model)
     rows.append(
@@ -1223,6 +1258,7 @@ def results_block(results_dir: Path = RESULTS) -> str:
         "",
         _table(*claims_per_model(analysis_claims, results_dir)),
         "",
+        *analysis_figures(results_dir),
         VERDICT_KINDS,
         "",
         "## EAPO against GRPO, per model",

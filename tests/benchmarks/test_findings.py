@@ -277,3 +277,36 @@ def test_entro_adv_saturation_is_read_by_the_pre_stated_rule(tmp_path: Path) -> 
         "NHR": "mixed",  # exactly half is not more than half
         "NLR": "an entropy signal",
     }
+
+
+def _credit_summary(spearman: float) -> dict[str, Any]:
+    deciles = {str(d): {"mean_cmi": 0.001 * d**3, "n": 30} for d in range(10)}  # top 2 deciles: 61%
+    everything = {"n": 300, "exceed_fraction": 0.0, "point_exceed_fraction": 0.0, "spearman": spearman}
+    everything |= {"spearman_ci": [spearman - 0.1, spearman + 0.1], "credit_to_entropy": 0.3}
+    return {
+        "all": everything,
+        "below_log2": {"n": 290, "exceed_fraction": 0.0, "point_exceed_fraction": 0.0},
+        "at_or_above_log2": {"n": 10},
+        "by_decile": deciles,
+        "eapo_rule": _rule(0.4, 0.6),
+    }
+
+
+def test_smollm2_credit_rows_show_the_rl_start_beside_the_end_and_its_figures_are_linked(
+    tmp_path: Path,
+) -> None:
+    f = _findings()
+    (tmp_path / "credit_smollm2_end_eapo.json").write_text(json.dumps(_credit_summary(0.5)))
+    (tmp_path / "credit_smollm2_start.json").write_text(json.dumps(_credit_summary(0.2)))
+    (tmp_path / "quadrants_smollm2_eapo_entropy_polarity.png").write_bytes(b"png")
+    rows = f.analysis_claims(tmp_path, "smollm2")
+    d1 = next(r for r in rows if r[0].startswith("App. D.1") and "(eapo)" in r[0])
+    assert d1[3].startswith("Spearman 0.500") and "at the RL start" in d1[3] and "Spearman 0.200" in d1[3]
+    assert d1[4] == "held"
+    rule = next(r for r in rows if r[0].startswith("EAPO's rule") and "(eapo run)" in r[0])
+    assert rule[4] == "held" and "credit_smollm2_start.json" in rule[3]
+    grpo = next(r for r in rows if r[0].startswith("App. D.1") and "(grpo)" in r[0])
+    assert grpo[4] == "not run yet" and "at the RL start" in grpo[3]  # the start is shared by both runs
+    figures = "\n".join(f.analysis_figures(tmp_path))
+    assert "[Fig. 4: token entropy of positive vs negative tokens]" in figures
+    assert "(../benchmarks/results/quadrants_smollm2_eapo_entropy_polarity.png)" in figures
