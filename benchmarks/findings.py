@@ -941,6 +941,14 @@ COSINE_RESULTS = (
         "format-warmed model every study run starts from)",
         "gradients_cosine_smollm2_start.json",
     ),
+    (
+        "SmolLM2-135M-Instruct on the study's task, the headline's seed-100 GRPO run at its horizon",
+        "gradients_cosine_smollm2_end_grpo.json",
+    ),
+    (
+        "SmolLM2-135M-Instruct on the study's task, the headline's seed-100 EAPO run at its horizon",
+        "gradients_cosine_smollm2_end_eapo.json",
+    ),
 )
 # Issue #17's pre-stated rule: at a gradient cosine ≥ 0.99 between EAPO's and GRPO's gradients on the same
 # batch, no feasible grid separates the two algorithms.
