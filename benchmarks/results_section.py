@@ -446,6 +446,12 @@ def render_shaping(report: dict[str, Any], experiment: Experiment) -> list[str]:
     return lines
 
 
+def _cpu_machine(machine: dict[str, Any]) -> str:
+    """`AMD EPYC, 2 CPU cores, torch 2.13.0+cpu, bf16 units`: what the SmolLM2 study's speed depends on."""
+    units = "bf16 units" if machine.get("cpu_fast_bf16") else "no bf16 units"
+    return f"{machine['cpu']}, {machine['usable_cpus']} CPU cores, torch {machine['torch']}, {units}"
+
+
 GATE_MEASURES = {
     "mean_entropy_nats": "mean token entropy (nats)",
     "share_above_group_mean": "tokens above their group's mean entropy",
@@ -474,7 +480,6 @@ def gate_table(validation: dict[str, Any], train: dict[str, Any], source: str) -
 def render_gate(report: dict[str, Any], experiment: Experiment) -> list[str]:
     """A task whose gate is measured and whose grid has not reported yet: the gate and the warm-up."""
     summary, after = report["summary"], report["phases"]["after"]
-    machine = after["machine"]
     warmup = summary["warmup"]
     return [
         f"### {experiment.title}",
@@ -482,9 +487,7 @@ def render_gate(report: dict[str, Any], experiment: Experiment) -> list[str]:
         experiment.context,
         "",
         f"- Command: `bash benchmarks/smollm2_study.sh gate_complex` (it runs `{report['command']}` with "
-        f"`--config {report['config']}`); machine: "
-        f"{machine['cpu']}, {machine['usable_cpus']} CPU cores, torch {machine['torch']}, "
-        f"{'bf16 units' if machine.get('cpu_fast_bf16') else 'no bf16 units'}.",
+        f"`--config {report['config']}`); machine: {_cpu_machine(after['machine'])}.",
         f"- Format warm-up: {warmup['steps']} steps ({warmup['seconds']:.0f} s), format rate "
         f"{warmup['format_rate']:.3f} on its stop-rule sample; after it, on {after['problems']} validation "
         f"problems x {after['samples_per_problem']}: strict format rate {after['strict_format_rate']:.3f}, "
@@ -497,14 +500,12 @@ def render_gate(report: dict[str, Any], experiment: Experiment) -> list[str]:
 def render_pilot(report: dict[str, Any], experiment: Experiment) -> list[str]:
     from eapo.analysis.power import format_power
 
-    machine = report["machine"]
     lines = [
         f"### {experiment.title}",
         "",
         experiment.context,
         "",
-        f"- Command: `{report['command']}`; machine: {machine['cpu']}, {machine['usable_cpus']} CPU cores, "
-        f"torch {machine['torch']}, {'bf16 units' if machine.get('cpu_fast_bf16') else 'no bf16 units'}.",
+        f"- Command: `{report['command']}`; machine: {_cpu_machine(report['machine'])}.",
         "",
         *gate_table(report["gate"]["validation"], report["gate"]["train"], report["gate"]["source"]),
     ]
