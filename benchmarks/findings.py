@@ -480,9 +480,9 @@ def _rule_finds_credit(algo: str, credit: dict[str, Any] | None, missing: list[s
         "above the base rate of a random pick; not held if it lies below; inconclusive otherwise; recall "
         "reported beside it",
     ]
-    rule = (credit or {}).get("eapo_rule") or {}
     if credit is None:
         return head + missing
+    rule = credit.get("eapo_rule") or {}
     if not rule.get("n"):
         return [*head, "the probe recorded no rule flags (rerun `eapo credit`)", "not tested"]
     top, detectable = rule["top_quarter"], rule["detectable"]
