@@ -186,6 +186,8 @@ sys.exit(0 if any(r.get("step",0)>=int(sys.argv[2]) and "eval/avg@8" in r for r 
         # Item 5 at the end of the headline's first-seed GRPO and EAPO runs: the credit probe, the gradient
         # analysis on their rollout dumps, the quadrant histograms (Fig. 4), the gradient cosine on each
         # run's last checkpoint.
+        # How far EAPO's entropy term moves token advantages on SmolLM2 (its factor |Â^CA| / |Â| per quadrant).
+        python benchmarks/eapo_shaping.py "$OUT/runs/eapo/seed$FIRST_SEED" --out benchmarks/results/eapo_shaping_smollm2.json
         for arm in grpo eapo; do
             run="$OUT/runs/$arm/seed$FIRST_SEED"
             eapo credit --run "$run" "${CREDIT[@]}" --out "$OUT/analyses/credit_end_$arm"
