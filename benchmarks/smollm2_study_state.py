@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import time
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,7 @@ DEFAULT_RUNS = bu.REPO_ROOT / "runs" / "smollm2_study"
 
 def run_state(run_dir: Path, tail: int = 10) -> dict[str, Any]:
     """One run's state: last step, newest checkpoint, eval curve, the recent training rows' means."""
+    from eapo.analysis.run_io import read_json
     from eapo.train.checkpoint import latest_checkpoint
     from eapo.train.config import load_config
     from eapo.train.logging import read_metrics
@@ -56,6 +58,10 @@ def run_state(run_dir: Path, tail: int = 10) -> dict[str, Any]:
             "entropy_mean": mean("entropy/mean"),
             "step_s": mean("time/step"),
         },
+        "finished": (read_json(run_dir / "grid_run.json") or {}).get("stopped") == "completed",
+        # The run's time at work so far: its logged step and evaluation times (slower while other work
+        # shares the cores; without the pauses between sessions, which grid_run.json's wall time holds).
+        "hours": sum(r.get("time/step", 0.0) + r.get("time/eval", 0.0) for r in rows) / 3600,
         "precision": json.loads((run_dir / "precision.json").read_text())
         if (run_dir / "precision.json").is_file()
         else None,
@@ -133,6 +139,76 @@ def horizon_decision(runs: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
+# What each grid part of the study's queue trains: its runs folder under the study's, its arms (a list of
+# `eapo compare --algos`, or an `eapo ablate` mode with --random-controls or not, whose arms eapo itself
+# lists) and the script's variable that holds its seeds. test_smollm2_study_state.py checks it against
+# benchmarks/smollm2_study.sh.
+QUEUE_GRIDS: dict[str, tuple[str, list[str] | tuple[str, bool], str]] = {
+    "headline": ("runs", ["grpo", "eapo"], "HEADLINE_SEEDS"),
+    "isolate": ("runs", ("isolate", True), "GRID_SEEDS"),
+    "eapo_without": ("runs", ("eapo-without", False), "GRID_SEEDS"),
+    "exploratory": ("runs", ["grpo", "eapo", "dapo", "forking", "entro_adv"], "GRID_SEEDS"),
+    "controls": ("runs", ("controls", False), "GRID_SEEDS"),  # the exploratory part's second grid
+    "complex_headline": ("complex_runs", ["grpo", "eapo"], "COMPLEX_SEEDS"),
+}
+STUDY_SCRIPT = bu.REPO_ROOT / "benchmarks" / "smollm2_study.sh"
+
+
+def script_seeds(name: str, script: Path = STUDY_SCRIPT) -> list[int]:
+    """A seed list the study script fixes (`HEADLINE_SEEDS=100,101,...`)."""
+    match = re.search(rf"^{name}=([\d,]+)$", script.read_text(), re.M)
+    if match is None:
+        raise SystemExit(f"{script}: no {name}=... line")
+    return [int(seed) for seed in match.group(1).split(",")]
+
+
+def grid_arms(arms: list[str] | tuple[str, bool]) -> list[str]:
+    if isinstance(arms, list):
+        return arms
+    from eapo.analysis.ablate import ablation_arms
+
+    mode, random_controls = arms
+    return [arm.name for arm in ablation_arms(mode, None, random_controls)[0]]
+
+
+def queue_progress(runs: Path, states: list[dict[str, Any]]) -> dict[str, Any]:
+    """Per grid part: its planned runs, how many are finished, which are under way (and at which step),
+    how many have not started; then the unique runs left and the time they need at two runs side by side,
+    from the median cost of the finished runs."""
+    by_dir = {state["run"]: state for state in states}
+    parts: dict[str, Any] = {}
+    left: dict[str, float] = {}  # run -> share of its steps still to go
+    for part, (folder, arms, seeds_name) in QUEUE_GRIDS.items():
+        finished, under_way, fresh = 0, [], 0
+        for seed in script_seeds(seeds_name):
+            for arm in grid_arms(arms):
+                run_dir = runs / folder / arm / f"seed{seed}"
+                state = by_dir.get(_shown(run_dir))
+                if state is not None and state["finished"]:
+                    finished += 1
+                    continue
+                step = state["last_step"] if state is not None else 0
+                left[_shown(run_dir)] = 1 - step / state["horizon"] if state is not None else 1.0
+                if step > 0:
+                    under_way.append(f"{arm}/seed{seed} at step {step}")
+                else:
+                    fresh += 1
+        planned = len(grid_arms(arms)) * len(script_seeds(seeds_name))
+        parts[part] = {"planned": planned, "finished": finished, "under_way": under_way, "not_started": fresh}
+    hours = sorted(h for h in (state.get("hours") for state in states if state["finished"]) if h)
+    median = hours[len(hours) // 2] if hours else None
+    remaining = sum(left.values())
+    return {
+        "parts": parts,
+        "runs_left": len(left),
+        "run_equivalents_left": round(remaining, 2),
+        "median_run_hours": round(median, 2) if median else None,
+        "hours_left_two_side_by_side": round(remaining * median / 2, 1) if median else None,
+        "note": "hours from the finished runs' logged step and evaluation times, which include any slowdown "
+        "from other work on the cores at the time",
+    }
+
+
 def _shown(path: Path) -> str:
     return str(path.relative_to(bu.REPO_ROOT) if path.is_relative_to(bu.REPO_ROOT) else path)
 
@@ -182,6 +258,7 @@ def main() -> None:
     state["pilot_screen"] = screen_decision(state["runs"])
     state["pilot_horizon"] = horizon_decision(state["runs"])
     state["analyses"] = analyses_state(args.runs)
+    state["queue"] = queue_progress(args.runs, state["runs"])
     args.out.write_text(json.dumps(state, indent=1) + "\n")
     for run in state["runs"]:
         curve = ", ".join(f"{p['step']}: {p['avg@8']:.3f}" for p in run["eval_curve"])
@@ -194,6 +271,14 @@ def main() -> None:
     print(f"pilot horizon: {json.dumps(horizon)}")
     for analysis in state["analyses"]:
         print(f"analysis: {json.dumps(analysis)}")
+    queue = state["queue"]
+    for part, progress in queue["parts"].items():
+        print(f"queue {part}: {json.dumps(progress)}")
+    print(
+        f"queue: {queue['runs_left']} runs left ({queue['run_equivalents_left']} run-equivalents), about "
+        f"{queue['hours_left_two_side_by_side']} h at two side by side (median run "
+        f"{queue['median_run_hours']} h)"
+    )
     print(f"wrote {args.out}")
 
 

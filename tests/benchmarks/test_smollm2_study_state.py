@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -93,3 +94,54 @@ def test_the_snapshot_lists_analyses_finished_and_unfinished(tmp_path: Path) -> 
         a.get("output", "").endswith("gradients_cosine_start.json") and a["state"] == "finished"
         for a in listed
     )
+
+
+def _script_commands() -> dict[str, str]:
+    """The study script's grid commands, joined across their line continuations, by their --out folder."""
+    text = (BENCH_DIR / "smollm2_study.sh").read_text().replace("\\\n", " ")
+    commands = re.findall(r"eapo (?:compare|ablate) [^\n]*", text)
+    outs = [(re.search(r'--out "\$OUT/(\w+)"', command), command) for command in commands]
+    return {out.group(1): command for out, command in outs if out is not None}
+
+
+def test_the_queue_plan_matches_the_study_script() -> None:
+    state = importlib.import_module("smollm2_study_state")
+    commands = _script_commands()
+    for part, (folder, arms, seeds) in state.QUEUE_GRIDS.items():
+        command = commands[part]
+        assert f'--runs-dir "$OUT/{folder}"' in command and f'--seeds "${seeds}"' in command, part
+        if isinstance(arms, list):
+            assert f"--algos {','.join(arms)}" in command, part
+        else:
+            mode, random_controls = arms
+            assert f"--mode {mode}" in command and ("--random-controls" in command) == random_controls, part
+        assert state.script_seeds(seeds)
+
+
+def test_queue_progress_counts_each_parts_runs_and_the_time_left(tmp_path: Path) -> None:
+    state = importlib.import_module("smollm2_study_state")
+
+    def run(folder: str, arm: str, seed: int, step: int, hours: float) -> dict:
+        path = state._shown(tmp_path / folder / arm / f"seed{seed}")
+        return {"run": path, "last_step": step, "horizon": 180, "finished": step == 180, "hours": hours}
+
+    first = state.script_seeds("HEADLINE_SEEDS")[0]
+    states = [
+        run("runs", "grpo", first, 180, 3.0),
+        run("runs", "eapo", first, 180, 2.0),
+        run("runs", "grpo", first + 1, 90, 1.0),
+    ]
+    queue = state.queue_progress(tmp_path, states)
+    headline = queue["parts"]["headline"]
+    planned = 2 * len(state.script_seeds("HEADLINE_SEEDS"))
+    assert headline == {
+        "planned": planned,
+        "finished": 2,
+        "under_way": [f"grpo/seed{first + 1} at step 90"],
+        "not_started": planned - 3,
+    }
+    assert queue["parts"]["complex_headline"]["finished"] == 0  # its runs live in complex_runs
+    # The median of the finished runs' hours (3.0 and 2.0: the upper middle), over two slots.
+    assert queue["median_run_hours"] == 3.0
+    assert queue["hours_left_two_side_by_side"] == round(queue["run_equivalents_left"] * 3.0 / 2, 1)
+    assert queue["run_equivalents_left"] == queue["runs_left"] - 0.5
