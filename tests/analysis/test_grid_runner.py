@@ -282,3 +282,64 @@ def test_a_result_neutral_field_does_not_make_a_run_different() -> None:
     assert config_differences(old, {"train": {"logprob_chunk_size": None, "lr": 2e-5}}) == [
         "train.lr: 1e-05 there, 2e-05 now"
     ]
+
+
+@pytest.mark.parametrize("keep", ["weights", "none"])
+def test_keep_finished_prunes_a_run_it_trained_and_the_run_stays_finished(
+    tmp_path: Path, keep: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """--keep-finished frees a finished run's disk after its final evaluation: the older checkpoints go,
+    then the optimizer state (weights) or the weights too (none). The run still reads as finished: a rerun
+    trains nothing and reports the same; what can no longer be done says why."""
+    from eapo.errors import CheckpointError
+    from eapo.train.checkpoint import list_checkpoints, load_trainer_state, pruned_files
+    from eapo.train.evaluate import resolve_eval_target
+
+    spec = _spec(tmp_path / "out", arms=[ARMS[0]], seeds=[0], keep_finished=keep)
+    (record,) = run_grid(spec, progress=False)
+    run_dir = Path(record.run_dir)
+    (final,) = list_checkpoints(run_dir)  # keep_checkpoints 3 kept steps 0-2; only the last is left
+    assert final.name == "step_000002" and not (final / "trainer_state.safetensors").exists()
+    weights = sorted(str(p.relative_to(final)) for p in (final / "model").glob("*.safetensors"))
+    assert (weights == []) == (keep == "none")
+    assert "trainer_state.safetensors" in pruned_files(final)
+    assert grid.run_status(run_dir, 2) == "finished"
+    with pytest.raises(CheckpointError, match="cannot be resumed"):
+        load_trainer_state(final)
+    if keep == "none":
+        with pytest.raises(ConfigError, match="--keep-finished none"):
+            resolve_eval_target(run_dir, None, None, None)
+    else:
+        _, model = resolve_eval_target(run_dir, None, None, None)
+        assert model == str(final / "model")
+
+    calls: list[Any] = []
+    monkeypatch.setattr("eapo.train.trainer.train", lambda *a, **k: calls.append((a, k)))
+    (again,) = run_grid(spec, progress=False)
+    assert calls == [] and again.final == record.final
+
+
+def test_a_run_found_finished_is_not_pruned(finished_grid: Any) -> None:
+    """Only the runs a grid trains are pruned: a finished run another grid shares keeps its checkpoints."""
+    from eapo.train.checkpoint import list_checkpoints
+
+    spec, records = finished_grid
+    before = {r.run_dir: list_checkpoints(Path(r.run_dir)) for r in records}
+    run_grid(_spec(spec.out_dir, keep_finished="none"), progress=False)
+    assert {r.run_dir: list_checkpoints(Path(r.run_dir)) for r in records} == before
+    assert all((c / "trainer_state.safetensors").is_file() for cs in before.values() for c in cs)
+
+
+def test_keep_finished_choices_are_the_checkpoint_modules() -> None:
+    from eapo.cli import build_parser
+    from eapo.train.checkpoint import KEEP_FINISHED
+
+    parser = build_parser()
+    for command in (["compare"], ["ablate", "--mode", "isolate"]):
+        assert parser.parse_args(command).keep_finished == "all"  # nothing is deleted unless asked
+        for keep in KEEP_FINISHED:
+            assert parser.parse_args([*command, "--keep-finished", keep]).keep_finished == keep
+        with pytest.raises(SystemExit):
+            parser.parse_args([*command, "--keep-finished", "some"])
+    with pytest.raises(ConfigError, match="--keep-finished 'some'"):
+        _spec(Path("unused"), keep_finished="some").validate()

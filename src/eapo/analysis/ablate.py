@@ -172,12 +172,14 @@ def run_ablation(
     init: str = "per_seed",
     progress: bool = True,
     command: str | None = None,
+    keep_finished: str = "all",
 ) -> dict[str, Any]:
     """Run (or resume) the ablation grid and write `ablation.json`, `ablation.md` and the figures.
 
     Run folders go in `runs_dir` (default: `out_dir`) as `<runs_dir>/<arm>/seed<k>/`; grids that share a
     runs folder share their identical arms (e.g. `grpo` in `isolate` and `drop`): a finished run is reused,
-    never retrained, and a run folder made with a different config is an error. Returns the report dict
+    never retrained, and a run folder made with a different config is an error; `keep_finished`: see
+    `GridSpec.keep_finished`. Returns the report dict
     (what `ablation.json` holds).
     """
     arms, reference = ablation_arms(mode, parse_quadrant_sets(quadrants), random_controls)
@@ -192,6 +194,7 @@ def run_ablation(
         steps=steps,
         init=init,
         final_eval=final_eval or FinalEvalSettings(),
+        keep_finished=keep_finished,
     )
     records = run_grid(spec, progress=progress)
     summary = grid_summary(records, arms)

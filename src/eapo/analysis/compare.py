@@ -176,6 +176,7 @@ def run_compare(
     command: str | None = None,
     primary: str = "auc",
     power_seeds: list[int] | tuple[int, ...] = DEFAULT_POWER_SEEDS,
+    keep_finished: str = "all",
 ) -> dict[str, Any]:
     """Run (or resume) the comparison grid and write `compare.json`, `compare.md` and the figures.
 
@@ -186,7 +187,8 @@ def run_compare(
 
     With `sweeps`, run EAPO's sensitivity instead (`sensitivity.json`, `sensitivity.md`, figures), the
     setting chosen on the validation split. Run folders go in `runs_dir` (default `out_dir`), shareable
-    with other grids of identical settings (see `run_ablation`). Returns the report dict.
+    with other grids of identical settings (see `run_ablation`); `keep_finished` is what a run trained here
+    keeps of its checkpoints once evaluated (`GridSpec.keep_finished`). Returns the report dict.
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -209,6 +211,7 @@ def run_compare(
             target=target,
             progress=progress,
             command=command,
+            keep_finished=keep_finished,
         )
     names = list(algos or DEFAULT_ALGOS)
     if focus not in names:
@@ -216,7 +219,7 @@ def run_compare(
     if primary not in PRIMARY_METRICS:
         raise ConfigError(f"--primary {primary!r}: choose from {', '.join(PRIMARY_METRICS)}")
     arms = [Arm(name, {"algo": {"name": name}}, _description(name)) for name in names]
-    spec = GridSpec(arms, list(seeds), runs, base, overrides or {}, steps, init, final_eval)
+    spec = GridSpec(arms, list(seeds), runs, base, overrides or {}, steps, init, final_eval, keep_finished)
     records = run_grid(spec, progress=progress)
     _check_one_precision(records)
     summary = grid_summary(records, arms, target)
@@ -333,6 +336,7 @@ def _run_sensitivity(
     target: float | None,
     progress: bool,
     command: str | None,
+    keep_finished: str,
 ) -> dict[str, Any]:
     from eapo.tasks.splits import validation_problems
     from eapo.train.config import load_config
@@ -341,7 +345,7 @@ def _run_sensitivity(
     task_config = load_config(base, overrides).task
     validation = validation_problems(task_config, validation_count)
     final_eval = dataclasses.replace(final_eval, validation=validation)
-    spec = GridSpec(arms, list(seeds), runs_dir, base, overrides, steps, init, final_eval)
+    spec = GridSpec(arms, list(seeds), runs_dir, base, overrides, steps, init, final_eval, keep_finished)
     records = run_grid(spec, progress=progress)
     _check_one_precision(records)
     summary = grid_summary(records, arms, target)

@@ -93,6 +93,13 @@ def _add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--pass-curve-problems", type=positive_int, default=32, help="held-out problems for --pass-curve"
     )
+    p.add_argument(
+        "--keep-finished",
+        choices=["all", "weights", "none"],
+        default="all",
+        help="what a run trained by this grid keeps of its checkpoints once evaluated: all (default), the "
+        "final weights (no resume), or none (no later eval or probe); frees the disk of large grids",
+    )
     add_common_options(p)
 
 
@@ -224,6 +231,7 @@ def _ablate(args: argparse.Namespace, rest: list[str]) -> int:
             config=args.config,
             overrides=_overrides(rest),
             final_eval=_final_eval(args),
+            keep_finished=args.keep_finished,
             init=args.init,
             progress=not args.no_progress,
             command=_command_line(),
@@ -284,6 +292,7 @@ def _compare(args: argparse.Namespace, rest: list[str]) -> int:
             target=args.target,
             focus=args.focus,
             final_eval=_final_eval(args),
+            keep_finished=args.keep_finished,
             init=args.init,
             sweeps=sweeps,
             sweep_grid=args.sweep_grid,

@@ -7,6 +7,11 @@ Layout of one checkpoint, `<run>/checkpoints/step_000050/`:
   state.json      step, data position, counters (human-readable)
   manifest.json   sha256 of every file above; written last, so its presence marks a complete write
 
+A finished run may be pruned (`prune_finished_run`, a grid's `--keep-finished`): its older checkpoints go,
+and from the final one the optimizer state (then nothing can resume it) or the weights too (then nothing
+can evaluate it). The manifest lists what went under `pruned`, so the checkpoint still verifies and the run
+still reads as finished.
+
 A save writes everything into `.tmp-step_000050/`, fsyncs each file, renames the folder into place and
 fsyncs the parent: on POSIX the rename is atomic, so a crash leaves either the old set or the new one.
 A failed save (a full disk, a quota, a serialisation error) removes its temporary folder and raises
@@ -48,6 +53,9 @@ LEGACY_TRAINER_STATE = "trainer.pt"  # pickled; written before issue #20
 REQUIRED_FILES = (TRAINER_TENSORS, TRAINER_JSON, "state.json")
 LEGACY_REQUIRED_FILES = (LEGACY_TRAINER_STATE, "state.json")
 TRUST_ENV = "EAPO_TRUST_CHECKPOINT"
+# What a finished run keeps (`prune_finished_run`): every checkpoint as saved, the final one's weights
+# (and records), or only the final one's records.
+KEEP_FINISHED = ("all", "weights", "none")
 
 
 def _flatten(obj: Any, tensors: dict[str, torch.Tensor]) -> Any:
@@ -234,7 +242,8 @@ def verify_checkpoint(path: Path) -> str | None:
     except (OSError, ValueError, KeyError, TypeError) as err:
         return f"unreadable manifest: {err}"
     required = LEGACY_REQUIRED_FILES if LEGACY_TRAINER_STATE in files else REQUIRED_FILES
-    missing = [name for name in required if name not in files]
+    pruned = manifest.get("pruned", [])
+    missing = [name for name in required if name not in files and name not in pruned]
     if missing:
         return f"manifest lists no {missing[0]}"
     for name, digest in files.items():
@@ -325,6 +334,11 @@ def load_trainer_state(path: Path, *, trust: bool | None = None) -> tuple[dict[s
     problem = verify_checkpoint(path)
     if problem is not None:
         raise CheckpointError(f"checkpoint {path} is damaged: {problem}")
+    if TRAINER_TENSORS in pruned_files(path):
+        raise CheckpointError(
+            f"checkpoint {path} was pruned after its run finished (its optimizer state was deleted to save "
+            "disk, --keep-finished): it cannot be resumed"
+        )
     trainer_state = read_trainer_state(path, trust=trust)
     state = json.loads((path / "state.json").read_text())
     return trainer_state, state
@@ -427,6 +441,53 @@ def load_model_weights(model: Any, path: Path) -> None:
         raise CheckpointError(
             f"checkpoint weights do not fit the model: missing {missing}, unexpected {unexpected}"
         )
+
+
+def pruned_files(path: Path) -> list[str]:
+    """What `prune_finished_run` deleted from a checkpoint folder (its manifest's `pruned`); [] if nothing."""
+    try:
+        return list(json.loads((path / MANIFEST).read_text()).get("pruned", []))
+    except (OSError, ValueError, AttributeError):
+        return []
+
+
+def prune_finished_run(run_dir: Path, keep: str) -> list[str]:
+    """Free the disk a finished run's checkpoints hold (a grid of many runs on a small disk): `weights`
+    deletes every checkpoint but the final one and, from that one, the optimizer and scheduler state, which
+    only a resume needs; `none` deletes its weights too (the run can no longer be evaluated or probed);
+    `all` keeps everything. The final checkpoint's manifest lists what went under `pruned`: it still
+    verifies, so the run still reads as finished. Returns the paths deleted, relative to the run. The caller
+    makes sure the run is finished and evaluated: nothing here can tell a run that will never resume."""
+    if keep not in KEEP_FINISHED:
+        raise ConfigError(f"keep {keep!r}: choose from {', '.join(KEEP_FINISHED)}")
+    if keep == "all":
+        return []
+    final = latest_checkpoint(run_dir, verify=True)
+    if final is None:
+        raise CheckpointError(f"{run_dir}: no checkpoint that verifies, so nothing is pruned")
+    deleted = []
+    for older in list_checkpoints(run_dir):
+        if older != final:
+            shutil.rmtree(older)
+            deleted.append(str(older.relative_to(run_dir)))
+    manifest = json.loads((final / MANIFEST).read_text())
+    drop = [TRAINER_TENSORS]
+    if keep == "none":
+        drop += sorted(str(f.relative_to(final)) for f in (final / "model").glob("*.safetensors"))
+    drop = [name for name in drop if name in manifest["files"]]
+    if drop:
+        manifest["files"] = {name: digest for name, digest in manifest["files"].items() if name not in drop}
+        manifest["pruned"] = sorted({*manifest.get("pruned", []), *drop})
+        # The manifest first: a kill before the files go leaves unlisted files, never a failing checkpoint.
+        tmp = final / f"{TMP_PREFIX}{MANIFEST}"
+        tmp.write_text(json.dumps(manifest, indent=2))
+        _fsync(tmp)
+        os.replace(tmp, final / MANIFEST)
+        _fsync(final)
+        for name in drop:
+            (final / name).unlink(missing_ok=True)
+            deleted.append(str((final / name).relative_to(run_dir)))
+    return deleted
 
 
 @dataclass

@@ -10,7 +10,7 @@ import torch
 from eapo.core import avg_at_k, pass_at_k
 from eapo.errors import ConfigError
 from eapo.rollout import evaluate
-from eapo.train.checkpoint import latest_checkpoint
+from eapo.train.checkpoint import latest_checkpoint, pruned_files
 from eapo.train.config import Config, load_config, validate
 from eapo.train.run_policy import load_run_policy
 from eapo.train.seeding import seed_everything
@@ -44,6 +44,11 @@ def resolve_eval_target(
         checkpoint = latest_checkpoint(run, verify=True)
         if checkpoint is None:
             raise ConfigError(f"--run {run}: no valid checkpoint under {run / 'checkpoints'}")
+        if any(name.startswith("model/") for name in pruned_files(checkpoint)):
+            raise ConfigError(
+                f"--run {run}: its weights were deleted after it finished (a grid's --keep-finished none); "
+                "its logged metrics and evaluations remain, but nothing can load it"
+            )
         model_name = str(checkpoint / "model")
         config_path = config_path or run / "config.yaml"
     if model is not None:

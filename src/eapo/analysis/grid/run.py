@@ -287,6 +287,7 @@ def _train_and_evaluate(
     from eapo.train.trainer import train
 
     status = run_status(run_dir, config.train.steps)
+    trained_here = status not in ("finished", "failed")  # only these are pruned (--keep-finished)
     started = time.perf_counter()
     if status in ("finished", "failed"):
         tqdm.write(f"{arm.name}/seed{seed}: {status} earlier, not rerun")
@@ -312,6 +313,12 @@ def _train_and_evaluate(
         final_evaluations(run_dir, spec.final_eval, progress=False)
         if cached != read_json(run_dir / GRID_EVAL):
             _add_wall_time(run_dir, time.perf_counter() - started, None)
+        if trained_here and spec.keep_finished != "all":
+            from eapo.train.checkpoint import prune_finished_run
+
+            deleted = prune_finished_run(run_dir, spec.keep_finished)
+            kept = f"kept {spec.keep_finished} of its checkpoints ({len(deleted)} paths deleted)"
+            tqdm.write(f"{arm.name}/seed{seed}: evaluated; {kept}")
 
 
 def _check_same_config(run_dir: Path, wanted: dict[str, Any]) -> None:

@@ -88,6 +88,9 @@ class GridSpec:
     steps: int | None = None
     init: str = "per_seed"
     final_eval: FinalEvalSettings = field(default_factory=FinalEvalSettings)
+    # What a run this grid trains to the end keeps once it is evaluated (eapo.train.checkpoint.KEEP_FINISHED):
+    # "all", or "weights" / "none" to free the disk of grids with many runs. Runs found finished are left.
+    keep_finished: str = "all"
 
     def validate(self) -> None:
         if not self.arms:
@@ -114,6 +117,11 @@ class GridSpec:
                 raise ConfigError(
                     f"--{dotted} is set by the grid for every run (same across arms); use {flag} instead"
                 )
+        from eapo.train.checkpoint import KEEP_FINISHED
+
+        if self.keep_finished not in KEEP_FINISHED:
+            choices = ", ".join(KEEP_FINISHED)
+            raise ConfigError(f"--keep-finished {self.keep_finished!r}: choose from {choices}")
         self.final_eval.validate()
 
 
