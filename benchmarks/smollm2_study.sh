@@ -67,6 +67,12 @@ GRID_SEEDS=100,101,102
 COMPLEX_SEEDS=100,101,102,103
 FIRST_SEED=100  # the runs the analyses at the end read
 CREDIT=(--positions 300 --k 8 --m 16 --problems 64 --no-progress)
+# Disk (a finished SmolLM2 run holds 3.1 GB of checkpoints; the study has about 90 runs): once a grid has
+# trained and evaluated a run it deletes what no later part reads. The headline's runs keep their final
+# weights (seed 100's are probed at the end: analyses_end); every other grid's keep their logs, metrics,
+# rollout dumps and cached evaluations only. A run a grid finds finished (shared arms) is never pruned.
+KEEP_HEADLINE=(--keep-finished weights)
+KEEP_GRID=(--keep-finished none)
 # The issue's budget order (item 7): the headline, the isolate grid, the credit and gradient analyses, then
 # the rest of the quadrant experiments, the exploratory arms and controls, the second task.
 QUEUE=(headline isolate analyses_end analyses_start eapo_without exploratory complex_headline)
@@ -135,31 +141,32 @@ sys.exit(0 if any(r.get("step",0)>=int(sys.argv[2]) and "eval/avg@8" in r for r 
         wait "$pid" || true  # a stop by SIGTERM saves a checkpoint and exits non-zero
         ;;
     headline)
-        eapo compare "${COMMON[@]}" --algos grpo,eapo --seeds "$HEADLINE_SEEDS" --steps "$steps" --train.lr "$LR" \
+        eapo compare "${COMMON[@]}" "${KEEP_HEADLINE[@]}" --algos grpo,eapo --seeds "$HEADLINE_SEEDS" \
+            --steps "$steps" --train.lr "$LR" \
             --primary auc --out "$OUT/headline" --runs-dir "$OUT/runs"
         collect_with_figures "$OUT/headline/compare.json" compare_smollm2_headline.json
         render_docs
         ;;
     exploratory)
-        eapo compare "${COMMON[@]}" --algos grpo,eapo,dapo,forking,entro_adv --seeds "$GRID_SEEDS" --steps "$steps" \
+        eapo compare "${COMMON[@]}" "${KEEP_GRID[@]}" --algos grpo,eapo,dapo,forking,entro_adv --seeds "$GRID_SEEDS" --steps "$steps" \
             --train.lr "$LR" --out "$OUT/exploratory" --runs-dir "$OUT/runs"
         collect_with_figures "$OUT/exploratory/compare.json" compare_smollm2_exploratory.json
         # Issue #19 item 3: does EntroAdv's bonus min(α_e H, |Â|/κ) sit at its cap on its own rollouts?
         python benchmarks/eapo_shaping.py --entro-adv "$OUT"/runs/entro_adv/seed{100,101,102} \
             --out benchmarks/results/entro_adv_saturation_smollm2_entro_adv.json
-        eapo ablate "${COMMON[@]}" --mode controls --seeds "$GRID_SEEDS" --steps "$steps" --train.lr "$LR" \
+        eapo ablate "${COMMON[@]}" "${KEEP_GRID[@]}" --mode controls --seeds "$GRID_SEEDS" --steps "$steps" --train.lr "$LR" \
             --out "$OUT/controls" --runs-dir "$OUT/runs"
         collect_with_figures "$OUT/controls/ablation.json" ablation_controls_smollm2.json
         render_docs
         ;;
     isolate)
-        eapo ablate "${COMMON[@]}" --mode isolate --random-controls --seeds "$GRID_SEEDS" --steps "$steps" --train.lr "$LR" \
+        eapo ablate "${COMMON[@]}" "${KEEP_GRID[@]}" --mode isolate --random-controls --seeds "$GRID_SEEDS" --steps "$steps" --train.lr "$LR" \
             --out "$OUT/isolate" --runs-dir "$OUT/runs"
         collect_with_figures "$OUT/isolate/ablation.json" ablation_isolate_smollm2.json
         render_docs
         ;;
     eapo_without)
-        eapo ablate "${COMMON[@]}" --mode eapo-without --seeds "$GRID_SEEDS" --steps "$steps" --train.lr "$LR" \
+        eapo ablate "${COMMON[@]}" "${KEEP_GRID[@]}" --mode eapo-without --seeds "$GRID_SEEDS" --steps "$steps" --train.lr "$LR" \
             --out "$OUT/eapo_without" --runs-dir "$OUT/runs"
         collect_with_figures "$OUT/eapo_without/ablation.json" ablation_eapo_without_smollm2.json
         render_docs
@@ -221,7 +228,8 @@ sys.exit(0 if any(r.get("step",0)>=int(sys.argv[2]) and "eval/avg@8" in r for r 
         done
         ;;
     complex_headline)
-        eapo compare --config configs/smollm2_complex.yaml --run.tensorboard false --no-progress --algos grpo,eapo \
+        eapo compare --config configs/smollm2_complex.yaml --run.tensorboard false --no-progress "${KEEP_GRID[@]}" \
+            --algos grpo,eapo \
             --seeds "$COMPLEX_SEEDS" --steps "$steps" --train.lr "$LR" --primary auc \
             --out "$OUT/complex_headline" --runs-dir "$OUT/complex_runs"
         collect_with_figures "$OUT/complex_headline/compare.json" compare_smollm2_complex_headline.json
