@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 import re
+import shutil
 import time
 from pathlib import Path
 from typing import Any
@@ -259,6 +260,9 @@ def main() -> None:
     state["pilot_horizon"] = horizon_decision(state["runs"])
     state["analyses"] = analyses_state(args.runs)
     state["queue"] = queue_progress(args.runs, state["runs"])
+    # A finished run keeps 0.5 GB (the headline's) or a few MB (the other grids', --keep-finished none); one
+    # under way up to 3.2 GB. The queue stops with a failed checkpoint write when the disk fills.
+    state["disk_free_gb"] = round(shutil.disk_usage(args.runs).free / 2**30, 1)
     args.out.write_text(json.dumps(state, indent=1) + "\n")
     for run in state["runs"]:
         curve = ", ".join(f"{p['step']}: {p['avg@8']:.3f}" for p in run["eval_curve"])
@@ -279,6 +283,7 @@ def main() -> None:
         f"{queue['hours_left_two_side_by_side']} h at two side by side (median run "
         f"{queue['median_run_hours']} h)"
     )
+    print(f"disk: {state['disk_free_gb']} GB free under {args.runs}")
     print(f"wrote {args.out}")
 
 
