@@ -305,7 +305,10 @@ def test_keep_finished_prunes_a_run_it_trained_and_the_run_stays_finished(
     assert "trainer_state.safetensors" in pruned_files(final)
     assert grid.run_status(run_dir, 2) == "finished"
     with pytest.raises(CheckpointError, match="cannot be resumed"):
-        load_trainer_state(final)
+        load_trainer_state(final)  # what a --resume asked for more steps would need
+    from eapo.train.trainer import train
+
+    assert train(resume=run_dir, progress=False).stopped == "nothing_to_do"  # finished: nothing to resume
     if keep == "none":
         with pytest.raises(ConfigError, match="--keep-finished none"):
             resolve_eval_target(run_dir, None, None, None)
