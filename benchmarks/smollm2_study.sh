@@ -11,7 +11,7 @@
 #   bash benchmarks/smollm2_study.sh pilot_1e-5        # GRPO, 2 seeds, lr 1e-5 (also pilot_3e-6, pilot_1e-6)
 #   bash benchmarks/smollm2_study.sh screen_1e-6       # the pilot's seed 0 only to step 100 (below)
 #   bash benchmarks/smollm2_study.sh pilot_mde         # the pilot's report: horizon, seed spread -> MDE
-#   bash benchmarks/smollm2_study.sh headline          # also exploratory, isolate, eapo_without
+#   bash benchmarks/smollm2_study.sh headline          # also exploratory, controls, isolate, eapo_without
 #   bash benchmarks/smollm2_study.sh analyses_start    # credit probe and gradient cosine on the base model
 #   bash benchmarks/smollm2_study.sh analyses_end      # credit, gradients, quadrants on the headline's seed 100
 #   bash benchmarks/smollm2_study.sh analyses          # both
@@ -75,7 +75,7 @@ KEEP_HEADLINE=(--keep-finished weights)
 KEEP_GRID=(--keep-finished none)
 # The issue's budget order (item 7): the headline, the isolate grid, the credit and gradient analyses, then
 # the rest of the quadrant experiments, the exploratory arms and controls, the second task.
-QUEUE=(headline isolate analyses_end analyses_start eapo_without exploratory complex_headline)
+QUEUE=(headline isolate analyses_end analyses_start eapo_without exploratory controls complex_headline)
 
 collect() {  # collect <report json> <name in benchmarks/results>
     python benchmarks/collect.py "$1" "$2"
@@ -94,7 +94,7 @@ render_docs() {  # README Results and docs/findings.md's per-model tables, from 
 }
 
 for part in "$@"; do
-    case "$part" in headline | exploratory | isolate | eapo_without | complex_headline) steps="$(horizon)" ;; esac
+    case "$part" in headline | exploratory | controls | isolate | eapo_without | complex_headline) steps="$(horizon)" ;; esac
     case "$part" in
     gate)
         GATE=(--config configs/smollm2_arith_3x1_t14.yaml --out benchmarks/results/smollm2_arith_3x1_t14_warmup.json)
@@ -154,6 +154,10 @@ sys.exit(0 if any(r.get("step",0)>=int(sys.argv[2]) and "eval/avg@8" in r for r 
         # Issue #19 item 3: does EntroAdv's bonus min(α_e H, |Â|/κ) sit at its cap on its own rollouts?
         python benchmarks/eapo_shaping.py --entro-adv "$OUT"/runs/entro_adv/seed{100,101,102} \
             --out benchmarks/results/entro_adv_saturation_smollm2_entro_adv.json
+        render_docs
+        ;;
+    controls)
+        # The controls (issue #19 item 3): EAPO on shuffled entropies, W-REINF, EAPO's α dose-response.
         eapo ablate "${COMMON[@]}" "${KEEP_GRID[@]}" --mode controls --seeds "$GRID_SEEDS" --steps "$steps" --train.lr "$LR" \
             --out "$OUT/controls" --runs-dir "$OUT/runs"
         collect_with_figures "$OUT/controls/ablation.json" ablation_controls_smollm2.json
@@ -236,7 +240,7 @@ sys.exit(0 if any(r.get("step",0)>=int(sys.argv[2]) and "eval/avg@8" in r for r 
         render_docs
         ;;
     *)
-        echo "unknown part: $part (gate, gate_complex, screen_<lr>, pilot_<lr>, pilot_mde, headline, exploratory, isolate, eapo_without, analyses_start, analyses_end, analyses, complex_headline, queue)" >&2
+        echo "unknown part: $part (gate, gate_complex, screen_<lr>, pilot_<lr>, pilot_mde, headline, exploratory, controls, isolate, eapo_without, analyses_start, analyses_end, analyses, complex_headline, queue)" >&2
         exit 2
         ;;
     esac
