@@ -2,9 +2,8 @@
 # Reruns the SmolLM2 study of issue #19 from scratch, part by part, with eapo's own commands, and copies each
 # report into benchmarks/results/ (names starting compare_smollm2_, ablation_*_smollm2_, credit_smollm2_,
 # gradients_smollm2_, quadrants_smollm2_), with its markdown and figures, then re-renders README Results and
-# docs/findings.md from them (commit the lot). Days of CPU: every grid is
-# resumable (a finished arm x seed is never rerun, an interrupted one continues from its newest checkpoint),
-# so run a part, stop it, run it again.
+# docs/findings.md from them (commit the lot). Days of CPU: every grid is resumable (a finished arm x seed is
+# never rerun, an interrupted one continues from its newest checkpoint), so run a part, stop it, run it again.
 #
 #   bash benchmarks/smollm2_study.sh gate              # the entropy gate of configs/smollm2_study.yaml
 #   bash benchmarks/smollm2_study.sh gate_complex      # the second task's (configs/smollm2_complex.yaml)
@@ -21,7 +20,15 @@
 # `queue` is the way to leave the study running for days: start it twice, as two background processes (see
 # "Two processes" below). Each goes through QUEUE in order; a part whose remaining runs the other process
 # holds is left to it (the grid exits 75, the queue moves on) and that process collects it. The analyses
-# take a lock, so the two never run the same one. A third `queue` refuses to start.
+# take a lock, so the two never run the same one. A third `queue` refuses to start. To start the two, from
+# the repository with its environment active, detached from the terminal (each in its own process group):
+#
+#   mkdir -p /tmp/study && pgrep -af "smollm2_study.sh queue"   # nothing listed: none is running
+#   setsid bash -c 'bash benchmarks/smollm2_study.sh queue >> /tmp/study/queue_a.log 2>&1' < /dev/null &> /dev/null &
+#   sleep 20; setsid bash -c 'bash benchmarks/smollm2_study.sh queue >> /tmp/study/queue_b.log 2>&1' < /dev/null &> /dev/null &
+#
+# To stop them: `kill -TERM -- -<process group>` for each (`ps -o pgid= -p <pid>`); every run finishes its
+# step and saves a checkpoint first, and the next start resumes it.
 #
 # The pilot screens before it spends (a budget rule fixed on 2026-11-30, before any run reached step 100):
 # every learning rate runs seed 0 to step 100 (`screen_<lr>`: the pilot's own run, stopped with a checkpoint
