@@ -179,10 +179,11 @@ def queue_progress(runs: Path, states: list[dict[str, Any]]) -> dict[str, Any]:
     by_dir = {state["run"]: state for state in states}
     parts: dict[str, Any] = {}
     left: dict[str, float] = {}  # run -> share of its steps still to go
-    for part, (folder, arms, seeds_name) in QUEUE_GRIDS.items():
+    for part, (folder, arm_spec, seeds_name) in QUEUE_GRIDS.items():
+        arms, seeds = grid_arms(arm_spec), script_seeds(seeds_name)
         finished, under_way, fresh = 0, [], 0
-        for seed in script_seeds(seeds_name):
-            for arm in grid_arms(arms):
+        for seed in seeds:
+            for arm in arms:
                 run_dir = runs / folder / arm / f"seed{seed}"
                 state = by_dir.get(_shown(run_dir))
                 if state is not None and state["finished"]:
@@ -194,7 +195,7 @@ def queue_progress(runs: Path, states: list[dict[str, Any]]) -> dict[str, Any]:
                     under_way.append(f"{arm}/seed{seed} at step {step}")
                 else:
                     fresh += 1
-        planned = len(grid_arms(arms)) * len(script_seeds(seeds_name))
+        planned = len(arms) * len(seeds)
         parts[part] = {"planned": planned, "finished": finished, "under_way": under_way, "not_started": fresh}
     hours = sorted(h for h in (state.get("hours") for state in states if state["finished"]) if h)
     median = hours[len(hours) // 2] if hours else None
