@@ -703,8 +703,8 @@ def analysis_claims(results_dir: Path = RESULTS, model: str = "tiny") -> list[li
             rows += prop1_rows(algo, credit, run_dirs.get(algo))
     # Consequences 1-2 of Prop. 1: credit sits at high entropy; and EAPO's rule finds it. Where the model
     # was also probed at the RL start (CREDIT_START), its figures follow the end's, for comparison.
-    start_file = CREDIT_START.get(model, "-")
-    start = _load(results_dir / start_file)
+    start_file = CREDIT_START.get(model)
+    start = _load(results_dir / start_file) if start_file else None
     for judge in (_credit_at_high_entropy, _rule_finds_credit):
         for algo in ALGOS:
             row = judge(algo, summaries[algo]["credit"], missing("credit", algo))

@@ -26,7 +26,7 @@ DEFAULT_RUNS = bu.REPO_ROOT / "runs" / "smollm2_study"
 
 def run_state(run_dir: Path, tail: int = 10) -> dict[str, Any]:
     """One run's state: last step, newest checkpoint, eval curve, the recent training rows' means."""
-    from eapo.analysis.run_io import read_json
+    from eapo.analysis.grid.run import final_eval_row
     from eapo.train.checkpoint import latest_checkpoint
     from eapo.train.config import load_config
     from eapo.train.logging import read_metrics
@@ -59,7 +59,11 @@ def run_state(run_dir: Path, tail: int = 10) -> dict[str, Any]:
             "entropy_mean": mean("entropy/mean"),
             "step_s": mean("time/step"),
         },
-        "finished": (read_json(run_dir / "grid_run.json") or {}).get("stopped") == "completed",
+        # The grid's rule (eapo.analysis.grid.run.run_status), on the checkpoint verified above: the newest
+        # one is at the last step and the trainer's final evaluation is logged.
+        "finished": checkpoint is not None
+        and checkpoint.name == f"step_{config.train.steps:06d}"
+        and final_eval_row(rows, config.train.steps) is not None,
         # The run's time at work so far: its logged step and evaluation times (slower while other work
         # shares the cores; without the pauses between sessions, which grid_run.json's wall time holds).
         "hours": sum(r.get("time/step", 0.0) + r.get("time/eval", 0.0) for r in rows) / 3600,
