@@ -16,6 +16,7 @@
 #   bash benchmarks/smollm2_study.sh analyses          # both
 #   bash benchmarks/smollm2_study.sh complex_headline  # the second task: EAPO vs GRPO, 4 seeds (below)
 #   bash benchmarks/smollm2_study.sh queue             # every part after the pilot, in the issue's order
+#   bash benchmarks/smollm2_study.sh stop              # stop the running queues, each run at a checkpoint
 #
 # `queue` is the way to leave the study running for days: start it twice, as two background processes (see
 # "Two processes" below). Each goes through QUEUE in order; a part whose remaining runs the other process
@@ -27,8 +28,12 @@
 #   setsid bash -c 'bash benchmarks/smollm2_study.sh queue >> /tmp/study/queue_a.log 2>&1' < /dev/null &> /dev/null &
 #   sleep 20; setsid bash -c 'bash benchmarks/smollm2_study.sh queue >> /tmp/study/queue_b.log 2>&1' < /dev/null &> /dev/null &
 #
-# To stop them: `kill -TERM -- -<process group>` for each (`ps -o pgid= -p <pid>`); every run finishes its
-# step and saves a checkpoint first, and the next start resumes it.
+# To stop them: `bash benchmarks/smollm2_study.sh stop`. Each queue registers under $OUT/queues; `stop` sends
+# one SIGTERM to each queue's scripts and eapo commands (every run finishes its step and saves a checkpoint,
+# an analysis keeps its journaled pieces; nothing new starts) and waits until all have exited (STOP_TIMEOUT
+# seconds, default 900: a run in the middle of an evaluation finishes it first). The next start resumes
+# every run at its checkpoint. Stop them before the machine goes away: a process killed outright loses the
+# steps since its last periodic checkpoint (up to 20, about 15 minutes of a SmolLM2 run).
 #
 # The pilot screens before it spends (a budget rule fixed on 2026-11-30, before any run reached step 100):
 # every learning rate runs seed 0 to step 100 (`screen_<lr>`: the pilot's own run, stopped with a checkpoint
@@ -94,6 +99,52 @@ only_one() {  # only_one <part>: hold its lock until this script exits (its comm
     mkdir -p "$OUT/analyses"
     exec {lock_fd}>"$OUT/analyses/.$1.lock"
     flock -n "$lock_fd" || { echo "$1: another process is running it, left to it"; return 1; }
+}
+descendants() {  # descendants <pid>: every process below it
+    local child
+    for child in $(pgrep -P "$1" || true); do
+        echo "$child"
+        descendants "$child"
+    done
+}
+running() {  # running <pid>: alive and not a zombie (an exited child its parent has not reaped yet)
+    local state
+    state="$(ps -o stat= -p "$1" 2>/dev/null)" && [ "${state#Z}" = "$state" ]
+}
+stop_queues() {  # one SIGTERM to each registered queue's scripts and eapo commands; wait until all have exited
+    local file pid process waiting=() signalled=() alive=()
+    for file in "$OUT"/queues/*; do
+        [ -f "$file" ] || continue
+        pid="$(basename "$file")"
+        if ! running "$pid"; then rm -f "$file"; continue; fi  # a queue killed outright
+        for process in "$pid" $(descendants "$pid"); do
+            waiting+=("$process")
+            # Helpers (collect, render) finish on their own in seconds: a signal mid-write could cut a file.
+            case "$(ps -o args= -p "$process" || true)" in
+            *"$(basename "$0")"* | */eapo\ *) signalled+=("$process") ;;
+            esac
+        done
+    done
+    if [ "${#waiting[@]}" -eq 0 ]; then
+        echo "stop: no queue is running (none registered under $OUT/queues)"
+        return 0
+    fi
+    echo "stop: SIGTERM to ${signalled[*]}; waiting for each run's step and checkpoint"
+    kill -TERM "${signalled[@]}" 2>/dev/null || true
+    local deadline=$((SECONDS + ${STOP_TIMEOUT:-900}))
+    while :; do
+        alive=()
+        for process in "${waiting[@]}"; do if running "$process"; then alive+=("$process"); fi; done
+        if [ "${#alive[@]}" -eq 0 ]; then
+            echo "stop: every queue has stopped; start two again (above) and each run resumes at its checkpoint"
+            return 0
+        fi
+        if [ "$SECONDS" -ge "$deadline" ]; then
+            echo "stop: still running after ${STOP_TIMEOUT:-900} s: ${alive[*]}" >&2
+            return 1
+        fi
+        sleep 2
+    done
 }
 render_docs() {  # README Results and docs/findings.md's per-model tables, from benchmarks/results
     python benchmarks/results_section.py
@@ -233,10 +284,16 @@ sys.exit(0 if any(r.get("step",0)>=int(sys.argv[2]) and "eval/avg@8" in r for r 
             echo "queue: two are running already (pgrep -af smollm2_study.sh); never more than two" >&2
             exit 2
         fi
+        mkdir -p "$OUT/queues"
+        echo "$$" > "$OUT/queues/$$"  # how `stop` finds this queue; gone when it exits (also on SIGTERM)
+        trap 'rm -f "$OUT/queues/$$"' EXIT
         for next in "${QUEUE[@]}"; do
             echo "queue: $next ($(date -u +%FT%TZ))"
             bash "$0" "$next" || echo "queue: $next ended with rc $? (75: the other process holds its last runs)"
         done
+        ;;
+    stop)
+        stop_queues
         ;;
     complex_headline)
         eapo compare --config configs/smollm2_complex.yaml --run.tensorboard false --no-progress "${KEEP_GRID[@]}" \
@@ -247,7 +304,7 @@ sys.exit(0 if any(r.get("step",0)>=int(sys.argv[2]) and "eval/avg@8" in r for r 
         render_docs
         ;;
     *)
-        echo "unknown part: $part (gate, gate_complex, screen_<lr>, pilot_<lr>, pilot_mde, headline, exploratory, controls, isolate, eapo_without, analyses_start, analyses_end, analyses, complex_headline, queue)" >&2
+        echo "unknown part: $part (gate, gate_complex, screen_<lr>, pilot_<lr>, pilot_mde, headline, exploratory, controls, isolate, eapo_without, analyses_start, analyses_end, analyses, complex_headline, queue, stop)" >&2
         exit 2
         ;;
     esac

@@ -9,6 +9,7 @@ import os
 import re
 import subprocess
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -130,3 +131,98 @@ def test_a_second_queue_may_start(tmp_path: Path) -> None:
     copy, dummy = _harmless_copy(tmp_path)
     result = _queue_beside(copy, dummy, others=1)
     assert result.returncode == 0 and "queue: no_such_part" in result.stdout
+
+
+FAKE_EAPO = """#!/usr/bin/env python3
+import os, signal, sys, time
+from pathlib import Path
+
+log = Path(os.environ["FAKE_EAPO_LOG"])
+with log.open("a") as f:
+    f.write("started " + " ".join(sys.argv[1:3]) + "\\n")
+
+
+def finish_step_and_save(signum, frame):
+    time.sleep(1)  # the step in progress, then the checkpoint
+    with log.open("a") as f:
+        f.write("saved\\n")
+    sys.exit(0)  # as eapo does after a graceful stop
+
+
+signal.signal(signal.SIGTERM, finish_step_and_save)
+while True:
+    time.sleep(0.1)
+"""
+
+
+def _study_under_test(tmp_path: Path) -> tuple[Path, dict[str, str]]:
+    """A copy of the script whose queue runs the headline twice with a fake `eapo` that trains until SIGTERM
+    and then saves; its guard counts only copies like it, so the study's own queues (if any run on this
+    machine) neither block it nor are touched: `stop` acts on the queues registered under the copy's OUT."""
+    copy = tmp_path / "benchmarks" / "study_under_test.sh"
+    copy.parent.mkdir()
+    text = SCRIPT.read_text()
+    queue = re.search(r"^QUEUE=\(.*\)$", text, re.M)
+    assert queue is not None and r"smollm2_study\.sh queue" in text
+    text = text.replace(queue.group(0), "QUEUE=(headline headline)")
+    copy.write_text(text.replace(r"smollm2_study\.sh queue", r"study_under_test\.sh queue"))
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "eapo").write_text(FAKE_EAPO)
+    (bin_dir / "eapo").chmod(0o755)
+    env = {
+        **os.environ,
+        "PATH": f"{bin_dir}:{os.environ['PATH']}",
+        "STEPS": "5",  # the horizon, so that the copy needs no pilot report
+        "FAKE_EAPO_LOG": str(tmp_path / "eapo.log"),
+    }
+    return copy, env
+
+
+def _wait_for(predicate: Callable[[], bool], seconds: float) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.1)
+    return False
+
+
+def test_stop_lets_each_run_save_and_starts_nothing_new(tmp_path: Path) -> None:
+    copy, env = _study_under_test(tmp_path)
+    log = tmp_path / "eapo.log"
+    queue = subprocess.Popen(
+        ["bash", str(copy), "queue"],
+        env=env,
+        start_new_session=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        started = _wait_for(lambda: log.exists() and "started" in log.read_text(), 30)
+        assert started, "the fake run never started"
+        registered = list((tmp_path / "runs" / "smollm2_study" / "queues").iterdir())
+        assert [p.name for p in registered] == [str(queue.pid)]
+        stop = ["bash", str(copy), "stop"]
+        result = subprocess.run(stop, env=env, capture_output=True, text=True, timeout=60)
+        assert result.returncode == 0, result.stderr
+        assert "every queue has stopped" in result.stdout
+        assert queue.wait(timeout=10) != 0  # the queue itself was stopped, not left to start the next part
+        assert log.read_text().splitlines() == ["started compare --config", "saved"]
+        assert not any((tmp_path / "runs" / "smollm2_study" / "queues").iterdir())
+    finally:
+        if queue.poll() is None:
+            os.killpg(queue.pid, 9)
+
+
+def test_stop_with_no_queue_running_says_so_and_clears_stale_entries(tmp_path: Path) -> None:
+    copy, env = _study_under_test(tmp_path)
+    queues = tmp_path / "runs" / "smollm2_study" / "queues"
+    queues.mkdir(parents=True)
+    stale = subprocess.Popen(["true"])  # a pid that has exited: a queue killed outright left its entry
+    stale.wait()
+    (queues / str(stale.pid)).write_text(f"{stale.pid}\n")
+    stop = ["bash", str(copy), "stop"]
+    result = subprocess.run(stop, env=env, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0 and "no queue is running" in result.stdout
+    assert not any(queues.iterdir())
