@@ -42,6 +42,15 @@ SMOLLM2_SETTING = (
 )
 EXPERIMENTS = (
     Experiment(
+        "smollm2_study_state.json",
+        "SmolLM2-135M-Instruct, issue #19: where the study stands",
+        context="The study's grids run in the issue's budget order, resumable, two runs side by side. A "
+        "comparison enters these Results when its grid has finished; until then this section says how far "
+        "it is, and no partial grid is read as a verdict. A run serves every part that names it (the GRPO "
+        "and EAPO runs of seeds 100-102 are also the isolate grid's full-GRPO arm, EAPO-without's full "
+        "EAPO arm, the exploratory arms' and the controls' references), so it counts in each.",
+    ),
+    Experiment(
         "compare_smollm2_headline.json",
         "SmolLM2-135M-Instruct, issue #19's headline: EAPO against GRPO",
         figures=(
@@ -589,6 +598,47 @@ def render_pilot(report: dict[str, Any], experiment: Experiment) -> list[str]:
     return lines
 
 
+def render_study_state(report: dict[str, Any], experiment: Experiment) -> list[str]:
+    """The SmolLM2 study's progress (`benchmarks/smollm2_study_state.py`, final: false): per part of the
+    queue, its runs finished, under way and not started; the analyses; the compute left."""
+    queue = report["queue"]
+    taken = report["taken_at"][:16].replace("T", " ")
+    lines = [
+        f"### {experiment.title}",
+        "",
+        experiment.context,
+        "",
+        f"- State of {taken} UTC, `{report['command']}` (it writes "
+        f"`benchmarks/results/{experiment.file}`); machine: {_cpu_machine(report['machine'])}.",
+        "",
+        "| part (`bash benchmarks/smollm2_study.sh <part>`) | runs | finished | under way | not started |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    for part, progress in queue["parts"].items():
+        under_way = ", ".join(progress["under_way"]) or "–"
+        lines.append(
+            f"| {part} | {progress['planned']} | {progress['finished']} | {under_way} | "
+            f"{progress['not_started']} |"
+        )
+    analyses: dict[str, list[str]] = {"finished": [], "under way": [], "not started": []}
+    for analysis in report["analyses"]:
+        pieces = analysis.get("pieces")
+        done = f" ({analysis['finished_pieces']} of {pieces} pieces journaled)" if pieces else ""
+        analyses[analysis["state"]].append(analysis["name"] + done)
+    lines += [
+        "",
+        f"Runs left: {queue['runs_left']} ({queue['run_equivalents_left']} runs' worth of steps), about "
+        f"{queue['hours_left_two_side_by_side']:.0f} h of this machine at two runs side by side (a finished "
+        f"run took {queue['median_run_hours']} h at the median, its evaluations included).",
+        "",
+        "Analyses (item 5 of the issue; `analyses_start` on the base model, `analyses_end` on the headline's "
+        "seed-100 runs): "
+        + "; ".join(f"{state}: {', '.join(names)}" for state, names in analyses.items() if names)
+        + ".",
+    ]
+    return lines
+
+
 def render(experiments: dict[str, dict[str, Any]]) -> str:
     lines = [
         START,
@@ -607,6 +657,8 @@ def render(experiments: dict[str, dict[str, Any]]) -> str:
         kind = report.get("kind", "shaping")
         if kind == "pilot":
             body = render_pilot(report, experiment)
+        elif kind == "grid_state":
+            body = render_study_state(report, experiment)
         elif report.get("benchmark") == "smollm2_arith_warmup":
             body = render_gate(report, experiment)
         elif kind == "compare":

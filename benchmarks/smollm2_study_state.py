@@ -4,7 +4,8 @@ For every run under the study's runs folder (default runs/smollm2_study, as `ben
 lays it out: <part>/<arm>/seed<k>/), the last logged step, the newest verified checkpoint (where a rerun of
 the same part resumes), the held-out Avg@8 / Pass@8 curve so far and the training reward and entropy of the
 last logged steps. PARTIAL by construction: a snapshot is a grid's state, never its result; the results are
-the reports `smollm2_study.sh` collects once a part finishes.
+the reports `smollm2_study.sh` collects once a part finishes. Written to its default place, the snapshot
+also re-renders README Results, whose first section shows it.
 
     python benchmarks/smollm2_study_state.py --out benchmarks/results/smollm2_study_state.json
 """
@@ -15,6 +16,8 @@ import argparse
 import json
 import re
 import shutil
+import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -219,28 +222,44 @@ def _shown(path: Path) -> str:
     return str(path.relative_to(bu.REPO_ROOT) if path.is_relative_to(bu.REPO_ROOT) else path)
 
 
+# The analyses `smollm2_study.sh` runs (analyses_start, analyses_end), by their output under <runs>/analyses:
+# <name>/summary.json, or <name>.json for the gradient cosines.
+PLANNED_ANALYSES = (
+    "credit_start",
+    "gradients_cosine_start",
+    *(f"{kind}_{arm}" for kind in ("credit_end", "gradients", "quadrants") for arm in ("grpo", "eapo")),
+    "gradients_cosine_end_grpo",
+    "gradients_cosine_end_eapo",
+)
+
+
 def analyses_state(runs: Path) -> list[dict[str, Any]]:
-    """The analyses under `<runs>/analyses`: finished (their output is written) or stopped part-way, with
-    what their journal (`eapo.journal`) holds, which a rerun of the same command keeps."""
+    """Each planned analysis: finished (its output is written), under way (stopped or running part-way,
+    with the pieces its journal (`eapo.journal`) holds, which a rerun of the same part keeps) or not
+    started."""
     folder = runs / "analyses"
     out: list[dict[str, Any]] = []
-    for journal in sorted(folder.rglob("*.journal.jsonl")) if folder.is_dir() else []:
-        lines = [line for line in journal.read_text().splitlines() if line.strip()]
-        header = json.loads(lines[0]) if lines else {}
-        out.append(
-            {
-                "journal": str(
-                    journal.relative_to(bu.REPO_ROOT) if journal.is_relative_to(bu.REPO_ROOT) else journal
-                ),
-                "finished_pieces": max(len(lines) - 1, 0),
-                "pieces": header.get("chunks"),
-                "state": "unfinished (running, or stopped: rerun the same command to continue)",
-            }
-        )
-    for summary in sorted(folder.glob("*/summary.json")) if folder.is_dir() else []:
-        out.append({"output": _shown(summary), "state": "finished"})
-    for result in sorted(folder.glob("*.json")) if folder.is_dir() else []:
-        out.append({"output": _shown(result), "state": "finished"})
+    for name in PLANNED_ANALYSES:
+        outputs = [folder / name / "summary.json", folder / f"{name}.json"]
+        journals = [*sorted((folder / name).glob("*.journal.jsonl")), folder / f"{name}.journal.jsonl"]
+        done = next((o for o in outputs if o.is_file()), None)
+        journal = next((j for j in journals if j.is_file()), None)
+        if done is not None:
+            out.append({"name": name, "state": "finished", "output": _shown(done)})
+        elif journal is not None:
+            lines = [line for line in journal.read_text().splitlines() if line.strip()]
+            header = json.loads(lines[0]) if lines else {}
+            out.append(
+                {
+                    "name": name,
+                    "state": "under way",
+                    "journal": _shown(journal),
+                    "finished_pieces": max(len(lines) - 1, 0),
+                    "pieces": header.get("chunks"),
+                }
+            )
+        else:
+            out.append({"name": name, "state": "not started"})
     return out
 
 
@@ -290,6 +309,9 @@ def main() -> None:
     )
     print(f"disk: {state['disk_free_gb']} GB free under {args.runs}")
     print(f"wrote {args.out}")
+    if args.out.resolve() == (bu.RESULTS_DIR / "smollm2_study_state.json").resolve():
+        # README Results shows where the study stands from this file: keep the two in step.
+        subprocess.run([sys.executable, str(bu.REPO_ROOT / "benchmarks" / "results_section.py")], check=True)
 
 
 if __name__ == "__main__":

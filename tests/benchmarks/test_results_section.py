@@ -48,6 +48,11 @@ def test_readme_results_block_matches_the_json() -> None:
         if report["kind"] == "shaping":
             assert f"{report['all']['factor_quantiles']['0.5']:.3f}" in block
             continue
+        if report["kind"] == "grid_state":  # the study's progress: each part's row, marked as partial
+            assert report["final"] is False and "no partial grid is read as a verdict" in block
+            for part, progress in report["queue"]["parts"].items():
+                assert f"| {part} | {progress['planned']} | {progress['finished']} |" in block
+            continue
         if report["kind"] == "pilot":  # the horizon and every pilot run's first and last evaluation
             assert f"**Horizon: {report['horizon']['horizon']} steps.**" in block
             for run in report["runs"]:

@@ -77,7 +77,7 @@ def test_the_horizon_is_the_first_step_where_the_mean_pilot_curve_reaches_90_per
     assert state.horizon_decision(runs)["horizon"] == 80  # threshold 0.4 + 0.9 x 0.3 = 0.67; 0.66 at step 60
 
 
-def test_the_snapshot_lists_analyses_finished_and_unfinished(tmp_path: Path) -> None:
+def test_the_snapshot_lists_every_planned_analysis_finished_under_way_or_not_started(tmp_path: Path) -> None:
     from eapo.journal import append_row, open_journal
 
     state = importlib.import_module("smollm2_study_state")
@@ -86,14 +86,24 @@ def test_the_snapshot_lists_analyses_finished_and_unfinished(tmp_path: Path) -> 
     for chunk in range(3):
         append_row(analyses / "credit_start" / "continuations.journal.jsonl", {"chunk": chunk, "outputs": []})
     (analyses / "gradients_cosine_start.json").write_text("{}")
-    listed = state.analyses_state(tmp_path / "runs")
-    unfinished = next(a for a in listed if "journal" in a)
-    assert unfinished["finished_pieces"] == 3 and unfinished["pieces"] == 600
-    assert unfinished["state"].startswith("unfinished")
-    assert any(
-        a.get("output", "").endswith("gradients_cosine_start.json") and a["state"] == "finished"
-        for a in listed
-    )
+    (analyses / "quadrants_grpo").mkdir()
+    (analyses / "quadrants_grpo" / "summary.json").write_text("{}")
+    listed = {a["name"]: a for a in state.analyses_state(tmp_path / "runs")}
+    assert list(listed) == list(state.PLANNED_ANALYSES)
+    assert listed["credit_start"]["state"] == "under way"
+    assert listed["credit_start"]["finished_pieces"] == 3 and listed["credit_start"]["pieces"] == 600
+    assert listed["gradients_cosine_start"]["state"] == "finished"
+    assert listed["quadrants_grpo"]["output"].endswith("quadrants_grpo/summary.json")
+    assert listed["credit_end_eapo"]["state"] == "not started"
+
+
+def test_the_planned_analyses_are_the_study_scripts() -> None:
+    """Each planned analysis writes where the study script puts it (its arm loop reads `$arm`)."""
+    state = importlib.import_module("smollm2_study_state")
+    text = (BENCH_DIR / "smollm2_study.sh").read_text()
+    for name in state.PLANNED_ANALYSES:
+        generic = re.sub(r"_(grpo|eapo)$", "_$arm", name)
+        assert f"analyses/{generic}" in text, name
 
 
 def _script_commands() -> dict[str, str]:
