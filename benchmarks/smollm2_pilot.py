@@ -133,7 +133,7 @@ def build_report(runs: Path) -> dict[str, Any]:
     return {
         "kind": "pilot",
         "title": "SmolLM2-135M-Instruct, issue #19's study: the entropy gate and the GRPO pilot",
-        "command": "python benchmarks/smollm2_pilot.py (after bash benchmarks/smollm2_study.sh pilot_3e-6)",
+        "command": "bash benchmarks/smollm2_study.sh pilot_mde",
         "config": "configs/smollm2_study.yaml",
         "taken_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "machine": bu.machine_info(),
