@@ -628,8 +628,9 @@ def render_study_state(report: dict[str, Any], experiment: Experiment) -> list[s
     lines += [
         "",
         f"Runs left: {queue['runs_left']} ({queue['run_equivalents_left']} runs' worth of steps), about "
-        f"{queue['hours_left_two_side_by_side']:.0f} h of this machine at two runs side by side (a finished "
-        f"run took {queue['median_run_hours']} h at the median, its evaluations included).",
+        f"{queue['hours_left_two_side_by_side']:.0f} h of this machine at two runs side by side (a step took "
+        f"{queue['median_step_seconds']:.0f} s at the median in the finished runs, its share of the "
+        f"evaluations included: {queue['run_hours']} h a run; loading and checkpoint writes come on top).",
         "",
         "Analyses (item 5 of the issue; `analyses_start` on the base model, `analyses_end` on the headline's "
         "seed-100 runs): "

@@ -179,13 +179,14 @@ def grid_arms(arms: list[str] | tuple[str, bool]) -> list[str]:
     return [arm.name for arm in ablation_arms(mode, None, random_controls)[0]]
 
 
-def queue_progress(runs: Path, states: list[dict[str, Any]]) -> dict[str, Any]:
+def queue_progress(runs: Path, states: list[dict[str, Any]], horizon: int) -> dict[str, Any]:
     """Per grid part: its planned runs, how many are finished, which are under way (and at which step),
     how many have not started; then the unique runs left and the time they need at two runs side by side,
-    from the median cost of the finished runs."""
+    from the median cost of a step (its share of the evaluations included) in the finished runs. A step
+    is the unit, not a run: the pilot's finished runs trained 250 steps, the grids' train `horizon`."""
     by_dir = {state["run"]: state for state in states}
     parts: dict[str, Any] = {}
-    left: dict[str, float] = {}  # run -> share of its steps still to go
+    steps_left: dict[str, int] = {}  # run -> steps it still has to train
     for part, (folder, arm_spec, seeds_name) in QUEUE_GRIDS.items():
         arms, seeds = grid_arms(arm_spec), script_seeds(seeds_name)
         finished, under_way, fresh = 0, [], 0
@@ -197,24 +198,27 @@ def queue_progress(runs: Path, states: list[dict[str, Any]]) -> dict[str, Any]:
                     finished += 1
                     continue
                 step = state["last_step"] if state is not None else 0
-                left[_shown(run_dir)] = 1 - step / state["horizon"] if state is not None else 1.0
+                steps_left[_shown(run_dir)] = (state["horizon"] if state is not None else horizon) - step
                 if step > 0:
                     under_way.append(f"{arm}/seed{seed} at step {step}")
                 else:
                     fresh += 1
         planned = len(arms) * len(seeds)
         parts[part] = {"planned": planned, "finished": finished, "under_way": under_way, "not_started": fresh}
-    hours = sorted(h for h in (state.get("hours") for state in states if state["finished"]) if h)
-    median = hours[len(hours) // 2] if hours else None
-    remaining = sum(left.values())
+    finished = [state for state in states if state["finished"] and state.get("hours")]
+    per_step = sorted(3600 * state["hours"] / state["horizon"] for state in finished)
+    step_s = per_step[len(per_step) // 2] if per_step else None
+    left = sum(steps_left.values())
     return {
         "parts": parts,
-        "runs_left": len(left),
-        "run_equivalents_left": round(remaining, 2),
-        "median_run_hours": round(median, 2) if median else None,
-        "hours_left_two_side_by_side": round(remaining * median / 2, 1) if median else None,
-        "note": "hours from the finished runs' logged step and evaluation times, which include any slowdown "
-        "from other work on the cores at the time",
+        "runs_left": len(steps_left),
+        "steps_left": left,
+        "run_equivalents_left": round(left / horizon, 2),
+        "median_step_seconds": round(step_s, 1) if step_s else None,
+        "run_hours": round(step_s * horizon / 3600, 2) if step_s else None,
+        "hours_left_two_side_by_side": round(left * step_s / 3600 / 2, 1) if step_s else None,
+        "note": "time from the finished runs' logged step and evaluation times, which include any slowdown "
+        "from other work on the cores at the time; loading, warm-up and checkpoint writes come on top",
     }
 
 
@@ -283,7 +287,8 @@ def main() -> None:
     state["pilot_screen"] = screen_decision(state["runs"])
     state["pilot_horizon"] = horizon_decision(state["runs"])
     state["analyses"] = analyses_state(args.runs)
-    state["queue"] = queue_progress(args.runs, state["runs"])
+    horizon = state["pilot_horizon"].get("horizon")  # the grids' length: unknown until the pilot fixes it
+    state["queue"] = queue_progress(args.runs, state["runs"], horizon) if horizon else None
     # A finished run keeps 0.5 GB (the headline's) or a few MB (the other grids', --keep-finished none); one
     # under way up to 3.2 GB. The queue stops with a failed checkpoint write when the disk fills.
     state["disk_free_gb"] = round(shutil.disk_usage(args.runs).free / 2**30, 1)
@@ -300,13 +305,16 @@ def main() -> None:
     for analysis in state["analyses"]:
         print(f"analysis: {json.dumps(analysis)}")
     queue = state["queue"]
-    for part, progress in queue["parts"].items():
-        print(f"queue {part}: {json.dumps(progress)}")
-    print(
-        f"queue: {queue['runs_left']} runs left ({queue['run_equivalents_left']} run-equivalents), about "
-        f"{queue['hours_left_two_side_by_side']} h at two side by side (median run "
-        f"{queue['median_run_hours']} h)"
-    )
+    if queue is None:
+        print("queue: the grids wait for the pilot's horizon (bash benchmarks/smollm2_study.sh pilot_3e-6)")
+    else:
+        for part, progress in queue["parts"].items():
+            print(f"queue {part}: {json.dumps(progress)}")
+        print(
+            f"queue: {queue['runs_left']} runs left ({queue['run_equivalents_left']} run-equivalents), "
+            f"about {queue['hours_left_two_side_by_side']} h at two side by side (median step "
+            f"{queue['median_step_seconds']} s, a run {queue['run_hours']} h)"
+        )
     print(f"disk: {state['disk_free_gb']} GB free under {args.runs}")
     print(f"wrote {args.out}")
     if args.out.resolve() == (bu.RESULTS_DIR / "smollm2_study_state.json").resolve():

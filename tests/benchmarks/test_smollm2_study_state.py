@@ -141,7 +141,7 @@ def test_queue_progress_counts_each_parts_runs_and_the_time_left(tmp_path: Path)
         run("runs", "eapo", first, 180, 2.0),
         run("runs", "grpo", first + 1, 90, 1.0),
     ]
-    queue = state.queue_progress(tmp_path, states)
+    queue = state.queue_progress(tmp_path, states, horizon=180)
     headline = queue["parts"]["headline"]
     planned = 2 * len(state.script_seeds("HEADLINE_SEEDS"))
     assert headline == {
@@ -151,7 +151,18 @@ def test_queue_progress_counts_each_parts_runs_and_the_time_left(tmp_path: Path)
         "not_started": planned - 3,
     }
     assert queue["parts"]["complex_headline"]["finished"] == 0  # its runs live in complex_runs
-    # The median of the finished runs' hours (3.0 and 2.0: the upper middle), over two slots.
-    assert queue["median_run_hours"] == 3.0
-    assert queue["hours_left_two_side_by_side"] == round(queue["run_equivalents_left"] * 3.0 / 2, 1)
+    # The median cost of a step in the finished runs (3.0 h and 2.0 h over 180 steps: the upper middle,
+    # 60 s), over two slots; the run under way has 90 steps left, each run not started 180.
+    assert queue["median_step_seconds"] == 60.0 and queue["run_hours"] == 3.0
+    assert queue["steps_left"] == 90 + 180 * (queue["runs_left"] - 1)
+    assert queue["hours_left_two_side_by_side"] == round(queue["steps_left"] * 60 / 3600 / 2, 1)
     assert queue["run_equivalents_left"] == queue["runs_left"] - 0.5
+
+
+def test_a_step_is_the_unit_of_the_time_left(tmp_path: Path) -> None:
+    """A finished pilot run of 250 steps costs more than a grid run of 180 but not more per step: the
+    estimate must not read it as the cost of a grid run."""
+    state = importlib.import_module("smollm2_study_state")
+    pilot = {"run": "pilot/grpo/seed0", "last_step": 250, "horizon": 250, "finished": True, "hours": 5.0}
+    queue = state.queue_progress(tmp_path, [pilot], horizon=180)
+    assert queue["median_step_seconds"] == 72.0 and queue["run_hours"] == 3.6
