@@ -20,6 +20,11 @@ def _isolated_cache(tmp_path_factory: pytest.TempPathFactory) -> None:
         os.environ["EAPO_CACHE_DIR"] = str(tmp_path_factory.mktemp("eapo-cache"))
     # One thread: tiny models gain nothing from more, and a busy 2-core CI machine loses a lot to contention.
     torch.set_num_threads(1)
+    # The same for the commands tests start as subprocesses, which would otherwise take a thread per core
+    # and spin-wait between parallel regions (OpenMP's default); so a test run beside long training runs
+    # (the SmolLM2 study's two, one thread each on 2 cores) asks for no more than its share.
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
