@@ -42,6 +42,10 @@
 # others stop at 100 and are reported as screened out.
 #
 # Two processes may run side by side (one torch thread each, OMP_WAIT_POLICY=PASSIVE); never more on 2 cores.
+# Anything else that computes beside them costs them time: a one-core matmul loop (at one thread or two)
+# made both runs' steps about 1.4x slower while it ran (2026-12-01, AMD EPYC, 2 cores). And keep glibc's
+# allocator: jemalloc preloaded with its memory return turned off (dirty/muzzy decay -1) grew one run to
+# 18.8 GB in 28 minutes and the kernel killed it.
 # They may be two parts, or the same grid part started twice: the two split its runs (each run is claimed by
 # one process), and the one that finishes last collects the report; the other exits 75 naming the runs still
 # held, which stops its copy of this script before the collect. LR and STEPS are fixed by the pilot (issue #19
