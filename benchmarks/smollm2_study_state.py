@@ -27,6 +27,23 @@ import bench_utils as bu
 DEFAULT_RUNS = bu.REPO_ROOT / "runs" / "smollm2_study"
 
 
+SLOW = 1.8  # a step this many times the run's median step counts as slowed (contention, the machine)
+
+
+def slow_steps(seconds: list[float]) -> dict[str, Any]:
+    """How much of a run's time went to steps slowed well past its median: on 2 cores that is mostly other
+    work sharing them, which the study should avoid (the script's header)."""
+    if not seconds:
+        return {"count": 0, "excess_hours": 0.0, "share_of_step_time": 0.0}
+    median = sorted(seconds)[len(seconds) // 2]
+    excess = sum(s - median for s in seconds if s > SLOW * median)
+    return {
+        "count": sum(s > SLOW * median for s in seconds),
+        "excess_hours": round(excess / 3600, 2),
+        "share_of_step_time": round(excess / sum(seconds), 3),
+    }
+
+
 def run_state(run_dir: Path, tail: int = 10) -> dict[str, Any]:
     """One run's state: last step, newest checkpoint, eval curve, the recent training rows' means."""
     from eapo.analysis.grid.run import final_eval_row
@@ -70,6 +87,7 @@ def run_state(run_dir: Path, tail: int = 10) -> dict[str, Any]:
         # The run's time at work so far: its logged step and evaluation times (slower while other work
         # shares the cores; without the pauses between sessions, which grid_run.json's wall time holds).
         "hours": sum(r.get("time/step", 0.0) + r.get("time/eval", 0.0) for r in rows) / 3600,
+        "slow_steps": slow_steps([r["time/step"] for r in train_rows if "time/step" in r]),
         "precision": json.loads((run_dir / "precision.json").read_text())
         if (run_dir / "precision.json").is_file()
         else None,
@@ -297,7 +315,8 @@ def main() -> None:
         curve = ", ".join(f"{p['step']}: {p['avg@8']:.3f}" for p in run["eval_curve"])
         print(
             f"{run['run']}: step {run['last_step']}/{run['horizon']}, resumes from {run['resumes_from']}; "
-            f"Avg@8 {curve}"
+            f"{run['slow_steps']['count']} slow steps ({run['slow_steps']['share_of_step_time']:.0%} of step "
+            f"time lost); Avg@8 {curve}"
         )
     print(f"pilot screen: {json.dumps(state['pilot_screen'])}")
     horizon = {k: v for k, v in state["pilot_horizon"].items() if k != "mean_curve"}
