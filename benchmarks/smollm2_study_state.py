@@ -223,8 +223,8 @@ def queue_progress(runs: Path, states: list[dict[str, Any]], horizon: int) -> di
                     fresh += 1
         planned = len(arms) * len(seeds)
         parts[part] = {"planned": planned, "finished": finished, "under_way": under_way, "not_started": fresh}
-    finished = [state for state in states if state["finished"] and state.get("hours")]
-    per_step = sorted(3600 * state["hours"] / state["horizon"] for state in finished)
+    timed = [state for state in states if state["finished"] and state.get("hours")]
+    per_step = sorted(3600 * state["hours"] / state["horizon"] for state in timed)
     step_s = per_step[len(per_step) // 2] if per_step else None
     left = sum(steps_left.values())
     return {
