@@ -17,6 +17,7 @@
 #   bash benchmarks/smollm2_study.sh complex_headline  # the second task: EAPO vs GRPO, 4 seeds (below)
 #   bash benchmarks/smollm2_study.sh queue             # every part after the pilot, in the issue's order
 #   bash benchmarks/smollm2_study.sh stop              # stop the running queues, each run at a checkpoint
+#   bash benchmarks/smollm2_study.sh archive           # copy finished runs, without weights, into the repo
 #
 # `queue` is the way to leave the study running for days: start it twice, as two background processes (see
 # "Two processes" below). Each goes through QUEUE in order; a part whose remaining runs the other process
@@ -34,6 +35,14 @@
 # seconds, default 900: a run in the middle of an evaluation finishes it first). The next start resumes
 # every run at its checkpoint. Stop them before the machine goes away: a process killed outright loses the
 # steps since its last periodic checkpoint (up to 20, about 15 minutes of a SmolLM2 run).
+#
+# The machine itself may not come back: on 2026-12-01 a session got a new one without runs/ (four finished
+# headline runs, seed 102's half-trained pair and every checkpoint were lost). So `stop` ends by archiving
+# every finished run not archived yet into $ARCHIVE (benchmarks/study_runs.py: config, metrics, evaluations
+# and the final checkpoint's state, without weights or optimizer state, a few hundred kB a run; commit it),
+# and every grid part first restores the archived runs its folder lacks, which it then finds finished and
+# never retrains. Only the runs under way, and the final weights the end-of-run analyses probe, are lost with
+# a machine. The rollout dumps of the runs later analyses read (ARCHIVE_DUMPS) come along too.
 #
 # The pilot screens before it spends (a budget rule fixed on 2026-11-30, before any run reached step 100):
 # every learning rate runs seed 0 to step 100 (`screen_<lr>`: the pilot's own run, stopped with a checkpoint
@@ -88,6 +97,10 @@ CREDIT=(--positions 300 --k 8 --m 16 --problems 64 --no-progress)
 # weights (seed 100's are probed at the end: analyses_end); every other grid's keep their logs, metrics,
 # rollout dumps and cached evaluations only. A run a grid finds finished (shared arms) is never pruned.
 KEEP_HEADLINE=(--keep-finished weights)
+ARCHIVE=benchmarks/study_runs/smollm2
+# The runs whose rollout dumps later analyses read (analyses_end: eapo_shaping, gradients, quadrants of the
+# first seed; exploratory: EntroAdv's saturation): their dumps are archived with them (about 10 MB a run).
+ARCHIVE_DUMPS=(runs/grpo/seed$FIRST_SEED runs/eapo/seed$FIRST_SEED runs/entro_adv/seed{100,101,102})
 KEEP_GRID=(--keep-finished none)
 # The issue's budget order (item 7): the headline, the isolate grid, the credit and gradient analyses, then
 # the rest of the quadrant experiments, the exploratory arms and controls, the second task.
@@ -156,7 +169,11 @@ render_docs() {  # README Results and docs/findings.md's per-model tables, from 
 }
 
 for part in "$@"; do
-    case "$part" in headline | exploratory | controls | isolate | eapo_without | complex_headline) steps="$(horizon)" ;; esac
+    case "$part" in headline | exploratory | controls | isolate | eapo_without | complex_headline)
+        steps="$(horizon)"
+        python benchmarks/study_runs.py restore "$ARCHIVE" "$OUT"  # runs a replaced machine lacks
+        ;;
+    esac
     case "$part" in
     gate)
         GATE=(--config configs/smollm2_arith_3x1_t14.yaml --out benchmarks/results/smollm2_arith_3x1_t14_warmup.json)
@@ -298,6 +315,10 @@ sys.exit(0 if any(r.get("step",0)>=int(sys.argv[2]) and "eval/avg@8" in r for r 
         ;;
     stop)
         stop_queues
+        bash "$0" archive
+        ;;
+    archive)
+        python benchmarks/study_runs.py archive "$OUT" "$ARCHIVE" --dumps "${ARCHIVE_DUMPS[@]}"
         ;;
     complex_headline)
         eapo compare --config configs/smollm2_complex.yaml --run.tensorboard false --no-progress "${KEEP_GRID[@]}" \
@@ -308,7 +329,7 @@ sys.exit(0 if any(r.get("step",0)>=int(sys.argv[2]) and "eval/avg@8" in r for r 
         render_docs
         ;;
     *)
-        echo "unknown part: $part (gate, gate_complex, screen_<lr>, pilot_<lr>, pilot_mde, headline, exploratory, controls, isolate, eapo_without, analyses_start, analyses_end, analyses, complex_headline, queue, stop)" >&2
+        echo "unknown part: $part (gate, gate_complex, screen_<lr>, pilot_<lr>, pilot_mde, headline, exploratory, controls, isolate, eapo_without, analyses_start, analyses_end, analyses, complex_headline, queue, stop, archive)" >&2
         exit 2
         ;;
     esac

@@ -346,3 +346,48 @@ def test_keep_finished_choices_are_the_checkpoint_modules() -> None:
             parser.parse_args([*command, "--keep-finished", "some"])
     with pytest.raises(ConfigError, match="--keep-finished 'some'"):
         _spec(Path("unused"), keep_finished="some").validate()
+
+
+def test_archived_finished_runs_come_back_finished_on_a_new_machine(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """benchmarks/study_runs.py: the finished runs of a study, archived without weights or optimizer state
+    (what a repository can hold), come back into the same relative folder on another machine reading as
+    finished: the grid trains nothing and reports the same. A run under way is not archived, an archived
+    run is never overwritten, and rollout dumps come along only for the runs named."""
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
+    import study_runs
+
+    from eapo.train.checkpoint import list_checkpoints, pruned_files
+
+    machine_a, machine_b, archive = tmp_path / "a", tmp_path / "b", tmp_path / "archive"
+    machine_a.mkdir()
+    machine_b.mkdir()
+    monkeypatch.chdir(machine_a)  # the study's folder is relative, as benchmarks/smollm2_study.sh gives it
+    spec = _spec(Path("study/runs"), arms=[ARMS[0]])
+    records = run_grid(spec, progress=False)
+    under_way = Path("study/runs/grpo/seed7")  # a copy whose final checkpoint is not written yet
+    shutil.copytree("study/runs/grpo/seed0", under_way)
+    shutil.rmtree(list_checkpoints(under_way)[-1])
+
+    written = study_runs.archive(Path("study"), archive, dumps=["runs/grpo/seed0"])
+    assert [str(p.relative_to(archive)) for p in written] == ["runs/grpo/seed0", "runs/grpo/seed1"]
+    assert study_runs.archive(Path("study"), archive, dumps=[]) == []  # archived once, never again
+    for folder in written:
+        (final,) = list_checkpoints(folder)  # only the final checkpoint, without weights or optimizer
+        assert final.name == "step_000002" and not list(final.rglob("*.safetensors"))
+        assert "trainer_state.safetensors" in pruned_files(final)
+        assert not list(folder.rglob(".*"))  # no locks or unfinished writes
+        assert (folder / "rollouts").is_dir() == (folder.name == "seed0")
+    assert grid.run_status(archive / "runs" / "grpo" / "seed1", 2) == "finished"
+
+    monkeypatch.chdir(machine_b)
+    assert len(study_runs.restore(archive, Path("study"))) == 2
+    assert study_runs.restore(archive, Path("study")) == []
+    calls: list[Any] = []
+    monkeypatch.setattr("eapo.train.trainer.train", lambda *a, **k: calls.append((a, k)))
+    again = run_grid(spec, progress=False)
+    assert calls == []
+    assert [(r.arm, r.seed, r.final) for r in again] == [(r.arm, r.seed, r.final) for r in records]

@@ -7,6 +7,7 @@ from __future__ import annotations
 import fnmatch
 import os
 import re
+import shutil
 import subprocess
 import time
 from collections.abc import Callable
@@ -166,6 +167,7 @@ def _study_under_test(tmp_path: Path) -> tuple[Path, dict[str, str]]:
     assert queue is not None and r"smollm2_study\.sh queue" in text
     text = text.replace(queue.group(0), "QUEUE=(headline headline)")
     copy.write_text(text.replace(r"smollm2_study\.sh queue", r"study_under_test\.sh queue"))
+    shutil.copy(SCRIPT.parent / "study_runs.py", copy.parent)  # restore at each part, archive after stop
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
     (bin_dir / "eapo").write_text(FAKE_EAPO)
@@ -207,6 +209,7 @@ def test_stop_lets_each_run_save_and_starts_nothing_new(tmp_path: Path) -> None:
         result = subprocess.run(stop, env=env, capture_output=True, text=True, timeout=60)
         assert result.returncode == 0, result.stderr
         assert "every queue has stopped" in result.stdout
+        assert "archived 0 finished run(s)" in result.stdout  # the fake runs never finished
         assert queue.wait(timeout=10) != 0  # the queue itself was stopped, not left to start the next part
         assert log.read_text().splitlines() == ["started compare --config", "saved"]
         assert not any((tmp_path / "runs" / "smollm2_study" / "queues").iterdir())

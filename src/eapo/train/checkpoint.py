@@ -10,7 +10,8 @@ Layout of one checkpoint, `<run>/checkpoints/step_000050/`:
 A finished run may be pruned (`prune_finished_run`, a grid's `--keep-finished`): its older checkpoints go,
 and from the final one the optimizer state (then nothing can resume it) or the weights too (then nothing
 can evaluate it). The manifest lists what went under `pruned`, so the checkpoint still verifies and the run
-still reads as finished.
+still reads as finished. `archive_finished_run` copies a finished run without them, pruned the same way, for a
+study that keeps its finished runs in git while its machine may be replaced.
 
 A save writes everything into `.tmp-step_000050/`, fsyncs each file, renames the folder into place and
 fsyncs the parent: on POSIX the rename is atomic, so a crash leaves either the old set or the new one.
@@ -488,6 +489,52 @@ def prune_finished_run(run_dir: Path, keep: str) -> list[str]:
             (final / name).unlink(missing_ok=True)
             deleted.append(str((final / name).relative_to(run_dir)))
     return deleted
+
+
+def archive_finished_run(run_dir: Path, dest: Path, *, leave: tuple[str, ...] = ()) -> list[str]:
+    """Copy a finished run to `dest` without its weights and optimizer state: a folder of logs, metrics,
+    cached evaluations and rollout dumps, small enough to commit, that still reads as finished. A study
+    whose machine can be replaced keeps its finished runs this way (git), and a grid given the folder back
+    never retrains the run and reports the same numbers from it.
+
+    Only the final checkpoint comes along, pruned as `prune_finished_run(keep="none")` would prune it (its
+    manifest lists the weights and the optimizer state under `pruned`, so it still verifies); dot files (a
+    run's lock, unfinished writes) stay behind, and so do the files `leave` matches (glob patterns relative
+    to the run, e.g. "rollouts/*"). Written to a staging folder beside `dest` and renamed into place, so a
+    killed copy leaves no half-archived run. Returns the files copied, relative to the run. The caller makes
+    sure the run is finished (with its final evaluation): a resumable run copied here could never resume."""
+    run_dir, dest = Path(run_dir), Path(dest)
+    if dest.exists():
+        raise ConfigError(f"{dest} exists already: an archived run is never overwritten")
+    final = latest_checkpoint(run_dir, verify=True)
+    if final is None:
+        raise CheckpointError(f"{run_dir}: no checkpoint that verifies, so no finished run to archive")
+    manifest = json.loads((final / MANIFEST).read_text())
+    files = set(manifest["files"])
+    weights = {n for n in files if n.startswith("model/") and n.endswith(".safetensors")}
+    drop = weights | ({TRAINER_TENSORS} & files)
+    staging = dest.parent / f"{TMP_PREFIX}{dest.name}"
+    shutil.rmtree(staging, ignore_errors=True)  # an earlier archive killed halfway
+    copied = []
+    for path in sorted(run_dir.rglob("*")):
+        relative = path.relative_to(run_dir)
+        if not path.is_file() or any(part.startswith(".") for part in relative.parts):
+            continue
+        if relative.parts[0] == "checkpoints" and (
+            relative.parts[:2] != ("checkpoints", final.name) or "/".join(relative.parts[2:]) in drop
+        ):
+            continue
+        if any(relative.match(pattern) for pattern in leave):
+            continue
+        (staging / relative).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(path, staging / relative)
+        copied.append(str(relative))
+    manifest["files"] = {name: digest for name, digest in manifest["files"].items() if name not in drop}
+    manifest["pruned"] = sorted({*manifest.get("pruned", []), *drop})
+    (staging / "checkpoints" / final.name / MANIFEST).write_text(json.dumps(manifest, indent=2))
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    os.replace(staging, dest)
+    return copied
 
 
 @dataclass
