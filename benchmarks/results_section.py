@@ -625,12 +625,20 @@ def render_study_state(report: dict[str, Any], experiment: Experiment) -> list[s
         pieces = analysis.get("pieces")
         done = f" ({analysis['finished_pieces']} of {pieces} pieces journaled)" if pieces else ""
         analyses[analysis["state"]].append(analysis["name"] + done)
+    left = f"Runs left: {queue['runs_left']} ({queue['run_equivalents_left']} runs' worth of steps)"
+    if queue.get("median_step_seconds") is None:
+        left += "; no run here has trained far enough to time a step."
+    else:
+        left += (
+            f", about {queue['hours_left_two_side_by_side']:.0f} h of this machine at two runs side by side "
+            f"(a step took {queue['median_step_seconds']:.0f} s at the median in the "
+            f"{queue.get('step_timed_by', 'finished runs')}, its share of the evaluations included: "
+            f"{queue['run_hours']} h a run; loading and checkpoint writes come on top)."
+        )
+    lines += ["", left]
+    events = [f"- {event['date']}: {event['event']}" for event in report.get("events", [])]
+    lines += ["", *events] if events else []
     lines += [
-        "",
-        f"Runs left: {queue['runs_left']} ({queue['run_equivalents_left']} runs' worth of steps), about "
-        f"{queue['hours_left_two_side_by_side']:.0f} h of this machine at two runs side by side (a step took "
-        f"{queue['median_step_seconds']:.0f} s at the median in the finished runs, its share of the "
-        f"evaluations included: {queue['run_hours']} h a run; loading and checkpoint writes come on top).",
         "",
         "Analyses (item 5 of the issue; `analyses_start` on the base model, `analyses_end` on the headline's "
         "seed-100 runs): "

@@ -165,6 +165,34 @@ def horizon_decision(runs: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
+PILOT_REPORT = bu.RESULTS_DIR / "compare_smollm2_pilot.json"
+
+
+def pilot_decisions(states: list[dict[str, Any]]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The screen and the horizon as the pilot's report recorded them, once it is written: it is the record
+    the grids read (`smollm2_pilot.py --horizon`), and the pilot's runs may have gone with the machine that
+    trained them. Before the report, both rules applied to the pilot's runs on this machine."""
+    if PILOT_REPORT.is_file():
+        report = json.loads(PILOT_REPORT.read_text())
+        if report.get("horizon", {}).get("decided"):
+            source = {"source": f"benchmarks/results/{PILOT_REPORT.name}"}
+            return {**report["screen"], **source}, {**report["horizon"], **source}
+    return screen_decision(states), horizon_decision(states)
+
+
+# What happened to the study that its runs cannot show; README Results lists it with the state.
+EVENTS = [
+    {
+        "date": "2026-12-01",
+        "event": "a session got a new machine without runs/: the headline's four finished runs (seeds 100 "
+        "and 101), seed 102's pair (at steps 90 and 93), the pilot's runs and every checkpoint were lost. "
+        "The headline restarted at seed 100; the restarted runs do not reproduce the lost ones bit for "
+        "bit (seed 100's base Avg@8 0.370 against 0.372 before). Since then `stop` archives each finished "
+        "run without its weights in benchmarks/study_runs/smollm2 and every grid part restores them first.",
+    },
+]
+
+
 # What each grid part of the study's queue trains: its runs folder under the study's, its arms (a list of
 # `eapo compare --algos`, or an `eapo ablate` mode with --random-controls or not, whose arms eapo itself
 # lists) and the script's variable that holds its seeds. test_smollm2_study_state.py checks it against
@@ -223,8 +251,13 @@ def queue_progress(runs: Path, states: list[dict[str, Any]], horizon: int) -> di
                     fresh += 1
         planned = len(arms) * len(seeds)
         parts[part] = {"planned": planned, "finished": finished, "under_way": under_way, "not_started": fresh}
-    timed = [state for state in states if state["finished"] and state.get("hours")]
-    per_step = sorted(3600 * state["hours"] / state["horizon"] for state in timed)
+    # Finished runs time a step best; before any has finished, the runs past their first evaluations do.
+    timed = [(s["hours"], s["horizon"]) for s in states if s["finished"] and s.get("hours")]
+    timed_by = "finished runs"
+    if not timed:
+        timed = [(s["hours"], s["last_step"]) for s in states if s.get("hours") and s["last_step"] >= 40]
+        timed_by = "runs under way (at step 40 or later)"
+    per_step = sorted(3600 * hours / steps for hours, steps in timed)
     step_s = per_step[len(per_step) // 2] if per_step else None
     left = sum(steps_left.values())
     return {
@@ -235,7 +268,8 @@ def queue_progress(runs: Path, states: list[dict[str, Any]], horizon: int) -> di
         "median_step_seconds": round(step_s, 1) if step_s else None,
         "run_hours": round(step_s * horizon / 3600, 2) if step_s else None,
         "hours_left_two_side_by_side": round(left * step_s / 3600 / 2, 1) if step_s else None,
-        "note": "time from the finished runs' logged step and evaluation times, which include any slowdown "
+        "step_timed_by": timed_by if step_s else None,
+        "note": "time from the runs' logged step and evaluation times, which include any slowdown "
         "from other work on the cores at the time; loading, warm-up and checkpoint writes come on top",
     }
 
@@ -302,8 +336,8 @@ def main() -> None:
         "machine": bu.machine_info(),
         "runs": [run_state(d) for d in run_dirs],
     }
-    state["pilot_screen"] = screen_decision(state["runs"])
-    state["pilot_horizon"] = horizon_decision(state["runs"])
+    state["pilot_screen"], state["pilot_horizon"] = pilot_decisions(state["runs"])
+    state["events"] = EVENTS
     state["analyses"] = analyses_state(args.runs)
     horizon = state["pilot_horizon"].get("horizon")  # the grids' length: unknown until the pilot fixes it
     state["queue"] = queue_progress(args.runs, state["runs"], horizon) if horizon else None
@@ -329,11 +363,15 @@ def main() -> None:
     else:
         for part, progress in queue["parts"].items():
             print(f"queue {part}: {json.dumps(progress)}")
-        print(
-            f"queue: {queue['runs_left']} runs left ({queue['run_equivalents_left']} run-equivalents), "
-            f"about {queue['hours_left_two_side_by_side']} h at two side by side (median step "
-            f"{queue['median_step_seconds']} s, a run {queue['run_hours']} h)"
-        )
+        left = f"queue: {queue['runs_left']} runs left ({queue['run_equivalents_left']} run-equivalents)"
+        if queue["median_step_seconds"] is None:
+            print(f"{left}; no run has trained far enough to time a step")
+        else:
+            print(
+                f"{left}, about {queue['hours_left_two_side_by_side']} h at two side by side (median step "
+                f"{queue['median_step_seconds']} s in the {queue['step_timed_by']}, "
+                f"a run {queue['run_hours']} h)"
+            )
     print(f"disk: {state['disk_free_gb']} GB free under {args.runs}")
     print(f"wrote {args.out}")
     if args.out.resolve() == (bu.RESULTS_DIR / "smollm2_study_state.json").resolve():

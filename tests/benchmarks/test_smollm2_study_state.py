@@ -8,6 +8,7 @@ import re
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 from eapo.train.config import load_config
 from eapo.train.trainer import Trainer
@@ -174,3 +175,33 @@ def test_a_step_is_the_unit_of_the_time_left(tmp_path: Path) -> None:
     pilot = {"run": "pilot/grpo/seed0", "last_step": 250, "horizon": 250, "finished": True, "hours": 5.0}
     queue = state.queue_progress(tmp_path, [pilot], horizon=180)
     assert queue["median_step_seconds"] == 72.0 and queue["run_hours"] == 3.6
+    assert queue["step_timed_by"] == "finished runs"
+
+
+def test_before_any_run_finishes_the_runs_under_way_time_a_step(tmp_path: Path) -> None:
+    """On a new machine no run has finished yet: the runs past their first evaluations time a step (their
+    hours over their steps so far), the ones that have barely started do not, and with neither the time
+    left is unknown rather than guessed."""
+    state = importlib.import_module("smollm2_study_state")
+    started = {"run": "runs/grpo/seed100", "last_step": 10, "horizon": 180, "finished": False, "hours": 0.5}
+    going = {"run": "runs/eapo/seed100", "last_step": 120, "horizon": 180, "finished": False, "hours": 2.0}
+    queue = state.queue_progress(tmp_path, [started, going], horizon=180)
+    assert queue["median_step_seconds"] == 60.0 and queue["step_timed_by"].startswith("runs under way")
+    unknown = state.queue_progress(tmp_path, [started], horizon=180)
+    assert unknown["median_step_seconds"] is None and unknown["hours_left_two_side_by_side"] is None
+
+
+def test_the_pilot_decisions_come_from_its_report_once_written(tmp_path: Path, monkeypatch: Any) -> None:
+    """The pilot's report is the record the grids read: with it written, its screen and horizon stand even
+    when the pilot's runs are gone (a replaced machine); without it, the rules read the runs here."""
+    state = importlib.import_module("smollm2_study_state")
+    report = tmp_path / "compare_smollm2_pilot.json"
+    screen = {"step": 100, "decided": True, "continue": ["3e-6"]}
+    report.write_text(json.dumps({"screen": screen, "horizon": {"decided": True, "horizon": 180}}))
+    monkeypatch.setattr(state, "PILOT_REPORT", report)
+    decided_screen, decided_horizon = state.pilot_decisions([])
+    assert decided_screen["continue"] == ["3e-6"] and decided_horizon["horizon"] == 180
+    assert decided_horizon["source"] == "benchmarks/results/compare_smollm2_pilot.json"
+    report.unlink()
+    pending_screen, pending_horizon = state.pilot_decisions([])
+    assert not pending_screen["decided"] and not pending_horizon["decided"]
