@@ -3,6 +3,7 @@ the code (eapo version, git commit and whether the source differs from it) and m
 
 from __future__ import annotations
 
+import platform
 import re
 from pathlib import Path
 
@@ -29,6 +30,19 @@ def test_every_start_and_resume_records_its_code_and_first_step(tmp_path: Path) 
         assert commit is None or re.fullmatch(r"[0-9a-f]{40}", commit)
         assert segment["git_dirty"] in (None, True, False)
         assert (commit is None) == (segment["git_dirty"] is None)
+        assert set(segment["cpu_features"]) <= set(provenance.CPU_FEATURES)
+
+
+@pytest.mark.skipif(not Path("/proc/cpuinfo").is_file(), reason="reads the CPU's flags from /proc/cpuinfo")
+def test_the_cpu_features_agree_with_torchs_own_probe_of_bf16_units() -> None:
+    """The model name can hide the machine kind ("AMD EPYC" was AVX2-only one day, AVX512-BF16 another):
+    the recorded flags tell them apart, and they say bf16 units exactly where torch finds them."""
+    from eapo.models.device import cpu_has_fast_bf16
+
+    features = provenance.cpu_features()
+    if platform.machine() == "x86_64":
+        assert "avx2" in features  # every x86 machine this project has run on
+    assert ("avx512_bf16" in features or "amx_bf16" in features) == cpu_has_fast_bf16()
 
 
 def test_outside_a_git_checkout_the_package_version_identifies_the_code(

@@ -4,8 +4,9 @@ Long runs outlive the code that started them: a run resumed after a change to ea
 code from its checkpoint on. `config_changes.jsonl` records what the config changed; this file records the
 code and machine of each stretch, so that a result can say which steps ran under which commit:
 `{"step": <first step of the stretch>, "resumed": bool, "started_at", "eapo", "git_commit", "git_dirty",
-"torch", "transformers", "cpu", "torch_threads"}`. `git_commit` and `git_dirty` are null outside a git
-checkout of eapo (an installed wheel): then `eapo` (the package version) is what identifies the code.
+"torch", "transformers", "cpu", "cpu_features", "torch_threads"}`. `git_commit` and `git_dirty` are null
+outside a git checkout of eapo (an installed wheel): then `eapo` (the package version) is what identifies
+the code.
 """
 
 from __future__ import annotations
@@ -67,6 +68,21 @@ def cpu_model() -> str:
     return platform.processor() or "unknown"
 
 
+# The instruction sets that decide how fast (and, with dtype auto, in which precision) a CPU computes. A
+# model name alone can hide them: "AMD EPYC" named both an AVX2-only and an AVX512-BF16 machine here.
+CPU_FEATURES = ("avx2", "avx512f", "avx512_bf16", "amx_bf16")
+
+
+def cpu_features() -> list[str]:
+    """Which of CPU_FEATURES this CPU has (from /proc/cpuinfo's flags; [] where there is none)."""
+    cpuinfo = Path("/proc/cpuinfo")
+    if not cpuinfo.is_file():
+        return []
+    match = re.search(r"^flags\s*:\s*(.+)$", cpuinfo.read_text(), flags=re.M)
+    flags = set(match.group(1).split()) if match else set()
+    return [feature for feature in CPU_FEATURES if feature in flags]
+
+
 def record_segment(run_dir: Path, step: int, *, resumed: bool) -> dict[str, Any]:
     """Append the stretch that starts now, at `step`, to `<run_dir>/segments.jsonl` and return it."""
     import torch
@@ -77,6 +93,7 @@ def record_segment(run_dir: Path, step: int, *, resumed: bool) -> dict[str, Any]
         "started_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         **code_version(),
         "cpu": cpu_model(),
+        "cpu_features": cpu_features(),
         "torch_threads": torch.get_num_threads(),
     }
     with (Path(run_dir) / SEGMENTS_FILE).open("a", encoding="utf-8") as f:
