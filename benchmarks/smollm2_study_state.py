@@ -186,9 +186,15 @@ EVENTS = [
         "date": "2026-12-01",
         "event": "a session got a new machine without runs/: the headline's four finished runs (seeds 100 "
         "and 101), seed 102's pair (at steps 90 and 93), the pilot's runs and every checkpoint were lost. "
-        "The headline restarted at seed 100; the restarted runs do not reproduce the lost ones bit for "
-        "bit (seed 100's base Avg@8 0.370 against 0.372 before). Since then `stop` archives each finished "
-        "run without its weights in benchmarks/study_runs/smollm2 and every grid part restores them first.",
+        "Since then `stop` archives each finished run without its weights in benchmarks/study_runs/smollm2 "
+        "and every grid part restores them first.",
+    },
+    {
+        "date": "2026-12-01",
+        "event": "the new machine (AMD EPYC too) has AVX2 only, where the old one had AVX512-BF16: dtype auto "
+        "resolved to fp32 here and to bf16 autocast there (the pilot's runs and the lost headline runs). "
+        "Every grid now pins fp32 (configs/smollm2_study.yaml), so that runs of one table compute alike on "
+        "either machine; the headline restarted at seed 100 in fp32.",
     },
 ]
 
