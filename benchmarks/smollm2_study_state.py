@@ -191,7 +191,7 @@ EVENTS = [
     },
     {
         "date": "2026-12-01",
-        "event": "the new machine (AMD EPYC too) has AVX2 only, where the old one had AVX512-BF16: dtype auto "
+        "event": "the new machine (AMD EPYC too) has AVX2 only, the old one had AVX512-BF16: dtype auto "
         "resolved to fp32 here and to bf16 autocast there (the pilot's runs and the lost headline runs). "
         "Every grid now pins fp32 (configs/smollm2_study.yaml), so that runs of one table compute alike on "
         "either machine; the headline restarted at seed 100 in fp32.",
