@@ -42,7 +42,9 @@
 # and the final checkpoint's state, without weights or optimizer state, a few hundred kB a run; commit it),
 # and every grid part first restores the archived runs its folder lacks, which it then finds finished and
 # never retrains. Only the runs under way, and the final weights the end-of-run analyses probe, are lost with
-# a machine. The rollout dumps of the runs later analyses read (ARCHIVE_DUMPS) come along too.
+# a machine. The rollout dumps of the runs later analyses read (ARCHIVE_DUMPS) come along too, and so does
+# $OUT/analyses (finished outputs, and the journals of analyses under way: on the same kind of machine they
+# resume from them; their fingerprints name the machine, so on another kind they start afresh).
 #
 # The pilot screens before it spends (a budget rule fixed on 2026-11-30, before any run reached step 100):
 # every learning rate runs seed 0 to step 100 (`screen_<lr>`: the pilot's own run, stopped with a checkpoint
@@ -169,10 +171,9 @@ render_docs() {  # README Results and docs/findings.md's per-model tables, from 
 }
 
 for part in "$@"; do
-    case "$part" in headline | exploratory | controls | isolate | eapo_without | complex_headline)
-        steps="$(horizon)"
-        python benchmarks/study_runs.py restore "$ARCHIVE" "$OUT"  # runs a replaced machine lacks
-        ;;
+    case "$part" in headline | exploratory | controls | isolate | eapo_without | complex_headline) steps="$(horizon)" ;; esac
+    case "$part" in headline | exploratory | controls | isolate | eapo_without | complex_headline | analyses_*)
+        python benchmarks/study_runs.py restore "$ARCHIVE" "$OUT" ;;  # what a replaced machine lacks
     esac
     case "$part" in
     gate)

@@ -9,7 +9,8 @@ folder that is not archived yet (`eapo.train.checkpoint.archive_finished_run`: t
 state stay behind and are listed as pruned, so the copy still reads as finished); `restore` copies archived
 runs back where the study's folder has no run of that name, so the grids find them finished and never
 retrain them. Rollout dumps (about 0.5 MB a dump) stay behind except for the runs named with --dumps, the
-ones a later analysis reads.
+ones a later analysis reads. The study's analyses/ folder is mirrored whole (outputs and the journals of the
+analyses under way, whose fingerprints name the machine: on another kind of machine they start afresh).
 
     python benchmarks/study_runs.py archive runs/smollm2_study benchmarks/study_runs/smollm2 \
         --dumps runs/eapo/seed100
@@ -27,6 +28,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 ROLLOUT_DUMPS = "rollouts/*"
+ANALYSES = "analyses"  # the study's analyses: their outputs, and the journals of those under way
 
 
 def run_folders(root: Path) -> Iterator[Path]:
@@ -36,6 +38,28 @@ def run_folders(root: Path) -> Iterator[Path]:
         relative = folder.relative_to(root)
         if (folder / "checkpoints").is_dir() and not any(p.startswith(".") for p in relative.parts):
             yield folder
+
+
+def plain_files(root: Path) -> Iterator[Path]:
+    """The files under `root`, relative to it, without dot files or folders (locks, unfinished writes)."""
+    for path in sorted(Path(root).rglob("*")):
+        relative = path.relative_to(root)
+        if path.is_file() and not any(part.startswith(".") for part in relative.parts):
+            yield relative
+
+
+def mirror_analyses(study: Path, archive_dir: Path) -> list[Path]:
+    """Copy each file of the study's analyses/ that the archive lacks or holds in another version (a
+    journal grows). Returns the files written."""
+    written = []
+    for relative in plain_files(study / ANALYSES):
+        source, target = study / ANALYSES / relative, archive_dir / ANALYSES / relative
+        if target.is_file() and target.read_bytes() == source.read_bytes():
+            continue
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(source, target)
+        written.append(target)
+    return written
 
 
 def is_finished(run_dir: Path) -> bool:
@@ -64,8 +88,15 @@ def archive(study: Path, archive_dir: Path, dumps: list[str]) -> list[Path]:
 
 
 def restore(archive_dir: Path, study: Path) -> list[Path]:
-    """Copy each archived run into `study` where no folder of its name exists. Returns the restored runs."""
+    """Copy each archived run into `study` where no folder of its name exists, and each archived analysis
+    file the study's analyses/ lacks (this machine's own are newer). Returns what it restored."""
     restored = []
+    for relative in plain_files(archive_dir / ANALYSES):
+        target = study / ANALYSES / relative
+        if not target.exists():
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(archive_dir / ANALYSES / relative, target)
+            restored.append(target)
     for archived in run_folders(archive_dir):
         target = study / archived.relative_to(archive_dir)
         if target.exists():
@@ -99,9 +130,11 @@ def main() -> None:
     if args.command == "archive":
         written = archive(args.study, args.archive, args.dumps)
         print(f"archived {len(written)} finished run(s) to {args.archive}")
+        analyses = mirror_analyses(args.study, args.archive)
+        print(f"archived {len(analyses)} new or grown analysis file(s) to {args.archive / ANALYSES}")
     else:
         written = restore(args.archive, args.study)
-        print(f"restored {len(written)} archived run(s) into {args.study}")
+        print(f"restored {len(written)} archived run(s) and analysis file(s) into {args.study}")
     for folder in written:
         print(f"  {folder}")
 

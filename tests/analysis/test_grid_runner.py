@@ -354,7 +354,8 @@ def test_archived_finished_runs_come_back_finished_on_a_new_machine(
     """benchmarks/study_runs.py: the finished runs of a study, archived without weights or optimizer state
     (what a repository can hold), come back into the same relative folder on another machine reading as
     finished: the grid trains nothing and reports the same. A run under way is not archived, an archived
-    run is never overwritten, and rollout dumps come along only for the runs named."""
+    run is never overwritten, and rollout dumps come along only for the runs named. The analyses folder
+    (outputs, journals of analyses under way) is mirrored as it grows and restored where it is missing."""
     import sys
 
     sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
@@ -372,7 +373,15 @@ def test_archived_finished_runs_come_back_finished_on_a_new_machine(
     shutil.copytree("study/runs/grpo/seed0", under_way)
     shutil.rmtree(list_checkpoints(under_way)[-1])
 
+    journal = Path("study/analyses/credit_start/continuations.journal.jsonl")  # an analysis under way
+    journal.parent.mkdir(parents=True)
+    journal.write_text('{"fingerprint": "f"}\n')
+    (journal.parent / ".credit_start.lock").write_text("held")
     written = study_runs.archive(Path("study"), archive, dumps=["runs/grpo/seed0"])
+    assert study_runs.mirror_analyses(Path("study"), archive) == [archive / journal.relative_to("study")]
+    journal.write_text('{"fingerprint": "f"}\n{"piece": 0}\n')  # it grows: archived again, once
+    assert len(study_runs.mirror_analyses(Path("study"), archive)) == 1
+    assert study_runs.mirror_analyses(Path("study"), archive) == []
     assert [str(p.relative_to(archive)) for p in written] == ["runs/grpo/seed0", "runs/grpo/seed1"]
     assert study_runs.archive(Path("study"), archive, dumps=[]) == []  # archived once, never again
     for folder in written:
@@ -384,8 +393,9 @@ def test_archived_finished_runs_come_back_finished_on_a_new_machine(
     assert grid.run_status(archive / "runs" / "grpo" / "seed1", 2) == "finished"
 
     monkeypatch.chdir(machine_b)
-    assert len(study_runs.restore(archive, Path("study"))) == 2
+    assert len(study_runs.restore(archive, Path("study"))) == 3  # two runs and the journal, not the lock
     assert study_runs.restore(archive, Path("study")) == []
+    assert journal.read_text().count("piece") == 1 and not (journal.parent / ".credit_start.lock").exists()
     calls: list[Any] = []
     monkeypatch.setattr("eapo.train.trainer.train", lambda *a, **k: calls.append((a, k)))
     again = run_grid(spec, progress=False)

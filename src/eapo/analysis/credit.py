@@ -520,7 +520,7 @@ def analyze_credit(
     import torch
 
     from eapo.train.evaluate import resolve_eval_target
-    from eapo.train.provenance import cpu_model
+    from eapo.train.provenance import cpu_features, cpu_model
     from eapo.train.run_policy import load_run_policy
     from eapo.train.seeding import seed_everything
 
@@ -562,6 +562,7 @@ def analyze_credit(
             "model": model_name,
             "config": dataclasses.asdict(cfg),
             "cpu": cpu_model(),
+            "cpu_features": cpu_features(),  # the model name alone can hide the machine kind
             "threads": torch.get_num_threads(),
         },
     )
