@@ -958,8 +958,9 @@ SEPARABLE_BELOW = 0.99
 def _machine_text(machine: dict[str, Any] | None) -> str:
     if not machine:
         return "machine not recorded"
+    units = {True: ", bf16 units", False: ", no bf16 units"}.get(machine.get("cpu_fast_bf16"), "")
     return (
-        f"{machine['cpu']}, {machine['usable_cpus']} CPU cores, torch {machine['torch']}, "
+        f"{machine['cpu']}{units}, {machine['usable_cpus']} CPU cores, torch {machine['torch']}, "
         f"{'CUDA ' + machine['cuda'] if machine.get('cuda') else 'no GPU'}"
     )
 
@@ -1252,6 +1253,44 @@ def claims_per_model(judge: Any, results_dir: Path = RESULTS) -> tuple[list[str]
     return header, rows
 
 
+def analysis_provenance(results_dir: Path, model: str = "smollm2") -> list[str]:
+    """Which machine measured each of a model's analysis files, and in which precision its runs trained
+    there (dtype auto: bf16 autocast where the CPU has bf16 units, fp32 elsewhere). The SmolLM2 study pins
+    fp32 since 2026-12-01; an analysis of a run trained in bf16 belongs to the first headline's runs, lost
+    with their machine that day, and `analyses_end` replaces it with the restarted runs'."""
+    lines, replaced = [], False
+    for kind, pattern in ANALYSIS_FILES.items():
+        for algo in ("grpo", "eapo"):
+            name = pattern.format(model=model, algo=algo)
+            path = results_dir / name
+            if not path.is_file():
+                continue
+            data = json.loads(path.read_text())
+            machine, recorded = data.get("machine") or {}, data.get("run_precision")
+            if recorded:
+                precision = recorded.get("training_forward", "not recorded")
+            else:  # written before the analyses recorded it: the run used dtype auto on this machine
+                bf16 = machine.get("cpu_fast_bf16")
+                precision = "bf16 autocast (dtype auto; read off the machine)" if bf16 else "not recorded"
+            replaced |= "bf16" in precision or "bfloat16" in precision
+            lines.append(f"`{name}` ({kind}): {_machine_text(machine)}; its run trained in {precision}")
+    if not lines:
+        return []
+    note = (
+        [
+            "",
+            "The ones in bf16 are of the first headline's seed-100 runs, lost with their machine on "
+            "2026-12-01 (the study pins fp32 since, `configs/smollm2_study.yaml`): they describe real runs "
+            "of the same setting in another precision, not the restarted headline's, and `analyses_end` "
+            "replaces them.",
+        ]
+        if replaced
+        else []
+    )
+    listed = [f"- {line}" for line in lines]
+    return ["", "SmolLM2's analysis files and what measured them:", "", *listed, *note]
+
+
 def results_block(results_dir: Path = RESULTS) -> str:
     """The generated block of docs/findings.md that needs only benchmarks/results/."""
     lines = [
@@ -1263,6 +1302,7 @@ def results_block(results_dir: Path = RESULTS) -> str:
         "seed-100 runs at its horizon (`bash benchmarks/smollm2_study.sh analyses_end`), and its Fig. 6a "
         "row reads the headline's entropy curves over all its seeds. The credit probe reads each run's "
         "final checkpoint; the quadrant and gradient analyses read its rollout dumps.",
+        *analysis_provenance(results_dir),
         "",
         _table(*claims_per_model(analysis_claims, results_dir)),
         "",

@@ -37,8 +37,9 @@ class Experiment:
 SMOLLM2_SETTING = (
     "SmolLM2-135M-Instruct after its format warm-up, reasoning-gym basic_arithmetic with 3 one-digit terms "
     "(+ and −, worked steps, strict `<answer>` tag), 8 prompts x 8 samples a step at T = 1.4 / top-p 0.95, "
-    "4 mini-batch updates per rollout, held-out Avg@8 every 20 steps on 200 problems at T = 0.6, bf16 "
-    "autocast, one torch thread per run"
+    "4 mini-batch updates per rollout, held-out Avg@8 every 20 steps on 200 problems at T = 0.6, one torch "
+    "thread per run; the grids in fp32 on any machine (pinned on 2026-12-01), the pilot in bf16 autocast on "
+    "a CPU with AVX512-BF16 (dtype auto, before the pin)"
 )
 EXPERIMENTS = (
     Experiment(

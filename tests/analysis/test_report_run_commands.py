@@ -58,6 +58,8 @@ def test_quadrants_command(runs: dict[str, Path], capsys: pytest.CaptureFixture[
     out = runs["eapo"] / "analysis" / "quadrants"
     summary = json.loads((out / "summary.json").read_text())
     assert summary["steps"] == 3 and summary["dumps_used"] == 3
+    # the run's precision travels with its analysis (a study's runs may train on machines that differ)
+    assert summary["run_precision"] == json.loads((runs["eapo"] / "precision.json").read_text())
     shares = [summary["quadrants"][q]["share"] for q in ("PHR", "PLR", "NHR", "NLR", "ZERO")]
     assert sum(shares) == pytest.approx(1.0, abs=1e-6)
     grad_shares = [summary["quadrants"][q]["grad_share"] for q in ("PHR", "PLR", "NHR", "NLR")]
@@ -76,6 +78,7 @@ def test_gradients_command(runs: dict[str, Path]) -> None:
     assert _cli(["gradients", "--run", str(runs["grpo"]), "--no-progress"]) == 0
     summary = json.loads((runs["grpo"] / "analysis" / "gradients" / "summary.json").read_text())
     assert summary["dumps_used"] == 3  # step 1 from the initial policy, steps 2-3 from checkpoints 1-2
+    assert summary["run_precision"] == json.loads((runs["grpo"] / "precision.json").read_text())
     table = summary["table"]
     for label, shares in table["share"].items():
         assert sum(shares) == pytest.approx(1.0, abs=1e-6) or sum(shares) == 0.0, label

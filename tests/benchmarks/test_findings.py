@@ -310,3 +310,30 @@ def test_smollm2_credit_rows_show_the_rl_start_beside_the_end_and_its_figures_ar
     figures = "\n".join(f.analysis_figures(tmp_path))
     assert "[Fig. 4: token entropy of positive vs negative tokens]" in figures
     assert "(../benchmarks/results/quadrants_smollm2_eapo_entropy_polarity.png)" in figures
+
+
+def test_each_smollm2_analysis_names_its_machine_and_its_runs_precision(tmp_path: Path) -> None:
+    """A study whose machines differ says which measured each analysis, and in which precision its run
+    trained: recorded by the analysis where it is, read off the machine (dtype auto) for older files, and
+    the lost bf16 runs' analyses are flagged as such until `analyses_end` replaces them."""
+    f = _findings()
+    machine = {"cpu": "AMD EPYC", "usable_cpus": 2, "torch": "2.13.0+cpu", "cuda": None}
+    fp32 = {"training_forward": "float32", "weights": "float32", "rollout": "float32", "autocast": False}
+    (tmp_path / "gradients_smollm2_grpo.json").write_text(
+        json.dumps({"machine": {**machine, "cpu_fast_bf16": True}, "run_precision": fp32})
+    )
+    lines = f.analysis_provenance(tmp_path)
+    assert any(
+        "gradients_smollm2_grpo.json" in line and "no GPU; its run trained in float32" in line
+        for line in lines
+    )
+    assert not any("lost with their machine" in line for line in lines)  # fp32 on a bf16 machine: pinned
+    (tmp_path / "quadrants_smollm2_eapo.json").write_text(
+        json.dumps({"machine": {**machine, "cpu_fast_bf16": True}})
+    )
+    lines = f.analysis_provenance(tmp_path)
+    assert any(
+        "quadrants_smollm2_eapo.json" in line and "bf16 autocast (dtype auto" in line for line in lines
+    )
+    assert any("lost with their machine" in line for line in lines)
+    assert f.analysis_provenance(tmp_path / "none") == []

@@ -27,6 +27,7 @@ from tqdm.auto import tqdm
 from eapo.analysis.run_io import spread_evenly, write_json
 from eapo.errors import DataError
 from eapo.train.dumps import dump_paths, dump_step, load_dump
+from eapo.train.precision import read_precision
 
 __all__ = [
     "DECILES",
@@ -388,6 +389,7 @@ def analyze_gradients(
     figure = _plot(table, tail, out_dir)
     summary: dict[str, Any] = {
         "run": str(run_dir),
+        "run_precision": read_precision(run_dir),  # what the dumps were computed in (None: not recorded)
         "dumps_used": len(used_steps),
         "steps": used_steps,
         "sum_sq_source": "; ".join(sorted(sources))

@@ -31,6 +31,7 @@ from eapo.analysis.text import format_number
 from eapo.core import QUADRANTS
 from eapo.errors import DataError
 from eapo.train.dumps import dump_paths, load_dump
+from eapo.train.precision import read_precision
 
 __all__ = [
     "TokenTable",
@@ -391,7 +392,12 @@ def analyze_quadrants(
     out_dir = Path(out_dir) if out_dir else run_dir / "analysis" / "quadrants"
     out_dir.mkdir(parents=True, exist_ok=True)
 
-    summary: dict[str, Any] = {"run": str(run_dir), "steps": len(series["step"]), "quadrants": {}}
+    summary: dict[str, Any] = {
+        "run": str(run_dir),
+        "run_precision": read_precision(run_dir),  # what the run computed in (None: not recorded)
+        "steps": len(series["step"]),
+        "quadrants": {},
+    }
     for q in (*QUADRANTS, "ZERO"):
         stats: dict[str, Any] = {}
         for key in ("share", "mean_entropy", "mean_abs_advantage", "grad_share"):
