@@ -315,8 +315,10 @@ sys.exit(0 if any(r.get("step",0)>=int(sys.argv[2]) and "eval/avg@8" in r for r 
         done
         ;;
     stop)
-        stop_queues
-        bash "$0" archive
+        stopped=0
+        stop_queues || stopped=$?
+        bash "$0" archive  # the finished runs, also when some process outlived STOP_TIMEOUT
+        exit "$stopped"
         ;;
     archive)
         python benchmarks/study_runs.py archive "$OUT" "$ARCHIVE" --dumps "${ARCHIVE_DUMPS[@]}"
