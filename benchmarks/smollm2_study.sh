@@ -39,7 +39,7 @@
 # The machine itself may not come back: on 2026-12-01 a session got a new one without runs/ (four finished
 # headline runs, seed 102's half-trained pair and every checkpoint were lost). So `stop` ends by archiving
 # every finished run not archived yet into $ARCHIVE (benchmarks/study_runs.py: config, metrics, evaluations
-# and the final checkpoint's state, without weights or optimizer state, a few hundred kB a run; commit it),
+# and the final checkpoint's state, without weights or optimizer state, about 1 MB a run; commit it),
 # and every grid part first restores the archived runs its folder lacks, which it then finds finished and
 # never retrains. Only the runs under way, and the final weights the end-of-run analyses probe, are lost with
 # a machine. The rollout dumps of the runs later analyses read (ARCHIVE_DUMPS) come along too, and so does
@@ -101,7 +101,7 @@ CREDIT=(--positions 300 --k 8 --m 16 --problems 64 --no-progress)
 KEEP_HEADLINE=(--keep-finished weights)
 ARCHIVE=benchmarks/study_runs/smollm2
 # The runs whose rollout dumps later analyses read (analyses_end: eapo_shaping, gradients, quadrants of the
-# first seed; exploratory: EntroAdv's saturation): their dumps are archived with them (about 10 MB a run).
+# first seed; exploratory: EntroAdv's saturation): their dumps are archived with them (about 1.2 MB a run).
 ARCHIVE_DUMPS=(runs/grpo/seed$FIRST_SEED runs/eapo/seed$FIRST_SEED runs/entro_adv/seed{100,101,102})
 KEEP_GRID=(--keep-finished none)
 # The issue's budget order (item 7): the headline, the isolate grid, the credit and gradient analyses, then

@@ -2,15 +2,17 @@
 
 A study of many SmolLM2 runs spans sessions, and the machine that holds its run folders is not always the one
 the next session gets (on 2026-12-01 a new machine came up without `runs/`: four finished headline runs and
-every checkpoint were gone). Checkpoints cannot travel (hundreds of MB a run), but what a report reads from
-a finished run can: its config, metrics, per-problem evaluations, cached final evaluations and the final
-checkpoint's manifest and state, a few hundred kB. `archive` copies every finished run under a study's
-folder that is not archived yet (`eapo.train.checkpoint.archive_finished_run`: the weights and optimizer
-state stay behind and are listed as pruned, so the copy still reads as finished); `restore` copies archived
-runs back where the study's folder has no run of that name, so the grids find them finished and never
-retrain them. Rollout dumps (about 0.5 MB a dump) stay behind except for the runs named with --dumps, the
-ones a later analysis reads. The study's analyses/ folder is mirrored whole (outputs and the journals of the
-analyses under way, whose fingerprints name the machine: on another kind of machine they start afresh).
+every checkpoint were gone). Checkpoints cannot travel (1.6 GB a SmolLM2 checkpoint with its optimizer
+state), but what a report reads from a finished run can: its config, metrics, per-problem evaluations,
+cached final evaluations and the final checkpoint's manifest and state, about 1 MB for a SmolLM2 run of 180
+steps (its metrics.jsonl and samples.jsonl held 90 kB at step 20). `archive` copies every finished run
+under a study's folder that is not archived yet (`eapo.train.checkpoint.archive_finished_run`: the weights
+and optimizer state stay behind and are listed as pruned, so the copy still reads as finished); `restore`
+copies archived runs back where the study's folder has no run of that name, so the grids find them
+finished and never retrain them. Rollout dumps (about 65 kB each, one every 10 steps) stay behind except
+for the runs named with --dumps, the ones a later analysis reads. The study's analyses/ folder is mirrored
+whole (outputs and the journals of the analyses under way, whose fingerprints name the machine: on another
+kind of machine they start afresh).
 
     python benchmarks/study_runs.py archive runs/smollm2_study benchmarks/study_runs/smollm2 \
         --dumps runs/eapo/seed100
