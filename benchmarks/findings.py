@@ -1409,7 +1409,8 @@ def write_doc(shots: list[Path]) -> None:
         "need several seeds are judged on the ablation grids (three seeds) where available.",
         "- The SmolLM2-135M-Instruct columns come from issue #19's study (`configs/smollm2_study.yaml`: "
         "basic_arithmetic with 3 one-digit terms, the format warm-up, rollouts at T = 1.4, 4 updates per "
-        "rollout, 180 steps at lr 3e-6 as the GRPO pilot fixed; `bash benchmarks/smollm2_study.sh`); its "
+        "rollout, 180 steps at lr 3e-6 as the GRPO pilot fixed, fp32 on every machine since 2026-12-01; "
+        "`bash benchmarks/smollm2_study.sh`); its "
         "setting, gate and pilot are in the README's Results. The training outcome below and the sections "
         "after the claim tables are the tiny runs'.",
         "",
