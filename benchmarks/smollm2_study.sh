@@ -60,7 +60,7 @@
 # THP_MEM_ALLOC_ENABLE=1, 2026-12-01, AVX2 machine, one run with it beside one without for 20 minutes): guest
 # page faults fell from ~7k/s to ~60/s and sys time from 3% to 1.6% of a core, with bit-identical SmolLM2
 # logits and gradients, but the run with it still had a 4x slow step and the other had none. The slow steps
-# (both runs at once, 155-192 s instead of ~40 s, every 10-20 steps) come with RSS climbs of 2-3 GB; this VM
+# (often both runs at once, 155-192 s instead of ~40 s, every 6-15 steps) come with RSS climbs of 2-3 GB; this VM
 # reports freed 2 MB blocks to its host (virtio-balloon free-page reporting, order 9) and runs a DAMON pageout
 # scheme, which is one reading of why memory touched again costs so much here (not verified).
 # They may be two parts, or the same grid part started twice: the two split its runs (each run is claimed by
