@@ -56,13 +56,14 @@
 # Anything else that computes beside them costs them time: a one-core matmul loop (at one thread or two)
 # made both runs' steps about 1.4x slower while it ran (2026-12-01, AMD EPYC, 2 cores). And keep glibc's
 # allocator: jemalloc preloaded with its memory return turned off (dirty/muzzy decay -1) grew one run to
-# 18.8 GB in 28 minutes and the kernel killed it. Transparent huge pages made it worse (torch's
+# 18.8 GB in 28 minutes and the kernel killed it. Transparent huge pages did not help either (torch's
 # THP_MEM_ALLOC_ENABLE=1, 2026-12-01, AVX2 machine, GRPO seed 100 with it beside EAPO seed 100 without, 31
-# minutes, steps ~33-54): its guest page faults fell from ~4.4k/s to ~400/s, its logits and gradients stayed
-# bit-identical (a SmolLM2 16x80 forward and backward hashed with and without), but it had four 4x slow steps
-# (149-181 s against ~40 s) where the run without had one. The slow steps come with RSS climbs of 2-3 GB;
-# this VM reports freed 2 MB blocks to its host (virtio-balloon free-page reporting, order 9) and runs a DAMON
-# pageout scheme, one reading of why memory touched again costs so much here (not verified).
+# minutes, steps ~33-54): its guest page faults fell from ~4.4k/s to ~400/s and its logits and gradients
+# stayed bit-identical (a SmolLM2 16x80 forward and backward hashed with and without), but it had four 4x
+# slow steps (149-181 s against ~40 s) to the other run's one; back without it for 20 minutes, GRPO had
+# three to EAPO's one, so the difference follows the run, not THP. The slow steps come with RSS climbs of
+# 2-3 GB; this VM reports freed 2 MB blocks to its host (virtio-balloon free-page reporting, order 9) and
+# runs a DAMON pageout scheme, one reading of why memory touched again costs so much here (not verified).
 # They may be two parts, or the same grid part started twice: the two split its runs (each run is claimed by
 # one process), and the one that finishes last collects the report; the other exits 75 naming the runs still
 # held, which stops its copy of this script before the collect. LR and STEPS are fixed by the pilot (issue #19
