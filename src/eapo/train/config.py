@@ -37,6 +37,10 @@ class EvalConfig:
     temperature: float = 0.6
     top_p: float = 0.95
     max_new_tokens: int | None = None  # None: the same as sampling.max_new_tokens
+    # Reuse the start evaluation (step 0) of an earlier run with the same weights, problems, sampling, seed,
+    # precision and device, from the eapo cache (eapo.train.start_eval): every arm of a grid's seed starts
+    # from the same model, so only the first computes it. The numbers are the same either way.
+    reuse_start: bool = False
 
 
 @dataclass

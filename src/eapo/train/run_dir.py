@@ -51,6 +51,7 @@ FREE_ON_RESUME = frozenset(
         "sampling.attention",
         "eval.every",
         "eval.num_problems",
+        "eval.reuse_start",
         "run.checkpoint_every",
         "run.keep_checkpoints",
         "run.tensorboard",

@@ -27,6 +27,7 @@ from eapo.core import (
 )
 from eapo.errors import CheckpointError, ConfigError
 from eapo.models import (
+    default_cache_dir,
     effective_precision,
     record_format_warmup,
     resolve_device,
@@ -57,6 +58,7 @@ from eapo.train.run_policy import load_run_policy, sampling_settings
 from eapo.train.scored_rollout import ScoredRollout
 from eapo.train.scoring import score_policy
 from eapo.train.seeding import data_order, seed_everything, step_seed
+from eapo.train.start_eval import read_start_eval, start_eval_key, store_start_eval
 from eapo.train.step_metrics import (
     entropy_change_metrics,
     rollout_metrics,
@@ -455,18 +457,44 @@ class Trainer:
         return StepResult(metrics, rollout.samples(self.config.run.log_samples))
 
     # ------------------------------------------------------------------ evaluation
-    def evaluate(self, num_problems: int | None = None) -> dict[str, float]:
+    def evaluate(self, num_problems: int | None = None, *, at_start: bool = False) -> dict[str, float]:
+        """Avg@k and Pass@k on the held-out problems. `at_start` with `eval.reuse_start`: read the result
+        from the cache when an earlier run stored it under the same key (`eapo.train.start_eval`), else
+        compute and store it; logged with `eval/reused` (1 read, 0 computed)."""
         e, seed = self.config.eval, self.config.run.seed
         sampling = sampling_settings(self.config, "eval")
         problems = self.task.eval[: num_problems or e.num_problems]
         self.model.eval()
         start = time.perf_counter()
-        with self.autocast():
-            result = evaluate(
-                self.model, self.tokenizer, self.task, problems, k=e.k, sampling=sampling, seed=seed
+        cache_key = None
+        if at_start and e.reuse_start:
+            cache_key = start_eval_key(
+                self.model,
+                self.tokenizer,
+                self.task,
+                problems,
+                k=e.k,
+                sampling=sampling,
+                seed=seed,
+                precision=self.precision,
             )
+        stored = read_start_eval(default_cache_dir(), cache_key) if cache_key else None
+        if stored is not None:
+            result = stored["result"]
+        else:
+            with self.autocast():
+                result = evaluate(
+                    self.model, self.tokenizer, self.task, problems, k=e.k, sampling=sampling, seed=seed
+                )
+            if cache_key:
+                seconds = time.perf_counter() - start
+                store_start_eval(
+                    default_cache_dir(), cache_key, result, seconds=seconds, run_dir=self.run_dir
+                )
         append_eval_counts(self.run_dir, self.step, e.k, result["correct_per_problem"])
         metrics = {f"eval/{k}": float(v) for k, v in result.items() if isinstance(v, int | float)}
+        if cache_key:
+            metrics["eval/reused"] = float(stored is not None)
         return {**metrics, "time/eval": time.perf_counter() - start}
 
     # ------------------------------------------------------------------ the loop
@@ -496,7 +524,7 @@ class Trainer:
                 tqdm.write(note)
             tqdm.write(f"Resuming from {self.resumed_from} (step {self.step}).")
         else:
-            start_eval = self.evaluate()
+            start_eval = self.evaluate(at_start=True)
             self.logger.log(0, start_eval)
         bar = tqdm(
             total=total, initial=self.step, desc=f"eapo {self.algorithm.name}", disable=not self.progress

@@ -27,8 +27,9 @@ GRID_FIELDS = {
 _ARM_NAME = re.compile(r"^[A-Za-z0-9_.+=-]+$")
 # Fields that change speed and memory, not what a run computes: a finished run made with another value is
 # still the same run. (Any chunk size of the log-prob/entropy pass gives bitwise the same log-probs and
-# gradients, and entropies equal to ~1e-6 relative: the row dot product's blocking follows the chunk.)
-RESULT_NEUTRAL_FIELDS = frozenset({"train.logprob_chunk_size"})
+# gradients, and entropies equal to ~1e-6 relative: the row dot product's blocking follows the chunk.
+# A start evaluation reused from the cache is the one the run would have computed: eapo.train.start_eval.)
+RESULT_NEUTRAL_FIELDS = frozenset({"train.logprob_chunk_size", "eval.reuse_start"})
 
 
 class GridInterrupted(EapoError):
