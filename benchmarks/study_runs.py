@@ -6,8 +6,10 @@ every checkpoint were gone). Checkpoints cannot travel (1.6 GB a SmolLM2 checkpo
 state), but what a report reads from a finished run can: its config, metrics, per-problem evaluations,
 cached final evaluations and the final checkpoint's manifest and state, about 1 MB for a SmolLM2 run of 180
 steps (its metrics.jsonl and samples.jsonl held 90 kB at step 20). `archive` copies every finished run
-under a study's folder that is not archived yet (`eapo.train.checkpoint.archive_finished_run`: the weights
-and optimizer state stay behind and are listed as pruned, so the copy still reads as finished); `restore`
+under a study's folder that is not archived yet, once its grid has evaluated it (grid_eval.json: without
+weights it could not be evaluated later), through `eapo.train.checkpoint.archive_finished_run` (the weights
+and optimizer state stay behind and are listed as pruned, so the copy still reads as finished), and copies
+again the grid's files of archived runs that changed since (another evaluation, more wall time); `restore`
 copies archived runs back where the study's folder has no run of that name, so the grids find them
 finished and never retrain them. Rollout dumps (about 65 kB each, one every 10 steps) stay behind except
 for the runs named with --dumps, the ones a later analysis reads. The study's analyses/ folder is mirrored
@@ -31,6 +33,9 @@ from pathlib import Path
 
 ROLLOUT_DUMPS = "rollouts/*"
 ANALYSES = "analyses"  # the study's analyses: their outputs, and the journals of those under way
+GRID_EVAL = "grid_eval.json"  # eapo.analysis.grid.spec.GRID_EVAL: the run's final evaluations
+# What a grid writes into a run after training, and may add to later: refreshed in the archive.
+GRID_RESULTS = (GRID_EVAL, "grid_run.json")
 
 
 def run_folders(root: Path) -> Iterator[Path]:
@@ -65,11 +70,15 @@ def mirror_analyses(study: Path, archive_dir: Path) -> list[Path]:
 
 
 def is_finished(run_dir: Path) -> bool:
-    """Trained to its configured steps and evaluated at the end (the grids' own test)."""
+    """Trained to its configured steps and evaluated at the end (the grids' own test), and given its grid's
+    final evaluation (`final` in grid_eval.json): an archived run has no weights to evaluate it later."""
     from eapo.analysis.grid import run_status
+    from eapo.analysis.run_io import read_json
     from eapo.train.config import load_config
 
-    return run_status(run_dir, load_config(run_dir / "config.yaml").train.steps) == "finished"
+    if run_status(run_dir, load_config(run_dir / "config.yaml").train.steps) != "finished":
+        return False
+    return "final" in (read_json(run_dir / GRID_EVAL) or {})
 
 
 def archive(study: Path, archive_dir: Path, dumps: list[str]) -> list[Path]:
@@ -86,6 +95,25 @@ def archive(study: Path, archive_dir: Path, dumps: list[str]) -> list[Path]:
         leave = () if str(relative) in dumps else (ROLLOUT_DUMPS,)
         archive_finished_run(run_dir, target, leave=leave)
         written.append(target)
+    return written
+
+
+def refresh_grid_results(study: Path, archive_dir: Path) -> list[Path]:
+    """Copy the grid's files of each archived run (`GRID_RESULTS`) again where the run's own copy changed
+    since (a grid asked for another evaluation, e.g. a pass curve, or added wall time). Returns the files
+    written."""
+    written = []
+    for run_dir in run_folders(study):
+        target = archive_dir / run_dir.relative_to(study)
+        if not target.is_dir():
+            continue
+        for name in GRID_RESULTS:
+            source = run_dir / name
+            if source.is_file() and (
+                not (target / name).is_file() or (target / name).read_bytes() != source.read_bytes()
+            ):
+                shutil.copy2(source, target / name)
+                written.append(target / name)
     return written
 
 
@@ -132,6 +160,8 @@ def main() -> None:
     if args.command == "archive":
         written = archive(args.study, args.archive, args.dumps)
         print(f"archived {len(written)} finished run(s) to {args.archive}")
+        refreshed = refresh_grid_results(args.study, args.archive)
+        print(f"refreshed {len(refreshed)} grid file(s) of runs archived earlier")
         analyses = mirror_analyses(args.study, args.archive)
         print(f"archived {len(analyses)} new or grown analysis file(s) to {args.archive / ANALYSES}")
     else:

@@ -354,7 +354,8 @@ def test_archived_finished_runs_come_back_finished_on_a_new_machine(
     """benchmarks/study_runs.py: the finished runs of a study, archived without weights or optimizer state
     (what a repository can hold), come back into the same relative folder on another machine reading as
     finished: the grid trains nothing and reports the same. A run under way is not archived, an archived
-    run is never overwritten, and rollout dumps come along only for the runs named. The analyses folder
+    run is never overwritten (only the grid's files that changed are copied again), a run not evaluated by
+    its grid yet waits, and rollout dumps come along only for the runs named. The analyses folder
     (outputs, journals of analyses under way) is mirrored as it grows and restored where it is missing."""
     import sys
 
@@ -372,6 +373,9 @@ def test_archived_finished_runs_come_back_finished_on_a_new_machine(
     under_way = Path("study/runs/grpo/seed7")  # a copy whose final checkpoint is not written yet
     shutil.copytree("study/runs/grpo/seed0", under_way)
     shutil.rmtree(list_checkpoints(under_way)[-1])
+    unevaluated = Path("study/runs/grpo/seed8")  # trained, but the grid's final evaluation not written yet
+    shutil.copytree("study/runs/grpo/seed0", unevaluated)
+    (unevaluated / "grid_eval.json").unlink()
 
     journal = Path("study/analyses/credit_start/continuations.journal.jsonl")  # an analysis under way
     journal.parent.mkdir(parents=True)
@@ -384,6 +388,12 @@ def test_archived_finished_runs_come_back_finished_on_a_new_machine(
     assert study_runs.mirror_analyses(Path("study"), archive) == []
     assert [str(p.relative_to(archive)) for p in written] == ["runs/grpo/seed0", "runs/grpo/seed1"]
     assert study_runs.archive(Path("study"), archive, dumps=[]) == []  # archived once, never again
+    assert study_runs.refresh_grid_results(Path("study"), archive) == []
+    grid_run = Path("study/runs/grpo/seed1/grid_run.json")  # the grid adds to it later (another evaluation)
+    grid_run.write_text(grid_run.read_text().replace("}", ', "more": 1}'))
+    archived_grid_run = archive / grid_run.relative_to("study")
+    assert study_runs.refresh_grid_results(Path("study"), archive) == [archived_grid_run]
+    assert archived_grid_run.read_text() == grid_run.read_text()
     for folder in written:
         (final,) = list_checkpoints(folder)  # only the final checkpoint, without weights or optimizer
         assert final.name == "step_000002" and not list(final.rglob("*.safetensors"))
