@@ -61,10 +61,20 @@
 # minutes, steps ~33-54): its guest page faults fell from ~4.4k/s to ~400/s and its logits and gradients
 # stayed bit-identical (a SmolLM2 16x80 forward and backward hashed with and without), but it had four 4x
 # slow steps (149-181 s against ~40 s) to the other run's one; back without it for 20 minutes, GRPO had
-# three to EAPO's one, so the difference follows the run, not THP. The slow steps come with RSS climbs of
-# 2-3 GB; this VM reports freed 2 MB blocks to its host (virtio-balloon free-page reporting, order 9) and
-# runs a DAMON pageout scheme, one reading of why memory touched again costs so much here (not verified).
-# They may be two parts, or the same grid part started twice: the two split its runs (each run is claimed by
+# three to EAPO's one, so the difference follows the run, not THP.
+#
+# What the slow steps are (measured 2026-12-01 on GRPO and EAPO seed 100, steps 6-92, fp32, AVX2): a response
+# that runs to the length limit (sampling.max_new_tokens = 96, against ~25 tokens for the longest of a
+# normal batch). Generation computes all 64 rows until the longest stops, and the update pads every row to the
+# widest, so that step costs ~4x (median 166-169 s: rollout ~72 s against 14, forward+backward ~90 s against
+# 25). All 22 steps with a truncated response (response/truncated_frac > 0) were slow, none of the 147
+# without one passed 100 s; they took 30-44% of the two runs' step time. The two runs of a seed see the same
+# prompts at the same step, which is why both slowed at steps 13, 28, 35, 45, 46 and 58. A cache-resident
+# compute probe and a 64 MB copy probe, timed every 20 s beside them, stayed at their usual times through a
+# slow step (no steal, no host-wide slowdown). Nothing here is changed mid-study: cutting the batch's padding
+# would change the rounding of every later step. The state file counts them (slow_steps).
+#
+# The two processes may be two parts, or the same grid part started twice: the two split its runs (each run is claimed by
 # one process), and the one that finishes last collects the report; the other exits 75 naming the runs still
 # held, which stops its copy of this script before the collect. LR and STEPS are fixed by the pilot (issue #19
 # item 2) before the headline starts: LR below is the screen's choice, STEPS (unless given) the horizon in the

@@ -27,18 +27,25 @@ import bench_utils as bu
 DEFAULT_RUNS = bu.REPO_ROOT / "runs" / "smollm2_study"
 
 
-SLOW = 1.8  # a step this many times the run's median step counts as slowed (contention, the machine)
+SLOW = 1.8  # a step this many times the run's median step counts as slowed
 
 
-def slow_steps(seconds: list[float]) -> dict[str, Any]:
-    """How much of a run's time went to steps slowed well past its median: on 2 cores that is mostly other
-    work sharing them, which the study should avoid (the script's header)."""
-    if not seconds:
-        return {"count": 0, "excess_hours": 0.0, "share_of_step_time": 0.0}
+def slow_steps(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """How much of a run's step time went to steps slowed well past its median, and how many of those had a
+    response cut at the length limit (`response/truncated_frac` > 0). One runaway response out of 64 makes
+    its step ~4x slower: generation runs every row of the batch until the longest one stops, and the update
+    pads every row to the widest (on 2026-12-01, GRPO and EAPO seed 100: all 22 steps with a truncated
+    response took 150-230 s, none of the 147 without one passed 100 s; the script's header)."""
+    timed = [r for r in rows if "time/step" in r]
+    if not timed:
+        return {"count": 0, "with_truncated_response": 0, "excess_hours": 0.0, "share_of_step_time": 0.0}
+    seconds = [r["time/step"] for r in timed]
     median = sorted(seconds)[len(seconds) // 2]
-    excess = sum(s - median for s in seconds if s > SLOW * median)
+    slow = [r for r in timed if r["time/step"] > SLOW * median]
+    excess = sum(r["time/step"] - median for r in slow)
     return {
-        "count": sum(s > SLOW * median for s in seconds),
+        "count": len(slow),
+        "with_truncated_response": sum(r.get("response/truncated_frac", 0.0) > 0 for r in slow),
         "excess_hours": round(excess / 3600, 2),
         "share_of_step_time": round(excess / sum(seconds), 3),
     }
@@ -87,7 +94,7 @@ def run_state(run_dir: Path, tail: int = 10) -> dict[str, Any]:
         # The run's time at work so far: its logged step and evaluation times (slower while other work
         # shares the cores; without the pauses between sessions, which grid_run.json's wall time holds).
         "hours": sum(r.get("time/step", 0.0) + r.get("time/eval", 0.0) for r in rows) / 3600,
-        "slow_steps": slow_steps([r["time/step"] for r in train_rows if "time/step" in r]),
+        "slow_steps": slow_steps(train_rows),
         "precision": json.loads((run_dir / "precision.json").read_text())
         if (run_dir / "precision.json").is_file()
         else None,
@@ -355,8 +362,9 @@ def main() -> None:
         curve = ", ".join(f"{p['step']}: {p['avg@8']:.3f}" for p in run["eval_curve"])
         print(
             f"{run['run']}: step {run['last_step']}/{run['horizon']}, resumes from {run['resumes_from']}; "
-            f"{run['slow_steps']['count']} slow steps ({run['slow_steps']['share_of_step_time']:.0%} of step "
-            f"time lost); Avg@8 {curve}"
+            f"{run['slow_steps']['count']} slow steps ({run['slow_steps']['with_truncated_response']} with a "
+            f"truncated response; {run['slow_steps']['share_of_step_time']:.0%} of step time lost); "
+            f"Avg@8 {curve}"
         )
     print(f"pilot screen: {json.dumps(state['pilot_screen'])}")
     horizon = {k: v for k, v in state["pilot_horizon"].items() if k != "mean_curve"}

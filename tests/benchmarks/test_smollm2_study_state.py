@@ -38,9 +38,19 @@ def test_state_of_a_run_names_its_step_checkpoint_and_eval_curve(tmp_path: Path)
 def test_slow_steps_count_the_time_lost_past_the_median() -> None:
     state = importlib.import_module("smollm2_study_state")
     # Median 30 s; the 100 s step is past 1.8x (54 s) and loses 70 s of 370; the 50 s step is not slow.
-    lost = state.slow_steps([30.0, 30.0, 30.0, 30.0, 30.0, 30.0, 30.0, 40.0, 50.0, 100.0])
+    seconds = [30.0, 30.0, 30.0, 30.0, 30.0, 30.0, 30.0, 40.0, 50.0, 100.0]
+    rows = [{"time/step": s, "response/truncated_frac": 0.0 if s < 100 else 1 / 64} for s in seconds]
+    lost = state.slow_steps([*rows, {"step": 10, "eval/avg@8": 0.5}])  # an evaluation row has no step time
     assert lost["count"] == 1 and lost["share_of_step_time"] == round(70 / 400, 3)
-    assert state.slow_steps([]) == {"count": 0, "excess_hours": 0.0, "share_of_step_time": 0.0}
+    assert lost["with_truncated_response"] == 1
+    rows[-1]["response/truncated_frac"] = 0.0
+    assert state.slow_steps(rows)["with_truncated_response"] == 0
+    assert state.slow_steps([]) == {
+        "count": 0,
+        "with_truncated_response": 0,
+        "excess_hours": 0.0,
+        "share_of_step_time": 0.0,
+    }
 
 
 def test_the_pilot_screen_decides_only_when_every_rate_has_its_step_100_evaluation() -> None:
