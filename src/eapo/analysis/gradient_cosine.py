@@ -176,6 +176,7 @@ def algorithm_gradients(
                 agg=algorithm.agg,
                 num_tokens=num_tokens,
                 num_seqs=rows_total,
+                max_len=config.sampling.max_new_tokens,
                 **algorithm.loss_params,
             )
             if not loss.requires_grad:

@@ -328,6 +328,7 @@ def policy_loss(
     agg: str = "token_mean",
     num_tokens: int | float | torch.Tensor | None = None,
     num_seqs: int | float | torch.Tensor | None = None,
+    max_len: int | None = None,
     **loss_params: Any,
 ) -> tuple[torch.Tensor, torch.Tensor, dict[str, float]]:
     """The policy loss of PAPER.md Eq. 2 (or a registered variant), with optional KL and entropy terms.
@@ -344,7 +345,9 @@ def policy_loss(
         ref_logprobs: [B,T] log π_ref, needed when kl_coef > 0 (its mean k3 is reported whenever given).
         entropy: [B,T] token entropy with grad (`token_logprobs_and_entropy(..., entropy_grad=True)`),
             needed when entropy_coef ≠ 0.
-        agg, num_tokens, num_seqs: see `agg_loss`. loss_params: the loss's own parameters.
+        agg, num_tokens, num_seqs, max_len: see `agg_loss` (a trainer passes `max_len` = the generation
+            budget, `sampling.max_new_tokens`: the batch's width is its longest response, which varies from
+            step to step). loss_params: the loss's own parameters.
 
     Returns:
         (loss 0-dim tensor, per_token_loss [B,T] detached and 0 outside the mask, metrics) with metrics
@@ -411,7 +414,7 @@ def policy_loss(
     ratio = log_ratio.exp()
     metrics["kl_new_old"] = _masked_mean(ratio * log_ratio - ratio + 1.0, valid)
     metrics["ratio_abs_dev"] = _masked_mean((ratio - 1.0).abs(), valid)
-    metrics["pg_loss"] = float(agg_loss(per_token.detach(), valid, agg, num_tokens, num_seqs))
+    metrics["pg_loss"] = float(agg_loss(per_token.detach(), valid, agg, num_tokens, num_seqs, max_len))
     if ref_logprobs is not None:
         kl = _k3_kl(logprobs, torch.where(valid, ref_logprobs.detach().float(), 0.0))
         metrics["kl"] = _masked_mean(kl, valid)
@@ -422,5 +425,5 @@ def policy_loss(
         metrics["entropy"] = _masked_mean(entropy, valid)
         if entropy_coef != 0:
             per_token = per_token - entropy_coef * entropy
-    loss = agg_loss(per_token, valid, agg, num_tokens, num_seqs)
+    loss = agg_loss(per_token, valid, agg, num_tokens, num_seqs, max_len)
     return loss, per_token.detach(), metrics

@@ -358,6 +358,7 @@ class Trainer:
             schedule=cfg.train,
             temperature=cfg.sampling.temperature,
             autocast=self.autocast,
+            max_len=cfg.sampling.max_new_tokens,
         )
         self.scheduler.step()
         drift = update_size(before, params) if before is not None else {}

@@ -102,11 +102,14 @@ def policy_update(
     schedule: TrainConfig,
     temperature: float,
     autocast: Any,
+    max_len: int | None = None,
 ) -> UpdateRecord:
     """Update `model` on one scored rollout: `schedule.ppo_epochs` passes over `schedule.mini_batches`
     mini-batches, each accumulated over micro-batches of `schedule.micro_batch_rows` rows, clipped to
     `schedule.max_grad_norm` and applied by `optimizer`. A mini-batch whose loss or gradient is not finite
     is skipped (weights and Adam moments unchanged) and counted. Log-probs at `temperature`, as π_old's.
+    `max_len`: the generation budget (`sampling.max_new_tokens`), Dr. GRPO's constant length normaliser
+    (`agg_loss`); without it a batch would be normalised by its own longest response.
     """
     algo = algorithm
     B = batch.sequences.shape[0]
@@ -169,6 +172,7 @@ def policy_update(
                     agg=algo.agg,
                     num_tokens=num_tokens,
                     num_seqs=num_seqs,
+                    max_len=max_len,
                     **algo.loss_params,
                 )
                 loss.backward()
