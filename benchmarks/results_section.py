@@ -112,6 +112,11 @@ EXPERIMENTS = (
         "compare_tiny_60steps.json",
         "Tiny default: all eleven algorithms",
         figures=("compare_tiny_60steps_paired.png", "compare_tiny_60steps_entropy.png"),
+        context="Its dr_grpo arm ran before Dr. GRPO's fix of 2026-12-01: the trainer normalised each "
+        "response's token sum by the step's widest response instead of the generation budget (48 tokens), "
+        "so that arm took steps up to budget/width times larger than Dr. GRPO's, varying from step to step "
+        "(on the gradient-cosine batch 48/38: norm ratio to GRPO 0.338 then, 0.268 now). The other arms "
+        "are unaffected.",
     ),
     Experiment(
         "sensitivity_tiny.json",
