@@ -122,8 +122,13 @@ ARCHIVE=benchmarks/study_runs/smollm2
 ARCHIVE_DUMPS=(runs/grpo/seed$FIRST_SEED runs/eapo/seed$FIRST_SEED runs/entro_adv/seed{100,101,102})
 KEEP_GRID=(--keep-finished none)
 # The issue's budget order (item 7): the headline, the isolate grid, the credit and gradient analyses, then
-# the rest of the quadrant experiments, the exploratory arms and controls, the second task.
-QUEUE=(headline isolate analyses_end analyses_start eapo_without exploratory controls complex_headline)
+# the rest of the quadrant experiments, the exploratory arms and controls, the second task. One exception
+# (2026-12-01): analyses_end comes first, and does nothing until seed 100's GRPO and EAPO runs are finished.
+# It probes their final weights, which no archive can keep (540 MB each; a replaced machine lost every
+# checkpoint once), so it runs in the first queue start after they finish, on one core while the other
+# queue goes on with the headline, instead of after the headline and the isolate grid (~20 sessions later).
+# It adds no work, only moves it earlier.
+QUEUE=(analyses_end headline isolate analyses_start eapo_without exploratory controls complex_headline)
 
 collect() {  # collect <report json> <name in benchmarks/results>
     python benchmarks/collect.py "$1" "$2"
@@ -293,20 +298,29 @@ sys.exit(0 if any(r.get("step",0)>=int(sys.argv[2]) and "eval/avg@8" in r for r 
         only_one analyses_end || continue
         # Item 5 at the end of the headline's first-seed GRPO and EAPO runs: the credit probe, the gradient
         # analysis on their rollout dumps, the quadrant histograms (Fig. 4), the gradient cosine on each
-        # run's last checkpoint.
+        # run's last checkpoint. Only once both runs are finished with their final weights on this machine
+        # (a run under way would be probed at a middle step); each output already written is kept.
+        first=("$OUT/runs/grpo/seed$FIRST_SEED" "$OUT/runs/eapo/seed$FIRST_SEED")
+        if ! python benchmarks/study_runs.py ready "${first[@]}"; then
+            echo "analyses_end: waits for the runs above (a finished run without weights needs retraining)"
+            continue
+        fi
         # How far EAPO's entropy term moves token advantages on SmolLM2 (its factor |Â^CA| / |Â| per quadrant).
         python benchmarks/eapo_shaping.py "$OUT/runs/eapo/seed$FIRST_SEED" --out benchmarks/results/eapo_shaping_smollm2.json
         for arm in grpo eapo; do
             run="$OUT/runs/$arm/seed$FIRST_SEED"
-            eapo credit --run "$run" "${CREDIT[@]}" --out "$OUT/analyses/credit_end_$arm"
-            collect_with_figures "$OUT/analyses/credit_end_$arm/summary.json" "credit_smollm2_end_$arm.json"
-            eapo gradients --run "$run" --out "$OUT/analyses/gradients_$arm" --max-dumps 0 --no-progress
-            collect_with_figures "$OUT/analyses/gradients_$arm/summary.json" "gradients_smollm2_$arm.json"
-            eapo quadrants --run "$run" --out "$OUT/analyses/quadrants_$arm" --max-dumps 0 --no-progress
-            collect_with_figures "$OUT/analyses/quadrants_$arm/summary.json" "quadrants_smollm2_$arm.json"
-            eapo gradients --cosine --run "$run" --prompts 8 --no-progress \
-                --output "$OUT/analyses/gradients_cosine_end_$arm.json"
-            collect "$OUT/analyses/gradients_cosine_end_$arm.json" "gradients_cosine_smollm2_end_$arm.json"
+            done_file="$OUT/analyses/credit_end_$arm/summary.json"
+            [ -f "$done_file" ] || eapo credit --run "$run" "${CREDIT[@]}" --out "$OUT/analyses/credit_end_$arm"
+            collect_with_figures "$done_file" "credit_smollm2_end_$arm.json"
+            done_file="$OUT/analyses/gradients_$arm/summary.json"
+            [ -f "$done_file" ] || eapo gradients --run "$run" --out "$OUT/analyses/gradients_$arm" --max-dumps 0 --no-progress
+            collect_with_figures "$done_file" "gradients_smollm2_$arm.json"
+            done_file="$OUT/analyses/quadrants_$arm/summary.json"
+            [ -f "$done_file" ] || eapo quadrants --run "$run" --out "$OUT/analyses/quadrants_$arm" --max-dumps 0 --no-progress
+            collect_with_figures "$done_file" "quadrants_smollm2_$arm.json"
+            done_file="$OUT/analyses/gradients_cosine_end_$arm.json"
+            [ -f "$done_file" ] || eapo gradients --cosine --run "$run" --prompts 8 --no-progress --output "$done_file"
+            collect "$done_file" "gradients_cosine_smollm2_end_$arm.json"
         done
         render_docs
         ;;

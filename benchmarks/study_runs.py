@@ -98,6 +98,23 @@ def archive(study: Path, archive_dir: Path, dumps: list[str]) -> list[Path]:
     return written
 
 
+def not_ready_to_probe(run_dir: Path) -> str | None:
+    """Why an end-of-run analysis cannot probe this run yet (None: it can): it needs the run finished, with
+    its grid's final evaluation, and its final checkpoint's weights on this machine (an archived or pruned
+    copy has none, and a run under way would be probed at some middle step)."""
+    from eapo.train.checkpoint import latest_checkpoint, pruned_files
+
+    run_dir = Path(run_dir)
+    if not (run_dir / "config.yaml").is_file():
+        return f"{run_dir}: no such run"
+    if not is_finished(run_dir):
+        return f"{run_dir}: not finished (or its grid has not evaluated it yet)"
+    final = latest_checkpoint(run_dir)
+    if final is None or any(name.startswith("model/") for name in pruned_files(final)):
+        return f"{run_dir}: finished, but its final weights are not on this machine (archived or pruned)"
+    return None
+
+
 def refresh_grid_results(study: Path, archive_dir: Path) -> list[Path]:
     """Copy the grid's files of each archived run (`GRID_RESULTS`) again where the run's own copy changed
     since (a grid asked for another evaluation, e.g. a pass curve, or added wall time). Returns the files
@@ -156,7 +173,16 @@ def main() -> None:
     load = commands.add_parser("restore", help="copy archived runs the study's folder lacks back into it")
     load.add_argument("archive", type=Path)
     load.add_argument("study", type=Path)
+    ready = commands.add_parser(
+        "ready", help="exit 0 if every run is finished with its final weights here (else say why, exit 1)"
+    )
+    ready.add_argument("runs", type=Path, nargs="+")
     args = parser.parse_args()
+    if args.command == "ready":
+        reasons = [r for r in (not_ready_to_probe(run) for run in args.runs) if r]
+        for reason in reasons:
+            print(reason)
+        raise SystemExit(1 if reasons else 0)
     if args.command == "archive":
         written = archive(args.study, args.archive, args.dumps)
         print(f"archived {len(written)} finished run(s) to {args.archive}")

@@ -381,6 +381,10 @@ def test_archived_finished_runs_come_back_finished_on_a_new_machine(
     journal.parent.mkdir(parents=True)
     journal.write_text('{"fingerprint": "f"}\n')
     (journal.parent / ".credit_start.lock").write_text("held")
+    # What an end-of-run analysis may probe: a finished run with its weights, not one under way.
+    assert study_runs.not_ready_to_probe(Path("study/runs/grpo/seed0")) is None
+    assert "not finished" in (study_runs.not_ready_to_probe(under_way) or "")
+    assert "not finished" in (study_runs.not_ready_to_probe(unevaluated) or "")
     written = study_runs.archive(Path("study"), archive, dumps=["runs/grpo/seed0"])
     assert study_runs.mirror_analyses(Path("study"), archive) == [archive / journal.relative_to("study")]
     journal.write_text('{"fingerprint": "f"}\n{"piece": 0}\n')  # it grows: archived again, once
@@ -405,6 +409,8 @@ def test_archived_finished_runs_come_back_finished_on_a_new_machine(
     monkeypatch.chdir(machine_b)
     assert len(study_runs.restore(archive, Path("study"))) == 3  # two runs and the journal, not the lock
     assert study_runs.restore(archive, Path("study")) == []
+    restored_reason = study_runs.not_ready_to_probe(Path("study/runs/grpo/seed0")) or ""
+    assert "weights are not on this machine" in restored_reason
     assert journal.read_text().count("piece") == 1 and not (journal.parent / ".credit_start.lock").exists()
     calls: list[Any] = []
     monkeypatch.setattr("eapo.train.trainer.train", lambda *a, **k: calls.append((a, k)))
