@@ -358,6 +358,7 @@ MODEL_CONFIGS: dict[str, str | Path | None] = {
     "tiny": None,
     "tiny-smoke": "smoke",
     "smollm2": REPO_ROOT / "configs" / "smollm2_chain_sum.yaml",
+    "smollm2-study": REPO_ROOT / "configs" / "smollm2_study.yaml",  # issue #19's setting (fp32)
 }
 
 

@@ -27,7 +27,7 @@ LEVERS_FILE = "step_bound_levers_quick.json"  # step_bound.py with every lever s
 DECODE_FILE = "step_bound_decode_quick.json"  # step_bound.py --quick --decode-only: top-p, side by side
 BENCHMARKS = (
     "entropy_memory", "algo_overhead", "step_breakdown", "vs_trl", "step_bound", "shared_prompt",
-    "decode_attention",
+    "decode_attention", "runaway_response",
 )  # fmt: skip
 PART_LABELS = {
     "rollout": "rollout (generate)",
@@ -52,6 +52,37 @@ def current_targets(record: dict[str, Any]) -> list[dict[str, Any]]:
 
         return vs_trl.summarise(record["runs"], bool(record["machine"]["cpu_fast_bf16"]))[1]
     return list(record.get("targets", []))
+
+
+def _runaway(record: dict[str, Any]) -> list[str]:
+    """One response at the length limit, padded and with `train.trim_padding` (`runaway_response.py`)."""
+    medians, ratios = record["summary"]["median_s"], record["summary"]["ratios"]
+    lines = [
+        "#### One response at the length limit",
+        "",
+        f"`policy_update` on one rollout of `{record['model']}` ({record['rows']} rows, "
+        f"{record['mini_batches']} mini-batches of {record['rows'] // record['mini_batches']}, longest "
+        f"response {record['clean_width']} tokens), then on the same rollout with its first response "
+        f"continued to the limit of {record['max_new_tokens']} tokens: padded as the update always did, "
+        "and with `train.trim_padding: true` (each micro-batch cut to its own longest response; the same "
+        "loss up to rounding). Interleaved rounds, a fresh copy of the weights each. The rollout itself "
+        f"({record['rollout_s']} s here) still runs every row to the longest. Source: {_source(record)}.",
+        "",
+    ]
+    rows = [
+        ["clean", medians["clean"], "1"],
+        [
+            "one at the limit, padded",
+            medians["runaway_padded"],
+            bu.ratio_text(ratios["runaway_padded / clean"]),
+        ],
+        [
+            "one at the limit, trim_padding",
+            medians["runaway_trimmed"],
+            bu.ratio_text(ratios["runaway_trimmed / clean"]),
+        ],
+    ]
+    return [*lines, *bu.markdown_table(["rollout", "update s", "against clean"], rows), ""]
 
 
 def load_results(
@@ -217,6 +248,8 @@ def render(results: dict[str, Any]) -> str:
         lines += _shared_prompt(results["shared_prompt"])
     if "decode_attention" in results:
         lines += _decode_attention(results["decode_attention"])
+    if "runaway_response" in results:
+        lines += _runaway(results["runaway_response"])
     lines.append(END)
     return "\n".join(lines)
 

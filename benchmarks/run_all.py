@@ -20,7 +20,7 @@ import bench_utils as bu
 
 SCRIPTS = (
     "entropy_memory", "algo_overhead", "step_breakdown", "vs_trl", "step_bound", "shared_prompt",
-    "decode_attention",
+    "decode_attention", "runaway_response",
 )  # fmt: skip
 
 

@@ -20,7 +20,7 @@ sys.path.insert(0, str(BENCH_DIR))  # the scripts import their shared bench_util
 bu = importlib.import_module("bench_utils")
 SCRIPTS = (
     "entropy_memory", "algo_overhead", "step_breakdown", "vs_trl", "step_bound", "shared_prompt",
-    "decode_attention",
+    "decode_attention", "runaway_response",
 )  # fmt: skip
 
 
@@ -105,6 +105,15 @@ def test_benchmark_runs_in_smoke_setting(script: str, tmp_path: Path) -> None:
         assert by_algo["eapo"]["memory_ratio"] == pytest.approx(1.0, abs=0.05)
         assert 0.25 < by_algo["eapo"]["step_ratio"] < 4.0
         assert by_algo["eapo"]["peak_mib"] > 0 and by_algo["eapo"]["step_s"] > 0
+    elif script == "runaway_response":
+        assert record["clean_width"] <= record["max_new_tokens"]
+        assert all(len(times) == record["settings"]["rounds"] for times in record["times_s"].values())
+        assert all(value > 0 for value in summary["median_s"].values())
+        assert set(summary["ratios"]) == {
+            "runaway_padded / clean",
+            "runaway_trimmed / clean",
+            "runaway_trimmed / runaway_padded",
+        }
     elif script == "step_breakdown":
         shares = summary[0]["shares"]
         # The parts partition the step (the remainder is the tiny gap between time/step and the wrapper).

@@ -73,6 +73,11 @@ class TrainConfig:
     # for the weights' device and dtype, else its per-tensor loop: the same update up to float rounding,
     # several times faster on CPU (benchmarks/step_bound.py, the optimizer phase).
     fused_optimizer: bool = True
+    # Each micro-batch of the update cut to its own longest response instead of the rollout's: the same loss
+    # and gradients up to float rounding (causal attention; the cut columns are padding), far less work when
+    # one response ran to the length limit (it widens the whole rollout: a 4x slower SmolLM2 step, see
+    # docs/reliability.md). Off by default so that runs made before it resume unchanged.
+    trim_padding: bool = False
     max_bad_steps: int = 5  # consecutive non-finite steps before the run stops with a checkpoint
 
 

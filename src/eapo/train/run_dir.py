@@ -46,6 +46,7 @@ FREE_ON_RESUME = frozenset(
         "train.logprob_chunk_size",
         "train.shared_prompt_forward",
         "train.fused_optimizer",
+        "train.trim_padding",
         "sampling.batch_rows",
         "sampling.shared_prompt_prefill",
         "sampling.attention",

@@ -22,6 +22,13 @@ from eapo.train.config import TrainConfig
 from eapo.train.scoring import row_chunks
 
 
+def used_width(mask: torch.Tensor) -> int:
+    """Columns of `mask` [rows, T] up to and including the last True one in any row (at least 1): the
+    width a micro-batch needs, its other columns being padding."""
+    used = mask.any(dim=0).nonzero()
+    return int(used[-1]) + 1 if used.numel() else 1
+
+
 @dataclass
 class UpdateRecord:
     """What one rollout's update leaves for the step metrics, summed over every micro-batch so that the
@@ -139,18 +146,21 @@ def policy_update(
             t0 = time.perf_counter()
             for micro in row_chunks(num_seqs, schedule.micro_batch_rows):
                 rows = slice(mini.start + micro.start, mini.start + micro.stop)
+                # `rows` with every response column, or (trim_padding) only up to their last counted token.
+                width = used_width(update_mask[rows]) if schedule.trim_padding else update_mask.shape[1]
+                cols = (rows, slice(0, width))
                 with autocast():
                     logits = response_logits(
                         model,
-                        batch.sequences[rows],
-                        batch.attention_mask[rows],
+                        batch.sequences[rows, : batch.prompt_length + width],
+                        batch.attention_mask[rows, : batch.prompt_length + width],
                         batch.prompt_length,
                         share_prompts=schedule.shared_prompt_forward,
                     )
                 outs = token_logprobs_and_entropy(
                     logits,
-                    batch.response_ids[rows],
-                    update_mask[rows],
+                    batch.response_ids[cols],
+                    update_mask[cols],
                     schedule.logprob_chunk_size,
                     entropy_grad=need_entropy_grad,
                     temperature=temperature,
@@ -158,14 +168,14 @@ def policy_update(
                 logprobs, entropy = outs[0], outs[1]
                 loss, token_loss, m = policy_loss(
                     logprobs.float(),
-                    old_logprobs[rows],
-                    advantages[rows],
-                    update_mask[rows],
+                    old_logprobs[cols],
+                    advantages[cols],
+                    update_mask[cols],
                     loss_type=algo.loss,
                     clip_low=algo.clip_low,
                     clip_high=algo.clip_high,
                     dual_clip=algo.dual_clip,
-                    ref_logprobs=None if ref_logprobs is None else ref_logprobs[rows],
+                    ref_logprobs=None if ref_logprobs is None else ref_logprobs[cols],
                     kl_coef=algo.kl_coef,
                     entropy=entropy.float() if need_entropy_grad else None,
                     entropy_coef=algo.entropy_coef,
@@ -178,22 +188,22 @@ def policy_update(
                 loss.backward()
                 mini_loss += float(loss.detach())
                 mini_pg_loss += m.pop("pg_loss")
-                micro_tokens = int(update_mask[rows].sum())
+                micro_tokens = int(update_mask[cols].sum())
                 record.counted_tokens += micro_tokens
                 for key, value in m.items():
                     sums = record.loss_metric_sums
                     sums[key] = sums.get(key, 0.0) + float(value) * micro_tokens
                 if algo.loss in RATIO_CLIPPING_LOSSES:  # KL-Cov clips nothing: its rate stays 0
-                    record.clip_counts[rows] += clipped_tokens(
+                    record.clip_counts[cols] += clipped_tokens(
                         logprobs.detach().float(),
-                        old_logprobs[rows],
-                        advantages[rows],
-                        update_mask[rows],
+                        old_logprobs[cols],
+                        advantages[cols],
+                        update_mask[cols],
                         algo.clip_low,
                         algo.clip_high,
                     ).float()
                 if epoch == 0:
-                    record.per_token_loss[rows] = token_loss.detach().float() / max(num_tokens, 1)
+                    record.per_token_loss[cols] = token_loss.detach().float() / max(num_tokens, 1)
             record.mini_batch_losses.append(mini_loss)
             record.mini_batch_pg_losses.append(mini_pg_loss)
             record.forward_backward_time += time.perf_counter() - t0
