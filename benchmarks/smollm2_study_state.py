@@ -203,6 +203,21 @@ EVENTS = [
         "Every grid now pins fp32 (configs/smollm2_study.yaml), so that runs of one table compute alike on "
         "either machine; the headline restarted at seed 100 in fp32.",
     },
+    {
+        "date": "2026-12-01",
+        "event": "the slow steps (150-230 s against ~40 s) are the steps where one of the 64 responses ran to "
+        "the 96-token limit (all 22 such steps of GRPO and EAPO seed 100, none of the 147 others): "
+        "generation runs every row to the longest and the update pads every row to it. Left as they are, "
+        "so that every run of the study computes alike (train.trim_padding would change the rounding); "
+        "`slow_steps` counts them per run.",
+    },
+    {
+        "date": "2026-12-01",
+        "event": "from the next queue start on, a run reuses its seed's step-0 evaluation from the eapo "
+        "cache when another run computed it (eval.reuse_start: the same numbers, ~6.5 minutes saved), and "
+        "analyses_end comes first in the queue, idle until seed 100's GRPO and EAPO runs are finished: it "
+        "probes their final weights, which no archive keeps.",
+    },
 ]
 
 
