@@ -205,8 +205,8 @@ EVENTS = [
     },
     {
         "date": "2026-12-01",
-        "event": "the slow steps (150-230 s against ~40 s) are the steps where one of the 64 responses ran to "
-        "the 96-token limit (all 22 such steps of GRPO and EAPO seed 100, none of the 147 others): "
+        "event": "the slow steps (150-230 s against ~40 s) are the steps where one of the 64 responses ran "
+        "to the 96-token limit (all 22 such steps of GRPO and EAPO seed 100, none of the 147 others): "
         "generation runs every row to the longest and the update pads every row to it. Left as they are, "
         "so that every run of the study computes alike (train.trim_padding would change the rounding); "
         "`slow_steps` counts them per run.",
