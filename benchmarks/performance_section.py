@@ -196,7 +196,8 @@ def render(results: dict[str, Any]) -> str:
         "attention, where transformers' SDPA route is slow (`sampling.attention: auto`; the same samples in "
         "fp32; measurements in `eapo.rollout.attention`). The "
         "candidate draw (`sampling.candidate_draw`) is opt-in: the same distribution from another random "
-        "stream. "
+        "stream; so is `train.trim_padding` (each update micro-batch cut to its own longest response, the "
+        "same loss up to rounding: below, one response at the length limit). "
         "Results recorded before 2026-11-30 15:00 UTC (AVX2-only figures, the full runs, the lever "
         "table) were measured without them, and every result recorded before 2026-11-30 20:00 UTC "
         "decoded with the fused SDPA kernel.",
