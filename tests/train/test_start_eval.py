@@ -10,7 +10,7 @@ import pytest
 
 from eapo.train.config import load_config
 from eapo.train.logging import read_eval_counts, read_metrics
-from eapo.train.start_eval import START_EVAL_DIR, read_start_eval, store_start_eval
+from eapo.train.start_eval import START_EVAL_DIR, read_start_eval, reuse_or_compute, store_start_eval
 from eapo.train.trainer import train
 
 
@@ -95,3 +95,17 @@ def test_unreadable_records_are_ignored_and_unwritable_caches_tolerated(tmp_path
     blocked = tmp_path / "file"
     blocked.write_text("not a folder")
     assert store_start_eval(blocked, "abc", {}, seconds=1.0, run_dir=tmp_path) is None
+
+
+def test_reuse_or_compute_computes_once_per_key(tmp_path: Path) -> None:
+    calls: list[int] = []
+
+    def compute() -> dict[str, Any]:
+        calls.append(1)
+        return {"avg@1": 0.25, "correct_per_problem": [1, 0]}
+
+    first = reuse_or_compute("k1", compute, run_dir=tmp_path, cache_dir=tmp_path / "cache")
+    second = reuse_or_compute("k1", compute, run_dir=tmp_path, cache_dir=tmp_path / "cache")
+    other = reuse_or_compute("k2", compute, run_dir=tmp_path, cache_dir=tmp_path / "cache")
+    assert (first[1], second[1], other[1]) == (False, True, False) and len(calls) == 2
+    assert first[0] == second[0] == {"avg@1": 0.25, "correct_per_problem": [1, 0]}

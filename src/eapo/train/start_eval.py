@@ -24,6 +24,7 @@ import json
 import os
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +34,7 @@ from eapo.files import current_umask
 from eapo.rollout.config import SamplingConfig
 from eapo.tasks import Problem, Task, build_prompt
 
-__all__ = ["START_EVAL_DIR", "read_start_eval", "start_eval_key", "store_start_eval"]
+__all__ = ["START_EVAL_DIR", "read_start_eval", "reuse_or_compute", "start_eval_key", "store_start_eval"]
 
 START_EVAL_DIR = "start_eval"
 # Bump when what an evaluation returns or how it scores changes in a way the key cannot see.
@@ -146,3 +147,20 @@ def store_start_eval(
     except OSError:
         return None
     return path
+
+
+def reuse_or_compute(
+    key: str, compute: Callable[[], dict[str, Any]], *, run_dir: Path, cache_dir: Path | None = None
+) -> tuple[dict[str, Any], bool]:
+    """(the result stored under `key`, True), or else (`compute()`, False) after storing it under `key`
+    in `cache_dir` (default: `eapo.models.default_cache_dir`)."""
+    from eapo.models import default_cache_dir
+
+    cache = default_cache_dir(cache_dir)
+    stored = read_start_eval(cache, key)
+    if stored is not None:
+        return stored["result"], True
+    start = time.perf_counter()
+    result = compute()
+    store_start_eval(cache, key, result, seconds=time.perf_counter() - start, run_dir=run_dir)
+    return result, False

@@ -27,7 +27,6 @@ from eapo.core import (
 )
 from eapo.errors import CheckpointError, ConfigError
 from eapo.models import (
-    default_cache_dir,
     effective_precision,
     record_format_warmup,
     resolve_device,
@@ -58,7 +57,7 @@ from eapo.train.run_policy import load_run_policy, sampling_settings
 from eapo.train.scored_rollout import ScoredRollout
 from eapo.train.scoring import score_policy
 from eapo.train.seeding import data_order, seed_everything, step_seed
-from eapo.train.start_eval import read_start_eval, start_eval_key, store_start_eval
+from eapo.train.start_eval import reuse_or_compute, start_eval_key
 from eapo.train.step_metrics import (
     entropy_change_metrics,
     rollout_metrics,
@@ -467,9 +466,16 @@ class Trainer:
         problems = self.task.eval[: num_problems or e.num_problems]
         self.model.eval()
         start = time.perf_counter()
-        cache_key = None
+
+        def compute() -> dict[str, Any]:
+            with self.autocast():
+                return evaluate(
+                    self.model, self.tokenizer, self.task, problems, k=e.k, sampling=sampling, seed=seed
+                )
+
+        reused = None
         if at_start and e.reuse_start:
-            cache_key = start_eval_key(
+            key = start_eval_key(
                 self.model,
                 self.tokenizer,
                 self.task,
@@ -479,23 +485,13 @@ class Trainer:
                 seed=seed,
                 precision=self.precision,
             )
-        stored = read_start_eval(default_cache_dir(), cache_key) if cache_key else None
-        if stored is not None:
-            result = stored["result"]
+            result, reused = reuse_or_compute(key, compute, run_dir=self.run_dir)
         else:
-            with self.autocast():
-                result = evaluate(
-                    self.model, self.tokenizer, self.task, problems, k=e.k, sampling=sampling, seed=seed
-                )
-            if cache_key:
-                seconds = time.perf_counter() - start
-                store_start_eval(
-                    default_cache_dir(), cache_key, result, seconds=seconds, run_dir=self.run_dir
-                )
+            result = compute()
         append_eval_counts(self.run_dir, self.step, e.k, result["correct_per_problem"])
         metrics = {f"eval/{k}": float(v) for k, v in result.items() if isinstance(v, int | float)}
-        if cache_key:
-            metrics["eval/reused"] = float(stored is not None)
+        if reused is not None:
+            metrics["eval/reused"] = float(reused)
         return {**metrics, "time/eval": time.perf_counter() - start}
 
     # ------------------------------------------------------------------ the loop
