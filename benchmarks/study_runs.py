@@ -31,11 +31,12 @@ import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
+from eapo.analysis.grid.spec import GRID_EVAL, GRID_RUN
+
 ROLLOUT_DUMPS = "rollouts/*"
 ANALYSES = "analyses"  # the study's analyses: their outputs, and the journals of those under way
-GRID_EVAL = "grid_eval.json"  # eapo.analysis.grid.spec.GRID_EVAL: the run's final evaluations
 # What a grid writes into a run after training, and may add to later: refreshed in the archive.
-GRID_RESULTS = (GRID_EVAL, "grid_run.json")
+GRID_RESULTS = (GRID_EVAL, GRID_RUN)
 
 
 def run_folders(root: Path) -> Iterator[Path]:
