@@ -109,14 +109,14 @@ def policy_update(
     schedule: TrainConfig,
     temperature: float,
     autocast: Any,
-    max_len: int | None = None,
+    max_len: int,
 ) -> UpdateRecord:
     """Update `model` on one scored rollout: `schedule.ppo_epochs` passes over `schedule.mini_batches`
     mini-batches, each accumulated over micro-batches of `schedule.micro_batch_rows` rows, clipped to
     `schedule.max_grad_norm` and applied by `optimizer`. A mini-batch whose loss or gradient is not finite
     is skipped (weights and Adam moments unchanged) and counted. Log-probs at `temperature`, as π_old's.
     `max_len`: the generation budget (`sampling.max_new_tokens`), Dr. GRPO's constant length normaliser
-    (`agg_loss`); without it a batch would be normalised by its own longest response.
+    (`agg_loss`); required, since a batch's own width is its longest response and varies by step.
     """
     algo = algorithm
     B = batch.sequences.shape[0]
