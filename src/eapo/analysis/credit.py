@@ -410,13 +410,13 @@ def plot_credit(results: Sequence[PositionCredit], summary: dict[str, Any], out_
 
     fig, ax = new_figure(width=5.6, height=3.4)
     deciles = [d for d in range(10) if summary["by_decile"][str(d)].get("n")]
-    h = [summary["by_decile"][str(d)]["mean_entropy"] for d in deciles]
-    cmi = [summary["by_decile"][str(d)]["mean_cmi"] for d in deciles]
+    decile_entropy = [summary["by_decile"][str(d)]["mean_entropy"] for d in deciles]
+    decile_cmi = [summary["by_decile"][str(d)]["mean_cmi"] for d in deciles]
     upper = [summary["by_decile"][str(d)]["mean_cmi_upper"] for d in deciles]
     x = np.arange(len(deciles))
     low = 1e-5  # log axis: a mean at or below it is drawn at it
-    ax.bar(x - 0.2, np.maximum(h, low), width=0.4, color="#bbbbbb", label="mean H_t (the bound)")
-    ax.bar(x + 0.2, np.maximum(cmi, low), width=0.4, color="#1f4e9c", label="mean estimated CMI")
+    ax.bar(x - 0.2, np.maximum(decile_entropy, low), width=0.4, color="#bbbbbb", label="mean H_t (the bound)")
+    ax.bar(x + 0.2, np.maximum(decile_cmi, low), width=0.4, color="#1f4e9c", label="mean estimated CMI")
     ax.scatter(x + 0.2, np.maximum(upper, low), marker="_", s=80, color="k", label="mean upper bracket")
     ax.set_xticks(x, [str(d + 1) for d in deciles])
     ax.set_yscale("log")

@@ -42,6 +42,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 __all__ = [
     "CMIEstimate",
@@ -77,7 +78,7 @@ def _check_joint(token_probs: np.ndarray, reward_given_token: np.ndarray) -> Non
         raise ValueError(f"token_probs must be a distribution (>= 0, sum 1); sum is {token_probs.sum()}")
 
 
-def conditional_mi(token_probs: Sequence[float], reward_given_token: Sequence[Sequence[float]]) -> float:
+def conditional_mi(token_probs: ArrayLike, reward_given_token: ArrayLike) -> float:
     """I(o; r) = H(r) − Σ_v π_v H(r | v) (nats) for a finite choice distribution and a reward channel.
 
     Args: token_probs [K] summing to 1; reward_given_token [K,R], each row a distribution over rewards.
@@ -88,7 +89,7 @@ def conditional_mi(token_probs: Sequence[float], reward_given_token: Sequence[Se
     return float(discrete_entropy(pi @ channel) - pi @ discrete_entropy(channel))
 
 
-def hindsight_kl(token_probs: Sequence[float], reward_given_token: Sequence[Sequence[float]]) -> float:
+def hindsight_kl(token_probs: ArrayLike, reward_given_token: ArrayLike) -> float:
     """Proposition 2 (PAPER.md Eq. 12-13): E_r[KL(π(·|r) ‖ π)] with π(v|r) ∝ π(v) p(r|v), in nats.
 
     Computed from the posterior, independently of `conditional_mi`, so that the two cross-check.

@@ -159,7 +159,7 @@ def _arm_axes(arms: int) -> tuple[Any, Any]:
     """A figure for one line per arm; more than 10 arms get 20 distinct colours (tab10 would repeat)."""
     fig, ax = plt.subplots(figsize=(7, 4.2))
     if arms > 10:
-        ax.set_prop_cycle(color=plt.get_cmap("tab20").colors)
+        ax.set_prop_cycle(color=[plt.get_cmap("tab20")(i) for i in range(20)])
     return fig, ax
 
 

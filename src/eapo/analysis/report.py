@@ -177,9 +177,9 @@ def _quadrant_svg(summaries: dict[str, dict[str, Any]]) -> str:
     ax = axes.flat[2]
     width = 0.8 / max(len(names), 1)
     for i, name in enumerate(names):
-        values = [summaries[name][q]["entropy_change"] or 0.0 for q in QUADRANTS]
+        changes = [summaries[name][q]["entropy_change"] or 0.0 for q in QUADRANTS]
         ax.bar(
-            np.arange(4) + i * width, values, width=width, color=RUN_COLORS[i % len(RUN_COLORS)], label=name
+            np.arange(4) + i * width, changes, width=width, color=RUN_COLORS[i % len(RUN_COLORS)], label=name
         )
     ax.axhline(0.0, color="k", linewidth=0.6)
     ax.set_xticks(np.arange(4) + width * (len(names) - 1) / 2, QUADRANTS)

@@ -31,6 +31,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 __all__ = [
     "BootstrapResult",
@@ -250,15 +251,19 @@ def paired_difference(
 
 
 def curve_interval(
-    curves: Sequence[tuple[Sequence[float], Sequence[float | None]]], level: float = DEFAULT_LEVEL
+    curves: Sequence[tuple[Sequence[float | None], Sequence[float | None]]], level: float = DEFAULT_LEVEL
 ) -> dict[str, list[float | None]]:
     """Pointwise mean and t-interval of several (x, y) curves, at the x values every curve has.
 
-    Missing or None y values at an x are left out of that point (the point's n drops). Returns lists
-    `x`, `mean`, `low`, `high`, `n`.
+    Missing or None y values at an x are left out of that point (the point's n drops), as are points
+    without an x. Returns lists `x`, `mean`, `low`, `high`, `n`.
     """
     tables = [
-        {float(x): float(y) for x, y in zip(xs, ys, strict=True) if y is not None and math.isfinite(y)}
+        {
+            float(x): float(y)
+            for x, y in zip(xs, ys, strict=True)
+            if x is not None and y is not None and math.isfinite(y)
+        }
         for xs, ys in curves
     ]
     grid = sorted(set().union(*tables)) if tables else []
@@ -292,7 +297,7 @@ def pass_at_k_curve(counts: Sequence[int], n: int) -> dict[str, float]:
     return {str(k): float(torch.as_tensor(pass_at_k(n, c, k)).mean()) for k in ks}
 
 
-def curve_auc(steps: Sequence[float], values: Any) -> Any:
+def curve_auc(steps: ArrayLike, values: ArrayLike) -> Any:
     """Area under an accuracy curve over training, divided by the horizon: a mean accuracy.
 
     `steps` [T] are the evaluated steps (strictly increasing, T >= 2), `values` [..., T] the accuracy at
@@ -312,7 +317,7 @@ def curve_auc(steps: Sequence[float], values: Any) -> Any:
     return area / (x[-1] - x[0])
 
 
-def steps_to_threshold(steps: Sequence[float], values: Any, threshold: Any, censor: float) -> Any:
+def steps_to_threshold(steps: ArrayLike, values: ArrayLike, threshold: ArrayLike, censor: float) -> Any:
     """The first evaluated step whose value reaches `threshold` (values [..., T], threshold broadcast to
     [...]); `censor` where the curve never reaches it."""
     x = np.asarray(steps, dtype=np.float64)
@@ -472,7 +477,7 @@ def variance_components(values: Any) -> dict[str, float]:
 # ---------------------------------------------------------------------------------------- rank correlation
 
 
-def spearman(x: Sequence[float], y: Sequence[float]) -> float:
+def spearman(x: ArrayLike, y: ArrayLike) -> float:
     """Spearman rank correlation (average ranks for ties); NaN with fewer than 3 points or a constant."""
     a, b = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
     if len(a) != len(b):

@@ -45,15 +45,18 @@ def _train_arguments(p: argparse.ArgumentParser) -> None:
 
 def _train(args: argparse.Namespace, overrides: list[str]) -> int:
     config: Any = args.config
+    remaining: list[str] | None = (
+        overrides  # what train() has yet to apply (on a resume: to the saved config)
+    )
     if args.resume is None:  # loaded here, so a typo is reported before torch and transformers load
         from eapo.train.config import load_config
 
-        config, overrides = load_config(args.config, overrides), None
+        config, remaining = load_config(args.config, overrides), None
     from eapo.train.trainer import train
 
     result = train(
         config,
-        overrides,
+        remaining,
         resume=args.resume,
         progress=not args.no_progress,
         allow_config_change=args.allow_config_change,

@@ -109,7 +109,7 @@ class _ChunkedLogprobEntropy(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(  # type: ignore[override]
+    def forward(
         ctx: Any,
         logits: torch.Tensor,
         tokens: torch.Tensor,
@@ -141,12 +141,13 @@ class _ChunkedLogprobEntropy(torch.autograd.Function):
 
     @staticmethod
     @torch.autograd.function.once_differentiable
-    def backward(  # type: ignore[override]
+    def backward(
         ctx: Any, grad_logprob: torch.Tensor, grad_entropy: torch.Tensor | None, _grad_sum_sq: Any
     ) -> tuple[torch.Tensor | None, None, None, None, None, None, None, None]:
         logits, tokens, rows, cols, log_normaliser, entropy = ctx.saved_tensors
         grad_logits = torch.zeros_like(logits)
-        use_entropy = ctx.entropy_grad and grad_entropy is not None
+        if not ctx.entropy_grad:
+            grad_entropy = None  # the entropy was marked non-differentiable: no gradient flows through it
         n_valid = rows.numel()
         for start in range(0, n_valid, ctx.chunk_size):
             span = slice(start, min(start + ctx.chunk_size, n_valid))
@@ -156,14 +157,14 @@ class _ChunkedLogprobEntropy(torch.autograd.Function):
             z.sub_(log_normaliser[span, None])
             p = z.exp()
             g_lp = grad_logprob[span, None].float()
-            if use_entropy:
+            if grad_entropy is not None:
                 # d H / d z_v = −π_v (log π_v + H); the clamp makes 0·log 0 = 0 for −inf logits.
                 z.clamp_(min=torch.finfo(z.dtype).min).add_(entropy[span, None]).mul_(p)
                 z.mul_(-grad_entropy[span, None].float())
             # d log π_y / d z_v = 1[v = y] − π_v
             grad = p.mul_(-g_lp)
             grad.scatter_add_(-1, tokens[span, None], g_lp)
-            if use_entropy:
+            if grad_entropy is not None:
                 grad.add_(z)
             if ctx.temperature != 1.0:  # chain rule through z / T
                 grad.div_(ctx.temperature)

@@ -368,8 +368,13 @@ def policy_loss(
             f"policy loss {loss_type!r} got unknown parameter(s) {', '.join(unknown)}; valid: {listed}"
         )
     shape = response_mask.shape
-    named = {"logprobs": logprobs, "old_logprobs": old_logprobs, "advantages": advantages}
-    named.update({"ref_logprobs": ref_logprobs, "entropy": entropy})
+    named: dict[str, torch.Tensor | None] = {
+        "logprobs": logprobs,
+        "old_logprobs": old_logprobs,
+        "advantages": advantages,
+        "ref_logprobs": ref_logprobs,
+        "entropy": entropy,
+    }
     for name, tensor in named.items():
         if tensor is not None and tensor.shape != shape:
             raise ValueError(

@@ -75,7 +75,7 @@ from eapo.integrations.run_folder import RunRecorder, generation_metrics
 from eapo.train.algorithms import check_shaper_params, eapo_alpha_phi
 
 try:
-    from transformers import TrainerCallback
+    from transformers import PreTrainedTokenizerBase, TrainerCallback
     from trl import GRPOConfig, GRPOTrainer
 except ImportError as error:  # pragma: no cover - exercised only where trl is absent
     raise ImportError(
@@ -188,6 +188,35 @@ class EAPOConfig(GRPOConfig):
         )
 
 
+def _policy(trainer: GRPOTrainer) -> torch.nn.Module:
+    """The trainer's model; TRL types it optional, but a GRPOTrainer always builds one."""
+    if trainer.model is None:
+        raise ConfigError("the GRPOTrainer has no model: pass model=... when you build it")
+    return trainer.model
+
+
+def _text_tokenizer(trainer: GRPOTrainer) -> PreTrainedTokenizerBase:
+    """The tokenizer behind TRL's `processing_class` (a processor's `.tokenizer`, or the tokenizer itself)."""
+    tokenizer = getattr(trainer.processing_class, "tokenizer", trainer.processing_class)
+    if not isinstance(tokenizer, PreTrainedTokenizerBase):
+        raise ConfigError(
+            f"the trainer's processing_class is {type(trainer.processing_class).__name__}, which holds no "
+            "tokenizer: eapo decodes the completions of its rollout dumps with one"
+        )
+    return tokenizer
+
+
+def _group_size(trainer: GRPOTrainer, mode: str) -> int:
+    """G of a generation batch. TRL types both counts optional: its config checks num_generations >= 2,
+    and an unset num_generations_eval means num_generations."""
+    size = trainer.num_generations
+    if mode != "train":
+        size = trainer.num_generations_eval or size
+    if size is None:
+        raise ConfigError("GRPOConfig.num_generations is None: set the group size G (>= 2)")
+    return size
+
+
 def _loss_mask(batch: dict[str, Any]) -> torch.Tensor:
     """The tokens TRL's loss counts: the completion mask, times the tool mask where tools answered."""
     mask = batch["completion_mask"]
@@ -229,7 +258,9 @@ def rollout_scores(
     for start in range(0, input_ids.size(0), chunk):
         rows = slice(start, start + chunk)
         with trainer.accelerator.autocast():
-            logits = response_logits(trainer.model, input_ids[rows], attention_mask[rows], prompt_ids.size(1))
+            logits = response_logits(
+                _policy(trainer), input_ids[rows], attention_mask[rows], prompt_ids.size(1)
+            )
         parts.append(
             token_logprobs_and_entropy(
                 logits,
@@ -270,7 +301,7 @@ class _Diagnostics:
         config = {
             "host": "trl",
             "algo": {"name": self.algo, **_algo_settings(args)},
-            "model": {"name": getattr(self.trainer.model.config, "_name_or_path", "")},
+            "model": {"name": getattr(getattr(_policy(self.trainer), "config", None), "_name_or_path", "")},
             "train": {"group_size": self.trainer.num_generations, "dump_rollouts_every": self.dump_every},
             "sampling": {
                 "temperature": float(self.trainer.temperature),
@@ -279,6 +310,8 @@ class _Diagnostics:
             },
             "trl": settings,
         }
+        if args.output_dir is None:
+            raise ConfigError("eapo_dump_every > 0 writes an eapo run folder into output_dir: set output_dir")
         self.recorder = RunRecorder(
             args.output_dir, host="trl", config=config, dump_every=self.dump_every, start_step=step
         )
@@ -328,7 +361,7 @@ def _after_generation(
 
     Returns this process's rows of (shaped token advantages [b,T], quadrant id [b,T] int8 or None).
     """
-    group_size = trainer.num_generations if mode == "train" else trainer.num_generations_eval
+    group_size = _group_size(trainer, mode)
     accelerator = trainer.accelerator
     mask = _loss_mask(output)
     logprobs, entropy, sum_sq = rollout_scores(trainer, output, mode)
@@ -385,7 +418,7 @@ def _after_generation(
     diagnostics.pending = metrics
     step = trainer.state.global_step + 1
     if step % diagnostics.dump_every == 0:
-        tokenizer = getattr(trainer.processing_class, "tokenizer", trainer.processing_class)
+        tokenizer = _text_tokenizer(trainer)
         pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
         response_ids = gather_tokens(output["completion_ids"], pad=pad)
         prompt_ids = gather_tokens(output["prompt_ids"], pad=pad, first=True)
@@ -446,13 +479,13 @@ def add_eapo_diagnostics(trainer: GRPOTrainer, dump_every: int = 1) -> GRPOTrain
 
     def _generate_and_score_completions(inputs: Any) -> dict[str, Any]:
         output = generate(inputs)
-        mode = "train" if trainer.model.training else "eval"
+        mode = "train" if _policy(trainer).training else "eval"
         _after_generation(trainer, output, mode, "grpo", {}, diagnostics)
         return output
 
     def _compute_loss(model: Any, inputs: dict[str, Any]) -> torch.Tensor:
         loss = compute_loss(model, inputs)
-        if trainer.model.training:
+        if _policy(trainer).training:
             diagnostics.step_loss += float(loss.detach())
         return loss
 
@@ -466,6 +499,8 @@ def add_eapo_diagnostics(trainer: GRPOTrainer, dump_every: int = 1) -> GRPOTrain
 
 class EAPOTrainer(GRPOTrainer):
     """`trl.GRPOTrainer` with eapo's shaped token advantages and `eapo.core.policy_loss` (module doc)."""
+
+    args: EAPOConfig  # __init__ refuses any other
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         config = kwargs.get("args", args[2] if len(args) > 2 else None)
@@ -491,7 +526,7 @@ class EAPOTrainer(GRPOTrainer):
 
     def _generate_and_score_completions(self, inputs: list[dict[str, Any]]) -> dict[str, Any]:
         output = super()._generate_and_score_completions(inputs)
-        mode = "train" if self.model.training else "eval"
+        mode = "train" if _policy(self).training else "eval"
         shaped, quadrant_id = _after_generation(
             self, output, mode, self.args.eapo_algo, self.eapo_shaper_kwargs, self.eapo_diagnostics
         )
@@ -514,6 +549,8 @@ class EAPOTrainer(GRPOTrainer):
         if loss_type == "bnpo":
             return _AGGREGATION[loss_type], None, None, accumulation
         if loss_type == "dr_grpo":
+            if self.max_completion_length is None:
+                raise ConfigError("loss_type='dr_grpo' normalises by max_completion_length: set it")
             return _AGGREGATION[loss_type], mask.size(0) * self.max_completion_length, None, accumulation
         # dapo: the generation batch's token count, rescaled to one process and one accumulation window.
         normaliser = inputs["num_items_in_batch"].clamp(min=1.0) / self.accelerator.num_processes
@@ -524,7 +561,7 @@ class EAPOTrainer(GRPOTrainer):
         return _AGGREGATION[loss_type], normaliser, None, 1.0
 
     def _compute_loss(self, model: torch.nn.Module, inputs: dict[str, Any]) -> torch.Tensor:
-        mode = "train" if self.model.training else "eval"
+        mode = "train" if _policy(self).training else "eval"
         completion_ids = inputs["completion_ids"]
         input_ids = torch.cat([inputs["prompt_ids"], completion_ids], dim=1)
         attention_mask = torch.cat([inputs["prompt_mask"], inputs["completion_mask"]], dim=1)

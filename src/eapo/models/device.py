@@ -42,6 +42,12 @@ def resolve_device(name: str = "auto") -> torch.device:
     return device
 
 
+def move_model(model: torch.nn.Module, device: torch.device) -> None:
+    """`model.to(device)`, in place. Typed as a torch module because transformers 5 wraps
+    `PreTrainedModel.to` with `functools.wraps(torch.nn.Module.to)`, which type checkers read as unbound."""
+    model.to(device)
+
+
 def resolve_dtype(device: torch.device, setting: str = "auto") -> torch.dtype:
     """Weight dtype: `auto` is bf16 on CUDA (when the GPU supports it) and fp32 on CPU."""
     _check_dtype_setting(setting)

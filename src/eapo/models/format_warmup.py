@@ -33,7 +33,7 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase
 from eapo.errors import ConfigError, DataError
 from eapo.files import follow_umask
 from eapo.models.config import FormatWarmupConfig, ModelConfig
-from eapo.models.device import autocast_context, resolve_device
+from eapo.models.device import autocast_context, move_model, resolve_device
 from eapo.models.pretrained import load_pretrained
 from eapo.models.tiny import collate_sft_batch
 from eapo.rollout.config import SamplingConfig
@@ -108,7 +108,7 @@ def ensure_format_warmup(
     model, tokenizer = load_pretrained(
         location, revision=revision, trust_remote_code=model_config.trust_remote_code, dtype=torch.float32
     )
-    model.to(device)
+    move_model(model, device)
     record = format_warmup(model, tokenizer, task, warmup, dtype=model_config.dtype, progress=progress)
     record.update(cache_key=key, base_model=identity, folder=str(target))
     tqdm.write(format_warmup_summary(record))

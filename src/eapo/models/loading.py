@@ -11,7 +11,7 @@ import json
 import os
 import tempfile
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import platformdirs
 import torch
@@ -20,7 +20,7 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from eapo.errors import ConfigError, ModelLoadError
 from eapo.models.config import LoraConfig, ModelConfig
-from eapo.models.device import resolve_device, resolve_dtype
+from eapo.models.device import move_model, resolve_device, resolve_dtype
 from eapo.models.format_warmup import (
     RECORD,
     ensure_format_warmup,
@@ -106,7 +106,7 @@ def load_policy(
     model, tokenizer = load_pretrained(
         folder, revision=revision, trust_remote_code=config.trust_remote_code, dtype=dtype
     )
-    model.to(device)
+    move_model(model, device)
     if config.lora.enabled:
         model = add_lora(model, config.lora)
     return model, tokenizer
@@ -182,7 +182,9 @@ def add_lora(model: PreTrainedModel, lora: LoraConfig) -> PreTrainedModel:
         target_modules=list(lora.target_modules),
         task_type="CAUSAL_LM",
     )
-    return get_peft_model(model, peft_config)
+    # A peft model forwards every attribute it lacks to the transformers model it wraps, so callers treat
+    # it as one.
+    return cast(PreTrainedModel, get_peft_model(model, peft_config))
 
 
 def _checked_location(name: str) -> str | Path:

@@ -16,7 +16,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from transformers import AutoModelForCausalLM, AutoTokenizer
+from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
 
 from eapo.errors import ModelLoadError
 from eapo.files import follow_umask
@@ -71,8 +71,9 @@ def ensure_smollm2(cache_dir: Path) -> Path:
         ) from error
     # The GGUF loader dequantizes to fp32 yet records a GGUF quantization config; drop it so the
     # weights save (and later load) as an ordinary fp32 model.
-    if getattr(model, "hf_quantizer", None) is not None:
-        model.hf_quantizer.remove_quantization_config(model)
+    quantizer = getattr(model, "hf_quantizer", None)
+    if quantizer is not None:
+        quantizer.remove_quantization_config(model)
     _set_end_of_turn(tokenizer, model)
 
     cache_dir.mkdir(parents=True, exist_ok=True)
@@ -97,7 +98,7 @@ def ensure_smollm2(cache_dir: Path) -> Path:
     return target
 
 
-def _set_end_of_turn(tokenizer: object, model: object) -> None:
+def _set_end_of_turn(tokenizer: PreTrainedTokenizerBase, model: PreTrainedModel) -> None:
     """ChatML ends every turn with `<|im_end|>`: make it eos and pad for the tokenizer and for generation."""
     tokenizer.eos_token = END_OF_TURN
     tokenizer.pad_token = END_OF_TURN

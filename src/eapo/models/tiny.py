@@ -31,7 +31,7 @@ from eapo.errors import ConfigError, DataError
 from eapo.files import follow_umask
 from eapo.models.char_tokenizer import build_char_tokenizer
 from eapo.models.config import TinyConfig
-from eapo.models.device import autocast_context, resolve_device
+from eapo.models.device import autocast_context, move_model, resolve_device
 from eapo.rollout.config import SamplingConfig
 from eapo.rollout.generate import generate_rollouts
 from eapo.tasks import Problem, Task, build_prompt, reference_completion, score_completions
@@ -210,7 +210,8 @@ def supervised_warmup(
     # selected on their answers.
     held_out_prompts = [build_prompt(problem, None, task.config) for problem in task.eval]
     tokenizer = build_char_tokenizer([*prompts, *completions, *eval_prompts, *held_out_prompts])
-    model = build_tiny_model(tiny_config, tokenizer).to(device)
+    model = build_tiny_model(tiny_config, tokenizer)
+    move_model(model, device)
 
     examples = _tokenize_examples(tokenizer, prompts, completions, tiny_config.max_len)
     longest_completion = max(len(tokenizer(c, add_special_tokens=False)["input_ids"]) for c in completions)

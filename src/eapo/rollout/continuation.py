@@ -29,6 +29,7 @@ from eapo.rollout.config import SamplingConfig
 from eapo.rollout.generate import (
     StopStringsInText,
     model_eos_token_ids,
+    model_generate,
     prefilled_prompts,
     sampling_generation_config,
     sampling_processors,
@@ -174,7 +175,8 @@ def _sample_chunk(
             seeded_sampling(seed * 1000 + phase, device),
             decode_attention(model, sampling.attention, padded=not bool(mask.all())),
         ):
-            generated = model.generate(
+            generated = model_generate(
+                model,
                 input_ids=ids.to(device),
                 attention_mask=mask.to(device),
                 generation_config=config,

@@ -247,7 +247,8 @@ def generate_rollouts(
                 )
                 padded = not bool(chunk_mask.all())
                 with decode_attention(model, sampling.attention, padded=padded):
-                    output = model.generate(
+                    output = model_generate(
+                        model,
                         input_ids=chunk_ids.to(device),
                         attention_mask=chunk_mask.to(device),
                         generation_config=generation_config,
@@ -288,8 +289,8 @@ def generate_rollouts(
             dtype = torch.float64 if name == "sum_sq_probs" else torch.float32
             values = torch.zeros((rows, response_width), dtype=dtype)
             row = 0
-            for chunk in stat_chunks:
-                part = chunk[index].cpu()
+            for stat_chunk in stat_chunks:
+                part = stat_chunk[index].cpu()
                 values[row : row + part.shape[0], : part.shape[1]] = part
                 row += part.shape[0]
             stats[name] = values.masked_fill(~response_mask, 0.0).to(device)
@@ -324,7 +325,7 @@ def response_mask_from_ids(
 
 
 def response_logits(
-    model: PreTrainedModel,
+    model: torch.nn.Module,
     sequences: torch.Tensor,
     attention_mask: torch.Tensor,
     prompt_length: int,
@@ -556,9 +557,23 @@ def prefilled_prompts(
     return dict([prefilled]) if prefilled is not None else {}
 
 
-def _accepts_logits_to_keep(model: PreTrainedModel) -> bool:
-    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+def _accepts_logits_to_keep(model: torch.nn.Module) -> bool:
+    get_base_model = getattr(model, "get_base_model", None)  # a peft model wraps the transformers one
+    base = get_base_model() if get_base_model is not None else model
     return "logits_to_keep" in inspect.signature(base.forward).parameters
+
+
+def model_generate(model: PreTrainedModel, **kwargs: Any) -> torch.Tensor:
+    """`model.generate(**kwargs)`: causal LMs and peft models have it, though `PreTrainedModel`'s type does
+    not (transformers 5 keeps it on `GenerationMixin`); a model without it gets a clear error."""
+    generate = getattr(model, "generate", None)
+    if generate is None:
+        raise ConfigError(
+            f"{type(model).__name__} cannot generate: eapo needs a causal LM (AutoModelForCausalLM), "
+            "not a bare transformer"
+        )
+    output: torch.Tensor = generate(**kwargs)
+    return output
 
 
 @contextlib.contextmanager

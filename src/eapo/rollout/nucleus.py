@@ -35,12 +35,12 @@ WIDE_CANDIDATES = 4096
 
 def _nucleus_tiers(
     probs: torch.Tensor, top_p: float, candidates: int
-) -> list[tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]]:
+) -> tuple[list[tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]], torch.Tensor]:
     """Groups of rows whose nucleus lies inside their k most likely tokens, for k = `candidates`, then
     `WIDE_CANDIDATES`: (rows, top_probs, top_index, keep) with the top-k sorted most likely first and `keep`
     marking the nucleus, whose rule is the warper's (a token stays iff the probability ranked above it is
-    below `top_p`; the most likely one always stays). A last group (rows, None...) is left for the full
-    sort; its rows are the ones no tier held."""
+    below `top_p`; the most likely one always stays). Returned with the rows no tier held, which are left
+    for the full sort (processed after the tiers, so the draws keep their order)."""
     vocab = probs.shape[-1]
     tiers = sorted({min(max(int(candidates), 1), vocab), min(max(int(candidates), WIDE_CANDIDATES), vocab)})
     rows = torch.arange(probs.shape[0], device=probs.device)
@@ -55,8 +55,8 @@ def _nucleus_tiers(
         groups.append((rows[inside], top_probs[inside], top_index[inside], keep[inside]))
         rows = rows[~inside]
         if rows.numel() == 0:
-            return groups
-    return [*groups, (rows, None, None, None)]
+            break
+    return groups, rows
 
 
 def top_p_filter(scores: torch.Tensor, top_p: float, candidates: int = 64) -> torch.Tensor:
@@ -66,14 +66,14 @@ def top_p_filter(scores: torch.Tensor, top_p: float, candidates: int = 64) -> to
     if top_p >= 1.0:
         return scores
     filtered = torch.full_like(scores, float("-inf"))
-    for rows, _, top_index, keep in _nucleus_tiers(scores.float().softmax(dim=-1), top_p, candidates):
+    tiers, rest = _nucleus_tiers(scores.float().softmax(dim=-1), top_p, candidates)
+    for rows, _, top_index, keep in tiers:
         if rows.numel() == 0:
-            continue
-        if top_index is None:
-            filtered[rows] = _full_sort_filter(scores[rows], top_p)
             continue
         at = (rows.unsqueeze(1), top_index)  # only the candidates' entries are read and written
         filtered[at] = torch.where(keep, scores[at], torch.full_like(keep, float("-inf"), dtype=scores.dtype))
+    if rest.numel() > 0:
+        filtered[rest] = _full_sort_filter(scores[rest], top_p)
     return filtered
 
 
@@ -90,15 +90,15 @@ def nucleus_draw(scores: torch.Tensor, top_p: float, candidates: int = 64) -> to
     if top_p >= 1.0:
         return torch.multinomial(probs, 1).squeeze(1)
     tokens = torch.empty(scores.shape[0], dtype=torch.long, device=scores.device)
-    for rows, top_probs, top_index, keep in _nucleus_tiers(probs, top_p, candidates):
+    tiers, rest = _nucleus_tiers(probs, top_p, candidates)
+    for rows, top_probs, top_index, keep in tiers:
         if rows.numel() == 0:
-            continue
-        if top_index is None:
-            wide = _full_sort_filter(scores[rows].float(), top_p).softmax(dim=-1)
-            tokens[rows] = torch.multinomial(wide, 1).squeeze(1)
             continue
         choice = torch.multinomial(top_probs * keep, 1)  # multinomial renormalises the kept weights
         tokens[rows] = top_index.gather(1, choice).squeeze(1)
+    if rest.numel() > 0:
+        wide = _full_sort_filter(scores[rest].float(), top_p).softmax(dim=-1)
+        tokens[rest] = torch.multinomial(wide, 1).squeeze(1)
     return tokens
 
 

@@ -221,8 +221,8 @@ class _Worker:
     def _start(self) -> None:
         # fork: the child inherits the function (closures and lambdas need no pickling) and the imported
         # modules, so a restart after a timeout costs milliseconds.
-        method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
-        context = multiprocessing.get_context(method)
+        fork = "fork" in multiprocessing.get_all_start_methods()
+        context = multiprocessing.get_context("fork") if fork else multiprocessing.get_context("spawn")
         parent_end, child_end = context.Pipe()
         process = context.Process(
             target=_worker_loop, args=(child_end, self.function), daemon=True, name="eapo-verifier"

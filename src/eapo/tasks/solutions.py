@@ -19,6 +19,7 @@ def worked_solution(task_name: str, item: dict[str, Any]) -> str | None:
     """Steps ending in `item["answer"]` for the generators that have them, else None."""
     metadata = item.get("metadata") or {}
     answer = str(item.get("answer"))
+    solution: str | None
     try:
         if task_name == "chain_sum":
             solution = _chain_sum_steps(metadata["expression"])

@@ -139,7 +139,7 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
             except ConfigError as err:
                 errors.append(err)
         raise ConfigError(f"{where}: expected {_type_name(tp)}, got {clip_text(repr(value))}")
-    if dataclasses.is_dataclass(tp):
+    if isinstance(tp, type) and dataclasses.is_dataclass(tp):
         if not isinstance(value, dict):
             raise ConfigError(
                 f"{where}: expected a mapping of {tp.__name__} fields, got {clip_text(repr(value))}"
@@ -278,7 +278,7 @@ class _UniqueKeyLoader(yaml.SafeLoader):
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
         seen: dict[Any, int] = {}
         for key_node, _ in node.value:
-            key = self.construct_object(key_node, deep=True)  # type: ignore[no-untyped-call]
+            key = self.construct_object(key_node, deep=True)
             line = key_node.start_mark.line + 1
             try:
                 if key in seen:

@@ -542,12 +542,14 @@ class Trainer:
                 for sample in result.samples:
                     f.write(json.dumps({"step": self.step, **sample}) + "\n")
             bar.update(1)
-            bar.set_postfix(
-                reward=f"{metrics['reward/mean']:.3f}",
-                H=f"{metrics['entropy/mean']:.3f}",
-                loss=f"{metrics.get('loss', float('nan')):.4f}",
-                **({"eval": f"{metrics['eval/pass@1']:.3f}"} if "eval/pass@1" in metrics else {}),
-            )
+            postfix = {
+                "reward": f"{metrics['reward/mean']:.3f}",
+                "H": f"{metrics['entropy/mean']:.3f}",
+                "loss": f"{metrics.get('loss', float('nan')):.4f}",
+            }
+            if "eval/pass@1" in metrics:
+                postfix["eval"] = f"{metrics['eval/pass@1']:.3f}"
+            bar.set_postfix(postfix)
             if self.bad_steps >= cfg.train.max_bad_steps:
                 stopped = "bad_steps"
                 break

@@ -65,7 +65,7 @@ def collect_run(arm: str, seed: int, run_dir: Path, settings: FinalEvalSettings 
     eval_curve: dict[str, list[float | None]] = {"step": [float(r["step"]) for r in eval_rows]}
     for key in eval_keys:
         eval_curve[key] = [r.get(f"eval/{key}") for r in eval_rows]
-    entropy_curve = {
+    entropy_curve: dict[str, list[float | None]] = {
         "step": [float(r["step"]) for r in train_rows],
         "mean": [r.get("entropy/mean") for r in train_rows],
     }
