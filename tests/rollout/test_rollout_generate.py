@@ -6,7 +6,7 @@ from transformers import PreTrainedModel, PreTrainedTokenizerFast
 
 from eapo.errors import ConfigError
 from eapo.rollout import SamplingConfig, generate_rollouts, response_logits, response_mask_from_ids
-from eapo.rollout.generate import _end_at_stop_strings
+from eapo.rollout.generate import _end_at_stop_strings, model_generate
 
 EOS, PAD = 1, 0
 # Prompts of different lengths, so that rows are left-padded by different amounts.
@@ -191,3 +191,9 @@ def test_rejects_bad_sampling(llama: PreTrainedModel, tokenizer: PreTrainedToken
         generate_rollouts(llama, tokenizer, PROMPTS, 0, SamplingConfig())
     with pytest.raises(ConfigError, match="no prompts"):
         generate_rollouts(llama, tokenizer, [], 2, SamplingConfig())
+
+
+def test_a_model_that_cannot_generate_is_named(llama: PreTrainedModel) -> None:
+    # The bare decoder under the LM head has no `generate` (transformers 5 keeps it on GenerationMixin).
+    with pytest.raises(ConfigError, match="LlamaModel cannot generate"):
+        model_generate(llama.model, input_ids=torch.tensor([[5, 6]]))
