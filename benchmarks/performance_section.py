@@ -65,8 +65,8 @@ def _runaway(record: dict[str, Any]) -> list[str]:
         f"response {record['clean_width']} tokens), then on the same rollout with its first response "
         f"continued to the limit of {record['max_new_tokens']} tokens: padded as the update always did, "
         "and with `train.trim_padding: true` (each micro-batch cut to its own longest response; the same "
-        "loss up to rounding). Interleaved rounds, a fresh copy of the weights each. The rollout itself "
-        f"({record['rollout_s']} s here) still runs every row to the longest. Source: {_source(record)}.",
+        "loss up to rounding). Interleaved rounds, a fresh copy of the weights each. Source: "
+        f"{_source(record)}.",
         "",
     ]
     rows = [
@@ -82,7 +82,39 @@ def _runaway(record: dict[str, Any]) -> list[str]:
             bu.ratio_text(ratios["runaway_trimmed / clean"]),
         ],
     ]
-    return [*lines, *bu.markdown_table(["rollout", "update s", "against clean"], rows), ""]
+    lines += [*bu.markdown_table(["rollout", "update s", "against clean"], rows), ""]
+    if "generate_runaway" not in medians:
+        note = f"The rollout itself ({record['rollout_s']} s here) still ran every row to the longest."
+        return [*lines, note, ""]
+    generated = record["generated"]
+    lines += [
+        f"The rollout half, on the same step's prompts (seconds of `generate_rollouts`, interleaved): as the "
+        "trainer samples, with one `generate` call per chunk; with the chunk's first row forced to write on "
+        f"to the limit (its eos and every token holding `<` banned); and the same two with "
+        f"`sampling.phase_tokens: {record['phase_tokens']}` (after each phase of that many tokens the rows "
+        "that have ended leave, and the others go on from their key/value cache; the same distribution, but "
+        "the rows left draw "
+        "from the random stream without the others, so the samples need not be the same).",
+        "",
+    ]
+    names = {
+        "generate_clean": ("as sampled, one call", "generate_clean"),
+        "generate_runaway": ("one at the limit, one call", "generate_runaway / generate_clean"),
+        "generate_runaway_phased": ("one at the limit, phases", "generate_runaway_phased / generate_clean"),
+        "generate_clean_phased": ("as sampled, phases", "generate_clean_phased / generate_clean"),
+    }
+    rows = [
+        [
+            label,
+            medians[name],
+            "1" if name == "generate_clean" else bu.ratio_text(ratios[ratio]),
+            generated[name]["longest"],
+            generated[name]["mean_length"],
+        ]
+        for name, (label, ratio) in names.items()
+    ]
+    header = ["rollout", "generate s", "against the first", "longest", "mean length"]
+    return [*lines, *bu.markdown_table(header, rows), ""]
 
 
 def load_results(
@@ -197,7 +229,9 @@ def render(results: dict[str, Any]) -> str:
         "fp32; measurements in `eapo.rollout.attention`). The "
         "candidate draw (`sampling.candidate_draw`) is opt-in: the same distribution from another random "
         "stream; so is `train.trim_padding` (each update micro-batch cut to its own longest response, the "
-        "same loss up to rounding: below, one response at the length limit). "
+        "same loss up to rounding: below, one response at the length limit), and so is "
+        "`sampling.phase_tokens` (sampling in phases, the rows that have ended leaving after each: the same "
+        "distribution, but a seed need not give the same samples). "
         "Results recorded before 2026-11-30 15:00 UTC (AVX2-only figures, the full runs, the lever "
         "table) were measured without them, and every result recorded before 2026-11-30 20:00 UTC "
         "decoded with the fused SDPA kernel.",

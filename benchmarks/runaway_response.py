@@ -12,8 +12,19 @@ weights and optimizer for each call, outside the timing):
   (its own tokens repeated: the cost depends on the width, not the text), every row padded to it;
 - runaway, trimmed: the same with `train.trim_padding`, each micro-batch cut to its own longest response.
 
-Generation is not timed here: `generate` computes every row until the longest stops, which trimming the
-update does not change (the rollout part of the slow steps).
+Generation, the rollout half of a slow step, is timed on the same step's prompts, also interleaved:
+
+- generate, clean: `generate_rollouts` as the trainer calls it, one `generate` call per chunk;
+- generate, runaway: the same with the chunk's first row forced to write on to `sampling.max_new_tokens`
+  (a logits processor bans its eos and every token whose text holds "<", so it can close neither the
+  answer tag nor the turn): `generate` decodes all rows that far;
+- generate, runaway, phased: the same with `sampling.phase_tokens` (`eapo.rollout.phases`): the rows that
+  have ended leave after each phase, and the runaway row writes on nearly alone;
+- generate, clean, phased: what the phases cost a rollout without a runaway (between phases the rows
+  left keep their key/value cache, so a phase adds no prefill).
+
+The forced row is row 0 of every `generate` call in both modes (it never ends, and the phases keep the
+rows' order), so both decode the same runaway.
 """
 
 from __future__ import annotations
@@ -21,6 +32,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -29,11 +41,78 @@ import bench_utils as bu
 NAME = "runaway_response"
 SCRIPT = Path(__file__).resolve()
 SETTINGS: dict[str, dict[str, Any]] = {
-    "full": {"model": "smollm2-study", "rounds": 3},
-    "quick": {"model": "smollm2-study", "rounds": 1},
-    "smoke": {"model": "tiny-smoke", "rounds": 1, "overrides": {"sampling": {"max_new_tokens": 48}}},
+    "full": {"model": "smollm2-study", "rounds": 3, "phase_tokens": 16},
+    "quick": {"model": "smollm2-study", "rounds": 1, "phase_tokens": 16},
+    "smoke": {
+        "model": "tiny-smoke",
+        "rounds": 1,
+        "phase_tokens": 8,
+        "overrides": {"sampling": {"max_new_tokens": 48}},
+    },
 }
 VARIANTS = ("clean", "runaway_padded", "runaway_trimmed")
+GENERATE_VARIANTS = ("generate_clean", "generate_runaway", "generate_runaway_phased", "generate_clean_phased")
+
+
+def generation_variants(trainer: Any, prompts: list[str], phase_tokens: int) -> dict[str, Any]:
+    """The four timed `generate_rollouts` calls of the module doc, each returning its seconds; the batch
+    each made last is kept in the returned dict's "batches" entry."""
+    import torch
+    from transformers import LogitsProcessor
+
+    from eapo.rollout import generate as generate_module
+    from eapo.rollout import generate_rollouts
+    from eapo.rollout import phases as phases_module
+    from eapo.rollout.generate import model_eos_token_ids
+
+    tokenizer, config = trainer.tokenizer, trainer.config
+    vocabulary = len(tokenizer)
+    banned = sorted(
+        {i for i in range(vocabulary) if "<" in tokenizer.decode([i])}
+        | set(model_eos_token_ids(trainer.model, tokenizer))
+    )
+
+    class FirstRowWritesOn(LogitsProcessor):
+        def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
+            scores[0, banned] = float("-inf")
+            return scores
+
+    original = generate_module.sampling_processors
+    batches: dict[str, Any] = {}
+
+    def run(name: str, runaway: bool, phases: int) -> float:
+        sampling = dataclasses.replace(config.sampling, phase_tokens=phases)
+        processors = (lambda s: [FirstRowWritesOn(), *original(s)]) if runaway else original
+        generate_module.sampling_processors = processors
+        phases_module.sampling_processors = processors
+        try:
+            start = time.perf_counter()
+            batches[name] = generate_rollouts(
+                trainer.rollout_model(),
+                tokenizer,
+                prompts,
+                config.train.group_size,
+                sampling,
+                seed=1234,
+                with_logprobs=trainer.rollout_logprobs,
+                logprob_chunk_size=config.train.logprob_chunk_size,
+            )
+            return time.perf_counter() - start
+        finally:
+            generate_module.sampling_processors = original
+            phases_module.sampling_processors = original
+
+    settings = {
+        "generate_clean": (False, 0),
+        "generate_runaway": (True, 0),
+        "generate_runaway_phased": (True, phase_tokens),
+        "generate_clean_phased": (False, phase_tokens),
+    }
+    variants = {
+        name: (lambda name=name, runaway=runaway, phases=phases: run(name, runaway, phases))
+        for name, (runaway, phases) in settings.items()
+    }
+    return {"variants": variants, "batches": batches}
 
 
 def runaway_batch(batch: Any, width: int, pad_token_id: int) -> Any:
@@ -70,6 +149,7 @@ def worker(payload: dict[str, Any]) -> dict[str, Any]:
     """The three updates on one rollout of the model, in this (fresh) process."""
     import torch
 
+    from eapo.tasks import build_prompt
     from eapo.train.trainer import Trainer
     from eapo.train.update import build_optimizer, policy_update
 
@@ -78,7 +158,8 @@ def worker(payload: dict[str, Any]) -> dict[str, Any]:
         overrides = {**copy.deepcopy(payload.get("overrides", {})), "run": quiet}
         config = bu.model_config(payload["model"], overrides)
         trainer = Trainer(config, progress=False)
-        rollout = trainer._sample_and_score(trainer._next_problems())
+        problems = trainer._next_problems()
+        rollout = trainer._sample_and_score(problems)
         clean = rollout.batch
         runaway = runaway_batch(clean, config.sampling.max_new_tokens, trainer.tokenizer.pad_token_id)
         batches = {"clean": clean, "runaway_padded": runaway, "runaway_trimmed": runaway}
@@ -115,8 +196,22 @@ def worker(payload: dict[str, Any]) -> dict[str, Any]:
 
         variants = {name: (lambda name=name: update(name)) for name in VARIANTS}
         times = bu.interleave(variants, payload["rounds"])
+        prompts = [build_prompt(problem, trainer.tokenizer, config.task) for problem in problems]
+        generation = generation_variants(trainer, prompts, payload["phase_tokens"])
+        # No warm-up round: the trainer's own rollout above has run the decode kernels.
+        times.update(bu.interleave(generation["variants"], payload["rounds"], warmup=0))
         lengths = clean.response_mask.sum(dim=1)
+        generated = {
+            name: {
+                "longest": int(batch.response_lengths.max()),
+                "mean_length": round(float(batch.response_lengths.float().mean()), 2),
+                "truncated": int(batch.truncated.sum()),
+            }
+            for name, batch in generation["batches"].items()
+        }
         return {
+            "phase_tokens": payload["phase_tokens"],
+            "generated": generated,
             "model": payload["model"],
             "rows": int(clean.response_ids.shape[0]),
             "mini_batches": config.train.mini_batches,
@@ -131,12 +226,22 @@ def worker(payload: dict[str, Any]) -> dict[str, Any]:
 
 def summarise(record: dict[str, Any]) -> None:
     times = record["times_s"]
-    pairs = (("runaway_padded", "clean"), ("runaway_trimmed", "clean"), ("runaway_trimmed", "runaway_padded"))
+    pairs = (
+        ("runaway_padded", "clean"),
+        ("runaway_trimmed", "clean"),
+        ("runaway_trimmed", "runaway_padded"),
+        ("generate_runaway", "generate_clean"),
+        ("generate_runaway_phased", "generate_clean"),
+        ("generate_runaway_phased", "generate_runaway"),
+        ("generate_clean_phased", "generate_clean"),
+    )
     record["summary"] = {
-        "median_s": {name: round(bu.median(times[name]), 3) for name in VARIANTS},
+        "median_s": {name: round(bu.median(times[name]), 3) for name in (*VARIANTS, *GENERATE_VARIANTS)},
         "ratios": {f"{a} / {b}": bu.paired_ratio(times[a], times[b]) for a, b in pairs},
     }
-    saved = record["summary"]["ratios"]["runaway_trimmed / runaway_padded"]["median"]
+    ratios = record["summary"]["ratios"]
+    saved = ratios["runaway_trimmed / runaway_padded"]["median"]
+    phased = ratios["generate_runaway_phased / generate_runaway"]["median"]
     record["targets"] = [
         bu.target(
             "trim_padding on a rollout with one runaway response",
@@ -146,7 +251,15 @@ def summarise(record: dict[str, Any]) -> None:
             f"{record['rows']} rows, {record['mini_batches']} mini-batches: one of them holds the runaway "
             f"row at width {record['max_new_tokens']}, the others keep the clean width "
             f"{record['clean_width']}",
-        )
+        ),
+        bu.target(
+            "sampling.phase_tokens on a rollout with one runaway response",
+            "the phased rollout takes less time than one generate call",
+            round(phased, 3),
+            phased < 1.0,
+            f"{record['rows']} rows, one forced to write {record['max_new_tokens']} tokens, phases of "
+            f"{record['phase_tokens']} tokens",
+        ),
     ]
 
 
@@ -163,6 +276,16 @@ def report(record: dict[str, Any]) -> None:
     )
     rows = [[name, record["summary"]["median_s"][name]] for name in VARIANTS]
     print(bu.format_table(["update", "median s"], rows))
+    rows = [
+        [
+            name,
+            record["summary"]["median_s"][name],
+            record["generated"][name]["longest"],
+            record["generated"][name]["mean_length"],
+        ]
+        for name in GENERATE_VARIANTS
+    ]
+    print(bu.format_table(["rollout", "median s", "longest", "mean length"], rows))
     for name, ratio in record["summary"]["ratios"].items():
         print(f"{name}: {bu.ratio_text(ratio)}")
 

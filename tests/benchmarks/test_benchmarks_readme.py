@@ -113,7 +113,16 @@ def test_benchmark_runs_in_smoke_setting(script: str, tmp_path: Path) -> None:
             "runaway_padded / clean",
             "runaway_trimmed / clean",
             "runaway_trimmed / runaway_padded",
+            "generate_runaway / generate_clean",
+            "generate_runaway_phased / generate_clean",
+            "generate_runaway_phased / generate_runaway",
+            "generate_clean_phased / generate_clean",
         }
+        # The forced row ran to the limit in both modes.
+        generated = record["generated"]
+        for name in ("generate_runaway", "generate_runaway_phased"):
+            assert generated[name]["longest"] == record["max_new_tokens"]
+            assert generated[name]["truncated"] >= 1
     elif script == "step_breakdown":
         shares = summary[0]["shares"]
         # The parts partition the step (the remainder is the tiny gap between time/step and the wrapper).

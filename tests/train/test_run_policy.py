@@ -24,6 +24,8 @@ def test_eval_sampling_takes_eval_temperature_and_rollout_limits() -> None:
     assert sampling_settings(config, "eval").max_new_tokens == 7
     config.sampling.top_p_candidates = 0  # transformers' warpers for rollouts, and so for evaluation
     assert sampling_settings(config, "eval").top_p_candidates == 0
+    config.sampling.phase_tokens = 8  # and the phases
+    assert sampling_settings(config, "eval").phase_tokens == 8
 
 
 def test_load_run_policy_loads_task_model_and_autocast() -> None:

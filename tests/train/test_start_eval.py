@@ -73,7 +73,13 @@ def test_reused_start_matches_a_computed_one(cache: Path, tmp_path: Path) -> Non
 
 @pytest.mark.parametrize(
     "change",
-    [{"run": {"seed": 7}}, {"eval": {"k": 3}}, {"eval": {"temperature": 0.9}}, {"eval": {"num_problems": 3}}],
+    [
+        {"run": {"seed": 7}},
+        {"eval": {"k": 3}},
+        {"eval": {"temperature": 0.9}},
+        {"eval": {"num_problems": 3}},
+        {"sampling": {"phase_tokens": 4}},
+    ],
 )
 def test_a_different_evaluation_does_not_reuse(cache: Path, tmp_path: Path, change: dict[str, Any]) -> None:
     train(config_for(tmp_path, "base", train={"steps": 1}), progress=False)

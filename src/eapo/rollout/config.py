@@ -45,3 +45,8 @@ class SamplingConfig:
     # model's own otherwise), "model", or a transformers name. The same attention up to float rounding;
     # training and scoring keep the model's own.
     attention: str = "auto"
+    # > 0: sample in phases of this many new tokens, the rows that have ended leaving after each phase
+    # (eapo.rollout.phases), so that one response running to max_new_tokens no longer makes every row of
+    # its chunk decode that far. The same distribution from another random stream (and a prefill per
+    # phase), so not the tokens of the default 0: one `generate` call per chunk.
+    phase_tokens: int = 0

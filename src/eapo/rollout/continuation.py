@@ -21,21 +21,11 @@ from typing import Any
 
 import torch
 from tqdm.auto import tqdm
-from transformers import LogitsProcessorList, StoppingCriteriaList
 
 from eapo.journal import append_row, fingerprint, open_journal
-from eapo.rollout.attention import decode_attention
 from eapo.rollout.config import SamplingConfig
-from eapo.rollout.generate import (
-    StopStringsInText,
-    model_eos_token_ids,
-    model_generate,
-    prefilled_prompts,
-    sampling_generation_config,
-    sampling_processors,
-    seeded_sampling,
-    stop_string_end,
-)
+from eapo.rollout.generate import model_eos_token_ids
+from eapo.rollout.phases import sample_in_phases
 
 __all__ = ["continue_sequences", "journal_fingerprint"]
 
@@ -63,7 +53,9 @@ def journal_fingerprint(
         {
             "prefixes": [list(map(int, p)) for p in prefixes],
             "budgets": [int(b) for b in budgets],
-            "sampling": dataclasses.asdict(sampling),
+            # Continuations always sample in phases of PHASE_TOKENS (JOURNAL_FORMAT): the rollouts'
+            # phase_tokens plays no part, and leaving it out keeps journals written before it existed.
+            "sampling": {k: v for k, v in dataclasses.asdict(sampling).items() if k != "phase_tokens"},
             "seed": int(seed),
             "torch": torch.__version__,
             "format": JOURNAL_FORMAT,
@@ -105,7 +97,6 @@ def continue_sequences(
     if len(prefixes) != len(budgets):
         raise ValueError(f"{len(prefixes)} prefixes for {len(budgets)} budgets")
     eos_ids = model_eos_token_ids(model, tokenizer)
-    stops = list(sampling.stop_strings)
     outputs: list[list[int]] = [[] for _ in prefixes]
     order = sorted((i for i in range(len(prefixes)) if budgets[i] > 0), key=lambda i: budgets[i])
     chunks = [order[i : i + sampling.batch_rows] for i in range(0, len(order), sampling.batch_rows)]
@@ -127,7 +118,7 @@ def continue_sequences(
                     outputs[i] = list(new)
                 continue
             _sample_chunk(
-                model, tokenizer, prefixes, budgets, chunk, outputs, sampling, eos_ids, stops,
+                model, tokenizer, prefixes, budgets, chunk, outputs, sampling, eos_ids,
                 seed * 100_003 + chunk_number,
             )  # fmt: skip
             if journal is not None:
@@ -146,62 +137,20 @@ def _sample_chunk(
     outputs: list[list[int]],
     sampling: SamplingConfig,
     eos_ids: list[int],
-    stops: list[str],
     seed: int,
 ) -> None:
     """Continue the rows `chunk` (indices into `prefixes`) into `outputs`, in phases of `PHASE_TOKENS` new
-    tokens: after each phase the rows that have ended (an eos, a stop string, their budget) leave, and the
-    others go on from their prefix plus what they have written (a fresh prefill of the few rows left). One
-    row that keeps writing then no longer makes the whole chunk decode to its budget. Phase k is seeded
-    with `seed`·1000 + k."""
-    pad = int(tokenizer.pad_token_id)
-    device = next(model.parameters()).device
-    written: dict[int, list[int]] = {i: [] for i in chunk}
-    active = list(chunk)
-    phase = 0
-    while active:
-        rows = [list(prefixes[i]) + written[i] for i in active]
-        width = max(len(r) for r in rows)
-        ids = torch.full((len(rows), width), pad, dtype=torch.long)
-        mask = torch.zeros((len(rows), width), dtype=torch.long)
-        for j, row in enumerate(rows):
-            ids[j, width - len(row) :] = torch.tensor(row, dtype=torch.long)
-            mask[j, width - len(row) :] = 1
-        length = min(PHASE_TOKENS, max(budgets[i] - len(written[i]) for i in active))
-        config = sampling_generation_config(
-            dataclasses.replace(sampling, max_new_tokens=length), eos_ids, pad
-        )
-        with (
-            seeded_sampling(seed * 1000 + phase, device),
-            decode_attention(model, sampling.attention, padded=not bool(mask.all())),
-        ):
-            generated = model_generate(
-                model,
-                input_ids=ids.to(device),
-                attention_mask=mask.to(device),
-                generation_config=config,
-                # The rows of a probed position share prompt + response head (they differ in the branched
-                # token only): its keys and values are computed once.
-                **prefilled_prompts(model, ids, mask, sampling, config),
-                logits_processor=LogitsProcessorList(sampling_processors(sampling)),
-                stopping_criteria=StoppingCriteriaList(
-                    [StopStringsInText(tokenizer, stops, width)] if stops else []
-                ),
-            )[:, width:].cpu()
-        still = []
-        for j, i in enumerate(active):
-            room = budgets[i] - len(written[i])
-            new = generated[j, : min(length, room)].tolist()
-            end = next((k for k, t in enumerate(new) if t in eos_ids), None)
-            ended = end is not None
-            written[i] += new if end is None else new[: end + 1]
-            stop_end = stop_string_end(written[i], tokenizer, stops)
-            if stop_end is not None:
-                written[i] = written[i][:stop_end]
-                ended = True
-            if not ended and len(written[i]) < budgets[i]:
-                still.append(i)
-        active = still
-        phase += 1
-    for i in chunk:
-        outputs[i] = written[i]
+    tokens after which the rows that have ended leave (`eapo.rollout.phases`): one row that keeps writing
+    then no longer makes the whole chunk decode to its budget. Phase k is seeded with `seed`·1000 + k."""
+    sample = sample_in_phases(
+        model,
+        tokenizer,
+        [prefixes[i] for i in chunk],
+        [budgets[i] for i in chunk],
+        sampling,
+        eos_token_ids=eos_ids,
+        phase_tokens=PHASE_TOKENS,
+        phase_seed=lambda phase: seed * 1000 + phase,
+    )
+    for i, new in zip(chunk, sample.tokens, strict=True):
+        outputs[i] = new

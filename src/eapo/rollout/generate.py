@@ -181,9 +181,10 @@ def generate_rollouts(
 ) -> RolloutBatch:
     """Sample `group_size` responses to each prompt in chunks of `sampling.batch_rows` rows.
 
-    One `generate` call per chunk, with the KV cache. `sampling.temperature == 0` means greedy decoding.
-    Only the configured warpers act (temperature, top-p; top-k is switched off explicitly, since
-    `transformers` would otherwise default to top-k 50).
+    One `generate` call per chunk, with the KV cache; with `sampling.phase_tokens` > 0, one per phase of
+    that many new tokens, the rows that have ended leaving between phases (`eapo.rollout.phases`).
+    `sampling.temperature == 0` means greedy decoding. Only the configured warpers act (temperature, top-p;
+    top-k is switched off explicitly, since `transformers` would otherwise default to top-k 50).
 
     Reproducibility: `transformers` samples from the global torch RNG. With `seed` set, sampling runs in a
     forked RNG seeded with `seed`, so the same seed gives the same samples (on the same device and batch
@@ -235,6 +236,15 @@ def generate_rollouts(
                 # Drop the pad columns that every row of this chunk shares, so short chunks cost less.
                 first_used_column = int(chunk_mask.any(dim=0).nonzero()[0])
                 chunk_ids, chunk_mask = chunk_ids[:, first_used_column:], chunk_mask[:, first_used_column:]
+                if sampling.phase_tokens > 0:
+                    responses, chunk_stats = _sample_chunk_in_phases(
+                        model, tokenizer, chunk_ids, chunk_mask, sampling, eos_token_ids,
+                        with_logprobs, logprob_chunk_size,
+                    )  # fmt: skip
+                    response_chunks.append(responses)
+                    if chunk_stats is not None:
+                        stat_chunks.append(chunk_stats)
+                    continue
                 stopping_criteria = StoppingCriteriaList()
                 if sampling.stop_strings:
                     stopping_criteria.append(
@@ -306,6 +316,49 @@ def generate_rollouts(
         num_generated_tokens=int(response_mask.sum()),
         **stats,
     )
+
+
+def _sample_chunk_in_phases(
+    model: PreTrainedModel,
+    tokenizer: PreTrainedTokenizerBase,
+    chunk_ids: torch.Tensor,
+    chunk_mask: torch.Tensor,
+    sampling: SamplingConfig,
+    eos_token_ids: list[int],
+    with_logprobs: bool,
+    logprob_chunk_size: int | None,
+) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None]:
+    """One chunk of `generate_rollouts` sampled in phases (`eapo.rollout.phases`, `sampling.phase_tokens`):
+    the response ids [rows, T] right-padded with the pad token as `generate` pads them, T the longest
+    response, and with `with_logprobs` the decode statistics [rows, T] (0 past a row's end)."""
+    from eapo.rollout.phases import sample_in_phases  # phases builds on this module's helpers
+
+    prefixes = [ids[mask.bool()].tolist() for ids, mask in zip(chunk_ids, chunk_mask, strict=True)]
+    sample = sample_in_phases(
+        model,
+        tokenizer,
+        prefixes,
+        [sampling.max_new_tokens] * len(prefixes),
+        sampling,
+        eos_token_ids=eos_token_ids,
+        phase_tokens=sampling.phase_tokens,
+        reuse_cache=True,
+        with_logprobs=with_logprobs,
+        logprob_chunk_size=logprob_chunk_size,
+    )
+    width = max(1, max(len(tokens) for tokens in sample.tokens))
+    responses = torch.full((len(prefixes), width), int(tokenizer.pad_token_id), dtype=torch.long)
+    for row, tokens in enumerate(sample.tokens):
+        responses[row, : len(tokens)] = torch.tensor(tokens, dtype=torch.long)
+    if sample.stats is None:
+        return responses, None
+    columns = []
+    for index, dtype in enumerate((torch.float32, torch.float32, torch.float64)):
+        values = torch.zeros((len(prefixes), width), dtype=dtype)
+        for row, row_stats in enumerate(sample.stats):
+            values[row, : row_stats[index].shape[0]] = row_stats[index]
+        columns.append(values)
+    return responses, (columns[0], columns[1], columns[2])
 
 
 def response_mask_from_ids(
@@ -610,3 +663,8 @@ def _check_sampling(sampling: SamplingConfig, group_size: int, prompts: list[str
         raise ConfigError(f"sampling.max_new_tokens: {sampling.max_new_tokens} is not allowed; expected >= 1")
     if sampling.batch_rows < 1:
         raise ConfigError(f"sampling.batch_rows: {sampling.batch_rows} is not allowed; expected >= 1")
+    if sampling.phase_tokens < 0:
+        raise ConfigError(
+            f"sampling.phase_tokens: {sampling.phase_tokens} is not allowed; expected >= 0 (0: one generate "
+            "call per chunk)"
+        )

@@ -107,7 +107,7 @@ def _prompt_cache(
     first_row, row_to_prompt = distinct_prompts(sequences, attention_mask, prefix)
     mask = attention_mask[first_row, :prefix]
     cache = DynamicCache(config=getattr(model, "config", None))
-    cache_arg = _cache_argument(model)
+    cache_arg = cache_argument(model)
     model(
         input_ids=sequences[first_row, :prefix],
         attention_mask=mask,
@@ -120,7 +120,7 @@ def _prompt_cache(
     return cache_arg, cache
 
 
-def _cache_argument(model: Any) -> str:
+def cache_argument(model: Any) -> str:
     """The forward's name for the key/value cache: `cache` in newer transformers, `past_key_values` before."""
     base = model.get_base_model() if hasattr(model, "get_base_model") else model
     return "cache" if "cache" in inspect.signature(base.forward).parameters else "past_key_values"

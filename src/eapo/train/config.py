@@ -544,6 +544,7 @@ def validate(config: Config) -> None:
     )
     _require(s.max_new_tokens >= 1, "sampling.max_new_tokens", s.max_new_tokens, ">= 1")
     _require(s.batch_rows >= 1, "sampling.batch_rows", s.batch_rows, ">= 1")
+    _require(s.phase_tokens >= 0, "sampling.phase_tokens", s.phase_tokens, ">= 0 (0: one generate call)")
     _require(e.every >= 0, "eval.every", e.every, ">= 0")
     _require(e.num_problems >= 1, "eval.num_problems", e.num_problems, ">= 1")
     _require(e.k >= 1, "eval.k", e.k, ">= 1")

@@ -27,7 +27,7 @@ SamplingKind = Literal["train", "eval"]
 def sampling_settings(config: Config, kind: SamplingKind) -> SamplingConfig:
     """The sampling of rollouts (`kind="train"`: `config.sampling`) or of evaluations (`kind="eval"`:
     `config.eval`'s temperature and top-p, PAPER.md §6's T = 0.6, with the rollouts' stop strings, row
-    chunk, top-p sampler and, unless `eval.max_new_tokens` is set, their length limit)."""
+    chunk, top-p sampler, phases and, unless `eval.max_new_tokens` is set, their length limit)."""
     if kind == "train":
         return dataclasses.replace(config.sampling, stop_strings=list(config.sampling.stop_strings))
     if kind != "eval":
@@ -42,6 +42,7 @@ def sampling_settings(config: Config, kind: SamplingKind) -> SamplingConfig:
         candidate_draw=config.sampling.candidate_draw,
         shared_prompt_prefill=config.sampling.shared_prompt_prefill,
         attention=config.sampling.attention,
+        phase_tokens=config.sampling.phase_tokens,
     )
 
 

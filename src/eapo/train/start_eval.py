@@ -87,6 +87,10 @@ def start_eval_key(
     prompts = [build_prompt(problem, tokenizer, task.config) for problem in problems]
     prompt_ids = [tokenizer(prompt, add_special_tokens=False)["input_ids"] for prompt in prompts]
     vocabulary = json.dumps(sorted(tokenizer.get_vocab().items()))
+    sampling_fields = dataclasses.asdict(sampling)
+    if not sampling.phase_tokens:
+        # One generate call per chunk, as sampled before the field existed: records stored then stay valid.
+        del sampling_fields["phase_tokens"]
     payload = {
         "version": START_EVAL_VERSION,
         "weights": weights_digest(model),
@@ -97,7 +101,7 @@ def start_eval_key(
         "problems": [dataclasses.asdict(problem) for problem in problems],
         "task": dataclasses.asdict(task.config),
         "k": k,
-        "sampling": dataclasses.asdict(sampling),
+        "sampling": sampling_fields,
         "seed": seed,
         "precision": precision,
         "device": device_identity(next(model.parameters()).device),
