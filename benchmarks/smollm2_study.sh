@@ -95,7 +95,9 @@
 # (complex_arithmetic, gate passed: `gate_complex`). It comes last in the issue's budget order, so it gets no
 # pilot of its own: it reuses the primary pilot's learning rate and horizon (STEPS), and compares EAPO with
 # GRPO on 4 seeds (100-103), primary metric the same AUC of held-out Avg@8. The primary pilot's MDE at 4
-# seeds is 0.0069 (0.0271 at the SD's upper bound); the task's own spread is read off its GRPO arm.
+# seeds is 0.0069 (0.0271 at the SD's upper bound); the task's own spread is read off its GRPO arm. Its
+# config samples in phases and trims the update's padding (`sampling.phase_tokens`, `train.trim_padding`,
+# set before any of its runs): the primary grids keep both off, as their runs began without them.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT="${OUT:-runs/smollm2_study}"
