@@ -6,9 +6,11 @@ from __future__ import annotations
 import argparse
 import subprocess
 import sys
+from pathlib import Path
 from types import ModuleType
 
 import pytest
+import yaml
 
 from eapo.cli import COMMAND_MODULES, build_parser, main
 from eapo.cli.train_commands import parse_ks
@@ -71,3 +73,29 @@ def test_python_m_eapo_cli_is_the_eapo_command() -> None:
     )
     assert done.returncode == 2
     assert done.stderr.startswith("eapo: error: --k '0'") and done.stdout == ""
+
+
+def test_train_print_config_round_trips_and_trains_nothing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from eapo.train.config import dump_yaml, load_config, to_dict
+
+    overrides = ["--steps", "7", "--sampling.phase_tokens", "8", "--train.lr", "2e-4"]
+    overrides += ["--run.output_dir", str(tmp_path / "runs")]
+    assert main(["train", "--print-config", *overrides]) == 0
+    printed = tmp_path / "printed.yaml"
+    printed.write_text(capsys.readouterr().out)
+    config = load_config(printed)  # what --config reads back
+    assert (config.train.steps, config.sampling.phase_tokens, config.train.lr) == (7, 8, 2e-4)
+    assert to_dict(config) == to_dict(load_config(None, overrides))
+    assert not (tmp_path / "runs").exists()  # nothing trained, no run folder made
+    # With --resume: the run's recorded config, the overrides on top.
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    (run_dir / "config.yaml").write_text(dump_yaml(config))
+    assert main(["train", "--print-config", "--resume", str(run_dir), "--steps", "9"]) == 0
+    resumed = yaml.safe_load(capsys.readouterr().out)
+    assert resumed["train"]["steps"] == 9 and resumed["sampling"]["phase_tokens"] == 8
+    # A typo is the usual error naming the valid fields, before anything loads.
+    assert main(["train", "--print-config", "--train.bogus", "1"]) == 2
+    assert "unknown field 'train.bogus'" in capsys.readouterr().err

@@ -30,6 +30,12 @@ def _train_arguments(p: argparse.ArgumentParser) -> None:
         help="continue a run from its newest valid checkpoint, with its recorded config",
     )
     p.add_argument(
+        "--print-config",
+        action="store_true",
+        help="print the config the run would train with (the YAML with the overrides applied; with --resume, "
+        "the run's recorded config with them) and exit without training; --config reads the output back",
+    )
+    p.add_argument(
         "--allow-config-change",
         action="store_true",
         help="with --resume: apply overrides that change the math (e.g. --train.lr); they are recorded in "
@@ -43,11 +49,26 @@ def _train_arguments(p: argparse.ArgumentParser) -> None:
     )
 
 
+def _print_config(args: argparse.Namespace, overrides: list[str]) -> int:
+    """Print the config a run would train with, as YAML that `--config` reads back, and train nothing."""
+    from eapo.train.config import dump_yaml, load_config
+
+    if args.resume is None:
+        config = load_config(args.config, overrides)
+    else:
+        from eapo.train.run_dir import recorded_config, resume_config
+
+        config = resume_config(args.resume, recorded_config(args.resume), args.config, overrides)
+    print(dump_yaml(config), end="")
+    return 0
+
+
 def _train(args: argparse.Namespace, overrides: list[str]) -> int:
+    if args.print_config:
+        return _print_config(args, overrides)
     config: Any = args.config
-    remaining: list[str] | None = (
-        overrides  # what train() has yet to apply (on a resume: to the saved config)
-    )
+    # The overrides train() has yet to apply (on a resume: to the run's recorded config).
+    remaining: list[str] | None = overrides
     if args.resume is None:  # loaded here, so a typo is reported before torch and transformers load
         from eapo.train.config import load_config
 
