@@ -41,15 +41,19 @@ def _spy_on_generate(monkeypatch: pytest.MonkeyPatch) -> list[tuple[int, int, in
     return calls
 
 
-@pytest.mark.parametrize("stop_strings", [[], ["1"]])
+# Untrained GPT-2 never samples eos greedily here: a stop string ends its rows.
+@pytest.mark.parametrize(("model_name", "stop_strings"), [("llama", []), ("llama", ["1"]), ("gpt2", ["1"])])
 def test_greedy_phases_equal_one_call_and_drop_ended_rows(
-    llama: PreTrainedModel,
+    model_name: str,
     tokenizer: PreTrainedTokenizerFast,
     stop_strings: list[str],
     monkeypatch: pytest.MonkeyPatch,
+    request: pytest.FixtureRequest,
 ) -> None:
     """Greedy decoding has no random stream, so phases must give the one-call rollout token for token, and
-    rows that ended (an eos, a stop string) must leave the later calls."""
+    rows that ended (an eos, a stop string) must leave the later calls. RoPE and absolute positions: a row
+    that goes on from the cache keeps its positions."""
+    llama = request.getfixturevalue(model_name)
     one_call = SamplingConfig(temperature=0.0, max_new_tokens=24, batch_rows=16, stop_strings=stop_strings)
     expected = generate_rollouts(llama, tokenizer, PROMPTS, 2, one_call)
     calls = _spy_on_generate(monkeypatch)
@@ -73,11 +77,26 @@ def test_greedy_phases_equal_one_call_and_drop_ended_rows(
     assert [columns for _, columns, _ in calls[1:]] == [calls[0][1] + 3 * k for k in range(1, len(calls))]
 
 
+@pytest.mark.parametrize(
+    "sampler",
+    [
+        {},  # eapo's top-p from 64 candidates, transformers' draw
+        {"candidate_draw": True},  # eapo draws the token itself
+        {"top_p_candidates": 0},  # transformers' own warpers
+        {"shared_prompt_prefill": False},  # the first phase prefills every row
+    ],
+)
 def test_sampled_phases_are_seeded_and_scored_like_the_forward(
-    llama: PreTrainedModel, tokenizer: PreTrainedTokenizerFast
+    llama: PreTrainedModel, tokenizer: PreTrainedTokenizerFast, sampler: dict[str, Any]
 ) -> None:
     sampling = SamplingConfig(
-        temperature=1.3, top_p=0.95, max_new_tokens=20, batch_rows=4, phase_tokens=4, stop_strings=["+"]
+        temperature=1.3,
+        top_p=0.95,
+        max_new_tokens=20,
+        batch_rows=4,
+        phase_tokens=4,
+        stop_strings=["+"],
+        **sampler,
     )
     first = generate_rollouts(llama, tokenizer, PROMPTS, 3, sampling, seed=5, with_logprobs=True)
     again = generate_rollouts(llama, tokenizer, PROMPTS, 3, sampling, seed=5, with_logprobs=True)
