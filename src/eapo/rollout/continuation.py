@@ -30,8 +30,9 @@ from eapo.rollout.phases import sample_in_phases
 __all__ = ["continue_sequences", "journal_fingerprint"]
 
 # Raised whenever the way a chunk is sampled changes (2: the shared prefix prefill; 3: phases of
-# PHASE_TOKENS), so that a journal of chunks sampled the old way is started afresh rather than mixed in.
-JOURNAL_FORMAT = 3
+# PHASE_TOKENS; 4: the rows left go on from their key/value cache instead of a prefill per phase), so that
+# a journal of chunks sampled the old way is started afresh rather than mixed in.
+JOURNAL_FORMAT = 4
 # New tokens per phase of a chunk (`_sample_chunk`). Measured on the SmolLM2 study's credit probe at
 # T = 1.4: most branches end within ~15 tokens, but a chunk of 64 almost always holds one that writes on,
 # and one generate call decodes all 64 rows until it stops (~45 s a chunk at one thread).
@@ -82,7 +83,8 @@ def continue_sequences(
     Works on token ids, not text, so a prefix that ends inside a word continues exactly from its last
     token (re-tokenising decoded text could merge or split tokens). Rows are sorted by budget and generated
     in left-padded chunks of `sampling.batch_rows` with the KV cache, each chunk in phases of
-    `PHASE_TOKENS` new tokens after which the rows that have ended leave (`_sample_chunk`). A row ends at
+    `PHASE_TOKENS` new tokens after which the rows that have ended leave and the others go on from their
+    key/value cache (`_sample_chunk`). A row ends at
     its budget, after its first eos, or after the first stop string of `sampling.stop_strings` in its new
     text (which the scorer cuts the text after anyway).
 
@@ -141,7 +143,9 @@ def _sample_chunk(
 ) -> None:
     """Continue the rows `chunk` (indices into `prefixes`) into `outputs`, in phases of `PHASE_TOKENS` new
     tokens after which the rows that have ended leave (`eapo.rollout.phases`): one row that keeps writing
-    then no longer makes the whole chunk decode to its budget. Phase k is seeded with `seed`·1000 + k."""
+    then no longer makes the whole chunk decode to its budget. The rows left keep their key/value cache: a
+    probe's prefixes are long (prompt + response head), and prefilling them again each phase cost more
+    than the decoding it saved. Phase k is seeded with `seed`·1000 + k."""
     sample = sample_in_phases(
         model,
         tokenizer,
@@ -151,6 +155,7 @@ def _sample_chunk(
         eos_token_ids=eos_ids,
         phase_tokens=PHASE_TOKENS,
         phase_seed=lambda phase: seed * 1000 + phase,
+        reuse_cache=True,
     )
     for i, new in zip(chunk, sample.tokens, strict=True):
         outputs[i] = new

@@ -5,9 +5,8 @@ token budget while the others end within ~25 tokens (the SmolLM2 study's slow st
 the whole batch decodes to the budget: ~4x the rollout's time on a CPU. Sampling in phases of a few tokens,
 with the rows that have ended (an eos, a stop string, their budget) leaving after each phase, bounds that
 waste. The rows still writing go on either from the last phase's key/value cache, its rows selected
-(`reuse_cache`: a phase then costs nothing extra; rollouts with `sampling.phase_tokens` > 0), or from a
-fresh prefill of their prefix plus what they wrote (`eapo credit`'s continuations, whose journals were
-sampled that way).
+(`reuse_cache`: a phase then costs nothing extra; rollouts with `sampling.phase_tokens` > 0 and
+`eapo credit`'s continuations), or from a fresh prefill of their prefix plus what they wrote.
 
 The distribution sampled is the same; the tokens need not be those of one `generate` call under the same
 seed (the rows left draw from the random stream without the others, and rounding differs with the batch).
@@ -102,8 +101,8 @@ def sample_in_phases(
 
     `reuse_cache`: the rows that go on keep their keys and values from the phase before (the cache's rows
     are selected, nothing is computed again), so a phase costs no prefill; without it each phase prefills
-    the rows left from their tokens (what `eapo credit`'s continuations do: their journals were sampled so).
-    A phase that a stop string ended early for the batch falls back to the prefill.
+    the rows left from their tokens. A phase that a stop string ended early for the batch falls back to the
+    prefill.
     """
     if phase_tokens < 1:
         raise ValueError(f"phase_tokens must be >= 1; got {phase_tokens}")
