@@ -18,8 +18,8 @@ Generation, the rollout half of a slow step, is timed on the same step's prompts
 - generate, runaway: the same with the chunk's first row forced to write on to `sampling.max_new_tokens`
   (a logits processor bans its eos and every token whose text holds "<", so it can close neither the
   answer tag nor the turn): `generate` decodes all rows that far;
-- generate, runaway, phased: the same with `sampling.phase_tokens` (`eapo.rollout.phases`): the rows that
-  have ended leave after each phase, and the runaway row writes on nearly alone;
+- generate, runaway, phased: the same with `sampling.phase_tokens` (`sample_in_phases`): the rows that have
+  ended leave after each phase, and the runaway row writes on nearly alone;
 - generate, clean, phased: what the phases cost a rollout without a runaway (between phases the rows
   left keep their key/value cache, so a phase adds no prefill).
 
@@ -62,7 +62,6 @@ def generation_variants(trainer: Any, prompts: list[str], phase_tokens: int) -> 
 
     from eapo.rollout import generate as generate_module
     from eapo.rollout import generate_rollouts
-    from eapo.rollout import phases as phases_module
     from eapo.rollout.generate import model_eos_token_ids
 
     tokenizer, config = trainer.tokenizer, trainer.config
@@ -84,7 +83,6 @@ def generation_variants(trainer: Any, prompts: list[str], phase_tokens: int) -> 
         sampling = dataclasses.replace(config.sampling, phase_tokens=phases)
         processors = (lambda s: [FirstRowWritesOn(), *original(s)]) if runaway else original
         generate_module.sampling_processors = processors
-        phases_module.sampling_processors = processors
         try:
             start = time.perf_counter()
             batches[name] = generate_rollouts(
@@ -100,7 +98,6 @@ def generation_variants(trainer: Any, prompts: list[str], phase_tokens: int) -> 
             return time.perf_counter() - start
         finally:
             generate_module.sampling_processors = original
-            phases_module.sampling_processors = original
 
     settings = {
         "generate_clean": (False, 0),

@@ -12,9 +12,10 @@ import pytest
 import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerFast
 
+import eapo.rollout.generate as generate_module
 from eapo.core import token_logprobs_and_entropy
 from eapo.errors import ConfigError
-from eapo.rollout import SamplingConfig, generate_rollouts, phases, response_logits
+from eapo.rollout import SamplingConfig, generate_rollouts, response_logits
 from eapo.rollout.continuation import journal_fingerprint
 from eapo.tasks import RewardFn
 from eapo.train.config import load_config
@@ -29,7 +30,7 @@ def _spy_on_generate(monkeypatch: pytest.MonkeyPatch) -> list[tuple[int, int, in
     """(rows, columns, columns already in the key/value cache) of each `generate` call of
     `sample_in_phases`."""
     calls: list[tuple[int, int, int]] = []
-    real = phases.model_generate
+    real = generate_module.model_generate
 
     def counting(model: PreTrainedModel, **kwargs: Any) -> torch.Tensor:
         cache = kwargs.get("past_key_values", kwargs.get("cache"))
@@ -37,7 +38,7 @@ def _spy_on_generate(monkeypatch: pytest.MonkeyPatch) -> list[tuple[int, int, in
         calls.append((*kwargs["input_ids"].shape, cached))
         return real(model, **kwargs)
 
-    monkeypatch.setattr(phases, "model_generate", counting)
+    monkeypatch.setattr(generate_module, "model_generate", counting)
     return calls
 
 

@@ -46,7 +46,7 @@ class SamplingConfig:
     # training and scoring keep the model's own.
     attention: str = "auto"
     # > 0: sample in phases of this many new tokens, the rows that have ended leaving after each phase
-    # (eapo.rollout.phases), so that one response running to max_new_tokens no longer makes every row of
-    # its chunk decode that far. The same distribution from another random stream (and a prefill per
-    # phase), so not the tokens of the default 0: one `generate` call per chunk.
+    # (eapo.rollout.generate.sample_in_phases; the others go on from their key/value cache), so that one
+    # response running to max_new_tokens no longer makes every row of its chunk decode that far. The same
+    # distribution, but a seed need not give the samples of the default 0: one `generate` call per chunk.
     phase_tokens: int = 0

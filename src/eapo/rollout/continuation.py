@@ -24,8 +24,7 @@ from tqdm.auto import tqdm
 
 from eapo.journal import append_row, fingerprint, open_journal
 from eapo.rollout.config import SamplingConfig
-from eapo.rollout.generate import model_eos_token_ids
-from eapo.rollout.phases import sample_in_phases
+from eapo.rollout.generate import model_eos_token_ids, sample_in_phases
 
 __all__ = ["continue_sequences", "journal_fingerprint"]
 
@@ -144,8 +143,8 @@ def _sample_chunk(
     seed: int,
 ) -> None:
     """Continue the rows `chunk` (indices into `prefixes`) into `outputs`, in phases of `PHASE_TOKENS` new
-    tokens after which the rows that have ended leave (`eapo.rollout.phases`): one row that keeps writing
-    then no longer makes the whole chunk decode to its budget. The rows left keep their key/value cache: a
+    tokens after which the rows that have ended leave (`sample_in_phases`): one row that keeps writing then
+    no longer makes the whole chunk decode to its budget. The rows left keep their key/value cache: a
     probe's prefixes are long (prompt + response head), and prefilling them again each phase cost more
     than the decoding it saved. Phase k is seeded with `seed`·1000 + k."""
     sample = sample_in_phases(
