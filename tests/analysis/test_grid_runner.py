@@ -402,6 +402,9 @@ def test_archived_finished_runs_come_back_finished_on_a_new_machine(
         (final,) = list_checkpoints(folder)  # only the final checkpoint, without weights or optimizer
         assert final.name == "step_000002" and not list(final.rglob("*.safetensors"))
         assert "trainer_state.safetensors" in pruned_files(final)
+        # Nor the tokenizer's vocabulary file (MBs for a real LM, the same in every run).
+        assert not (final / "model" / "tokenizer.json").exists()
+        assert "model/tokenizer.json" in pruned_files(final)
         assert not list(folder.rglob(".*"))  # no locks or unfinished writes
         assert (folder / "rollouts").is_dir() == (folder.name == "seed0")
     assert grid.run_status(archive / "runs" / "grpo" / "seed1", 2) == "finished"

@@ -497,12 +497,13 @@ def archive_finished_run(run_dir: Path, dest: Path, *, leave: tuple[str, ...] = 
     whose machine can be replaced keeps its finished runs this way (git), and a grid given the folder back
     never retrains the run and reports the same numbers from it.
 
-    Only the final checkpoint comes along, pruned as `prune_finished_run(keep="none")` would prune it (its
-    manifest lists the weights and the optimizer state under `pruned`, so it still verifies); dot files (a
-    run's lock, unfinished writes) stay behind, and so do the files `leave` matches (glob patterns relative
-    to the run, e.g. "rollouts/*"). Written to a staging folder beside `dest` and renamed into place, so a
-    killed copy leaves no half-archived run. Returns the files copied, relative to the run. The caller makes
-    sure the run is finished (with its final evaluation): a resumable run copied here could never resume."""
+    Only the final checkpoint comes along, pruned as `prune_finished_run(keep="none")` would prune it and
+    without the tokenizer's vocabulary file (its manifest lists them under `pruned`, so it still verifies);
+    dot files (a run's lock, unfinished writes) stay behind, and so do the files `leave` matches (glob
+    patterns relative to the run, e.g. "rollouts/*"). Written to a staging folder beside `dest` and renamed
+    into place, so a killed copy leaves no half-archived run. Returns the files copied, relative to the run.
+    The caller makes sure the run is finished (with its final evaluation): a resumable run copied here could
+    never resume."""
     run_dir, dest = Path(run_dir), Path(dest)
     if dest.exists():
         raise ConfigError(f"{dest} exists already: an archived run is never overwritten")
@@ -512,7 +513,10 @@ def archive_finished_run(run_dir: Path, dest: Path, *, leave: tuple[str, ...] = 
     manifest = json.loads((final / MANIFEST).read_text())
     files = set(manifest["files"])
     weights = {n for n in files if n.startswith("model/") and n.endswith(".safetensors")}
-    drop = weights | ({TRAINER_TENSORS} & files)
+    # The tokenizer's vocabulary file goes too (3.4 MB for SmolLM2, the same in every run of a model): the
+    # folder loads nothing without its weights, and the run's config names the model it came from.
+    vocabulary = {"model/tokenizer.json"} & files
+    drop = weights | vocabulary | ({TRAINER_TENSORS} & files)
     staging = dest.parent / f"{TMP_PREFIX}{dest.name}"
     shutil.rmtree(staging, ignore_errors=True)  # an earlier archive killed halfway
     copied = []
