@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import inspect
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -34,6 +33,7 @@ from eapo.rollout.config import ATTENTION_CHOICES, SamplingConfig
 from eapo.rollout.nucleus import NucleusSampling
 from eapo.rollout.shared_prompt import (
     cache_argument,
+    forward_parameters,
     response_logits_shared_prompt,
     shared_prompt_cache,
     shares_prompts,
@@ -616,9 +616,7 @@ def prefilled_prompts(
 
 
 def _accepts_logits_to_keep(model: torch.nn.Module) -> bool:
-    get_base_model = getattr(model, "get_base_model", None)  # a peft model wraps the transformers one
-    base = get_base_model() if get_base_model is not None else model
-    return "logits_to_keep" in inspect.signature(base.forward).parameters
+    return "logits_to_keep" in forward_parameters(model)
 
 
 def model_generate(model: PreTrainedModel, **kwargs: Any) -> torch.Tensor:

@@ -86,8 +86,7 @@ def shared_prompt_cache(
     width = prompt_ids.shape[1]
     if not shares_prompts(prompt_ids, prompt_mask, width - 1):  # the cache holds all but the last token
         return None
-    base = model.get_base_model() if hasattr(model, "get_base_model") else model
-    parameters = inspect.signature(base.forward).parameters
+    parameters = forward_parameters(model)
     if "logits_to_keep" not in parameters or not {"cache", "past_key_values"} & set(parameters):
         return None
     return _prompt_cache(model, prompt_ids, prompt_mask, width)
@@ -120,7 +119,13 @@ def _prompt_cache(
     return cache_arg, cache
 
 
+def forward_parameters(model: Any) -> Any:
+    """The parameters of the model's forward; a peft model's are those of the transformers model it wraps."""
+    get_base_model = getattr(model, "get_base_model", None)
+    base = get_base_model() if get_base_model is not None else model
+    return inspect.signature(base.forward).parameters
+
+
 def cache_argument(model: Any) -> str:
     """The forward's name for the key/value cache: `cache` in newer transformers, `past_key_values` before."""
-    base = model.get_base_model() if hasattr(model, "get_base_model") else model
-    return "cache" if "cache" in inspect.signature(base.forward).parameters else "past_key_values"
+    return "cache" if "cache" in forward_parameters(model) else "past_key_values"
