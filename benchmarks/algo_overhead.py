@@ -20,6 +20,7 @@ from __future__ import annotations
 import copy
 import sys
 import tempfile
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -98,9 +99,7 @@ def worker(payload: dict[str, Any]) -> dict[str, Any]:
             elapsed = bu.timed(lambda: parts[name].append(trainer.train_step().metrics))
             return elapsed
 
-        times = bu.interleave(
-            {name: (lambda name=name: step(name)) for name in algorithms}, payload["rounds"], warmup=1
-        )
+        times = bu.interleave({name: partial(step, name) for name in algorithms}, payload["rounds"], warmup=1)
         for name in algorithms:  # drop the warm-up step's metrics
             parts[name] = parts[name][-payload["rounds"] :]
 
@@ -137,7 +136,7 @@ def worker(payload: dict[str, Any]) -> dict[str, Any]:
             return bu.timed(run) / SHAPING_CALLS
 
         shaping_times = bu.interleave(
-            {name: (lambda name=name: shaping(name)) for name in algorithms}, payload["rounds"], warmup=1
+            {name: partial(shaping, name) for name in algorithms}, payload["rounds"], warmup=1
         )
 
         peaks: dict[str, int] = {}

@@ -20,7 +20,7 @@ import re
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -173,7 +173,7 @@ def allocator_peak_bytes(fn: Callable[[], Any]) -> int:
 
 # ---------------------------------------------------------------------------------------------- timing
 def interleave(
-    variants: dict[str, Callable[[], float]], repeats: int, warmup: int = 1
+    variants: Mapping[str, Callable[[], float]], repeats: int, warmup: int = 1
 ) -> dict[str, list[float]]:
     """Run each variant `warmup` times, then `repeats` rounds in a rotating order (A B C, B C A, ...).
 

@@ -89,7 +89,8 @@ def worker(s: dict[str, Any]) -> dict[str, Any]:
     model.eval()
     samplers: dict[str, Any] = {}
     if device_has_fast_bf16("cpu"):
-        samplers["bfloat16 weights"] = copy.deepcopy(model).to(torch.bfloat16)
+        bf16_copy: torch.nn.Module = copy.deepcopy(model)
+        samplers["bfloat16 weights"] = bf16_copy.to(torch.bfloat16)
     if s["fp32"] or not samplers:
         samplers["float32"] = model
     sampling = dataclasses.replace(

@@ -22,6 +22,7 @@ import gc
 import json
 import sys
 import time
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -137,9 +138,7 @@ def memory_worker(case: dict[str, Any]) -> dict[str, Any]:
         logits.grad = None
         gc.collect()
         alloc_peak = bu.allocator_peak_bytes(
-            lambda mode=mode, logits=logits, tokens=tokens, mask=mask: _call(
-                case["impl"], mode, logits, tokens, mask, case["chunk"]
-            )
+            partial(_call, case["impl"], mode, logits, tokens, mask, case["chunk"])
         )
         grad_bytes = logits.numel() * logits.element_size() if mode == "forward_backward" else 0
         out[mode] = {
@@ -172,7 +171,7 @@ def _time_mode(case: dict[str, Any], mode: str) -> dict[str, Any]:
 
     variants = case["variants"][mode]
     times = bu.interleave(
-        {v: (lambda v=v: bu.timed(lambda: run(v))) for v in variants}, case["repeats"], warmup=1
+        {v: partial(bu.timed, partial(run, v)) for v in variants}, case["repeats"], warmup=1
     )
     out: dict[str, Any] = {"times_s": times}
     if "naive" in variants:
@@ -182,7 +181,7 @@ def _time_mode(case: dict[str, Any], mode: str) -> dict[str, Any]:
     if case.get("measure_memory"):
         grad_bytes = logits.numel() * logits.element_size() if mode == "forward_backward" else 0
         out["allocator_extra_beyond_grad_bytes"] = {
-            v: bu.allocator_peak_bytes(lambda v=v: run(v)) - grad_bytes for v in variants
+            v: bu.allocator_peak_bytes(partial(run, v)) - grad_bytes for v in variants
         }
     return out
 
@@ -238,12 +237,11 @@ def main() -> None:
     length = settings["sweep_length"]
     for vocab in settings["sweep_vocabs"]:
         chunks = sorted({*settings["sweep_chunks"], chunk_for("default", vocab)})
-        fits = all(estimated_peak_bytes("naive", m, vocab, length, 0) <= budget for m in MODES)
-        if not fits:
+        if not all(estimated_peak_bytes("naive", m, vocab, length, 0) <= budget for m in MODES):
             continue
-        variants = ["naive", *[f"chunked@{c}" for c in chunks]]
+        swept = ["naive", *[f"chunked@{c}" for c in chunks]]
         payload = {"kind": "time", "vocab": vocab, "length": length, "repeats": repeats}
-        payload.update(modes=list(MODES), variants={m: variants for m in MODES}, measure_memory=True)
+        payload.update(modes=list(MODES), variants={m: swept for m in MODES}, measure_memory=True)
         sweeps.append({"vocab": vocab, "length": length, "chunks": chunks, **bu.run_worker(SCRIPT, payload)})
         print(f"  done sweep V={vocab} T={length} (load {bu.load_average()[0]})", file=sys.stderr)
     record["cases"] = cases
@@ -344,7 +342,7 @@ def summarise(
         worst_ratio, worst_row = max(ratios, key=lambda x: x[0])
         where = f"V={worst_row['vocab']}, T={worst_row['length']}, {worst_row['mode']}"
         note = f"worst at chunk {worst_row['chunk']}: {where}"
-        best = {}
+        best: dict[tuple[int, str], dict[str, Any]] = {}
         for r in sweep_rows:
             key = (r["vocab"], r["mode"])
             if key not in best or r["time_ratio"] < best[key]["time_ratio"]:

@@ -33,6 +33,7 @@ import math
 import shutil
 import subprocess
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -48,7 +49,12 @@ TRAIN_FLAGS = [
     "--run.keep_checkpoints", "10",
     "--run.tensorboard", "false",
 ]  # fmt: skip
-CREDIT = {"num_positions": 400, "num_alternatives": 4, "num_completions": 32, "num_problems": 64}
+CREDIT: dict[str, Any] = {
+    "num_positions": 400,
+    "num_alternatives": 4,
+    "num_completions": 32,
+    "num_problems": 64,
+}
 DOC = ROOT / "docs" / "findings.md"
 IMAGES = ROOT / "docs" / "images" / "findings"
 REPORT = ROOT / "runs" / "findings-report.html"
@@ -177,6 +183,12 @@ def _interval(mean: float, low: float, high: float, digits: int = 3, signed: boo
     return f"{_fmt(mean, digits, signed)} [{_fmt(low, digits, signed)}, {_fmt(high, digits, signed)}]"
 
 
+def _triple_interval(triple: Sequence[float], digits: int = 3) -> str:
+    """`_interval` of a (mean, low, high) triple, as windows and JSON files store them."""
+    mean, low, high = triple
+    return _interval(mean, low, high, digits)
+
+
 def run_overview(algo: str, run_dir: Path) -> dict[str, Any]:
     rows = _metrics(run_dir)
     evals = [r for r in rows if r.get("eval/pass@1") is not None]
@@ -297,7 +309,7 @@ def _grid_setting(report: dict[str, Any]) -> str:
 
 def _final_avg(report: dict[str, Any], arm: str) -> str:
     values = list(_per_seed(report, arm).values())
-    return f"{arm} {_interval(*_t_interval(values))}" if len(values) >= 2 else f"{arm} –"
+    return f"{arm} {_triple_interval(_t_interval(values))}" if len(values) >= 2 else f"{arm} –"
 
 
 # --------------------------------------------------------------------------- claims
@@ -556,17 +568,19 @@ def _entropy_stability(
         verdict = f"inconclusive ({seeds})"
     text = (
         f"mean token entropy, first → last 10% of steps (95% t-interval {e['basis']}; {seeds}): EAPO "
-        f"{_interval(*e['first'], 4)} → {_interval(*e['last'], 4)} (×{ratio_e:.2f}"
-        f"{', the intervals separate' if separated_e else ''}); GRPO {_interval(*g['first'], 4)} → "
-        f"{_interval(*g['last'], 4)} (×{ratio_g:.2f})"
+        f"{_triple_interval(e['first'], 4)} → {_triple_interval(e['last'], 4)} (×{ratio_e:.2f}"
+        f"{', the intervals separate' if separated_e else ''}); GRPO {_triple_interval(g['first'], 4)} → "
+        f"{_triple_interval(g['last'], 4)} (×{ratio_g:.2f})"
     )
     arms = []
     for report in (grids.get("isolate"), grids.get("eapo-without")):
-        name = report["reference"] if report else None
-        if name and name in report["runs"]:
+        if not report:
+            continue
+        name = report["reference"]
+        if name in report["runs"]:
             values = [r["final_entropy"] for r in report["runs"][name] if r.get("final_entropy") is not None]
             if len(values) >= 2:
-                arms.append(f"{name} {_interval(*_t_interval(values), 4)} ({_grid_setting(report)})")
+                arms.append(f"{name} {_triple_interval(_t_interval(values), 4)} ({_grid_setting(report)})")
     if arms:
         text += "; final entropy of the ablation grids' full arms: " + "; ".join(arms)
     return [*head, text, verdict]
@@ -628,7 +642,7 @@ def _negatives_in_the_tail(algo: str, s: dict[str, Any] | None, missing: list[st
         *head,
         f"ratio at q90 (h = {row['threshold']:.3f} nats): {_interval(row['ratio'], rci[0], rci[1])} "
         f"({row['p_negative']:.4f} vs {row['p_positive']:.4f}); {others}; Eq. 14 proxy Î(H; r) = "
-        f"{_interval(info['corrected'], *(info.get('ci') or [math.nan, math.nan]), 5)} nats, "
+        f"{_triple_interval([info['corrected'], *(info.get('ci') or [math.nan, math.nan])], 5)} nats, "
         f"{_fmt(100 * (info.get('share_from_top_quartile_bins') or math.nan), 0)}% of it from the top "
         "entropy quartile",
         verdict,
@@ -836,13 +850,13 @@ def ablation_claims(results_dir: Path = RESULTS, model: str = "tiny") -> list[li
             level: _paired(isolate, f"isolate_P{level}", f"isolate_N{level}", key="final_entropy")
             for level in ("HR", "LR")
         }
-        verdicts = {level: _verdict_from_pair(pair, expect_positive=False) for level, pair in pairs.items()}
-        if set(verdicts.values()) == {"held"}:
+        by_level = {level: _verdict_from_pair(pair, expect_positive=False) for level, pair in pairs.items()}
+        if set(by_level.values()) == {"held"}:
             verdict = "held"
-        elif "not held" in verdicts.values():
+        elif "not held" in by_level.values():
             verdict = "not held"
         else:
-            verdict = "inconclusive: " + "; ".join(f"P{lv} vs N{lv} {v}" for lv, v in verdicts.items())
+            verdict = "inconclusive: " + "; ".join(f"P{lv} vs N{lv} {v}" for lv, v in by_level.items())
         rows.append(
             [
                 *GRID_CLAIMS["prediction3"],
@@ -958,7 +972,8 @@ SEPARABLE_BELOW = 0.99
 def _machine_text(machine: dict[str, Any] | None) -> str:
     if not machine:
         return "machine not recorded"
-    units = {True: ", bf16 units", False: ", no bf16 units"}.get(machine.get("cpu_fast_bf16"), "")
+    fast_bf16 = machine.get("cpu_fast_bf16")
+    units = "" if fast_bf16 is None else (", bf16 units" if fast_bf16 else ", no bf16 units")
     return (
         f"{machine['cpu']}{units}, {machine['usable_cpus']} CPU cores, torch {machine['torch']}, "
         f"{'CUDA ' + machine['cuda'] if machine.get('cuda') else 'no GPU'}"
@@ -1148,7 +1163,7 @@ def _pilot_text(results_dir: Path, model: str) -> str:
     if not path.is_file():
         return ""
     pilot = json.loads(path.read_text())
-    row = next((r for r in pilot["mde"]["rows"] if "mde" in r), {})
+    row: dict[str, Any] = next((r for r in pilot["mde"]["rows"] if "mde" in r), {})
     mde = row.get("mde", {}).get("8")
     return (
         f"; the GRPO pilot (benchmarks/results/{path.name}) fixed the horizon at "
@@ -1211,7 +1226,9 @@ def _comparison_row(path: Path, how: str, head: list[str], model: str, pilot: bo
         primary = prestated["primary"]
         test = next(t for t in primary["tests"] if (t["arm"], t["reference"]) == ("eapo", "grpo"))
         verdict = {"eapo better": "held", "grpo better": "not held"}.get(test["verdict"], "inconclusive")
-        row = next((r for r in prestated["power"]["rows"] if r["comparison"] == "eapo − grpo"), {})
+        row: dict[str, Any] = next(
+            (r for r in prestated["power"]["rows"] if r["comparison"] == "eapo − grpo"), {}
+        )
         seeds = str(len(test["seeds"]))
         mde = row.get("mde", {}).get(seeds)
         ours = (
@@ -1427,7 +1444,7 @@ def write_doc(shots: list[Path]) -> None:
                 f"{_fmt(o['passk_start'])} → {_fmt(o['passk_end'])}"
                 + (f" ({o['passk_key']})" if o["passk_key"] else ""),
                 f"{o['reward_first']:.3f} → {o['reward_last']:.3f}",
-                f"{_interval(*o['entropy_first'], 4)} → {_interval(*o['entropy_last'], 4)}",
+                f"{_triple_interval(o['entropy_first'], 4)} → {_triple_interval(o['entropy_last'], 4)}",
                 f"{o['seconds'] / 60:.1f}",
             ]
         )
@@ -1504,7 +1521,7 @@ def write_doc(shots: list[Path]) -> None:
         lines += [
             f"- {algo}: high-entropy share of quadrant tokens {_fmt(s['high_entropy_fraction'])} "
             "(paper: ~25%); Eq. 14 proxy Î(H; r) = "
-            f"{_interval(info['corrected'], *(info.get('ci') or [math.nan] * 2), 5)} nats "
+            f"{_triple_interval([info['corrected'], *(info.get('ci') or [math.nan] * 2)], 5)} nats "
             f"over {info['n']} tokens from {s['dumps_used']} dumped steps; P(H ≥ h_q | negative) / "
             "P(H ≥ h_q | positive): "
             + ", ".join(

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import Any
 
 
 def build(out_dir: Path, small: bool) -> dict[str, int]:
@@ -23,7 +24,7 @@ def build(out_dir: Path, small: bool) -> dict[str, int]:
     tokenizer = build_char_tokenizer()
     vocab = 1024 if small else 32768
     tokenizer.add_tokens([f"<x{i}>" for i in range(vocab - len(tokenizer))])
-    shape = (
+    shape: dict[str, Any] = (
         dict(
             hidden_size=64,
             intermediate_size=128,

@@ -26,7 +26,7 @@ GROUP = 4
 def tiny_model_and_tokenizer() -> tuple[Any, Any]:
     """The integration tests' random 2-layer Llama (tests/integrations/random_llama.py), built offline."""
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "integrations"))
-    from random_llama import build_random_llama
+    from random_llama import build_random_llama  # type: ignore[import-not-found]  # on the path above
 
     return build_random_llama()
 

@@ -238,7 +238,7 @@ def render(results: dict[str, Any]) -> str:
         "",
     ]
     for record in (index, results.get("index_quick")):
-        if record is not None and (record is index or record["mode"] != index["mode"]):
+        if record is not None and (index is None or record is index or record["mode"] != index["mode"]):
             lines += [
                 f"`{record['command']}` took {record['duration_s'] / 60:.1f} min wall "
                 f"({record['cpu_s'] / 60:.1f} CPU-min) at a 1-min load average of "

@@ -33,6 +33,7 @@ import copy
 import dataclasses
 import tempfile
 import time
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -81,7 +82,11 @@ def generation_variants(trainer: Any, prompts: list[str], phase_tokens: int) -> 
 
     def run(name: str, runaway: bool, phases: int) -> float:
         sampling = dataclasses.replace(config.sampling, phase_tokens=phases)
-        processors = (lambda s: [FirstRowWritesOn(), *original(s)]) if runaway else original
+
+        def with_runaway(s: Any) -> list[Any]:
+            return [FirstRowWritesOn(), *original(s)]
+
+        processors: Any = with_runaway if runaway else original  # a patch: FirstRowWritesOn is no nucleus
         generate_module.sampling_processors = processors
         try:
             start = time.perf_counter()
@@ -191,7 +196,7 @@ def worker(payload: dict[str, Any]) -> dict[str, Any]:
                 )
             )
 
-        variants = {name: (lambda name=name: update(name)) for name in VARIANTS}
+        variants = {name: partial(update, name) for name in VARIANTS}
         times = bu.interleave(variants, payload["rounds"])
         prompts = [build_prompt(problem, trainer.tokenizer, config.task) for problem in problems]
         generation = generation_variants(trainer, prompts, payload["phase_tokens"])

@@ -105,8 +105,14 @@ def measure_policy(
 def summarize(phases: dict[str, Any]) -> dict[str, Any]:
     """Before -> after, the warm-up's cost, and issue #19's gate on the warmed-up model (the RL start)."""
     out: dict[str, Any] = {}
-    keys = ("strict_format_rate", "accuracy_strict", "accuracy_last_number_fallback", "mean_entropy_nats")
-    keys += ("share_above_group_mean", "mean_response_tokens")
+    keys = (
+        "strict_format_rate",
+        "accuracy_strict",
+        "accuracy_last_number_fallback",
+        "mean_entropy_nats",
+        "share_above_group_mean",
+        "mean_response_tokens",
+    )
     for key in keys:
         out[key] = {phase: phases[phase][key] for phase in ("before", "after") if phase in phases}
     if "warmup" in phases:
@@ -148,6 +154,7 @@ def main() -> None:
     import torch
 
     from eapo.models import load_pretrained, policy_location, resolve_device, resolve_dtype
+    from eapo.models.device import move_model
     from eapo.models.format_warmup import format_warmup_summary, read_format_warmup_record
     from eapo.tasks import load_task
     from eapo.tasks.splits import validation_problems
@@ -183,7 +190,7 @@ def main() -> None:
         )
         folder, _ = policy_location(base if args.phase == "before" else config.model, task)
         model, tokenizer = load_pretrained(folder, dtype=dtype)
-        model.to(device)
+        move_model(model, device)
         if args.split == "train":
             if args.phase != "after":
                 parser.error("--split train measures the warmed-up model: use it with --phase after")

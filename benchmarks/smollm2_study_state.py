@@ -355,7 +355,7 @@ def main() -> None:
     run_dirs = sorted(p.parent for p in args.runs.glob("*/*/seed*/config.yaml"))
     if not run_dirs:
         raise SystemExit(f"{args.runs}: no runs yet (bash benchmarks/smollm2_study.sh pilot_1e-5 starts one)")
-    state = {
+    state: dict[str, Any] = {
         "kind": "grid_state",
         "final": False,
         "note": "PARTIAL: the state of unfinished grids, for resuming and for reading progress; not a result",
@@ -382,8 +382,8 @@ def main() -> None:
             f"Avg@8 {curve}"
         )
     print(f"pilot screen: {json.dumps(state['pilot_screen'])}")
-    horizon = {k: v for k, v in state["pilot_horizon"].items() if k != "mean_curve"}
-    print(f"pilot horizon: {json.dumps(horizon)}")
+    horizon_fields = {k: v for k, v in state["pilot_horizon"].items() if k != "mean_curve"}
+    print(f"pilot horizon: {json.dumps(horizon_fields)}")
     for analysis in state["analyses"]:
         print(f"analysis: {json.dumps(analysis)}")
     queue = state["queue"]

@@ -426,6 +426,9 @@ def bf16_agreement(model: Any, tokenizer: Any, task: Any, config: Any, s: dict[s
     fp32 = score_policy(model, batch, None, s["micro"], lambda: torch.autocast(kind, enabled=False), T)
     autocast = score_policy(model, batch, None, s["micro"], lambda: torch.autocast(kind, torch.bfloat16), T)
     mask = batch.response_mask
+    rollout_logprobs, rollout_entropy = batch.logprobs, batch.entropy
+    if rollout_logprobs is None or rollout_entropy is None:
+        raise RuntimeError("the rollout recorded no log-probs or entropies: sample it with them")
     rows = [problems[i] for i in batch.prompt_index.tolist()]
     rewards = torch.tensor(score_completions(batch.completions, rows, task).rewards, dtype=torch.float32)
     advantages = group_advantages(rewards, G, "grpo")[0].to(mask.device)[:, None] * mask
@@ -437,8 +440,8 @@ def bf16_agreement(model: Any, tokenizer: Any, task: Any, config: Any, s: dict[s
 
     def agreement(name: str, adv: torch.Tensor, ent_a: torch.Tensor, ent_b: torch.Tensor) -> float | None:
         qa, qb = quadrant_masks(adv, ent_a, mask, G), quadrant_masks(adv, ent_b, mask, G)
-        label_a = sum((i + 1) * qa[q].long() for i, q in enumerate(qa))
-        label_b = sum((i + 1) * qb[q].long() for i, q in enumerate(qb))
+        label_a = torch.stack([(i + 1) * qa[q].long() for i, q in enumerate(qa)]).sum(0)
+        label_b = torch.stack([(i + 1) * qb[q].long() for i, q in enumerate(qb)]).sum(0)
         counted = (label_a > 0) | (label_b > 0)
         n, same = int(counted.sum()), int((label_a == label_b)[counted].sum())
         counts[name] = {"tokens": n, "agree": same, "ci95": list(bu.wilson_interval(same, n)) if n else None}
@@ -450,9 +453,9 @@ def bf16_agreement(model: Any, tokenizer: Any, task: Any, config: Any, s: dict[s
 
     shares = {
         "quadrant_agreement_grpo_advantages": agreement(
-            "grpo_advantages", advantages, batch.entropy, fp32[1]
+            "grpo_advantages", advantages, rollout_entropy, fp32[1]
         ),
-        "quadrant_agreement_all_tokens": agreement("all_tokens", signs, batch.entropy, fp32[1]),
+        "quadrant_agreement_all_tokens": agreement("all_tokens", signs, rollout_entropy, fp32[1]),
         "quadrant_agreement_autocast_vs_fp32_all_tokens": agreement(
             "autocast_vs_fp32_all_tokens", signs, autocast[1], fp32[1]
         ),
@@ -462,10 +465,10 @@ def bf16_agreement(model: Any, tokenizer: Any, task: Any, config: Any, s: dict[s
         "rows": int(mask.shape[0]),
         **shares,
         "quadrant_agreement_counts": counts,
-        "logprob_gap_rollout_bf16_vs_fp32_forward": gap(batch.logprobs, fp32[0]),
-        "logprob_gap_rollout_bf16_vs_autocast_forward": gap(batch.logprobs, autocast[0]),
+        "logprob_gap_rollout_bf16_vs_fp32_forward": gap(rollout_logprobs, fp32[0]),
+        "logprob_gap_rollout_bf16_vs_autocast_forward": gap(rollout_logprobs, autocast[0]),
         "logprob_gap_autocast_forward_vs_fp32_forward": gap(autocast[0], fp32[0]),
-        "entropy_gap_rollout_bf16_vs_fp32_forward": gap(batch.entropy, fp32[1]),
+        "entropy_gap_rollout_bf16_vs_fp32_forward": gap(rollout_entropy, fp32[1]),
     }
 
 

@@ -24,6 +24,7 @@ import json
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -157,9 +158,9 @@ def trl_worker(s: dict[str, Any]) -> dict[str, Any]:
 
         def reward(
             completions: list[str], index: list[int], completion_ids: list[list[int]], **_: Any
-        ) -> list[float]:
+        ) -> list[float | None]:  # TRL's reward signature: None marks a completion a function skips
             tokens.append(sum(len(ids) for ids in completion_ids))
-            return score_completions(completions, [task.train[i] for i in index], task).rewards
+            return [*score_completions(completions, [task.train[i] for i in index], task).rewards]
 
         rows_per_step = s["prompts"] * s["group"]
         accumulation = rows_per_step // s["micro"]
@@ -250,7 +251,7 @@ def _timer(owner: Any, attribute: str, parts: dict[str, list[float]], key: str) 
 
 def _result(
     framework: str,
-    tokens: list[float],
+    tokens: Sequence[float],
     first_start: float,
     step_ends: list[float],
     base_rss: int,
@@ -292,7 +293,7 @@ def summarise(
         total = sum(run["parts_total_s"].get(k, 0.0) for k in _top_level(run["framework"]))
         return {k: round(run["parts_total_s"].get(k, 0.0) / total, 3) for k in _top_level(run["framework"])}
 
-    summary = {
+    summary: dict[str, Any] = {
         "throughput_ratio_eapo_over_trl": round(speed["median"], 3),
         "peak_rss_ratio_eapo_over_trl": round(memory["median"], 3),
         "peak_rss_rise_ratio_eapo_over_trl": round(rise["median"], 3),
