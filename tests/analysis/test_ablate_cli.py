@@ -145,3 +145,41 @@ def test_control_arms_and_share_matched_random_arms() -> None:
     assert params == {"mode": "random_isolate", "quadrants": ["PHR"]}
     with pytest.raises(ConfigError, match="--random-controls"):
         ablation_arms("drop", None, random_controls=True)
+
+
+def test_eapo_at_alpha_zero_trains_grpos_run_bit_for_bit(tmp_path: Path) -> None:
+    """Why the controls grid's α = 0 arm may read the grpo arm's runs (`Arm.runs_of`): trained from the same
+    seed, the two runs log the same metrics and end on the same weights, bit for bit."""
+    from safetensors.torch import load_file
+
+    from eapo.train.config import load_config
+    from eapo.train.logging import read_metrics
+    from eapo.train.trainer import train
+
+    overrides = {"train": {"steps": 3, "micro_batch_rows": 8}, "run": {"tensorboard": False, "seed": 3}}
+    runs = {}
+    for name, algo in (("grpo", {"name": "grpo"}), ("alpha0", {"name": "eapo", "alpha": 0.0, "phi": 1.0})):
+        values = {**overrides, "algo": algo, "run": {**overrides["run"], "output_dir": str(tmp_path / name)}}
+        runs[name] = train(load_config("smoke", values), progress=False)
+    metrics = {
+        name: [
+            {k: v for k, v in row.items() if not k.startswith("time/") and k != "tokens_per_s"}
+            for row in rows
+        ]
+        for name, rows in ((n, read_metrics(r.run_dir)) for n, r in runs.items())
+    }
+    assert metrics["grpo"] == metrics["alpha0"]
+    # Not vacuous: some step had tokens with a nonzero advantage for EAPO's term to act on.
+    assert any((row.get("advantage/mean_abs") or 0) > 0 for row in metrics["grpo"])
+    weights = {}
+    for name, result in runs.items():
+        assert result.checkpoint is not None
+        weights[name] = load_file(str(result.checkpoint / "model" / "model.safetensors"))
+    assert weights["grpo"].keys() == weights["alpha0"].keys()
+    assert all(torch.equal(weights["grpo"][k], weights["alpha0"][k]) for k in weights["grpo"])
+
+
+def test_the_alpha_zero_control_reads_the_grpo_runs() -> None:
+    arms, _ = ablation_arms("controls")
+    shared = {arm.name: arm.runs_of for arm in arms if arm.runs_of}
+    assert shared == {"eapo_alpha0_phi1": "grpo"}

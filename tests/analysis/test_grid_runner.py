@@ -136,6 +136,41 @@ def test_a_changed_config_in_the_same_folder_is_an_error(finished_grid: Any) -> 
         run_grid(changed, progress=False)
 
 
+def test_an_arm_with_runs_of_reads_that_arms_runs_and_trains_nothing(
+    finished_grid: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    spec, records = finished_grid
+    again = Arm("grpo_again", {"algo": {"name": "grpo"}}, "the grpo runs again", runs_of="grpo")
+    calls: list[Any] = []
+    monkeypatch.setattr("eapo.train.trainer.train", lambda *a, **k: calls.append((a, k)))
+    got = run_grid(_spec(spec.out_dir, arms=[*ARMS, again]), progress=False)
+    assert calls == []
+    assert [(r.arm, r.seed) for r in got] == [
+        (arm, seed) for seed in (0, 1) for arm in ("grpo", "eapo", "grpo_again")
+    ]
+    grpo = {r.seed: r for r in records if r.arm == "grpo"}
+    for record in got:
+        if record.arm == "grpo_again":
+            assert record.run_dir == grpo[record.seed].run_dir
+            assert record.final == grpo[record.seed].final
+    assert not (spec.out_dir / "grpo_again").exists()
+    summary = grid.grid_summary(got, [*ARMS, again])
+    assert summary["grpo_again"]["runs_of"] == "grpo" and "runs_of" not in summary["grpo"]
+    (paired,) = grid.paired_comparisons(got, [("grpo_again", "grpo")])
+    assert paired.differences == [0.0, 0.0]
+    assert (paired.interval.low, paired.interval.high) == (0.0, 0.0)
+    table = grid.markdown_table(summary, {"grpo_again": paired}, "Δ")
+    row = next(line for line in table.splitlines() if line.startswith("| grpo_again (grpo's runs) | 2 |"))
+    assert "nan" not in row
+
+
+def test_runs_of_must_name_an_arm_that_trains(tmp_path: Path) -> None:
+    for target in ("nope", "eapo_again"):
+        arms = [*ARMS, Arm("eapo_again", runs_of="eapo"), Arm("x", runs_of=target)]
+        with pytest.raises(ConfigError, match=f"reads the runs of '{target}'"):
+            _spec(tmp_path, arms=arms).validate()
+
+
 def test_grid_fields_cannot_be_overridden(tmp_path: Path) -> None:
     spec = _spec(tmp_path, overrides={"run": {"seed": 3}})
     with pytest.raises(ConfigError, match="--seeds"):

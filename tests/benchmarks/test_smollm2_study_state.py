@@ -170,6 +170,8 @@ def test_queue_progress_counts_each_parts_runs_and_the_time_left(tmp_path: Path)
         "not_started": planned - 3,
     }
     assert queue["parts"]["complex_headline"]["finished"] == 0  # its runs live in complex_runs
+    # The controls' α = 0 arm reads the grpo runs (Arm.runs_of): 7 of its 8 arms train.
+    assert queue["parts"]["controls"]["planned"] == 7 * len(state.script_seeds("GRID_SEEDS"))
     # The median cost of a step in the finished runs (3.0 h and 2.0 h over 180 steps: the upper middle,
     # 60 s), over two slots; the run under way has 90 steps left, each run not started 180.
     assert queue["median_step_seconds"] == 60.0 and queue["run_hours"] == 3.0

@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from eapo.core import QUADRANTS, SHAPERS, eapo_advantages, quadrant_masks, shape_advantages
-from eapo.core.shapers import register_shaper
+from eapo.core.shapers import grpo_advantages, register_shaper
 
 from .helpers import Batch, batches
 
@@ -88,8 +88,10 @@ def test_zero_advantage_stays_zero(batch: Batch) -> None:
 @settings(max_examples=50, deadline=None)
 @given(batches())
 def test_eapo_with_alpha_zero_is_grpo(batch: Batch) -> None:
-    out = eapo_advantages(batch.advantages, batch.entropy, batch.mask, batch.group_size, alpha=0.0)
-    torch.testing.assert_close(out, batch.advantages, atol=1e-6, rtol=0)
+    # Bit for bit, not just close: the controls grid's α = 0 arm reads the grpo arm's runs (Arm.runs_of).
+    args = (batch.advantages, batch.entropy, batch.mask, batch.group_size)
+    for phi in (1.0, 2.0):
+        assert torch.equal(eapo_advantages(*args, alpha=0.0, phi=phi), grpo_advantages(*args))
 
 
 @settings(max_examples=50, deadline=None)

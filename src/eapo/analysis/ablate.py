@@ -10,7 +10,8 @@ Modes (PAPER.md "Four Quadrant Decomposition"; the `quadrant` shaper of `eapo.co
 - `controls` (issue #17): the arms that say whether a difference is EAPO's entropy credit, against GRPO:
   EAPO (α = 0.2, φ = 2); EAPO on entropies shuffled within each group (negative control: same shaping
   magnitudes, no link to the token's own entropy); W-REINF (positive control: it separated from GRPO on the
-  tiny model); EAPO's α dose-response {0, 0.2, 0.5, 1} at φ = 1 (α = 0 is GRPO exactly).
+  tiny model); EAPO's α dose-response {0, 0.2, 0.5, 1} at φ = 1 (α = 0 is GRPO exactly, bit for bit: that
+  arm reads the grpo arm's runs instead of training them again).
 
 With `--random-controls`, `isolate` adds beside each quadrant a random-token arm that updates as many
 tokens of the same polarity, per group, drawn regardless of entropy (the `quadrant` shaper's
@@ -95,11 +96,16 @@ def control_arms() -> list[Arm]:
         Arm("w_reinf", {"algo": {"name": "w_reinf"}}, "positive control: W-REINFORCE (positive Â × 0.1)"),
     ]
     for alpha in DOSE_ALPHAS:
+        # α = 0 trains GRPO's run bit for bit (Eq. 7's term is 0; tests/analysis/test_ablate_cli.py trains
+        # both), so that arm reads the grpo arm's runs instead of training them again.
+        exact_grpo = alpha == 0
         arms.append(
             Arm(
                 f"eapo_alpha{alpha:g}_phi1",
                 {"algo": {"name": "eapo", "alpha": alpha, "phi": 1.0}},
-                f"EAPO dose-response: α = {alpha:g}, φ = 1",
+                f"EAPO dose-response: α = {alpha:g}, φ = 1"
+                + (" (GRPO exactly: the grpo arm's runs)" if exact_grpo else ""),
+                runs_of="grpo" if exact_grpo else "",
             )
         )
     return arms

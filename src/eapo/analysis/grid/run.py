@@ -207,7 +207,8 @@ def base_model_evaluations(spec: GridSpec, progress: bool = False) -> dict[int, 
 def run_grid(spec: GridSpec, *, progress: bool = True) -> list[RunRecord]:
     """Train and evaluate every (arm, seed) not finished yet, seed by seed, and return all records.
 
-    Seed-major order: every arm of seed 0, then of seed 1, ..., so paired comparisons exist early.
+    Seed-major order: every arm of seed 0, then of seed 1, ..., so paired comparisons exist early. An arm
+    with `runs_of` trains nothing: its records are the runs of the arm it names.
     Several processes may run one grid side by side: a run another process holds (its claim, `claim_run`,
     or its folder's lock) is left to that process, and this one goes on with the next.
     Raises GridInterrupted when a run is stopped by Ctrl-C (it checkpointed; run the grid again to go on),
@@ -220,7 +221,8 @@ def run_grid(spec: GridSpec, *, progress: bool = True) -> list[RunRecord]:
     spec.validate()
     out = Path(spec.out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    configs = {(arm.name, seed): run_config(spec, arm, seed) for seed in spec.seeds for arm in spec.arms}
+    trained = [arm for arm in spec.arms if not arm.runs_of]
+    configs = {(arm.name, seed): run_config(spec, arm, seed) for seed in spec.seeds for arm in trained}
     for (name, seed), config in configs.items():
         _check_same_config(out / name / f"seed{seed}", to_dict(config))
     arms = {arm.name: arm for arm in spec.arms}
@@ -254,7 +256,12 @@ def run_grid(spec: GridSpec, *, progress: bool = True) -> list[RunRecord]:
             "this process did the others. The process that finishes last writes the report (or run the "
             "same command again once they are done)"
         )
-    return [records[key] for key in configs]
+    for arm in spec.arms:  # the arms that read another arm's runs (Arm.runs_of), under their own name
+        if arm.runs_of:
+            for seed in spec.seeds:
+                run_dir = run_dir_of(spec, arms[arm.runs_of], seed)
+                records[(arm.name, seed)] = collect_run(arm.name, seed, run_dir, spec.final_eval)
+    return [records[(arm.name, seed)] for seed in spec.seeds for arm in spec.arms]
 
 
 def claim_run(run_dir: Path) -> RunLock:

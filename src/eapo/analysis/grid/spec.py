@@ -42,11 +42,17 @@ class GridBusy(GridInterrupted):
 
 @dataclass(frozen=True)
 class Arm:
-    """One condition of a grid: a folder-safe name and the config overrides (nested dict) that define it."""
+    """One condition of a grid: a folder-safe name and the config overrides (nested dict) that define it.
+
+    `runs_of`: another arm of the grid whose runs this one reads instead of training its own, for an arm
+    that computes the same run bit for bit (EAPO at α = 0 is GRPO: Eq. 7 adds 0 · sign(Â) · score). Set it
+    only where a test trains both and finds them identical; the report lists the arm with those runs.
+    """
 
     name: str
     overrides: dict[str, Any] = field(default_factory=dict)
     description: str = ""
+    runs_of: str = ""
 
 
 @dataclass
@@ -105,6 +111,13 @@ class GridSpec:
         duplicates = sorted({n for n in names if names.count(n) > 1})
         if duplicates:
             raise ConfigError(f"arm names must be unique; repeated: {', '.join(duplicates)}")
+        trained = {arm.name for arm in self.arms if not arm.runs_of}
+        for arm in self.arms:
+            if arm.runs_of and arm.runs_of not in trained:
+                raise ConfigError(
+                    f"arm {arm.name!r} reads the runs of {arm.runs_of!r}, which is not an arm of this grid "
+                    "that trains its own runs"
+                )
         if not self.seeds:
             raise ConfigError("--seeds: the grid needs at least one seed")
         if len(set(self.seeds)) != len(self.seeds) or min(self.seeds) < 0:

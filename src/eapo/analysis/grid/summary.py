@@ -223,11 +223,13 @@ def paired_comparisons(
 def grid_summary(
     records: list[RunRecord], arms: list[Arm], target: float | None = None
 ) -> dict[str, dict[str, Any]]:
-    """{arm name: summarize_arm(...)} plus each arm's overrides and description, in arm order."""
+    """{arm name: summarize_arm(...)} plus each arm's overrides and description (and `runs_of`, for an arm
+    that reads another's runs), in arm order."""
     out = {}
     for arm in arms:
         summary = summarize_arm([r for r in records if r.arm == arm.name], target)
-        out[arm.name] = {"description": arm.description, "overrides": arm.overrides, **summary}
+        shared = {"runs_of": arm.runs_of} if arm.runs_of else {}
+        out[arm.name] = {"description": arm.description, "overrides": arm.overrides, **shared, **summary}
     return out
 
 

@@ -56,7 +56,7 @@ def markdown_table(
             tdiff = p.t_interval.format(3)
             claim = p.verdict()
         cells = [
-            name,
+            f"{name} ({arm['runs_of']}'s runs)" if arm.get("runs_of") else name,
             str(len(arm["seeds"])),
             fmt_interval(arm["final"].get(f"avg@{n}")),
             fmt_interval(arm["final"].get(f"pass@{n}")),
