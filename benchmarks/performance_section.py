@@ -418,8 +418,8 @@ def _steps(record: dict[str, Any]) -> list[str]:
 
 def _trl(record: dict[str, Any]) -> list[str]:
     s, cfg = record["summary"], record["settings"]
-    lines = [
-        "### Against TRL's GRPOTrainer",
+    lines = [  # two records (two CPU kinds) make two sections: the heading tells them apart
+        f"### Against TRL's GRPOTrainer: {record['mode']} setting, {cpu_kind(record['machine'])}",
         "",
         f"`eapo train --algo grpo` and `trl.GRPOTrainer` on {cfg['model']} (same policy object, prompts in "
         f"the same order, {cfg['prompts']} prompts x G = {cfg['group']}, at most {cfg['tokens']} new tokens, "
