@@ -309,17 +309,23 @@ sys.exit(0 if any(r.get("step",0)>=int(sys.argv[2]) and "eval/avg@8" in r for r 
         fi
         # How far EAPO's entropy term moves token advantages on SmolLM2 (its factor |Â^CA| / |Â| per quadrant).
         python benchmarks/eapo_shaping.py "$OUT/runs/eapo/seed$FIRST_SEED" --out benchmarks/results/eapo_shaping_smollm2.json
+        # First the analyses of the rollout dumps (seconds each: measured 8-10 s at one thread on
+        # 2026-12-01), then the probes of the final weights (hours each).
         for arm in grpo eapo; do
             run="$OUT/runs/$arm/seed$FIRST_SEED"
-            done_file="$OUT/analyses/credit_end_$arm/summary.json"
-            [ -f "$done_file" ] || eapo credit --run "$run" "${CREDIT[@]}" --out "$OUT/analyses/credit_end_$arm"
-            collect_with_figures "$done_file" "credit_smollm2_end_$arm.json"
             done_file="$OUT/analyses/gradients_$arm/summary.json"
             [ -f "$done_file" ] || eapo gradients --run "$run" --out "$OUT/analyses/gradients_$arm" --max-dumps 0 --no-progress
             collect_with_figures "$done_file" "gradients_smollm2_$arm.json"
             done_file="$OUT/analyses/quadrants_$arm/summary.json"
             [ -f "$done_file" ] || eapo quadrants --run "$run" --out "$OUT/analyses/quadrants_$arm" --max-dumps 0 --no-progress
             collect_with_figures "$done_file" "quadrants_smollm2_$arm.json"
+        done
+        render_docs
+        for arm in grpo eapo; do
+            run="$OUT/runs/$arm/seed$FIRST_SEED"
+            done_file="$OUT/analyses/credit_end_$arm/summary.json"
+            [ -f "$done_file" ] || eapo credit --run "$run" "${CREDIT[@]}" --out "$OUT/analyses/credit_end_$arm"
+            collect_with_figures "$done_file" "credit_smollm2_end_$arm.json"
             done_file="$OUT/analyses/gradients_cosine_end_$arm.json"
             [ -f "$done_file" ] || eapo gradients --cosine --run "$run" --prompts 8 --no-progress --output "$done_file"
             collect "$done_file" "gradients_cosine_smollm2_end_$arm.json"
