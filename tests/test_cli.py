@@ -75,6 +75,21 @@ def test_python_m_eapo_cli_is_the_eapo_command() -> None:
     assert done.stderr.startswith("eapo: error: --k '0'") and done.stdout == ""
 
 
+def test_a_closed_output_pipe_ends_eapo_quietly(tmp_path: Path) -> None:
+    """`eapo ... | head`: the reader goes away before eapo writes; no traceback, the shell's SIGPIPE code."""
+    status = ["compare", "--status", "--seeds", "2", "--steps", "2", "--out", str(tmp_path)]
+    process = subprocess.Popen(
+        [sys.executable, "-m", "eapo.cli", *status],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    assert process.stdout is not None and process.stderr is not None
+    process.stdout.close()  # before the child has started: its first write meets a closed pipe
+    stderr = process.stderr.read().decode()
+    assert process.wait(timeout=300) == 141
+    assert stderr == ""
+
+
 def test_train_print_config_round_trips_and_trains_nothing(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

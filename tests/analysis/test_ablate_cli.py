@@ -183,3 +183,16 @@ def test_the_alpha_zero_control_reads_the_grpo_runs() -> None:
     arms, _ = ablation_arms("controls")
     shared = {arm.name: arm.runs_of for arm in arms if arm.runs_of}
     assert shared == {"eapo_alpha0_phi1": "grpo"}
+
+
+def test_ablate_status_prints_the_grid_and_writes_nothing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "controls"
+    argv = ["ablate", "--mode", "controls", "--status", "--seeds", "1", "--steps", "2", "--out", str(out)]
+    assert run_cli([*argv, *TINY_ARGS]) == 0
+    printed = capsys.readouterr().out
+    row = next(line for line in printed.splitlines() if line.startswith("eapo_alpha0_phi1 "))
+    assert row.split() == ["eapo_alpha0_phi1", "0", "reads", "grpo's", "run"]
+    assert "7 runs to train: 7 not started; 14 steps left" in printed
+    assert not out.exists()

@@ -164,6 +164,41 @@ def test_an_arm_with_runs_of_reads_that_arms_runs_and_trains_nothing(
     assert "nan" not in row
 
 
+def test_status_reads_where_each_run_stands_without_training(
+    finished_grid: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    spec, _ = finished_grid
+    out = tmp_path / "copy"
+    shutil.copytree(spec.out_dir, out)
+    # eapo seed 1 killed after step 1's checkpoint; seed 2 never started; one arm reads grpo's runs.
+    run_dir = out / "eapo" / "seed1"
+    shutil.rmtree(run_dir / "checkpoints" / "step_000002")
+    rows = read_metrics(run_dir)
+    (run_dir / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows if r["step"] <= 1))
+    again = Arm("grpo_again", {"algo": {"name": "grpo"}}, runs_of="grpo")
+    calls: list[Any] = []
+    monkeypatch.setattr("eapo.train.trainer.train", lambda *a, **k: calls.append((a, k)))
+    status = grid.grid_status(_spec(out, arms=[*ARMS, again], seeds=[0, 1, 2]))
+    assert calls == []
+    states = {(run.arm, run.seed): run.state for run in status["runs"]}
+    assert states[("grpo", 0)] == states[("eapo", 0)] == states[("grpo", 1)] == "finished"
+    assert states[("eapo", 1)] == "under way" and states[("grpo", 2)] == "not started"
+    killed = next(run for run in status["runs"] if (run.arm, run.seed) == ("eapo", 1))
+    assert (killed.step, killed.checkpoint_step, killed.steps) == (1, 1, 2)
+    assert killed.latest_eval is not None and killed.latest_eval[0] == 1
+    assert status["counts"] == {"finished": 3, "failed": 0, "under way": 1, "not started": 2}
+    assert status["runs_to_train"] == 6  # grpo_again's three are grpo's
+    assert status["steps_left"] == 1 + 2 + 2
+    # The median cost of a step (its evaluations included) in the three finished runs, logged by them.
+    finished = [r for r in status["runs"] if r.state == "finished" and not r.runs_of]
+    per_step = sorted(r.seconds / r.steps for r in finished)
+    assert status["step_seconds"] == pytest.approx(per_step[1])
+    assert status["hours_left_one_process"] == pytest.approx(5 * per_step[1] / 3600)
+    text = grid.format_grid_status(status)
+    assert "reads grpo's run" in text and "6 runs to train: 3 finished, 1 under way, 2 not started" in text
+    assert "5 steps left" in text and not (out / "grpo" / "seed2").exists()
+
+
 def test_runs_of_must_name_an_arm_that_trains(tmp_path: Path) -> None:
     for target in ("nope", "eapo_again"):
         arms = [*ARMS, Arm("eapo_again", runs_of="eapo"), Arm("x", runs_of=target)]

@@ -36,6 +36,7 @@ from eapo.analysis.grid import (
     Arm,
     FinalEvalSettings,
     GridSpec,
+    grid_status,
     grid_summary,
     markdown_table,
     paired_comparisons,
@@ -179,8 +180,10 @@ def run_ablation(
     progress: bool = True,
     command: str | None = None,
     keep_finished: str = "all",
+    status_only: bool = False,
 ) -> dict[str, Any]:
     """Run (or resume) the ablation grid and write `ablation.json`, `ablation.md` and the figures.
+    `status_only`: train and report nothing; return where the grid stands (`grid_status`).
 
     Run folders go in `runs_dir` (default: `out_dir`) as `<runs_dir>/<arm>/seed<k>/`; grids that share a
     runs folder share their identical arms (e.g. `grpo` in `isolate` and `drop`): a finished run is reused,
@@ -190,7 +193,6 @@ def run_ablation(
     """
     arms, reference = ablation_arms(mode, parse_quadrant_sets(quadrants), random_controls)
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
     spec = GridSpec(
         arms=arms,
         seeds=list(seeds),
@@ -202,6 +204,9 @@ def run_ablation(
         final_eval=final_eval or FinalEvalSettings(),
         keep_finished=keep_finished,
     )
+    if status_only:
+        return grid_status(spec)
+    out_dir.mkdir(parents=True, exist_ok=True)
     records = run_grid(spec, progress=progress)
     summary = grid_summary(records, arms)
     pairs = [(arm.name, reference) for arm in arms if arm.name != reference]

@@ -33,6 +33,7 @@ from eapo.analysis.grid import (
     GridSpec,
     base_model_evaluations,
     fmt_interval,
+    grid_status,
     grid_summary,
     markdown_table,
     paired_comparisons,
@@ -177,8 +178,10 @@ def run_compare(
     primary: str = "auc",
     power_seeds: list[int] | tuple[int, ...] = DEFAULT_POWER_SEEDS,
     keep_finished: str = "all",
+    status_only: bool = False,
 ) -> dict[str, Any]:
     """Run (or resume) the comparison grid and write `compare.json`, `compare.md` and the figures.
+    `status_only`: train and report nothing; return where the grid stands (`grid_status`).
 
     `primary` (one of `PRIMARY_METRICS`) is the metric the verdict is read from, stated before
     the grid runs; the report's `prestated` section holds it, the secondaries, Pass@k against the base
@@ -191,7 +194,6 @@ def run_compare(
     keeps of its checkpoints once evaluated (`GridSpec.keep_finished`). Returns the report dict.
     """
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
     runs = Path(runs_dir) if runs_dir is not None else out_dir
     final_eval = final_eval or FinalEvalSettings()
     base = base_config_file(config, task, model, out_dir)
@@ -212,6 +214,7 @@ def run_compare(
             progress=progress,
             command=command,
             keep_finished=keep_finished,
+            status_only=status_only,
         )
     names = list(algos or DEFAULT_ALGOS)
     if focus not in names:
@@ -220,6 +223,9 @@ def run_compare(
         raise ConfigError(f"--primary {primary!r}: choose from {', '.join(PRIMARY_METRICS)}")
     arms = [Arm(name, {"algo": {"name": name}}, _description(name)) for name in names]
     spec = GridSpec(arms, list(seeds), runs, base, overrides or {}, steps, init, final_eval, keep_finished)
+    if status_only:
+        return grid_status(spec)
+    out_dir.mkdir(parents=True, exist_ok=True)
     records = run_grid(spec, progress=progress)
     _check_one_precision(records)
     summary = grid_summary(records, arms, target)
@@ -337,6 +343,7 @@ def _run_sensitivity(
     progress: bool,
     command: str | None,
     keep_finished: str,
+    status_only: bool = False,
 ) -> dict[str, Any]:
     from eapo.tasks.splits import validation_problems
     from eapo.train.config import load_config
@@ -346,6 +353,9 @@ def _run_sensitivity(
     validation = validation_problems(task_config, validation_count)
     final_eval = dataclasses.replace(final_eval, validation=validation)
     spec = GridSpec(arms, list(seeds), runs_dir, base, overrides, steps, init, final_eval, keep_finished)
+    if status_only:
+        return grid_status(spec)
+    out_dir.mkdir(parents=True, exist_ok=True)
     records = run_grid(spec, progress=progress)
     _check_one_precision(records)
     summary = grid_summary(records, arms, target)

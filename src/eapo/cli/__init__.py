@@ -4,7 +4,8 @@ Exit codes: 0 done (also after SIGINT/SIGTERM/SIGHUP, which save a checkpoint fi
 fix (a bad config field, a broken data file, a model path that is not a model, a run folder that exists or is
 in use, an output path that cannot be written, a checkpoint that cannot be
 written or read): one message, no traceback unless `--debug`; 3 training stopped after
-`train.max_bad_steps` consecutive non-finite steps; 130 interrupted outside training (nothing to save).
+`train.max_bad_steps` consecutive non-finite steps; 130 interrupted outside training (nothing to save); 141
+the reader of its output went away (`eapo ... | head`), which ends it quietly as it does Unix tools.
 
 A subcommand lives in a module of this package that exposes `register(subparsers)` (listed in
 `COMMAND_MODULES`): its parser ends with `common.add_common_options` and its handler, `func`, is a thin
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import os
 import signal
 import sys
 from typing import Any
@@ -36,6 +38,7 @@ examples:
   eapo eval --model smollm2 --task chain_sum --k 1,8
 """
 
+EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE, as a shell reports a tool that a closed pipe stopped
 MAX_MESSAGE = 1000  # characters of an error message; the rest is cut from its middle
 
 # Every subcommand comes from one of these modules' `register(subparsers)`, in this order.
@@ -61,6 +64,18 @@ def _interrupt(signum: int, frame: Any) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    try:
+        try:
+            return _main(argv)
+        finally:
+            sys.stdout.flush()  # here, so that a closed pipe surfaces below and not at interpreter exit
+    except BrokenPipeError:
+        # stdout's reader has gone: send what is still buffered nowhere rather than fail again at exit.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_BROKEN_PIPE
+
+
+def _main(argv: list[str] | None) -> int:
     parser = build_parser()
     args, rest = parser.parse_known_args(argv)
     if args.command is None:

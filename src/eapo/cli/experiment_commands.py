@@ -100,6 +100,13 @@ def _add_common(p: argparse.ArgumentParser) -> None:
         help="what a run trained by this grid keeps of its checkpoints once evaluated: all (default), the "
         "final weights (no resume), or none (no later eval or probe); frees the disk of large grids",
     )
+    p.add_argument(
+        "--status",
+        action="store_true",
+        help="train nothing: print where the grid stands (each run's state, step, newest checkpoint, "
+        "latest held-out evaluation and hours; the steps and time left), read from its run folders; safe "
+        "beside the processes running it",
+    )
     add_common_options(p)
 
 
@@ -215,10 +222,11 @@ def _check_out_dirs(out: Path, runs_dir: Path | None) -> None:
 
 def _ablate(args: argparse.Namespace, rest: list[str]) -> int:
     from eapo.analysis.ablate import run_ablation
-    from eapo.analysis.grid import GridBusy, GridInterrupted
+    from eapo.analysis.grid import GridBusy, GridInterrupted, format_grid_status
 
     out = args.out or Path("runs") / f"ablate-{args.mode}"
-    _check_out_dirs(out, args.runs_dir)
+    if not args.status:
+        _check_out_dirs(out, args.runs_dir)
     try:
         report = run_ablation(
             args.mode,
@@ -235,17 +243,21 @@ def _ablate(args: argparse.Namespace, rest: list[str]) -> int:
             init=args.init,
             progress=not args.no_progress,
             command=_command_line(),
+            status_only=args.status,
         )
     except GridInterrupted as err:
         print(f"\n{err}", file=sys.stderr)
         return EXIT_GRID_BUSY if isinstance(err, GridBusy) else EXIT_INTERRUPTED
+    if args.status:
+        print(format_grid_status(report))
+        return 0
     _print_outputs(out, "ablation", report)
     return 0
 
 
 def _compare(args: argparse.Namespace, rest: list[str]) -> int:
     from eapo.analysis.compare import parse_algos, parse_sweeps, run_compare
-    from eapo.analysis.grid import GridBusy, GridInterrupted
+    from eapo.analysis.grid import GridBusy, GridInterrupted, format_grid_status
     from eapo.analysis.power import format_power, parse_power_seeds, pilot_power
     from eapo.analysis.prestated import primary_summary
 
@@ -277,7 +289,8 @@ def _compare(args: argparse.Namespace, rest: list[str]) -> int:
     if args.val_problems < 1:
         raise ConfigError(f"--val-problems {args.val_problems}: expected an integer >= 1")
     out = args.out or Path("runs") / ("sensitivity" if sweeps else "compare")
-    _check_out_dirs(out, args.runs_dir)
+    if not args.status:
+        _check_out_dirs(out, args.runs_dir)
     try:
         report = run_compare(
             algos,
@@ -301,10 +314,14 @@ def _compare(args: argparse.Namespace, rest: list[str]) -> int:
             command=_command_line(),
             primary=args.primary,
             power_seeds=power_seeds,
+            status_only=args.status,
         )
     except GridInterrupted as err:
         print(f"\n{err}", file=sys.stderr)
         return EXIT_GRID_BUSY if isinstance(err, GridBusy) else EXIT_INTERRUPTED
+    if args.status:
+        print(format_grid_status(report))
+        return 0
     _print_outputs(out, report["kind"], report)
     if "prestated" in report:
         print(primary_summary(report["prestated"]))

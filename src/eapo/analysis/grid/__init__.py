@@ -19,6 +19,7 @@ Runs live in `<out>/<arm>/seed<k>/` (an ordinary trainer run folder). The packag
 
 - `spec`: arms, seeds and evaluation settings (`GridSpec`), each run's config, config differences;
 - `run`: each run's status, the resumable run loop (`run_grid`), the final and base-model evaluations;
+- `status`: where a grid stands, read from its folders without training (`--status`);
 - `summary`: `RunRecord`s read from run folders, summaries over seeds, paired comparisons;
 - `tables`: the Markdown tables of a summary. Its figures are in `eapo.analysis.plots`.
 """
@@ -47,6 +48,7 @@ from eapo.analysis.grid.spec import (
     run_config,
     run_dir_of,
 )
+from eapo.analysis.grid.status import RunProgress, format_grid_status, grid_status, run_progress
 from eapo.analysis.grid.summary import (
     FINAL_ENTROPY_STEPS,
     RunRecord,
@@ -77,6 +79,7 @@ __all__ = [
     "GridBusy",
     "GridInterrupted",
     "GridSpec",
+    "RunProgress",
     "RunRecord",
     "base_model_evaluations",
     "collect_run",
@@ -86,6 +89,8 @@ __all__ = [
     "final_evaluations",
     "final_metric",
     "fmt_interval",
+    "format_grid_status",
+    "grid_status",
     "grid_summary",
     "markdown_table",
     "paired_comparisons",
@@ -94,6 +99,7 @@ __all__ = [
     "run_config",
     "run_dir_of",
     "run_grid",
+    "run_progress",
     "run_status",
     "steps_to_target",
     "summarize_arm",
