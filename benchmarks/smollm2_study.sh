@@ -307,8 +307,11 @@ sys.exit(0 if any(r.get("step",0)>=int(sys.argv[2]) and "eval/avg@8" in r for r 
             echo "analyses_end: waits for the runs above (a finished run without weights needs retraining)"
             continue
         fi
-        # How far EAPO's entropy term moves token advantages on SmolLM2 (its factor |Â^CA| / |Â| per quadrant).
-        python benchmarks/eapo_shaping.py "$OUT/runs/eapo/seed$FIRST_SEED" --out benchmarks/results/eapo_shaping_smollm2.json
+        # How far EAPO's entropy term moves token advantages on SmolLM2 (its factor |Â^CA| / |Â| per quadrant),
+        # written once, like each analysis below (a rerun would only change its timestamp).
+        done_file="$OUT/analyses/eapo_shaping_smollm2.json"
+        [ -f "$done_file" ] || python benchmarks/eapo_shaping.py "$OUT/runs/eapo/seed$FIRST_SEED" --out "$done_file"
+        cp "$done_file" benchmarks/results/eapo_shaping_smollm2.json  # it records its machine itself
         # First the analyses of the rollout dumps (seconds each: measured 8-10 s at one thread on
         # 2026-12-01), then the probes of the final weights (hours each).
         for arm in grpo eapo; do
