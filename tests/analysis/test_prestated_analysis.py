@@ -288,6 +288,9 @@ def test_compare_pilot_cli_prints_the_minimum_detectable_effect(tmp_path: Path, 
     args, rest = parser.parse_known_args(["compare", "--pilot", "x", "--power-seeds", "1,4"])
     with pytest.raises(ConfigError, match="--power-seeds '1,4': expected seed counts >= 2"):
         args.func(args, rest)
+    args, rest = parser.parse_known_args(["compare", "--pilot", "x", "--status"])
+    with pytest.raises(ConfigError, match="it takes no --sweep, --status or config overrides"):
+        args.func(args, rest)
 
 
 def test_compare_help_shows_primary_and_power_options(capsys: Any) -> None:

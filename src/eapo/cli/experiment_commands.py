@@ -263,8 +263,10 @@ def _compare(args: argparse.Namespace, rest: list[str]) -> int:
 
     power_seeds = parse_power_seeds(args.power_seeds)
     if args.pilot is not None:
-        if args.sweep or rest:
-            raise ConfigError("--pilot reads a finished grid; it takes no --sweep or config overrides")
+        if args.sweep or rest or args.status:
+            raise ConfigError(
+                "--pilot reads a finished grid; it takes no --sweep, --status or config overrides"
+            )
         power = pilot_power(
             args.pilot,
             primary=args.primary,
