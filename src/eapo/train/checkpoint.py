@@ -229,10 +229,10 @@ def list_checkpoints(run_dir: Path) -> list[Path]:
         for p in root.iterdir()
         if p.is_dir()
         and not p.name.startswith(TMP_PREFIX)
-        and _step_of(p) is not None
+        and checkpoint_step(p) is not None
         and (p / MANIFEST).is_file()
     ]
-    return sorted(found, key=lambda p: _step_of(p) or 0)
+    return sorted(found, key=lambda p: checkpoint_step(p) or 0)
 
 
 def verify_checkpoint(path: Path) -> str | None:
@@ -294,10 +294,10 @@ def scan_checkpoints(run_dir: Path) -> CheckpointScan:
         if p.name.startswith(REPLACED_PREFIX) and not (root / p.name[len(REPLACED_PREFIX) :]).exists()
     ]
     incomplete = sorted(p for p in folders if p.name.startswith(TMP_PREFIX) and p not in replaced)
-    candidates = [p for p in folders if _step_of(p) is not None and not p.name.startswith(TMP_PREFIX)]
-    candidates += [p for p in replaced if _step_of(p) is not None]
+    candidates = [p for p in folders if checkpoint_step(p) is not None and not p.name.startswith(TMP_PREFIX)]
+    candidates += [p for p in replaced if checkpoint_step(p) is not None]
     damaged: list[tuple[Path, str]] = []
-    for path in sorted(candidates, key=lambda p: _step_of(p) or 0, reverse=True):
+    for path in sorted(candidates, key=lambda p: checkpoint_step(p) or 0, reverse=True):
         problem = verify_checkpoint(path) if (path / MANIFEST).is_file() else "no manifest.json"
         if problem is None:
             return CheckpointScan(path, damaged, incomplete)
@@ -320,7 +320,9 @@ def set_aside(path: Path) -> Path:
     return target
 
 
-def _step_of(path: Path) -> int | None:
+def checkpoint_step(path: Path) -> int | None:
+    """The step a checkpoint folder holds (`step_N`, or a re-save's `.tmp-old-step_N`), None for another
+    name."""
     name = path.name.removeprefix(REPLACED_PREFIX)
     if not name.startswith("step_"):
         return None

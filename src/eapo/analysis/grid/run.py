@@ -45,9 +45,11 @@ def final_eval_row(rows: list[dict[str, Any]], steps: int) -> dict[str, Any] | N
     return None
 
 
-def run_status(run_dir: Path, steps: int) -> str:
-    """`finished`, `failed` (stopped on non-finite steps), `resumable` or `fresh` for a run folder."""
-    from eapo.train.checkpoint import latest_checkpoint
+def run_status(run_dir: Path, steps: int, *, verify: bool = True) -> str:
+    """`finished`, `failed` (stopped on non-finite steps), `resumable` or `fresh` for a run folder, by its
+    newest checkpoint (checked against its manifest unless `verify` is False: a quick look, as `--status`
+    takes, that a damaged checkpoint may fool)."""
+    from eapo.train.checkpoint import checkpoint_step, latest_checkpoint
     from eapo.train.logging import read_metrics
 
     run_dir = Path(run_dir)
@@ -56,10 +58,10 @@ def run_status(run_dir: Path, steps: int) -> str:
     record = read_json(run_dir / GRID_RUN) or {}
     if record.get("stopped") == "bad_steps":
         return "failed"
-    checkpoint = latest_checkpoint(run_dir, verify=True)
+    checkpoint = latest_checkpoint(run_dir, verify=verify)
     if checkpoint is None:
         return "fresh"
-    done = int(checkpoint.name.split("_")[1]) == steps
+    done = checkpoint_step(checkpoint) == steps
     if done and (run_dir / "metrics.jsonl").is_file() and final_eval_row(read_metrics(run_dir), steps):
         return "finished"
     return "resumable"

@@ -17,9 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from eapo.analysis.grid.run import final_eval_row
-from eapo.analysis.grid.spec import GRID_RUN, GridSpec, run_config, run_dir_of
-from eapo.analysis.run_io import read_json
+from eapo.analysis.grid.run import run_status
+from eapo.analysis.grid.spec import GridSpec, run_config, run_dir_of
 
 STATES = ("finished", "failed", "under way", "not started")
 TIMING_FRACTION = 0.2  # before a run has finished, one past this share of its steps times a step
@@ -49,7 +48,8 @@ class RunProgress:
 def run_progress(arm: str, seed: int, run_dir: Path, steps: int, runs_of: str = "") -> RunProgress:
     """A run folder's progress (see RunProgress). Reads its files only: no lock is taken, no checkpoint is
     hashed, so it is safe beside the processes training the grid."""
-    from eapo.train.checkpoint import list_checkpoints
+    from eapo.train.checkpoint import checkpoint_step as step_of
+    from eapo.train.checkpoint import latest_checkpoint
     from eapo.train.logging import read_metrics
 
     run_dir = Path(run_dir)
@@ -59,13 +59,10 @@ def run_progress(arm: str, seed: int, run_dir: Path, steps: int, runs_of: str = 
     rows = read_metrics(run_dir)
     trained = [row["step"] for row in rows if "loss" in row]
     evals = [row for row in rows if row.get("eval/pass@1") is not None]
-    checkpoints = list_checkpoints(run_dir)
-    checkpoint_step = int(checkpoints[-1].name.split("_")[1]) if checkpoints else None
-    if (read_json(run_dir / GRID_RUN) or {}).get("stopped") == "bad_steps":
-        state = "failed"
-    elif checkpoint_step == steps and final_eval_row(rows, steps) is not None:
-        state = "finished"
-    else:
+    checkpoint = latest_checkpoint(run_dir)
+    # The grid's own rule; a run with no checkpoint yet (the grid would start it afresh) is under way too.
+    state = run_status(run_dir, steps, verify=False)
+    if state in ("resumable", "fresh"):
         state = "under way"
     latest_eval = None
     if evals:
@@ -79,7 +76,7 @@ def run_progress(arm: str, seed: int, run_dir: Path, steps: int, runs_of: str = 
         state,
         steps,
         step=max(trained, default=0),
-        checkpoint_step=checkpoint_step,
+        checkpoint_step=step_of(checkpoint) if checkpoint is not None else None,
         latest_eval=latest_eval,
         seconds=seconds,
         idle_seconds=max(0.0, time.time() - metrics.stat().st_mtime),
