@@ -49,7 +49,8 @@ EXPERIMENTS = (
         "comparison enters these Results when its grid has finished; until then this section says how far "
         "it is, and no partial grid is read as a verdict. A run serves every part that names it (the GRPO "
         "and EAPO runs of seeds 100-102 are also the isolate grid's full-GRPO arm, EAPO-without's full "
-        "EAPO arm, the exploratory arms' and the controls' references), so it counts in each.",
+        "EAPO arm, the exploratory arms' and the controls' references, and the controls' EAPO α = 0 arm, "
+        "which is GRPO bit for bit), so it counts in each.",
     ),
     Experiment(
         "compare_smollm2_headline.json",
