@@ -29,7 +29,9 @@
 #   setsid bash -c 'bash benchmarks/smollm2_study.sh queue >> /tmp/study/queue_a.log 2>&1' < /dev/null &> /dev/null &
 #   sleep 20; setsid bash -c 'bash benchmarks/smollm2_study.sh queue >> /tmp/study/queue_b.log 2>&1' < /dev/null &> /dev/null &
 #
-# To stop them: `bash benchmarks/smollm2_study.sh stop`. Each queue registers under $OUT/queues; `stop` sends
+# To stop them: `bash benchmarks/smollm2_study.sh stop`, then `python benchmarks/smollm2_study_state.py`
+# (the state file and README Results) and commit those with benchmarks/study_runs. Each queue registers under
+# $OUT/queues; `stop` sends
 # one SIGTERM to each queue's scripts and eapo commands (every run finishes its step and saves a checkpoint,
 # an analysis keeps its journaled pieces; nothing new starts) and waits until all have exited (STOP_TIMEOUT
 # seconds, default 900: a run in the middle of an evaluation finishes it first). The next start resumes
