@@ -22,7 +22,7 @@ COMMANDS = ["train", "eval", "quadrants", "ablate", "compare", "credit", "gradie
 def test_every_command_is_registered() -> None:
     parser = build_parser()
     choices = next(a for a in parser._actions if a.dest == "command").choices
-    assert set(COMMANDS) <= set(choices)
+    assert choices is not None and set(COMMANDS) <= set(choices)
 
 
 @pytest.mark.parametrize("command", COMMANDS)
@@ -44,7 +44,7 @@ def test_one_way_to_register_a_command(module: ModuleType) -> None:
     parser = argparse.ArgumentParser(prog="eapo")
     module.register(parser.add_subparsers(dest="command"))
     choices = next(a for a in parser._actions if a.dest == "command").choices
-    assert choices and set(choices) <= set(COMMANDS)
+    assert isinstance(choices, dict) and choices and set(choices) <= set(COMMANDS)
     for name, sub in choices.items():
         options = {o: a for a in sub._actions for o in a.option_strings}
         assert options["--no-progress"].default is False, name

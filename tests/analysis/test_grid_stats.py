@@ -10,6 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from eapo.analysis.stats import (
+    Interval,
     _bootstrap_replicates,
     bootstrap_mean_interval,
     curve_interval,
@@ -22,6 +23,12 @@ from eapo.analysis.stats import (
 
 # Two-sided 95% critical values of Student's t (any statistics table).
 T_975 = {1: 12.7062, 2: 4.3027, 3: 3.1824, 4: 2.7764, 9: 2.2622, 30: 2.0423}
+
+
+def _bounds(interval: Interval) -> tuple[float, float]:
+    """The interval's (low, high); every interval here has them (it is over 2 or more values)."""
+    assert interval.low is not None and interval.high is not None
+    return interval.low, interval.high
 
 
 @pytest.mark.parametrize(("df", "expected"), sorted(T_975.items()))
@@ -86,7 +93,7 @@ def test_pairing_removes_the_seed_effect() -> None:
     reference = {0: 0.10, 1: 0.50, 2: 0.30, 3: 0.70, 4: 0.20}
     arm = {s: v + 0.02 + 0.002 * (s % 2) for s, v in reference.items()}
     unpaired_a, unpaired_b = mean_interval(list(arm.values())), mean_interval(list(reference.values()))
-    assert unpaired_a.low < unpaired_b.high  # overlapping: no claim without pairing
+    assert _bounds(unpaired_a)[0] < _bounds(unpaired_b)[1]  # overlapping: no claim without pairing
     assert paired_difference(arm, reference).beats
 
 
@@ -95,7 +102,8 @@ def test_symmetric_differences_support_no_claim() -> None:
     arm = {0: 0.6, 1: 0.4, 2: 0.55, 3: 0.45}
     diff = paired_difference(arm, reference)
     assert diff.interval.mean == pytest.approx(0.0)
-    assert diff.interval.low < 0 < diff.interval.high
+    low, high = _bounds(diff.interval)
+    assert low < 0 < high
     assert diff.verdict() == "no claim"
 
 
@@ -145,20 +153,27 @@ def test_seed_bootstrap_is_the_hierarchical_bootstrap_with_one_problem_per_seed(
 def test_intervals_contain_the_mean_and_bootstrap_stays_in_the_range(values: list[float]) -> None:
     t = mean_interval(values)
     boot = bootstrap_mean_interval(values, resamples=500)
-    assert t.low <= t.mean + 1e-12 and t.mean <= t.high + 1e-12
-    assert min(values) - 1e-9 <= boot.low <= boot.high <= max(values) + 1e-9
-    wider = mean_interval(values, level=0.99)
-    assert wider.high - wider.low >= t.high - t.low - 1e-12
+    t_low, t_high = _bounds(t)
+    assert t_low <= t.mean + 1e-12 and t.mean <= t_high + 1e-12
+    boot_low, boot_high = _bounds(boot)
+    assert min(values) - 1e-9 <= boot_low <= boot_high <= max(values) + 1e-9
+    wider_low, wider_high = _bounds(mean_interval(values, level=0.99))
+    assert wider_high - wider_low >= t_high - t_low - 1e-12
 
 
 def test_curve_interval_aligns_steps_and_skips_missing_points() -> None:
-    curves = [([0, 50, 100], [0.2, 0.3, 0.4]), ([0, 50, 100], [0.4, None, 0.6]), ([0, 100], [0.3, 0.5])]
+    curves: list[tuple[list[int], list[float | None]]] = [
+        ([0, 50, 100], [0.2, 0.3, 0.4]),
+        ([0, 50, 100], [0.4, None, 0.6]),
+        ([0, 100], [0.3, 0.5]),
+    ]
     out = curve_interval(curves)
     assert out["x"] == [0.0, 50.0, 100.0]
     assert out["mean"] == pytest.approx([0.3, 0.3, 0.5])
     assert out["n"] == [3.0, 1.0, 3.0]
     assert out["low"][1] is None  # one value: no interval
-    assert out["low"][2] < 0.5 < out["high"][2]
+    low, high = out["low"][2], out["high"][2]
+    assert low is not None and high is not None and low < 0.5 < high
 
 
 def test_pass_at_k_curve_known_answers() -> None:

@@ -46,7 +46,7 @@ def _record(arm: str, seed: int, gain: float, per_problem: bool = True) -> RunRe
     rng = np.random.default_rng(zlib.crc32(f"{arm}-{seed}".encode()))
     curve = [_counts(rng, 0.3 + gain * i, K) for i in range(len(STEPS))]
     final = _counts(rng, 0.3 + gain * 2, N)
-    avg = [sum(c) / (K * PROBLEMS) for c in curve]
+    avg: list[float | None] = [sum(c) / (K * PROBLEMS) for c in curve]
     return RunRecord(
         arm=arm,
         seed=seed,
@@ -95,8 +95,9 @@ def _guess() -> dict[str, Any]:
 
 def _auc(record: RunRecord) -> float:
     """By hand: the trapezoid rule over the run's mean curve, divided by the 20-step horizon."""
-    y = record.eval_curve[f"avg@{K}"]
-    return ((y[0] + y[1]) / 2 * 10 + (y[1] + y[2]) / 2 * 10) / 20
+    y0, y1, y2 = record.eval_curve[f"avg@{K}"]
+    assert y0 is not None and y1 is not None and y2 is not None
+    return ((y0 + y1) / 2 * 10 + (y1 + y2) / 2 * 10) / 20
 
 
 def test_primary_auc_is_the_paired_mean_of_hand_computed_areas() -> None:
@@ -238,7 +239,10 @@ def _write_run(folder: Path, record: RunRecord, config_text: str) -> None:
     folder.mkdir(parents=True)
     (folder / "config.yaml").write_text(config_text)
     curve = zip(record.eval_curve["step"], record.eval_curve[f"avg@{K}"], strict=True)
-    rows = [{"step": int(s), "eval/pass@1": v, f"eval/avg@{K}": v, "eval/avg@1": v} for s, v in curve]
+    rows = []
+    for s, v in curve:
+        assert s is not None
+        rows.append({"step": int(s), "eval/pass@1": v, f"eval/avg@{K}": v, "eval/avg@1": v})
     (folder / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     for step, counts in record.eval_counts.items():
         append_eval_counts(folder, step, K, counts["correct_per_problem"])

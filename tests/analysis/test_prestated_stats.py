@@ -16,6 +16,7 @@ from eapo.analysis.power import (
     sd_upper_bound,
 )
 from eapo.analysis.stats import (
+    Interval,
     curve_auc,
     hierarchical_bootstrap,
     holm_adjust,
@@ -23,6 +24,18 @@ from eapo.analysis.stats import (
     t_quantile,
     variance_components,
 )
+
+
+def _bounds(interval: Interval) -> tuple[float, float]:
+    """The interval's (low, high); every interval here has them (it is over 2 or more values)."""
+    assert interval.low is not None and interval.high is not None
+    return interval.low, interval.high
+
+
+def _width(interval: Interval) -> float:
+    low, high = _bounds(interval)
+    return high - low
+
 
 # ------------------------------------------------------------------------------------------ AUC
 
@@ -114,8 +127,9 @@ def test_bootstrap_p_value_under_the_null_is_not_small() -> None:
     values = rng.normal(size=(6, 40))
     values -= values.mean()  # estimate exactly 0
     result = hierarchical_bootstrap(values, resamples=2000)
-    assert result.p_value > 0.5
-    assert result.interval.low < 0 < result.interval.high
+    assert result.p_value is not None and result.p_value > 0.5
+    low, high = _bounds(result.interval)
+    assert low < 0 < high
 
 
 def _crossed(
@@ -135,8 +149,8 @@ def test_shared_problem_draws_carry_a_problem_effect_common_to_all_seeds() -> No
     values = _crossed(rng, seeds, problems, 0.0, sd_problem)
     shared = hierarchical_bootstrap(values, problems="shared", resamples=4000)
     nested = hierarchical_bootstrap(values, problems="nested", resamples=4000)
-    width_shared = shared.interval.high - shared.interval.low
-    width_nested = nested.interval.high - nested.interval.low
+    width_shared = _width(shared.interval)
+    width_nested = _width(nested.interval)
     expected = 2 * 1.96 * values.mean(axis=0).std(ddof=1) / math.sqrt(problems)
     assert width_shared == pytest.approx(expected, rel=0.15)
     assert width_nested < width_shared / 2  # about 1/√8 of it
@@ -152,7 +166,8 @@ def test_shared_bootstrap_covers_the_mean_of_crossed_effects() -> None:
         values = _crossed(rng, 6, 20, 0.3, 0.3)
         for mode in hits:
             r = hierarchical_bootstrap(values, problems=mode, resamples=400, seed=trial)
-            hits[mode] += r.interval.low <= 0 <= r.interval.high
+            low, high = _bounds(r.interval)
+            hits[mode] += low <= 0 <= high
     assert hits["shared"] / trials >= 0.85
     assert hits["nested"] < hits["shared"]
 
@@ -282,5 +297,5 @@ def test_crossed_variance_predicts_the_shared_bootstrap_spread() -> None:
     parts = variance_components(values)
     predicted = math.sqrt(parts["seed_var"] / 6 + parts["problem_var"] / 60 + parts["residual_var"] / 360)
     result = hierarchical_bootstrap(values, resamples=4000)
-    bootstrap_se = (result.interval.high - result.interval.low) / (2 * 1.96)
+    bootstrap_se = _width(result.interval) / (2 * 1.96)
     assert bootstrap_se == pytest.approx(predicted, rel=0.2)

@@ -219,7 +219,8 @@ CHROMIUM_FLAGS = [
 
 
 def test_report_renders_in_headless_chromium(runs: dict[str, Path], tmp_path: Path) -> None:
-    if _chromium() is None:
+    chromium = _chromium()
+    if chromium is None:
         # CI installs Chromium and sets EAPO_REQUIRE_CHROMIUM, so there a missing browser fails the test.
         message = "headless Chromium is not installed (Debian: apt-get install -y chromium)"
         if os.environ.get("EAPO_REQUIRE_CHROMIUM"):
@@ -229,7 +230,7 @@ def test_report_renders_in_headless_chromium(runs: dict[str, Path], tmp_path: Pa
     page = _report(runs, path)
     n_spans = len(re.findall(r'<span class="tok"', page))
     profile = tmp_path / "profile"
-    command = [_chromium(), *CHROMIUM_FLAGS, f"--user-data-dir={profile}", "--virtual-time-budget=3000"]
+    command = [chromium, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", "--virtual-time-budget=3000"]
     dom = subprocess.run(
         [*command, "--dump-dom", path.resolve().as_uri()], capture_output=True, text=True, timeout=120
     ).stdout

@@ -233,7 +233,7 @@ def test_fig_6a_on_smollm2_reads_the_headline_entropy_curves_over_seeds(tmp_path
         curve = {"x": x, "mean": mean, "low": [m - 0.01 for m in mean], "high": [m + 0.01 for m in mean]}
         return {"seeds": list(range(100, 108)), "entropy_curve": curve}
 
-    report = {"kind": "compare", "arms": {"grpo": arm(0.3, 0.05), "eapo": arm(0.3, 0.25)}}
+    report: dict[str, Any] = {"kind": "compare", "arms": {"grpo": arm(0.3, 0.05), "eapo": arm(0.3, 0.25)}}
     (tmp_path / "compare_smollm2_headline.json").write_text(json.dumps(report))
     row = next(r for r in f.analysis_claims(tmp_path, "smollm2") if r[0].startswith("Fig. 6a"))
     assert row[-1] == "held (8 seeds)" and "over seeds" in row[3]
@@ -281,7 +281,12 @@ def test_entro_adv_saturation_is_read_by_the_pre_stated_rule(tmp_path: Path) -> 
 
 def _credit_summary(spearman: float) -> dict[str, Any]:
     deciles = {str(d): {"mean_cmi": 0.001 * d**3, "n": 30} for d in range(10)}  # top 2 deciles: 61%
-    everything = {"n": 300, "exceed_fraction": 0.0, "point_exceed_fraction": 0.0, "spearman": spearman}
+    everything: dict[str, Any] = {
+        "n": 300,
+        "exceed_fraction": 0.0,
+        "point_exceed_fraction": 0.0,
+        "spearman": spearman,
+    }
     everything |= {"spearman_ci": [spearman - 0.1, spearman + 0.1], "credit_to_entropy": 0.3}
     return {
         "all": everything,

@@ -9,6 +9,7 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -17,7 +18,7 @@ BENCH_DIR = REPO_ROOT / "benchmarks"
 SCRIPT = BENCH_DIR / "gpu_check.sh"
 
 
-def _run(args: list[str], **kwargs: object) -> subprocess.CompletedProcess:
+def _run(args: list[str], **kwargs: Any) -> subprocess.CompletedProcess[str]:
     return subprocess.run(args, cwd=REPO_ROOT, capture_output=True, text=True, timeout=600, **kwargs)
 
 

@@ -66,8 +66,8 @@ def test_properties(case: tuple[int, int, int, bool]) -> None:
             for i in range(groups * group_size):
                 g = i // group_size
                 others = torch.cat([grouped[g, : i % group_size], grouped[g, i % group_size + 1 :]])
-                want = 0.0 if bool(constant[g]) else float(rewards[i] - others.mean())
-                assert abs(float(adv[i]) - want) < 1e-5
+                expected = 0.0 if bool(constant[g]) else float(rewards[i] - others.mean())
+                assert abs(float(adv[i]) - expected) < 1e-5
 
 
 def test_single_response_groups_are_zero_variance() -> None:

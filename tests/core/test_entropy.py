@@ -23,7 +23,9 @@ def naive(logits: torch.Tensor, tokens: torch.Tensor, mask: torch.Tensor) -> tup
     return tuple(torch.where(mask, x, 0.0) for x in (logprobs, entropy, sum_sq))
 
 
-def random_inputs(seed: int, rows: int, length: int, vocab: int, keep: float, scale: float = 3.0):
+def random_inputs(
+    seed: int, rows: int, length: int, vocab: int, keep: float, scale: float = 3.0
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     gen = torch.Generator().manual_seed(seed)
     logits = torch.randn(rows, length, vocab, generator=gen) * scale
     tokens = torch.randint(0, vocab, (rows, length), generator=gen)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import pytest
 import torch
@@ -102,7 +103,7 @@ def test_token_mean_micro_batches_sum_to_the_full_batch(
     adv = torch.randn(rows, length, generator=gen)
     mask = torch.rand(rows, length, generator=gen) < 0.7
     # Clip-Cov / KL-Cov pick tokens per call; a ratio that selects nothing keeps the comparison exact.
-    params = {"clip_cov_lb": 1e9} if loss_type == "clip_cov" else {}
+    params: dict[str, Any] = {"clip_cov_lb": 1e9} if loss_type == "clip_cov" else {}
     if loss_type == "kl_cov":
         params = {"ppo_kl_coef": 0.0}
     full_x = logprobs.clone().requires_grad_()
@@ -154,6 +155,7 @@ def test_no_nan_on_degenerate_inputs(loss_type: str, agg: str) -> None:
         )
         loss.backward()
         assert math.isfinite(float(loss.detach())), name
+        assert x.grad is not None, name
         assert bool(torch.isfinite(per_token).all()) and bool(torch.isfinite(x.grad).all()), name
         assert all(math.isfinite(v) for v in metrics.values()), name
         if name == "empty mask":
@@ -182,6 +184,7 @@ def test_clip_cov_detaches_a_random_share_of_high_covariance_tokens() -> None:
             generator=torch.Generator().manual_seed(7),
         )
         loss.backward()
+        assert x.grad is not None
         grads.append(x.grad.clone())
         assert metrics["cov_clip_fraction"] == 0.5  # max(1, int(0.5 · 4)) = 2 tokens
     assert torch.equal(grads[0], grads[1]), "the same generator seed must pick the same tokens"

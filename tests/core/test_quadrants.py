@@ -27,7 +27,9 @@ thresholds = st.one_of(
 
 @settings(max_examples=50, deadline=None)
 @given(batches(), thresholds)
-def test_masks_partition_the_valid_nonzero_advantage_tokens(batch: Batch, threshold: object) -> None:
+def test_masks_partition_the_valid_nonzero_advantage_tokens(
+    batch: Batch, threshold: str | float | tuple[str, float]
+) -> None:
     masks = quadrant_masks(batch.advantages, batch.entropy, batch.mask, batch.group_size, threshold)
     assert tuple(masks) == QUADRANTS
     stacked = torch.stack([masks[q] for q in QUADRANTS]).int()

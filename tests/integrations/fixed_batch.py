@@ -107,7 +107,9 @@ def eapo_train_run(root: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     batch = fixed_batch()
     mask = batch["response_mask"]
 
-    def fixed_rollouts(model: Any, tokenizer: Any, prompts: list[str], group_size: int, *a: Any, **k: Any):
+    def fixed_rollouts(
+        model: Any, tokenizer: Any, prompts: list[str], group_size: int, *a: Any, **k: Any
+    ) -> RolloutBatch:
         assert (len(prompts), group_size) == (2, GROUP)
         return RolloutBatch(
             sequences=torch.cat([PROMPT_IDS, batch["response_ids"]], dim=1),

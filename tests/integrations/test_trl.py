@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -10,6 +12,7 @@ pytest.importorskip("trl", reason="TRL is not installed (pip install 'eapo[trl]'
 
 import torch
 from datasets import Dataset
+from transformers import PreTrainedModel
 from trl import GRPOTrainer
 
 from eapo.core import QUADRANTS, policy_loss, shape_advantages, token_advantages, token_logprobs_and_entropy
@@ -19,8 +22,8 @@ from eapo.integrations.trl import EAPOConfig, EAPOTrainer, rollout_scores
 GROUP = 4
 
 
-def make_config(tmp_path, **overrides) -> EAPOConfig:
-    settings = {
+def make_config(tmp_path: Path, **overrides: Any) -> EAPOConfig:
+    settings: dict[str, Any] = {
         "output_dir": str(tmp_path / "out"),
         "use_cpu": True,
         "bf16": False,
@@ -43,7 +46,7 @@ def count_ones(completions: list[str], **_: object) -> list[float]:
     return [float(completion.split().count("1")) for completion in completions]
 
 
-def make_trainer(tmp_path, model_and_tokenizer, **overrides) -> EAPOTrainer:
+def make_trainer(tmp_path: Path, model_and_tokenizer: tuple[Any, Any], **overrides: Any) -> EAPOTrainer:
     model, tokenizer = model_and_tokenizer
     dataset = Dataset.from_dict({"prompt": ["1 + 2 =", "3 + 4 =", "a b", "c d"]})
     return EAPOTrainer(
@@ -55,8 +58,11 @@ def make_trainer(tmp_path, model_and_tokenizer, **overrides) -> EAPOTrainer:
     )
 
 
-def test_eapo_trainer_trains_two_steps_and_logs_quadrants(tmp_path, tiny_model_and_tokenizer):
+def test_eapo_trainer_trains_two_steps_and_logs_quadrants(
+    tmp_path: Path, tiny_model_and_tokenizer: tuple[Any, Any]
+) -> None:
     trainer = make_trainer(tmp_path, tiny_model_and_tokenizer)
+    assert isinstance(trainer.model, PreTrainedModel)  # TRL types it Optional
     before = [p.detach().clone() for p in trainer.model.parameters()]
     trainer.train()
     steps = [entry for entry in trainer.state.log_history if "loss" in entry]
@@ -75,7 +81,7 @@ def test_eapo_trainer_trains_two_steps_and_logs_quadrants(tmp_path, tiny_model_a
     assert moved > 0.0
 
 
-def test_config_rejects_what_the_trainer_does_not_support(tmp_path):
+def test_config_rejects_what_the_trainer_does_not_support(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="eapo_algo"):
         make_config(tmp_path, eapo_algo="nope")
     with pytest.raises(ConfigError, match="loss_type"):
@@ -92,6 +98,7 @@ def test_config_rejects_what_the_trainer_does_not_support(tmp_path):
 def loss_inputs(trainer: EAPOTrainer, seed: int = 0) -> dict[str, torch.Tensor]:
     """A micro-batch of 2 groups × GROUP rows with ragged completions, old log-probs off by a little."""
     generator = torch.Generator().manual_seed(seed)
+    assert isinstance(trainer.model, PreTrainedModel)  # TRL types it Optional
     rows, prompt_len, completion_len = 2 * GROUP, 3, 6
     vocab = trainer.model.config.vocab_size
     prompt_ids = torch.randint(3, vocab, (rows, prompt_len), generator=generator)
@@ -117,8 +124,11 @@ def loss_inputs(trainer: EAPOTrainer, seed: int = 0) -> dict[str, torch.Tensor]:
 
 @pytest.mark.parametrize("loss_type", ["grpo", "bnpo", "dr_grpo", "dapo"])
 @pytest.mark.parametrize("training", [True, False])
-def test_grpo_algo_equals_trl_loss(tmp_path, tiny_model_and_tokenizer, loss_type, training):
+def test_grpo_algo_equals_trl_loss(
+    tmp_path: Path, tiny_model_and_tokenizer: tuple[Any, Any], loss_type: str, training: bool
+) -> None:
     trainer = make_trainer(tmp_path, tiny_model_and_tokenizer, eapo_algo="grpo", use_bias_correction_kl=False)
+    assert isinstance(trainer.model, PreTrainedModel)  # TRL types it Optional
     # Set after construction: beta > 0 at construction would make TRL load a reference model by name.
     trainer.beta = 0.04
     trainer.loss_type = loss_type
@@ -131,8 +141,11 @@ def test_grpo_algo_equals_trl_loss(tmp_path, tiny_model_and_tokenizer, loss_type
     assert float(eapo_loss) == pytest.approx(float(trl_loss), abs=1e-6)
 
 
-def test_eapo_loss_equals_core_policy_loss_on_shaped_advantages(tmp_path, tiny_model_and_tokenizer):
+def test_eapo_loss_equals_core_policy_loss_on_shaped_advantages(
+    tmp_path: Path, tiny_model_and_tokenizer: tuple[Any, Any]
+) -> None:
     trainer = make_trainer(tmp_path, tiny_model_and_tokenizer)  # dapo, the paper's token-mean
+    assert isinstance(trainer.model, PreTrainedModel)  # TRL types it Optional
     trainer.model.eval()
     inputs = loss_inputs(trainer, seed=1)
     mask = inputs["completion_mask"]
@@ -152,9 +165,13 @@ def test_eapo_loss_equals_core_policy_loss_on_shaped_advantages(tmp_path, tiny_m
 
 @pytest.mark.parametrize("temperature", [1.0, 0.7])
 def test_generation_step_shapes_whole_groups_with_rollout_entropy(
-    tmp_path, tiny_model_and_tokenizer, monkeypatch, temperature
-):
+    tmp_path: Path,
+    tiny_model_and_tokenizer: tuple[Any, Any],
+    monkeypatch: pytest.MonkeyPatch,
+    temperature: float,
+) -> None:
     trainer = make_trainer(tmp_path, tiny_model_and_tokenizer, temperature=temperature)
+    assert isinstance(trainer.model, PreTrainedModel)  # TRL types it Optional
     trainer.model.train()
     batch = loss_inputs(trainer, seed=2)
     del batch["old_per_token_logps"], batch["ref_per_token_logps"]

@@ -18,16 +18,6 @@ pytest.importorskip("trl", reason="TRL is not installed (pip install 'eapo[trl]'
 
 import torch
 from datasets import Dataset
-from fixed_batch import (
-    GROUP,
-    PROMPT_IDS,
-    assert_same_dump,
-    assert_same_quadrant_tables,
-    eapo_train_run,
-    expected_dump,
-    fixed_batch,
-    scores,
-)
 from trl import GRPOConfig, GRPOTrainer
 
 import eapo.integrations.trl as trl_adapter
@@ -38,6 +28,17 @@ from eapo.integrations.trl import EAPOConfig, EAPOTrainer, add_eapo_diagnostics
 from eapo.train.config import load_config
 from eapo.train.dumps import dump_paths, load_dump
 from eapo.train.logging import read_metrics
+
+from .fixed_batch import (
+    GROUP,
+    PROMPT_IDS,
+    assert_same_dump,
+    assert_same_quadrant_tables,
+    eapo_train_run,
+    expected_dump,
+    fixed_batch,
+    scores,
+)
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -80,6 +81,7 @@ def _trl_run(root: Path, model_and_tokenizer: Any, monkeypatch: pytest.MonkeyPat
     monkeypatch.setattr(GRPOTrainer, "_generate_and_score_completions", generated)
     monkeypatch.setattr(trl_adapter, "rollout_scores", lambda *args, **kwargs: scores())
     trainer.eapo_diagnostics.start(0)
+    assert trainer.model is not None
     trainer.model.train()
     trainer._generate_and_score_completions([])
     trainer.eapo_diagnostics.end_step(1)
@@ -118,6 +120,11 @@ def test_one_fixed_batch_gives_the_same_dump_and_quadrant_table_in_eapo_and_trl(
     assert tables[0]["entropy_information"] == tables[1]["entropy_information"]
 
 
+def _count_ones(completions: list[str], **_: object) -> list[float | None]:
+    """A reward with variance inside most groups of a random model: how many '1' tokens it wrote."""
+    return [float(c.split().count("1")) for c in completions]
+
+
 def _grpo_trainer(tmp_path: Path, name: str, model: Any, tokenizer: Any) -> GRPOTrainer:
     args = GRPOConfig(
         output_dir=str(tmp_path / name),
@@ -137,7 +144,7 @@ def _grpo_trainer(tmp_path: Path, name: str, model: Any, tokenizer: Any) -> GRPO
     dataset = Dataset.from_dict({"prompt": ["1 + 2 =", "3 + 4 =", "a b", "c d"]})
     return GRPOTrainer(
         model=model,
-        reward_funcs=lambda completions, **_: [float(c.split().count("1")) for c in completions],
+        reward_funcs=_count_ones,
         args=args,
         train_dataset=dataset,
         processing_class=tokenizer,
@@ -151,11 +158,13 @@ def test_add_eapo_diagnostics_leaves_grpo_trainer_math_unchanged(
     start = {k: v.clone() for k, v in model.state_dict().items()}
     plain = _grpo_trainer(tmp_path, "plain", model, tokenizer)
     plain.train()
+    assert plain.model is not None
     plain_weights = {k: v.clone() for k, v in plain.model.state_dict().items()}
     model.load_state_dict(start)
     diagnosed = add_eapo_diagnostics(_grpo_trainer(tmp_path, "diagnosed", model, tokenizer), dump_every=1)
     diagnosed.train()
     # Same samples, same advantages, same loss: the weights end bit-identical.
+    assert diagnosed.model is not None
     for key, value in diagnosed.model.state_dict().items():
         assert torch.equal(value, plain_weights[key]), key
     run = tmp_path / "diagnosed"
@@ -220,7 +229,8 @@ def test_example_run_folder_is_read_by_quadrants_and_report(tmp_path: Path) -> N
     assert report.returncode == 0, report.stderr[-2000:]
     html = page.read_text()
     assert "trl" in html and "eapo-run" in html and 'class="tok"' in html
-    if _chromium() is None:
+    chromium = _chromium()
+    if chromium is None:
         message = "headless Chromium is not installed (Debian: apt-get install -y chromium)"
         if os.environ.get("EAPO_REQUIRE_CHROMIUM"):
             pytest.fail(message)
@@ -233,7 +243,7 @@ def test_example_run_folder_is_read_by_quadrants_and_report(tmp_path: Path) -> N
         "--disable-background-networking",
     ]
     dom = subprocess.run(
-        [_chromium(), *flags, f"--user-data-dir={tmp_path / 'profile'}", "--virtual-time-budget=3000",
+        [chromium, *flags, f"--user-data-dir={tmp_path / 'profile'}", "--virtual-time-budget=3000",
          "--dump-dom", page.resolve().as_uri()],
         capture_output=True, text=True, timeout=120, check=False,
     ).stdout  # fmt: skip

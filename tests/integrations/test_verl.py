@@ -9,7 +9,9 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from pathlib import Path
 from types import SimpleNamespace
+from typing import Any
 
 import pytest
 
@@ -68,7 +70,7 @@ def random_batch(seed: int = 0, rows: int = 2 * GROUP, length: int = 7) -> dict[
 @pytest.mark.parametrize("agg_mode", AGG_MODES)
 @pytest.mark.parametrize("distributed", [False, True])
 @pytest.mark.parametrize("weighted", [False, True])
-def test_registered_loss_equals_verl_vanilla(agg_mode, distributed, weighted):
+def test_registered_loss_equals_verl_vanilla(agg_mode: str, distributed: bool, weighted: bool) -> None:
     batch = random_batch()
     config = actor_config()
     if distributed:  # this micro-batch as one rank's share of a 2-rank global batch
@@ -87,7 +89,7 @@ def test_registered_loss_equals_verl_vanilla(agg_mode, distributed, weighted):
         assert eapo_metrics[key] == pytest.approx(verl_metrics[key], abs=1e-6)
 
 
-def test_core_grpo_loss_equals_verl_vanilla_token_mean():
+def test_core_grpo_loss_equals_verl_vanilla_token_mean() -> None:
     batch = random_batch(seed=1)
     verl_loss, _ = compute_policy_loss_vanilla(
         batch["old"], batch["new"], batch["advantages"], batch["mask"], "token-mean", actor_config()
@@ -104,7 +106,7 @@ def test_core_grpo_loss_equals_verl_vanilla_token_mean():
     assert float(core_loss) == pytest.approx(float(verl_loss), abs=1e-6)
 
 
-def test_eapo_loss_on_shaped_advantages_equals_core_policy_loss():
+def test_eapo_loss_on_shaped_advantages_equals_core_policy_loss() -> None:
     batch = random_batch(seed=2)
     shaped = shape_advantages("eapo", batch["advantages"], batch["entropy"], batch["mask"], GROUP)
     loss, _ = POLICY_LOSS_REGISTRY["eapo"](
@@ -116,7 +118,7 @@ def test_eapo_loss_on_shaped_advantages_equals_core_policy_loss():
     assert float(loss) == pytest.approx(float(expected), abs=1e-6)
 
 
-def test_grouping_by_uid_matches_contiguous_groups():
+def test_grouping_by_uid_matches_contiguous_groups() -> None:
     batch = random_batch(seed=3)
     expected = shape_advantages(
         "eapo", batch["advantages"], batch["entropy"], batch["mask"], GROUP, alpha=0.5
@@ -135,7 +137,7 @@ def test_grouping_by_uid_matches_contiguous_groups():
     assert sum(metrics[f"quadrant/{name}/share"] for name in (*QUADRANTS, "ZERO")) == pytest.approx(1.0)
     with pytest.raises(DataError, match="different sizes"):
         eapo_verl.shape_grouped_advantages(
-            uids[:-1], *(batch[k][:-1] for k in ("advantages", "entropy", "mask")), "eapo"
+            uids[:-1], batch["advantages"][:-1], batch["entropy"][:-1], batch["mask"][:-1], "eapo"
         )
 
 
@@ -146,10 +148,10 @@ class FakeQueue:
         self.store = store
         self.written: TensorDict | None = None
 
-    def kv_batch_get(self, keys, partition_id, select_fields):
+    def kv_batch_get(self, keys: list[int], partition_id: str, select_fields: list[str]) -> TensorDict:
         return self.store.select(*select_fields)
 
-    def kv_batch_put(self, keys, partition_id, fields):
+    def kv_batch_put(self, keys: list[int], partition_id: str, fields: TensorDict) -> SimpleNamespace:
         self.written = fields
         return SimpleNamespace(keys=keys, partition_id=partition_id)
 
@@ -164,12 +166,12 @@ class QueuedBatch(SimpleNamespace):
 class VerlTrainerStub:
     """Stands in for verl's PPOTrainer: its advantages are already in the queue."""
 
-    def _compute_advantage(self, batch, metrics):
+    def _compute_advantage(self, batch: Any, metrics: dict[str, float]) -> Any:
         metrics["verl/advantage"] = 1.0
         return batch
 
 
-def test_trainer_step_shapes_the_queued_batch(monkeypatch):
+def test_trainer_step_shapes_the_queued_batch(monkeypatch: pytest.MonkeyPatch) -> None:
     from omegaconf import OmegaConf
 
     batch = random_batch(seed=4)
@@ -206,13 +208,14 @@ def test_trainer_step_shapes_the_queued_batch(monkeypatch):
     expected, _ = eapo_verl.shape_grouped_advantages(
         uids, batch["advantages"], batch["entropy"], batch["mask"], "eapo", alpha=0.4
     )
+    assert queue.written is not None
     written = queue.written["advantages"]
     for row, n in enumerate(lengths):
         torch.testing.assert_close(written[row], expected[row, :n])
     assert metrics["verl/advantage"] == 1.0 and "quadrant/PHR/share" in metrics
 
 
-def test_shaper_settings_validate_the_policy_loss_section():
+def test_shaper_settings_validate_the_policy_loss_section() -> None:
     assert eapo_verl.shaper_settings({"loss_mode": "eapo"}) == ("eapo", {"alpha": 0.2, "phi": 2.0})
     assert eapo_verl.shaper_settings({"loss_mode": "forking", "eapo_params": {"top_fraction": 0.3}}) == (
         "forking",
@@ -224,7 +227,7 @@ def test_shaper_settings_validate_the_policy_loss_section():
         eapo_verl.shaper_settings({"loss_mode": "forking", "eapo_params": {"alpha": 1.0}})
 
 
-def test_loss_warns_when_advantages_were_not_shaped(monkeypatch):
+def test_loss_warns_when_advantages_were_not_shaped(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(eapo_verl, "_warned_unshaped", set())
     batch = random_batch(seed=5)
     with pytest.warns(UserWarning, match="trainer_mode=eapo"):
@@ -233,7 +236,7 @@ def test_loss_warns_when_advantages_were_not_shaped(monkeypatch):
         )
 
 
-def test_hydra_target_builds_the_eapo_policy_loss_config():
+def test_hydra_target_builds_the_eapo_policy_loss_config() -> None:
     import verl
     from hydra import compose, initialize_config_dir
     from verl.utils.config import omega_conf_to_dataclass
@@ -257,7 +260,7 @@ def test_hydra_target_builds_the_eapo_policy_loss_config():
     assert eapo_verl.shaper_settings(actor.policy_loss) == ("eapo", {"alpha": 0.3, "phi": 2.0})
 
 
-def test_environment_hook_registers_losses_and_trainers_on_import_verl():
+def test_environment_hook_registers_losses_and_trainers_on_import_verl() -> None:
     code = (
         "import verl\n"
         "from verl.trainer.ppo.core_algos import POLICY_LOSS_REGISTRY\n"
@@ -275,7 +278,7 @@ def test_environment_hook_registers_losses_and_trainers_on_import_verl():
 
 
 @pytest.mark.parametrize("temperature", [1.0, 0.7])
-def test_verl_scores_at_the_sampling_temperature_as_eapo_does(temperature):
+def test_verl_scores_at_the_sampling_temperature_as_eapo_does(temperature: float) -> None:
     """verl's engine divides the logits by the rollout temperature before its log-prob and entropy
     functions (`_scale_logits_by_temperature`); eapo.core at the same temperature gives the same numbers."""
     from verl.utils.torch_functional import entropy_from_logits, logprobs_from_logits
@@ -300,15 +303,25 @@ def test_verl_scores_at_the_sampling_temperature_as_eapo_does(temperature):
 class VerlMetricsStub(VerlTrainerStub):
     """verl's PPOTrainer's two steps the mixin extends; the actor's loss is already in the step's metrics."""
 
-    def _compute_metrics(self, batch, metrics, timing_raw, global_steps, epoch):
+    def _compute_metrics(
+        self, batch: Any, metrics: dict[str, float], timing_raw: Any, global_steps: int, epoch: int
+    ) -> None:
         metrics["actor/pg_loss"] = 0.0
 
 
-def test_one_fixed_batch_gives_the_same_dump_and_quadrant_table_as_eapo_train(tmp_path, monkeypatch):
+def test_one_fixed_batch_gives_the_same_dump_and_quadrant_table_as_eapo_train(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """The verl part of #22's cross-host test: verl's batch (rows interleaved by balance_batch, in the
     TransferQueue as nested tensors) gives the dump and `eapo quadrants` table of `eapo train`."""
-    from fixed_batch import GROUP as FIXED_GROUP
-    from fixed_batch import (
+    from omegaconf import OmegaConf
+
+    from eapo.analysis.quadrants import analyze_quadrants
+    from eapo.train.dumps import load_dump
+    from eapo.train.logging import read_metrics
+
+    from .fixed_batch import GROUP as FIXED_GROUP
+    from .fixed_batch import (
         PROMPT_IDS,
         assert_same_dump,
         assert_same_quadrant_tables,
@@ -316,11 +329,6 @@ def test_one_fixed_batch_gives_the_same_dump_and_quadrant_table_as_eapo_train(tm
         expected_dump,
         fixed_batch,
     )
-    from omegaconf import OmegaConf
-
-    from eapo.analysis.quadrants import analyze_quadrants
-    from eapo.train.dumps import load_dump
-    from eapo.train.logging import read_metrics
 
     batch, reference = fixed_batch(), expected_dump()
     mask = batch["response_mask"]
@@ -390,15 +398,15 @@ def test_one_fixed_batch_gives_the_same_dump_and_quadrant_table_as_eapo_train(tm
     assert tables[0]["entropy_information"] == tables[1]["entropy_information"]
 
 
-def test_overrides_file_composes_with_verl_config(capsys):
+def test_overrides_file_composes_with_verl_config(capsys: pytest.CaptureFixture[str]) -> None:
     """examples/verl/eapo_overrides.txt is valid for verl's Hydra config (what EAPO_CHECK_ONLY runs)."""
     import importlib.util
-    from pathlib import Path
 
     examples = Path(__file__).resolve().parents[2] / "examples" / "verl"
     lines = (examples / "eapo_overrides.txt").read_text().splitlines()
     overrides = [line.strip() for line in lines if line.strip() and not line.lstrip().startswith("#")]
     spec = importlib.util.spec_from_file_location("check_config", examples / "check_config.py")
+    assert spec is not None and spec.loader is not None
     check_config = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(check_config)
     check_config.main([*overrides, "actor_rollout_ref.actor.ppo_micro_batch_size_per_gpu=2"])

@@ -82,8 +82,8 @@ def test_warmup_raises_the_format_rate_is_cached_and_recorded(
     from eapo.train.run_policy import load_run_policy
 
     checkpoint = latest_checkpoint(result.run_dir)
-    for target in ((result.run_dir, None), (None, str(checkpoint))):
-        eval_config, _ = resolve_eval_target(*target, None, None)
+    for run, model in ((result.run_dir, None), (None, str(checkpoint))):
+        eval_config, _ = resolve_eval_target(run, model, None, None)
         assert not eval_config.model.format_warmup.enabled
         load_run_policy(eval_config, progress=False)
     assert _policy_for(result.run_dir, 1, {}) is not None

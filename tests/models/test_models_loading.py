@@ -171,5 +171,6 @@ def test_smollm2_converts_once_then_loads_from_the_cache(tmp_path: Path) -> None
     assert time.perf_counter() - started < 10
     messages = [{"role": "user", "content": "What is 2 + 3?"}]
     prompt = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+    assert isinstance(prompt, str)
     batch = generate_rollouts(model, tokenizer, [prompt], 2, SamplingConfig(max_new_tokens=16), seed=0)
     assert batch.sequences.shape[0] == 2 and all(isinstance(text, str) for text in batch.completions)

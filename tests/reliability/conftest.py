@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 import torch
-from reliability_support import write_problems
+
+from .reliability_support import write_problems
 
 
 @pytest.fixture(autouse=True)

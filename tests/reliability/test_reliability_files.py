@@ -36,7 +36,7 @@ def _one_error(capsys: pytest.CaptureFixture[str]) -> str:
 
 
 GOOD = json.dumps(ROW) + "\n"
-BAD_METRICS = {
+BAD_METRICS: dict[str, tuple[str | bytes, str]] = {
     "a_row_that_is_a_list": (GOOD + "[1, 2, 3]\n" + GOOD, "metrics.jsonl, line 2: expected a JSON object"),
     "a_row_without_a_step": (GOOD + '{"loss": 1}\n' + GOOD, "line 2: expected a JSON object"),
     "garbage_before_the_end": (GOOD + "{not json\n" + GOOD, "metrics.jsonl, line 2: not JSON"),

@@ -10,13 +10,14 @@ import json
 from pathlib import Path
 
 import pytest
-from reliability_support import start_eapo, tiny_values, write_config
 
 from eapo.cli import main
 from eapo.errors import ConfigError, ModelLoadError
 from eapo.models.char_tokenizer import build_char_tokenizer
 from eapo.models.config import TinyConfig
 from eapo.models.tiny import build_tiny_model
+
+from .reliability_support import start_eapo, tiny_values, write_config
 
 
 @pytest.fixture(scope="module")

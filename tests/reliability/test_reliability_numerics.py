@@ -15,15 +15,6 @@ from typing import Any
 
 import pytest
 import torch
-from reliability_support import (
-    ALWAYS_A_GRADIENT,
-    mixed_reward,
-    non_finite_metrics,
-    tiny_config,
-    tiny_values,
-    training_rows,
-    write_config,
-)
 from safetensors.torch import load_file
 
 import eapo.train.trainer as trainer_module
@@ -33,6 +24,16 @@ from eapo.train.checkpoint import read_trainer_state
 from eapo.train.dumps import dump_paths, load_dump
 from eapo.train.logging import read_metrics as read_metrics_rows
 from eapo.train.trainer import Trainer
+
+from .reliability_support import (
+    ALWAYS_A_GRADIENT,
+    mixed_reward,
+    non_finite_metrics,
+    tiny_config,
+    tiny_values,
+    training_rows,
+    write_config,
+)
 
 NAN = float("nan")
 NO_DROP = ALWAYS_A_GRADIENT["train"]
@@ -115,6 +116,7 @@ def test_one_bad_mini_batch_does_not_veto_the_others(
     _poison_policy_loss(monkeypatch, lambda call: call == 1, "loss_nan")  # the first of the two
     result = trainer_module.train(config, progress=False)
     assert training_rows(result.run_dir)[0]["skipped_updates"] == 1.0
+    assert result.checkpoint is not None
     adam = _adam_state(result.checkpoint)
     assert {float(s["step"]) for s in adam.values()} == {1.0}  # the second mini-batch did update
 

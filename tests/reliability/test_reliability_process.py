@@ -15,7 +15,15 @@ from typing import Any
 
 import pytest
 import torch
-from reliability_support import (
+from safetensors.torch import load_file
+
+import eapo.train.trainer as trainer_module
+from eapo.cli import main
+from eapo.train.checkpoint import load_trainer_state, scan_checkpoints, verify_checkpoint
+from eapo.train.config import load_config
+from eapo.train.trainer import train
+
+from .reliability_support import (
     ALWAYS_A_GRADIENT,
     HERE,
     comparable,
@@ -25,13 +33,6 @@ from reliability_support import (
     wait_until,
     write_config,
 )
-from safetensors.torch import load_file
-
-import eapo.train.trainer as trainer_module
-from eapo.cli import main
-from eapo.train.checkpoint import load_trainer_state, scan_checkpoints, verify_checkpoint
-from eapo.train.config import load_config
-from eapo.train.trainer import train
 
 REFERENCE_STEPS = 12
 START_TIMEOUT_S = 240  # a cold child imports torch + transformers and may warm up the tiny model

@@ -21,7 +21,6 @@ from typing import Any
 
 import pytest
 import torch
-from reliability_support import HERE, start_eapo, tiny_values, training_rows, wait_until, write_config
 
 from eapo.cli import main
 from eapo.errors import CheckpointError
@@ -37,6 +36,8 @@ from eapo.train.checkpoint import (
 from eapo.train.config import load_config
 from eapo.train.run_dir import CHANGES_FILE, RunLock
 from eapo.train.trainer import train
+
+from .reliability_support import HERE, start_eapo, tiny_values, training_rows, wait_until, write_config
 
 START_TIMEOUT_S = 300
 

@@ -18,12 +18,13 @@ import pytest
 import safetensors
 import safetensors.torch
 import transformers.modeling_utils
-from reliability_support import tiny_config, tiny_values, training_rows, write_config
 
 import eapo.train.checkpoint as checkpoint_module
 import eapo.train.trainer as trainer_module
 from eapo.cli import main
 from eapo.train.checkpoint import verify_checkpoint
+
+from .reliability_support import tiny_config, tiny_values, training_rows, write_config
 
 
 def _fill_the_disk(monkeypatch: pytest.MonkeyPatch, what: str, from_step: int) -> None:

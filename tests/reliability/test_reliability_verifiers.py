@@ -15,13 +15,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from reliability_support import tiny_config, training_rows
 
 import eapo.tasks.rewards as rewards_module
 from eapo.tasks import Problem
 from eapo.tasks.rewards import MAX_CONSECUTIVE_TIMEOUTS
 from eapo.train.dumps import load_dump
 from eapo.train.trainer import train
+
+from .reliability_support import tiny_config, training_rows
 
 TIMEOUT_S = 0.3
 

@@ -79,6 +79,8 @@ def test_eager_decoding_samples_what_the_model_samples(
         assert torch.equal(own.response_ids, other.response_ids)
         assert torch.equal(own.response_mask, other.response_mask)
         if temperature > 0:
+            assert own.logprobs is not None and other.logprobs is not None
+            assert own.entropy is not None and other.entropy is not None
             assert torch.allclose(own.logprobs, other.logprobs, atol=1e-5)
             assert torch.allclose(own.entropy, other.entropy, atol=1e-5)
 

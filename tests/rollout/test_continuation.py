@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 import torch
-from transformers import PreTrainedModel, PreTrainedTokenizerFast
+from transformers import LlamaForCausalLM, PreTrainedModel, PreTrainedTokenizerFast
 
 from eapo.rollout import SamplingConfig, continuation
 from eapo.rollout.continuation import continue_sequences, journal_fingerprint
@@ -90,7 +90,7 @@ def test_each_row_stops_after_its_first_eos_while_the_chunk_goes_on(
 
 
 def test_a_journal_resumes_where_a_stopped_call_left_off_with_the_same_samples(
-    llama: PreTrainedModel,
+    llama: LlamaForCausalLM,
     tokenizer: PreTrainedTokenizerFast,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
@@ -143,12 +143,13 @@ def test_a_journal_resumes_where_a_stopped_call_left_off_with_the_same_samples(
 
 
 def test_a_row_ends_after_its_first_stop_string_and_the_chunk_stops_early(
-    llama: PreTrainedModel, tokenizer: PreTrainedTokenizerFast, monkeypatch: pytest.MonkeyPatch
+    llama: LlamaForCausalLM, tokenizer: PreTrainedTokenizerFast, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     prefixes = _prefixes(tokenizer)
     sampling = SamplingConfig(temperature=0.0, batch_rows=8)
     free = continue_sequences(llama, tokenizer, prefixes, [12, 12, 12], sampling)
     stop = tokenizer.decode(free[0][2:4])  # a string row 0 writes with its 3rd and 4th new tokens
+    assert isinstance(stop, str)
     steps = []
     real_generate = llama.generate
 
@@ -204,7 +205,7 @@ def test_branches_of_one_position_share_one_prefix_prefill_and_sample_as_without
 
 
 def test_phases_continue_exactly_and_rows_that_ended_leave(
-    llama: PreTrainedModel, tokenizer: PreTrainedTokenizerFast, monkeypatch: pytest.MonkeyPatch
+    llama: LlamaForCausalLM, tokenizer: PreTrainedTokenizerFast, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Greedy over budgets longer than a phase equals one uninterrupted greedy decode of each row; a row
     that has written its stop string is not decoded in the next phase."""
@@ -226,6 +227,7 @@ def test_phases_continue_exactly_and_rows_that_ended_leave(
         assert rows_per_call == [3, 3, 3]
     rows_per_call.clear()
     stop = tokenizer.decode(whole[0][1:3])  # row 0 writes it within the first phase
+    assert isinstance(stop, str)
     stopping = SamplingConfig(temperature=0.0, batch_rows=8, stop_strings=[stop])
     cut = continue_sequences(llama, tokenizer, prefixes, [budget] * 3, stopping)
     assert cut[0] == whole[0][:3]

@@ -147,7 +147,8 @@ def test_a_run_trains_on_phased_rollouts_with_pi_old_from_the_decode_loop(
     run_dir = train(config, progress=False, reward_fn=parity_reward).run_dir
     rows = [row for row in read_metrics(run_dir) if "loss" in row]
     assert len(rows) == 2
-    assert read_precision(run_dir)["old_logprobs"] == "decode loop"
+    precision = read_precision(run_dir)
+    assert precision is not None and precision["old_logprobs"] == "decode loop"
     for row in rows:
         assert row["ratio_abs_dev"] < 1e-4  # one on-policy mini-batch: π_θ = π_old when it is scored
         assert math.isfinite(row["loss"]) and row["drift/update_norm"] > 0

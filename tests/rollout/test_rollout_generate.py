@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from transformers import PreTrainedModel, PreTrainedTokenizerFast
+from transformers import GPT2LMHeadModel, LlamaForCausalLM, PreTrainedModel, PreTrainedTokenizerFast
 
 from eapo.errors import ConfigError
 from eapo.rollout import SamplingConfig, generate_rollouts, response_logits, response_mask_from_ids
@@ -143,7 +143,7 @@ def test_stop_strings_during_generation(llama: PreTrainedModel, tokenizer: PreTr
 
 
 def test_response_logits_match_generate(
-    llama: PreTrainedModel, gpt2: PreTrainedModel, tokenizer: PreTrainedTokenizerFast
+    llama: LlamaForCausalLM, gpt2: GPT2LMHeadModel, tokenizer: PreTrainedTokenizerFast
 ) -> None:
     """Log-probs of the sampled tokens from one forward equal those `generate` computed (fp32, 1e-4), for
     left-padded prompts of different lengths, with RoPE (Llama) and absolute positions (GPT-2)."""

@@ -9,12 +9,14 @@ from transformers import PreTrainedModel, PreTrainedTokenizerFast
 from eapo.core import row_logprobs_and_entropy, token_logprobs_and_entropy
 from eapo.errors import ConfigError
 from eapo.rollout import SamplingConfig, concat_rollouts, generate_rollouts, response_logits
-from eapo.rollout.generate import select_rollout_rows
+from eapo.rollout.generate import RolloutBatch, select_rollout_rows
 
 PROMPTS = ["Calculate 1 + 2.\nAnswer:", "Calculate 10 - 3 + 7.\nAnswer:", "x"]
 
 
-def _forward_stats(model: PreTrainedModel, batch, temperature: float) -> tuple[torch.Tensor, ...]:
+def _forward_stats(
+    model: PreTrainedModel, batch: RolloutBatch, temperature: float
+) -> tuple[torch.Tensor, ...]:
     with torch.no_grad():
         logits = response_logits(model, batch.sequences, batch.attention_mask, batch.prompt_length)
         return token_logprobs_and_entropy(
@@ -83,11 +85,13 @@ def test_decode_statistics_travel_with_selected_and_joined_rows(
     )
     joined = concat_rollouts([a, b], tokenizer.pad_token_id)
     assert joined.logprobs is not None and joined.logprobs.shape == joined.response_ids.shape
+    assert joined.entropy is not None and joined.sum_sq_probs is not None
     logprobs, entropy, _ = _forward_stats(llama, joined, 1.0)
     assert (joined.logprobs - logprobs).abs()[joined.response_mask].max() < 1e-4
     assert (joined.entropy - entropy).abs()[joined.response_mask].max() < 1e-4
     rows = torch.tensor([5, 0, 3])
     picked = select_rollout_rows(joined, rows)
+    assert picked.logprobs is not None and picked.sum_sq_probs is not None
     assert torch.equal(picked.logprobs, joined.logprobs[rows])
     assert torch.equal(picked.sum_sq_probs, joined.sum_sq_probs[rows])
     # A part without statistics: the joined batch has none (the trainer then scores by forward).

@@ -4,8 +4,11 @@ padding, right padding, several prompts, a row whose prompt is its own, and abso
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 import torch
+from transformers import LlamaForCausalLM, PreTrainedTokenizerFast
 
 from eapo.rollout import response_logits
 from eapo.rollout.shared_prompt import distinct_prompts, response_logits_shared_prompt, shares_prompts
@@ -33,7 +36,7 @@ def _grouped_batch(vocab: int, pad: int, group: int = 3) -> tuple[torch.Tensor, 
 
 @pytest.mark.parametrize("model_name", ["llama", "gpt2"])
 def test_shared_prompt_logits_and_gradients_equal_the_plain_forward(
-    model_name: str, request: pytest.FixtureRequest, tokenizer
+    model_name: str, request: pytest.FixtureRequest, tokenizer: PreTrainedTokenizerFast
 ) -> None:
     model = request.getfixturevalue(model_name)
     sequences, mask, P = _grouped_batch(len(tokenizer), tokenizer.pad_token_id)
@@ -52,7 +55,7 @@ def test_shared_prompt_logits_and_gradients_equal_the_plain_forward(
     assert max(float(g.abs().max()) for g in grads_plain) > 1e-3  # the check is not vacuous
 
 
-def test_distinct_prompts_groups_rows_by_prompt_and_padding(tokenizer) -> None:
+def test_distinct_prompts_groups_rows_by_prompt_and_padding(tokenizer: PreTrainedTokenizerFast) -> None:
     sequences, mask, P = _grouped_batch(len(tokenizer), tokenizer.pad_token_id, group=2)
     first_row, row_to_prompt = distinct_prompts(sequences, mask, P)
     assert first_row.numel() == 4
@@ -65,13 +68,15 @@ def test_distinct_prompts_groups_rows_by_prompt_and_padding(tokenizer) -> None:
     assert row_to_prompt[0] == row_to_prompt[1] and row_to_prompt[1] != row_to_prompt[2]
 
 
-def test_response_logits_shares_only_when_rows_repeat_a_prompt(llama, tokenizer, monkeypatch) -> None:
+def test_response_logits_shares_only_when_rows_repeat_a_prompt(
+    llama: LlamaForCausalLM, tokenizer: PreTrainedTokenizerFast, monkeypatch: pytest.MonkeyPatch
+) -> None:
     import eapo.rollout.generate as generate
 
     calls: list[int] = []
     real = generate.response_logits_shared_prompt
 
-    def counting(model, sequences, mask, prompt_length):
+    def counting(model: Any, sequences: torch.Tensor, mask: torch.Tensor, prompt_length: int) -> torch.Tensor:
         calls.append(sequences.shape[0])
         return real(model, sequences, mask, prompt_length)
 
@@ -92,7 +97,10 @@ def test_response_logits_shares_only_when_rows_repeat_a_prompt(llama, tokenizer,
 
 @pytest.mark.parametrize("model_name", ["llama", "gpt2"])
 def test_shared_prompt_prefill_draws_the_same_samples(
-    model_name: str, request: pytest.FixtureRequest, tokenizer, monkeypatch: pytest.MonkeyPatch
+    model_name: str,
+    request: pytest.FixtureRequest,
+    tokenizer: PreTrainedTokenizerFast,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """fp32: `generate_rollouts` with each distinct prompt prefilled once draws exactly the samples of the
     plain prefill (the logits differ by rounding only), for left-padded prompts of several widths."""
@@ -101,15 +109,20 @@ def test_shared_prompt_prefill_draws_the_same_samples(
 
     made: list[object] = []
     real = generate.shared_prompt_cache
-    monkeypatch.setattr(generate, "shared_prompt_cache", lambda *a: made.append(real(*a)) or made[-1])
+
+    def recording(*a: Any) -> Any:
+        made.append(real(*a))
+        return made[-1]
+
+    monkeypatch.setattr(generate, "shared_prompt_cache", recording)
     model = request.getfixturevalue(model_name)
     prompts = ["12+3=", "7-1+40=", "abc"]
     batches = {}
-    for shared in (False, True):
+    for prefill in (False, True):
         sampling = SamplingConfig(
-            temperature=1.0, top_p=0.95, max_new_tokens=12, shared_prompt_prefill=shared
+            temperature=1.0, top_p=0.95, max_new_tokens=12, shared_prompt_prefill=prefill
         )
-        batches[shared] = generate_rollouts(
+        batches[prefill] = generate_rollouts(
             model, tokenizer, prompts, 4, sampling, seed=3, with_logprobs=True
         )
     plain, shared = batches[False], batches[True]
@@ -117,11 +130,15 @@ def test_shared_prompt_prefill_draws_the_same_samples(
     assert torch.equal(plain.sequences, shared.sequences)
     assert plain.completions == shared.completions
     assert len(set(plain.completions)) > 3  # sampled, not one repeated string
+    assert plain.logprobs is not None and shared.logprobs is not None
+    assert plain.entropy is not None and shared.entropy is not None
     assert torch.allclose(plain.logprobs, shared.logprobs, atol=1e-4)
     assert torch.allclose(plain.entropy, shared.entropy, atol=1e-4)
 
 
-def test_shared_prompt_cache_only_when_prompts_repeat(llama, tokenizer) -> None:
+def test_shared_prompt_cache_only_when_prompts_repeat(
+    llama: LlamaForCausalLM, tokenizer: PreTrainedTokenizerFast
+) -> None:
     from eapo.rollout.shared_prompt import shared_prompt_cache
 
     ids = torch.tensor([[5, 6, 7], [5, 6, 7], [8, 9, 10]])

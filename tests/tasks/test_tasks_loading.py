@@ -77,6 +77,7 @@ def test_basic_arithmetic_and_gsm_symbolic_solutions_end_in_the_answer() -> None
         with_solution = [p for p in task.train if p.solution is not None]
         assert len(with_solution) == len(task.train), source
         for problem in with_solution:
+            assert problem.solution is not None
             assert last_number(problem.solution) == problem.answer
             completion = reference_completion(problem, "answer_tag")
             assert extract_answer(completion, "answer_tag", fallback=None) == problem.answer

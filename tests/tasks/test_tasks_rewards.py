@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 import time
+from collections.abc import Callable
+from typing import Any
 
 import pytest
 
@@ -78,7 +80,9 @@ def _sleeps_forever(completion: str, problem: Problem) -> float:
     ],
     ids=["raises", "string", "nan", "inf", "none"],
 )
-def test_bad_reward_functions_give_zero_and_are_counted(task: Task, reward_fn, kind: str) -> None:
+def test_bad_reward_functions_give_zero_and_are_counted(
+    task: Task, reward_fn: Callable[[str, Problem], Any], kind: str
+) -> None:
     problems = task.eval[:3]
     result = score_completions(["1", "2", "3"], problems, task, timeout_s=TIMEOUT, reward_fn=reward_fn)
     assert result.rewards == [0.0, 0.0, 0.0]

@@ -87,6 +87,7 @@ def test_reasoning_gym_scorer_takes_only_full_credit() -> None:
     problem = task.eval[0]
     assert verify(problem.answer, problem.answer, "reasoning_gym", task=task, problem=problem)
     # Wrong but well-formed: reasoning-gym gives partial credit (0.05); eapo's reward is 0.
+    assert task.scorer is not None
     assert 0 < task.scorer("1 + 2", problem) < 1
     assert not verify("1 + 2", problem.answer, "reasoning_gym", task=task, problem=problem)
     with pytest.raises(ValueError, match="needs task="):

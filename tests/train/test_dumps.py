@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any, TypedDict
 
 import pytest
 import torch
@@ -12,7 +13,20 @@ from eapo.errors import DataError
 from eapo.train.dumps import SCHEMA_VERSION, dump_paths, dump_step, load_dump, write_dump
 
 
-def _batch(rows: int = 4, length: int = 5) -> dict[str, torch.Tensor]:
+class DumpTensors(TypedDict):
+    """The tensors `write_dump` takes as keywords (its prompt_index left to the default)."""
+
+    response_ids: torch.Tensor
+    response_mask: torch.Tensor
+    rewards: torch.Tensor
+    entropy: torch.Tensor
+    logprobs: torch.Tensor
+    sum_sq_probs: torch.Tensor
+    advantages: torch.Tensor
+    shaped_advantages: torch.Tensor
+
+
+def _batch(rows: int = 4, length: int = 5) -> DumpTensors:
     gen = torch.Generator().manual_seed(0)
     mask = torch.ones(rows, length, dtype=torch.bool)
     mask[1, 3:] = False
@@ -51,7 +65,7 @@ def test_round_trip_keeps_every_tensor_and_the_metadata(tmp_path: Path) -> None:
     ]  # no temporary file left behind
     dump = load_dump(path)
     for key, value in batch.items():
-        assert torch.equal(dump[key], value), key
+        assert isinstance(value, torch.Tensor) and torch.equal(dump[key], value), key
     assert dump["sum_sq_probs"].dtype == torch.float64 and dump["response_mask"].dtype == torch.bool
     assert dump["prompt_index"].tolist() == [0, 0, 1, 1]
     assert (dump["step"], dump["group_size"], dump["temperature"], dump["host"]) == (7, 2, 0.7, "trl")
@@ -65,7 +79,7 @@ def test_round_trip_keeps_every_tensor_and_the_metadata(tmp_path: Path) -> None:
 def test_old_pt_dumps_are_read_without_pickle_and_safetensors_wins(tmp_path: Path) -> None:
     folder = tmp_path / "rollouts"
     folder.mkdir()
-    old = {"step": 1, "group_size": 2, "algo": "grpo", "completions": ["a"] * 4, **_batch()}
+    old: dict[str, Any] = {"step": 1, "group_size": 2, "algo": "grpo", "completions": ["a"] * 4, **_batch()}
     torch.save(old, folder / "step_000001.pt")
     torch.save(old | {"step": 2}, folder / "step_000002.pt")
     write_dump(folder, 2, host="eapo", algo="grpo", group_size=2, temperature=1.0, **_batch())

@@ -22,18 +22,25 @@ from eapo.errors import ConfigError
 from eapo.models import device as device_module
 from eapo.models import effective_precision, resolve_rollout_dtype
 from eapo.tasks import RewardFn
-from eapo.train.config import load_config
+from eapo.train.config import Config, load_config
 from eapo.train.logging import read_metrics
 from eapo.train.precision import check_same_precision, read_precision
 from eapo.train.run_dir import recorded_config, resume_config
 from eapo.train.trainer import Trainer, train
 
 
-def tiny_config(tmp_path: Path, **sections: dict[str, Any]):
+def tiny_config(tmp_path: Path, **sections: dict[str, Any]) -> Config:
     values: dict[str, Any] = {"run": {"output_dir": str(tmp_path / "runs")}}
     for section, fields in sections.items():
         values.setdefault(section, {}).update(fields)
     return load_config("smoke", values)
+
+
+def _precision(run_dir: Path) -> dict[str, Any]:
+    """The run's recorded precision (every run here records it)."""
+    precision = read_precision(run_dir)
+    assert precision is not None
+    return precision
 
 
 def _samples(run_dir: Path) -> list[dict[str, Any]]:
@@ -57,8 +64,8 @@ def test_rollout_logprobs_on_and_off_give_the_same_first_step(tmp_path: Path) ->
         )
         runs[name] = train(config, progress=False).run_dir
     on_rows, off_rows = _train_rows(runs["on"]), _train_rows(runs["off"])
-    assert read_precision(runs["on"])["old_logprobs"] == "decode loop"
-    assert read_precision(runs["off"])["old_logprobs"] == "forward"
+    assert _precision(runs["on"])["old_logprobs"] == "decode loop"
+    assert _precision(runs["off"])["old_logprobs"] == "forward"
     samples_on, samples_off = _samples(runs["on"]), _samples(runs["off"])
     first_on = [s for s in samples_on if s["step"] == 1]
     assert first_on == [s for s in samples_off if s["step"] == 1]
@@ -152,7 +159,7 @@ def test_bf16_rollout_copy_samples_and_is_refreshed(tmp_path: Path) -> None:
     # Buffers (e.g. RoPE's inverse frequencies) keep their dtype.
     assert all(b.dtype == s.dtype for b, s in zip(copy.buffers(), trainer.model.buffers(), strict=True))
     trainer.run()
-    assert read_precision(trainer.run_dir)["rollout"] == "bfloat16"
+    assert _precision(trainer.run_dir)["rollout"] == "bfloat16"
 
 
 def test_rollout_dtype_resolution(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -187,7 +194,7 @@ def test_resume_refuses_another_precision(tmp_path: Path) -> None:
         resume=part.run_dir, overrides=["--train.steps", "2"], progress=False, allow_config_change=True
     )
     assert result.steps_done == 2
-    assert read_precision(part.run_dir)["training_forward"] == "float32"
+    assert _precision(part.run_dir)["training_forward"] == "float32"
     changes = [json.loads(line) for line in (part.run_dir / "config_changes.jsonl").read_text().splitlines()]
     assert any(c["field"] == "precision.training_forward" for c in changes)
 

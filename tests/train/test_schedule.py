@@ -18,12 +18,12 @@ import torch
 from eapo.core import QUADRANTS
 from eapo.rollout import SamplingConfig, concat_rollouts, generate_rollouts, response_logits
 from eapo.tasks import Problem, RewardFn, build_prompt
-from eapo.train.config import load_config
+from eapo.train.config import Config, load_config
 from eapo.train.scoring import score_policy
 from eapo.train.trainer import Trainer
 
 
-def smoke(tmp_path: Path, name: str, **sections: dict[str, Any]):
+def smoke(tmp_path: Path, name: str, **sections: dict[str, Any]) -> Config:
     values: dict[str, Any] = {"run": {"output_dir": str(tmp_path / "runs"), "name": name}}
     for section, fields in sections.items():
         values.setdefault(section, {}).update(fields)

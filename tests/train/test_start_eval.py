@@ -8,13 +8,13 @@ from typing import Any
 
 import pytest
 
-from eapo.train.config import load_config
+from eapo.train.config import Config, load_config
 from eapo.train.logging import read_eval_counts, read_metrics
 from eapo.train.start_eval import START_EVAL_DIR, read_start_eval, reuse_or_compute, store_start_eval
 from eapo.train.trainer import train
 
 
-def config_for(tmp_path: Path, name: str, **sections: dict[str, Any]):
+def config_for(tmp_path: Path, name: str, **sections: dict[str, Any]) -> Config:
     """The built-in `smoke` config with `eval.reuse_start` on, its cache in tmp_path."""
     values: dict[str, Any] = {
         "run": {"output_dir": str(tmp_path / "runs"), "name": name},
@@ -97,7 +97,8 @@ def test_unreadable_records_are_ignored_and_unwritable_caches_tolerated(tmp_path
     (folder / START_EVAL_DIR / "abc.json").write_text(json.dumps({"key": "other", "result": {}}))
     assert read_start_eval(folder, "abc") is None  # a record stored under another key
     path = store_start_eval(folder, "abc", {"avg@1": 0.5}, seconds=1.0, run_dir=tmp_path)
-    assert path is not None and read_start_eval(folder, "abc")["result"] == {"avg@1": 0.5}
+    record = read_start_eval(folder, "abc")
+    assert path is not None and record is not None and record["result"] == {"avg@1": 0.5}
     blocked = tmp_path / "file"
     blocked.write_text("not a folder")
     assert store_start_eval(blocked, "abc", {}, seconds=1.0, run_dir=tmp_path) is None

@@ -12,13 +12,13 @@ import torch
 
 from eapo.tasks import Problem
 from eapo.train.checkpoint import latest_checkpoint, verify_checkpoint
-from eapo.train.config import load_config
+from eapo.train.config import Config, load_config
 from eapo.train.dumps import load_dump
 from eapo.train.logging import read_metrics
 from eapo.train.trainer import train
 
 
-def tiny_config(tmp_path: Path, **sections: dict[str, Any]):
+def tiny_config(tmp_path: Path, **sections: dict[str, Any]) -> Config:
     """The built-in `smoke` config (a 1-layer tiny model, 2 prompts x 4 samples, 3 steps) with overrides."""
     values: dict[str, Any] = {"run": {"output_dir": str(tmp_path / "runs")}}
     for section, fields in sections.items():

@@ -37,7 +37,6 @@ Binary verifier rewards bound the CMI twice: I ≤ H_t (Proposition 1) and I ≤
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -141,8 +140,8 @@ def _corrected(weights: np.ndarray, counts: np.ndarray, trials: np.ndarray) -> t
 
 
 def cmi_estimate(
-    token_probs: Sequence[float],
-    counts: Sequence[Sequence[int]],
+    token_probs: ArrayLike,
+    counts: ArrayLike,
     *,
     remainder_entropy: float | None = None,
     n_bootstrap: int = 1000,
