@@ -1229,7 +1229,7 @@ def _comparison_row(path: Path, how: str, head: list[str], model: str, pilot: bo
         row: dict[str, Any] = next(
             (r for r in prestated["power"]["rows"] if r["comparison"] == "eapo − grpo"), {}
         )
-        seeds = str(len(test["seeds"]))
+        seeds = str(test["seeds"])  # a count: the bootstrap reports how many seeds it resampled
         mde = row.get("mde", {}).get(seeds)
         ours = (
             f"{setting}: primary {primary['label']}, EAPO − GRPO {_interval_dict_text(test['interval'])} "

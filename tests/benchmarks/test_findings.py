@@ -144,7 +144,7 @@ def test_each_model_has_its_own_column_in_the_grid_claims(tmp_path: Path) -> Non
 
 def _headline_report(verdict: str, estimate: float) -> dict[str, Any]:
     test = {
-        "arm": "eapo", "reference": "grpo", "verdict": verdict, "p_holm": 0.01, "seeds": list(range(8)),
+        "arm": "eapo", "reference": "grpo", "verdict": verdict, "p_holm": 0.01, "seeds": 8,
         "interval": {"mean": estimate, "low": estimate - 0.01, "high": estimate + 0.01},
     }  # fmt: skip
     power = {"rows": [{"comparison": "eapo − grpo", "mde": {"8": 0.021}}]}
