@@ -109,6 +109,19 @@ def machine_info() -> dict[str, Any]:
     return info
 
 
+def cpu_kind(machine: dict[str, Any]) -> str:
+    """The CPU and its bf16 matrix units, e.g. `AMD EPYC (AVX512-BF16, no AMX)`, or the GPU's name."""
+    if machine.get("cuda"):
+        return str(machine["cuda"])
+    if machine.get("amx_bf16"):
+        units = "AMX"
+    elif machine.get("avx512_bf16"):
+        units = "AVX512-BF16, no AMX"
+    else:
+        units = "AVX2 only: no AMX, no AVX512-BF16"
+    return f"{machine['cpu']} ({units})"
+
+
 def load_average() -> list[float]:
     return [round(x, 2) for x in os.getloadavg()]
 

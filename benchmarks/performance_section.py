@@ -144,29 +144,16 @@ def load_results(
         quick = results_dir / f"{name}_quick.json"
         if name in found and found[name]["mode"] == "full" and "quick" in modes and quick.is_file():
             other = json.loads(quick.read_text())
-            if cpu_kind(other["machine"]) != cpu_kind(found[name]["machine"]):
+            if bu.cpu_kind(other["machine"]) != bu.cpu_kind(found[name]["machine"]):
                 found[f"{name}_other_cpu"] = other
     return found
-
-
-def cpu_kind(machine: dict[str, Any]) -> str:
-    """The CPU and its bf16 matrix units, e.g. `AMD EPYC (AVX512-BF16, no AMX)`, or the GPU's name."""
-    if machine.get("cuda"):
-        return str(machine["cuda"])
-    if machine.get("amx_bf16"):
-        units = "AMX"
-    elif machine.get("avx512_bf16"):
-        units = "AVX512-BF16, no AMX"
-    else:
-        units = "AVX2 only: no AMX, no AVX512-BF16"
-    return f"{machine['cpu']} ({units})"
 
 
 def _source(record: dict[str, Any]) -> str:
     load = record["load_average_start"][0], record["load_average_end"][0]
     return (
         f"`{record['command']}` ({record['mode']} setting, {record['duration_s']:.0f} s, "
-        f"1-min load average {load[0]:g} → {load[1]:g}; CPU kind: {cpu_kind(record['machine'])})"
+        f"1-min load average {load[0]:g} → {load[1]:g}; CPU kind: {bu.cpu_kind(record['machine'])})"
     )
 
 
@@ -190,7 +177,7 @@ def render(results: dict[str, Any]) -> str:
         "ratios; absolute times are noisy.",
         "",
     ]
-    kinds = sorted({cpu_kind(results[name]["machine"]) for name in BENCHMARKS if name in results})
+    kinds = sorted({bu.cpu_kind(results[name]["machine"]) for name in BENCHMARKS if name in results})
     if len(kinds) > 1:
         lines += [
             "The figures below come from more than one CPU kind ("
@@ -199,7 +186,9 @@ def render(results: dict[str, Any]) -> str:
             "",
         ]
     machines = {
-        cpu_kind(results[k]["machine"]): results[k]["machine"] for k in (*BENCHMARKS, "index") if k in results
+        bu.cpu_kind(results[k]["machine"]): results[k]["machine"]
+        for k in (*BENCHMARKS, "index")
+        if k in results
     }
     for kind, each in machines.items():
         if each["amx_bf16"] or each["avx512_bf16"]:
@@ -247,7 +236,7 @@ def render(results: dict[str, Any]) -> str:
             ]
     shown = [key for name in BENCHMARKS for key in (name, f"{name}_other_cpu") if key in results]
     targets = [
-        {**t, "name": f"{t['name']} ({cpu_kind(results[key]['machine'])})"}
+        {**t, "name": f"{t['name']} ({bu.cpu_kind(results[key]['machine'])})"}
         for key in shown
         for t in current_targets(results[key])
     ]
@@ -419,7 +408,7 @@ def _steps(record: dict[str, Any]) -> list[str]:
 def _trl(record: dict[str, Any]) -> list[str]:
     s, cfg = record["summary"], record["settings"]
     lines = [  # two records (two CPU kinds) make two sections: the heading tells them apart
-        f"### Against TRL's GRPOTrainer: {record['mode']} setting, {cpu_kind(record['machine'])}",
+        f"### Against TRL's GRPOTrainer: {record['mode']} setting, {bu.cpu_kind(record['machine'])}",
         "",
         f"`eapo train --algo grpo` and `trl.GRPOTrainer` on {cfg['model']} (same policy object, prompts in "
         f"the same order, {cfg['prompts']} prompts x G = {cfg['group']}, at most {cfg['tokens']} new tokens, "
