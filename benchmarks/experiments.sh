@@ -19,22 +19,33 @@ parts=("$@")
 # held-out problems; final eval 8 samples on 200 held-out problems (T = 0.6, top-p 0.95).
 TINY=(--init shared --steps 60 --final-samples 8 --final-problems 200 --eval.every 20 --eval.num_problems 100
       --run.entropy_change_every 0 --run.tensorboard false)
+# The 20-step grids (all algorithms, and the quadrant ablations) share one runs folder and evaluate every 10 steps.
+TINY20=(--init shared --steps 20 --final-samples 8 --final-problems 200 --runs-dir "$OUT/runs20" --eval.every 10
+        --eval.num_problems 100 --run.entropy_change_every 0 --run.tensorboard false)
 
 for part in "${parts[@]}"; do
     case "$part" in
     compare)
+        # All eleven algorithms, 60 steps, 5 seeds (the README's Results); GRPO vs EAPO alone is a report on
+        # the same runs (it trains nothing).
         eapo compare --seeds 5 --target 0.36 --out "$OUT/compare_60steps" --runs-dir "$OUT/runs60" "${TINY[@]}"
-        python benchmarks/collect.py "$OUT/compare_60steps/compare.json" compare_tiny_60steps.json
-        for fig in paired entropy; do
-            cp "$OUT/compare_60steps/compare_$fig.png" "benchmarks/results/compare_tiny_60steps_$fig.png"
-        done
+        python benchmarks/collect.py --figures --only paired,entropy "$OUT/compare_60steps/compare.json" \
+            compare_tiny_60steps.json
+        eapo compare --algos grpo,eapo --seeds 5 --target 0.36 --out "$OUT/compare_grpo_eapo_60steps" \
+            --runs-dir "$OUT/runs60" "${TINY[@]}"
+        python benchmarks/collect.py --figures --only paired "$OUT/compare_grpo_eapo_60steps/compare.json" \
+            compare_grpo_eapo_60steps_tiny.json
         python benchmarks/eapo_shaping.py "$OUT"/runs60/eapo/seed{0,1,2,3,4} --out benchmarks/results/eapo_shaping_tiny.json
+        # All eleven algorithms, 20 steps, 3 seeds, in the runs folder of the 20-step ablations.
+        eapo compare --seeds 3 --target 0.36 --out "$OUT/compare_20steps" "${TINY20[@]}"
+        python benchmarks/collect.py --figures --only accuracy "$OUT/compare_20steps/compare.json" \
+            compare_tiny.json
         ;;
     sensitivity)
         eapo compare --sweep alpha=0.1,0.2,0.3,0.4,0.5,1 --sweep phi=1,2,4 --seeds 3 --out "$OUT/sensitivity" \
             --runs-dir "$OUT/runs_sensitivity" "${TINY[@]}"
-        python benchmarks/collect.py "$OUT/sensitivity/sensitivity.json" sensitivity_tiny.json
-        cp "$OUT/sensitivity/sensitivity_paired.png" benchmarks/results/sensitivity_tiny_paired.png
+        python benchmarks/collect.py --figures --only paired "$OUT/sensitivity/sensitivity.json" \
+            sensitivity_tiny.json
         ;;
     smollm2)
         # SmolLM2-135M-Instruct, full fine-tuning in fp32, 6 steps x 2 prompts x 8 responses per run.
@@ -49,13 +60,13 @@ for part in "${parts[@]}"; do
         python benchmarks/collect.py "$OUT/smollm2_base_eval.json" smollm2_chain_sum_base_eval.json
         ;;
     ablate)
-        A=(--init shared --steps 20 --final-samples 8 --final-problems 200 --runs-dir "$OUT/runs20"
-           --eval.every 10 --eval.num_problems 100 --run.entropy_change_every 0 --run.tensorboard false)
         eapo ablate --mode isolate --seeds 3 --pass-curve --pass-curve-samples 256 --pass-curve-problems 8 \
-            --out "$OUT/ablate_isolate" "${A[@]}"
-        eapo ablate --mode eapo-without --seeds 3 --out "$OUT/ablate_eapo_without" "${A[@]}"
-        python benchmarks/collect.py "$OUT/ablate_isolate/ablation.json" ablation_isolate_tiny.json
-        python benchmarks/collect.py "$OUT/ablate_eapo_without/ablation.json" ablation_eapo_without_tiny.json
+            --out "$OUT/ablate_isolate" "${TINY20[@]}"
+        eapo ablate --mode eapo-without --seeds 3 --out "$OUT/ablate_eapo_without" "${TINY20[@]}"
+        python benchmarks/collect.py --figures --only pass_at_k,entropy "$OUT/ablate_isolate/ablation.json" \
+            ablation_isolate_tiny.json
+        python benchmarks/collect.py --figures --only '' "$OUT/ablate_eapo_without/ablation.json" \
+            ablation_eapo_without_tiny.json
         ;;
     cosine)
         # Issue #17's diagnostic: each algorithm's gradient and one-step update vs GRPO's on one batch.

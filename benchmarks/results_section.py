@@ -113,11 +113,10 @@ EXPERIMENTS = (
         "compare_tiny_60steps.json",
         "Tiny default: all eleven algorithms",
         figures=("compare_tiny_60steps_paired.png", "compare_tiny_60steps_entropy.png"),
-        context="Its dr_grpo arm ran before Dr. GRPO's fix of 2026-12-01: the trainer normalised each "
-        "response's token sum by the step's widest response instead of the generation budget (48 tokens), "
-        "so that arm took steps up to budget/width times larger than Dr. GRPO's, varying from step to step "
-        "(on the gradient-cosine batch 48/38: norm ratio to GRPO 0.338 then, 0.268 now). The other arms "
-        "are unaffected.",
+        context="Measured on 2026-12-01 with the tiny default as it is now: 4 mini-batch updates per rollout "
+        "(the paper's schedule, since 2026-11-30) and Dr. GRPO's fixed normaliser (the generation budget, "
+        "since 2026-12-01). The table published before was of a one-update default, with Dr. GRPO "
+        "normalising by the step's widest response.",
     ),
     Experiment(
         "sensitivity_tiny.json",
@@ -133,7 +132,10 @@ EXPERIMENTS = (
         "forward passes. A step of 2 prompts x 8 responses took 45-90 s on one core, so the budget is a "
         "smoke-scale one: 6 steps per run, 12 runs in one working session. It shows the path works on a "
         "real pretrained model and how large seed-to-seed differences are at this budget; it is too small "
-        "to rank the algorithms with confidence.",
+        "to rank the algorithms with confidence. It ran on 2026-11-25 with one update per rollout; "
+        "`configs/smollm2_chain_sum.yaml` has made 2 since 2026-11-30 (the paper's schedule), so "
+        "`bash benchmarks/experiments.sh smollm2` trains a different schedule. Issue #19's study (above) "
+        "replaces it.",
     ),
     Experiment(
         "eapo_shaping_tiny.json",
@@ -183,7 +185,7 @@ def _setup_lines(report: dict[str, Any]) -> list[str]:
     ]
     if machine:
         lines.append(
-            f"- Machine: {machine['cpu']}, {machine['usable_cpus']} CPU cores, "
+            f"- Machine: {bu.cpu_kind(machine)}, {machine['usable_cpus']} CPU cores, "
             f"{machine['torch_threads']} torch thread per process, torch {machine['torch']}, "
             f"{'CUDA ' + machine['cuda'] if machine.get('cuda') else 'no GPU, fp32'}."
         )
