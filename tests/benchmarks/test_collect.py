@@ -8,18 +8,24 @@ import json
 import re
 import sys
 from pathlib import Path
+from types import ModuleType
 
 BENCH_DIR = Path(__file__).resolve().parents[2] / "benchmarks"
 sys.path.insert(0, str(BENCH_DIR))  # the scripts import their shared bench_utils as a sibling module
 
 
-def test_collect_adds_the_machine_and_renames_the_figures_after_the_copy(tmp_path: Path) -> None:
-    collect = importlib.import_module("collect")
+def _report_folder(tmp_path: Path, markdown: str) -> tuple[ModuleType, Path, Path]:
+    """collect.py, a command's output folder holding compare.json and compare.md, and a results folder."""
     run, results = tmp_path / "run", tmp_path / "results"
     run.mkdir()
     results.mkdir()
     (run / "compare.json").write_text(json.dumps({"kind": "compare", "arms": {}}))
-    (run / "compare.md").write_text("# compare\n")
+    (run / "compare.md").write_text(markdown)
+    return importlib.import_module("collect"), run, results
+
+
+def test_collect_adds_the_machine_and_renames_the_figures_after_the_copy(tmp_path: Path) -> None:
+    collect, run, results = _report_folder(tmp_path, "# compare\n")
     (run / "compare_paired.png").write_bytes(b"png-a")
     (run / "entropy_polarity.png").write_bytes(b"png-b")
     (run / "notes.txt").write_text("not a figure")
@@ -38,14 +44,10 @@ def test_collect_adds_the_machine_and_renames_the_figures_after_the_copy(tmp_pat
 
 
 def test_only_some_figures_travel_and_the_markdown_links_the_copies(tmp_path: Path) -> None:
-    collect = importlib.import_module("collect")
-    run, results = tmp_path / "run", tmp_path / "results"
-    run.mkdir()
-    results.mkdir()
-    (run / "compare.json").write_text(json.dumps({"kind": "compare", "arms": {}}))
-    (run / "compare.md").write_text(
+    collect, run, results = _report_folder(
+        tmp_path,
         "# compare\n\n| a | b |\n\n![compare_paired](compare_paired.png)\n"
-        "![compare_entropy](compare_entropy.png)\nsee ![x](compare_paired.png) above\n"
+        "![compare_entropy](compare_entropy.png)\nsee ![x](compare_paired.png) above\n",
     )
     for name in ("compare_paired", "compare_entropy"):
         (run / f"{name}.png").write_bytes(name.encode())
